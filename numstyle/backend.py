@@ -1,0 +1,84 @@
+"""The one switch between NumPy (CPU) and CuPy (GPU).
+
+Every op starts with ``xp = get_xp(x)`` and allocates with ``xp.*_like`` or
+``xp.empty(..., dtype=x.dtype)``, so dtype and device follow the inputs.
+Transfers happen only at the edges (image I/O, the SciPy call) through
+:func:`to_device` and :func:`to_host`. This is the only module that imports
+CuPy.
+"""
+import numpy as np
+
+from .errors import DeviceError
+
+try:  # CuPy is optional: the `gpu` extra
+    import cupy as _cupy
+except Exception:  # ImportError, or a CUDA library that fails to load
+    _cupy = None
+
+
+def get_xp(*arrays):
+    """Return the array module (numpy or cupy) of the given arrays."""
+    if _cupy is not None:
+        for a in arrays:
+            if isinstance(a, _cupy.ndarray):
+                return _cupy
+    return np
+
+
+def gpu_available():
+    """True when CuPy imports and sees at least one CUDA device."""
+    if _cupy is None:
+        return False
+    try:
+        return _cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def check_device(device):
+    """Validate a ``--device`` value; raise DeviceError with one line if unusable."""
+    if device == "cpu":
+        return
+    if device != "gpu":
+        raise DeviceError(f"unknown device {device!r}: use 'cpu' or 'gpu'")
+    if _cupy is None:
+        raise DeviceError("--device gpu needs CuPy: pip install 'numstyle[gpu]' (or cupy-cudaXXx for your CUDA)")
+    if not gpu_available():
+        raise DeviceError("--device gpu: CuPy is installed but no CUDA GPU is visible")
+
+
+def to_device(x, device="cpu"):
+    """Move an array to ``device`` ('cpu' -> numpy, 'gpu' -> cupy)."""
+    if device == "gpu":
+        check_device("gpu")
+        return _cupy.asarray(x)
+    return to_host(x)
+
+
+def to_host(x):
+    """Return a NumPy array (copying from the GPU when needed)."""
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        return _cupy.asnumpy(x)
+    return np.asarray(x)
+
+
+def scatter_add(a, indices, values):
+    """``a[indices] += values`` with duplicate indices accumulated.
+
+    Plain fancy-index ``+=`` keeps only one write per duplicate index on both
+    NumPy and CuPy; ``np.add.at`` / ``cupyx.scatter_add`` accumulate them all.
+    """
+    xp = get_xp(a)
+    if xp is np:
+        np.add.at(a, indices, values)
+    else:
+        import cupyx  # only reached when CuPy is present
+
+        cupyx.scatter_add(a, indices, values)
+    return a
+
+
+def synchronize(x=None):
+    """Wait for queued GPU work (no-op on NumPy): needed before reading a clock."""
+    if _cupy is not None and (x is None or isinstance(x, _cupy.ndarray)):
+        _cupy.cuda.Stream.null.synchronize()

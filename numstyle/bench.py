@@ -1,0 +1,161 @@
+"""``numstyle bench``: time the engine, report medians and peak memory.
+
+``numstyle bench gatys`` times one Gatys objective evaluation -- forward to
+conv5_1, content loss at conv4_2, style losses at conv1_1 ... conv5_1, the
+input-gradient backward, targets precomputed -- over several runs.
+``--compare-torch`` runs the same step in PyTorch (benchmarks/torch_gatys.py,
+in a subprocess, only where torch happens to be installed) and prints the
+ratio. Speed targets live here, never in timed tests.
+"""
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from .backend import check_device, synchronize, to_device
+from .cli import HelpFormatter, positive_int
+from .vgg import BLOCKS, conv_shapes, layer_names, pools_before, random_params
+
+BENCH_CONTENT = "conv4_2"
+BENCH_STYLE = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+TORCH_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "torch_gatys.py")
+
+
+def add_parser(sub):
+    p = sub.add_parser("bench", help="time the engine (medians, GFLOP/s, peak memory)",
+                       description="Benchmarks. Report medians of several runs and compare with a reference "
+                                   "measured in the same run.", formatter_class=HelpFormatter)
+    p.add_argument("what", choices=["gatys"], help="which step to time")
+    p.add_argument("--model", choices=sorted(BLOCKS), default="vgg16", help="network")
+    p.add_argument("--size", type=positive_int, default=256, help="image side, px")
+    p.add_argument("--runs", type=positive_int, default=5, help="timed runs (after one warm-up)")
+    p.add_argument("--pool", choices=["avg", "max"], default="avg", help="pooling")
+    p.add_argument("--weights", metavar="PATH", help="weight file (default: the real one if found, else random "
+                                                     "weights of the same shapes -- timing does not depend on values)")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu or gpu")
+    p.add_argument("--layers", action="store_true", help="print a per-layer timing table")
+    p.add_argument("--compare-torch", action="store_true", help="time the same step in PyTorch, if installed")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    check_device(args.device)
+    result = bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device, args.layers)
+    if args.compare_torch:
+        result["torch"] = torch_reference(args)
+        if result["torch"].get("median_s"):
+            result["ratio_vs_torch"] = result["median_s"] / result["torch"]["median_s"]
+    if args.json:
+        result.pop("layers_table", None)
+        print(json.dumps(result))
+    else:
+        print_report(result)
+    return 0
+
+
+def gatys_flops(model, size):
+    """Multiply-adds x2 of the convolutions to conv5_1, forward plus input-gradient backward."""
+    total = 0
+    for name, (F, C, kh, kw) in conv_shapes(model).items():
+        side = size >> pools_before(name)
+        total += 2 * F * C * kh * kw * side * side
+        if name == "conv5_1":
+            break
+    return 2 * total   # the input-gradient backward costs what the forward does
+
+
+def bench_gatys(model, size, runs, pool="avg", weights_path=None, device="cpu", per_layer=False):
+    """Time one Gatys objective evaluation; return a dict of figures."""
+    from . import gatys, weights
+
+    path = weights_path or weights.find_vgg(model)
+    params = weights.load_vgg(path, model) if path else random_params(model, seed=0)
+    params = {k: (to_device(w, device), to_device(b, device)) for k, (w, b) in params.items()}
+    rng = np.random.default_rng(1)
+    img = lambda: to_device(rng.uniform(-120, 120, (1, 3, size, size)).astype(np.float32), device)  # noqa: E731
+    obj = gatys.make_objective(params, model, content=img(), styles=[img()], pool=pool,
+                               content_layer=BENCH_CONTENT, style_layers=BENCH_STYLE)
+    x = img()
+    obj(x)                                                     # warm-up
+    times = []
+    for _ in range(runs):
+        synchronize()
+        t0 = time.perf_counter()
+        obj(x)
+        synchronize()
+        times.append(time.perf_counter() - t0)
+    median = statistics.median(times)
+    result = {"bench": "gatys", "model": model, "size": size, "pool": pool, "device": device,
+              "weights": path or "random", "runs": runs, "times_s": times, "median_s": median,
+              "min_s": min(times), "max_s": max(times), "gflops": gatys_flops(model, size) / median / 1e9,
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "numpy": np.__version__, "threads": os.environ.get("OMP_NUM_THREADS") or os.cpu_count()}
+    if per_layer:
+        result["layers"] = layer_profile(obj, x, runs)
+    return result
+
+
+def layer_profile(obj, x, runs):
+    """Median seconds per layer, forward and backward, over ``runs`` evaluations."""
+    from . import vgg
+
+    samples = {}
+    for _ in range(runs):
+        t = {}
+        feats, caches = vgg.features_forward(obj.params, x, obj.layers, obj.model, obj.pool, timings=t)
+        dfeats = {name: feats[name] * 1e-3 for name in obj.layers}
+        vgg.features_backward(dfeats, caches, obj.pool, timings=t)
+        for k, v in t.items():
+            samples.setdefault(k, []).append(v)
+    order = layer_names(obj.model)
+    rows = []
+    for name in order:
+        f, b = samples.get((name, "forward")), samples.get((name, "backward"))
+        if f:
+            rows.append({"layer": name, "forward_s": statistics.median(f),
+                         "backward_s": statistics.median(b) if b else 0.0})
+    return rows
+
+
+def torch_reference(args):
+    """Run benchmarks/torch_gatys.py in a subprocess (PyTorch is never imported here)."""
+    if not os.path.isfile(TORCH_SCRIPT):
+        return {"error": f"{TORCH_SCRIPT} not found (it ships with the source checkout)"}
+    from . import weights
+
+    path = args.weights or weights.find_vgg(args.model)
+    cmd = [sys.executable, TORCH_SCRIPT, "--model", args.model, "--size", str(args.size), "--runs", str(args.runs),
+           "--pool", args.pool, "--threads", str(os.cpu_count()), "--device", "cuda" if args.device == "gpu" else "cpu"]
+    if path:
+        cmd += ["--weights", path]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["failed"])[-1]
+        return {"error": f"PyTorch reference did not run: {last}"}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def print_report(r):
+    print(f"gatys objective, {r['model']} {r['size']}x{r['size']} {r['pool']} pool, {r['device']}, "
+          f"weights: {os.path.basename(r['weights'])}")
+    print(f"  numstyle: median {r['median_s']:.3f} s (min {r['min_s']:.3f}, max {r['max_s']:.3f}, "
+          f"{r['runs']} runs), {r['gflops']:.0f} GFLOP/s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    t = r.get("torch")
+    if t and "error" not in t:
+        print(f"  pytorch {t['torch_version']}: median {t['median_s']:.3f} s, peak RSS {t['peak_rss_mb']:.0f} MB")
+        print(f"  ratio numstyle / pytorch: {r['ratio_vs_torch']:.2f}")
+    elif t:
+        print(f"  pytorch: {t['error']}")
+    if r.get("layers"):
+        print(f"  {'layer':<10} {'forward ms':>11} {'backward ms':>12}")
+        for row in r["layers"]:
+            print(f"  {row['layer']:<10} {1e3 * row['forward_s']:>11.1f} {1e3 * row['backward_s']:>12.1f}")
+        fw = sum(row["forward_s"] for row in r["layers"])
+        bw = sum(row["backward_s"] for row in r["layers"])
+        print(f"  {'total':<10} {1e3 * fw:>11.1f} {1e3 * bw:>12.1f}")

@@ -1,0 +1,112 @@
+"""The ``numstyle`` command: one subcommand per job, a thin layer over the API.
+
+Every error caused by input (files, flags, weights, NaNs) is printed as one
+line, ``numstyle: error: ...``, with a non-zero exit -- never a traceback.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+from .errors import NumstyleError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump)."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows each flag's default, unless its help already says it."""
+
+    def __init__(self, prog):
+        super().__init__(prog, width=100, max_help_position=32)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if "default" in text or d is None or d is False or d == [] or d == argparse.SUPPRESS or action.nargs == 0:
+            return text
+        shown = ",".join(map(str, d)) if isinstance(d, (list, tuple)) else d
+        return f"{text} (default: {shown})"
+
+
+def finite_float(text):
+    """argparse type: a finite float (rejects nan and inf)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return v
+
+
+def non_negative(text):
+    v = finite_float(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return v
+
+
+def positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return v
+
+
+def name_list(text):
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def float_list(text):
+    return [finite_float(t) for t in name_list(text)]
+
+
+def build_parser(prog="numstyle"):
+    from . import bench, gatys_cli
+
+    parser = _Parser(prog=prog, description="Neural style transfer from scratch on NumPy/CuPy.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    gatys_cli.add_parser(sub)
+    bench.add_parser(sub)
+    return parser
+
+
+def main(argv=None, prog="numstyle"):
+    """Entry point of the ``numstyle`` command; returns the exit status."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except NumstyleError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"{prog}: error: out of memory: try a smaller --size", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def elapsed(start):
+    return time.perf_counter() - start
+
+
+def default_out(content, styles, folder="out"):
+    """``out/<content>_<style>.png`` from the input file names."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in ([content] if content else []) + list(styles or [])]
+    return os.path.join(folder, "_".join(stems or ["numstyle"]) + ".png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

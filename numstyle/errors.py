@@ -1,0 +1,25 @@
+"""User-facing errors: the CLI prints their message as one line and exits non-zero."""
+
+
+class NumstyleError(Exception):
+    """Base class for errors caused by input (files, flags, weights), not by bugs."""
+
+
+class ImageError(NumstyleError):
+    """A missing, unreadable or unusable image."""
+
+
+class WeightsError(NumstyleError):
+    """Weights that cannot be found, read, or do not fit the network."""
+
+
+class NonFiniteLossError(NumstyleError):
+    """The loss or its gradient became NaN or infinite."""
+
+
+class LayerError(NumstyleError):
+    """An unknown layer name, or an image too small to reach a layer."""
+
+
+class DeviceError(NumstyleError):
+    """The GPU was asked for but CuPy or a GPU is missing."""

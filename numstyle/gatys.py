@@ -1,0 +1,239 @@
+r"""Gatys et al. style transfer: optimise an image's pixels.
+
+``make_objective`` builds ``f(x) -> (loss, grad)`` from VGG weights, a content
+image and style images; ``optimize`` drives it with SciPy's L-BFGS-B (or our
+Adam) within the pixel bounds.
+
+Notes
+-----
+.. math::  L_{\mathrm{total}}(x) = \alpha\, L_{\mathrm{content}}(x) + \beta \sum_l w_l E_l(x)
+           + \lambda\, L_{\mathrm{TV}}(x)                                         \tag{G1}
+
+Its gradient is the sum of each term's gradient at its layer (C2, S5), pushed
+down to the pixels by one backward pass through VGG (V1), plus (TV2).
+Content reconstruction is :math:`\beta = 0`; texture synthesis :math:`\alpha = 0`.
+"""
+import time
+
+import numpy as np
+
+from .backend import get_xp, to_device, to_host
+from .errors import NonFiniteLossError, NumstyleError
+from .image import pixel_bounds
+from .losses import content_loss, style_layer_loss, style_target, tv_loss
+from .optim import adam
+from .vgg import check_layers, features_backward, features_forward, min_input_size, pools_before
+
+DEFAULT_CONTENT_LAYER = "relu4_2"
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+class Objective:
+    r"""The Gatys loss (G1) as a callable ``f(x) -> (loss, grad)``.
+
+    Attributes
+    ----------
+    shape : tuple (1, 3, H, W)
+        Shape of the image being optimised.
+    last : dict
+        Weighted terms of the latest call: ``total``, ``content``, ``style``, ``tv``.
+    evaluations : int
+        Number of calls so far.
+    """
+
+    def __init__(self, params, model, pool, shape, content_layer, style_layers, style_layer_weights,
+                 content_weight, style_weight, tv_weight, content_target, style_targets):
+        self.params, self.model, self.pool, self.shape = params, model, pool, tuple(shape)
+        self.content_layer, self.style_layers = content_layer, list(style_layers)
+        self.style_layer_weights = list(style_layer_weights)
+        self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
+        self.content_target, self.style_targets = content_target, style_targets
+        self.layers = ([content_layer] if content_target is not None else []) + \
+                      (self.style_layers if style_targets else [])
+        self.last, self.evaluations = {}, 0
+
+    def __call__(self, x):
+        """Loss (G1) and its gradient with respect to ``x`` (1, 3, H, W)."""
+        feats, caches = features_forward(self.params, x, self.layers, self.model, self.pool)
+        dfeats, parts = {}, {"content": 0.0, "style": 0.0, "tv": 0.0}
+        if self.content_target is not None:
+            loss, dF = content_loss(feats[self.content_layer], self.content_target)     # (C1), (C2)
+            parts["content"] = self.content_weight * loss
+            _accumulate(dfeats, self.content_layer, self.content_weight * dF)            # alpha * (C2)
+        for name, w_l in zip(self.style_layers, self.style_layer_weights):
+            if not self.style_targets:
+                break
+            loss, dF = style_layer_loss(feats[name], self.style_targets[name])          # (S3), (S5)
+            parts["style"] += self.style_weight * w_l * loss                            # (S6)
+            _accumulate(dfeats, name, (self.style_weight * w_l) * dF)                   # beta w_l (S5)
+        grad = features_backward(dfeats, caches, self.pool)                              # (V1)
+        if self.tv_weight:
+            loss, dx = tv_loss(x)                                                        # (TV1), (TV2)
+            parts["tv"] = self.tv_weight * loss
+            grad += self.tv_weight * dx
+        parts["total"] = parts["content"] + parts["style"] + parts["tv"]               # (G1)
+        self.evaluations += 1
+        if not np.isfinite(parts["total"]):
+            raise NonFiniteLossError(f"the loss became {parts['total']} at evaluation {self.evaluations} "
+                                     f"(content {parts['content']:.3g}, style {parts['style']:.3g}): "
+                                     "check the weight file and the loss weights")
+        self.last = parts
+        return parts["total"], grad
+
+    def scipy_fun(self, x_flat):
+        """SciPy's ``jac=True`` contract: float64 host vector in, ``(float, float64 vector)`` out."""
+        xp = get_xp(self.params["conv1_1"][0])
+        x = xp.asarray(x_flat.reshape(self.shape), dtype=np.float32)   # (1, 3, H, W), host -> device at the edge
+        f, g = self(x)
+        return float(f), to_host(g).astype(np.float64).ravel()
+
+
+def make_objective(params, model="vgg16", content=None, styles=(), style_blend=None, pool="avg",
+                   content_layer=DEFAULT_CONTENT_LAYER, style_layers=DEFAULT_STYLE_LAYERS,
+                   style_layer_weights=None, content_weight=1.0, style_weight=1e3, tv_weight=0.0, shape=None):
+    r"""Build the Gatys objective (G1) with its targets precomputed.
+
+    Parameters
+    ----------
+    params : dict
+        VGG weights ``{conv name: (w, b)}`` (NumPy or CuPy arrays).
+    model : {'vgg16', 'vgg19'}
+    content : ndarray (1, 3, H, W) or None
+        Preprocessed content image; None for texture synthesis.
+    styles : list of ndarray (1, 3, Hs, Ws)
+        Preprocessed style images (any sizes); empty for content reconstruction.
+    style_blend : list of float, optional
+        Blend weights of the style images' Gram targets (S7); normalised to sum 1.
+    style_layer_weights : list of float, optional
+        ``w_l`` per style layer; default ``1 / len(style_layers)`` each.
+    content_weight, style_weight, tv_weight : float
+        :math:`\alpha`, :math:`\beta`, :math:`\lambda` of (G1).
+    shape : tuple, optional
+        Shape of the generated image; default the content image's (or the
+        first style image's for texture synthesis).
+
+    Returns
+    -------
+    Objective
+    """
+    style_layers = list(style_layers)
+    if content is None and not styles:
+        raise NumstyleError("nothing to optimise for: give a content image, a style image, or both")
+    check_layers(model, ([content_layer] if content is not None else []) + (style_layers if styles else []))
+    if style_layer_weights is None:
+        style_layer_weights = [1.0 / len(style_layers)] * len(style_layers)
+    if len(style_layer_weights) != len(style_layers):
+        raise NumstyleError(f"{len(style_layer_weights)} style layer weights given for {len(style_layers)} style layers")
+    if style_blend is None:
+        style_blend = [1.0] * len(styles)
+    if styles and (len(style_blend) != len(styles) or sum(style_blend) <= 0 or min(style_blend) < 0):
+        raise NumstyleError(f"--style-blend needs one non-negative weight per style image ({len(styles)}), not all zero")
+    shape = tuple(shape or (content if content is not None else styles[0]).shape)
+    need = min_input_size(model, ([content_layer] if content is not None else []) + (style_layers if styles else []))
+    for what, s in [("output image", shape)] + [("style image", st.shape) for st in styles]:
+        if min(s[2:]) < need:
+            raise NumstyleError(f"{what} is {s[3]}x{s[2]} px, too small for the chosen layers: "
+                                f"they need at least {need} px on the shorter side")
+
+    content_target = None
+    if content is not None:
+        feats, _ = features_forward(params, content, [content_layer], model, pool)
+        content_target = feats[content_layer].copy()                                    # P^l
+    style_targets = {}
+    if styles:
+        M_l = _layer_sizes(shape, style_layers)
+        total = float(sum(style_blend))
+        for style, b in zip(styles, style_blend):
+            feats, _ = features_forward(params, style, style_layers, model, pool)
+            for name in style_layers:
+                A = (b / total) * style_target(feats[name], M_l[name])                # (S7)
+                style_targets[name] = A if name not in style_targets else style_targets[name] + A
+    return Objective(params, model, pool, shape, content_layer, style_layers, style_layer_weights,
+                     content_weight, style_weight, tv_weight, content_target, style_targets)
+
+
+def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None, progress=True):
+    r"""Minimise the objective over the pixels, within the pixel bounds.
+
+    Parameters
+    ----------
+    objective : Objective
+    x0 : ndarray (1, 3, H, W)
+        Starting image (preprocessed).
+    iters : int
+        L-BFGS-B iterations (each may take more than one evaluation) or Adam steps.
+    optimizer : {'lbfgs', 'adam'}
+    lr : float
+        Adam's step size in pixel units (0..255 scale).
+    callback : callable, optional
+        ``callback(iteration, x, parts)`` after each iteration.
+    progress : bool
+        Show a progress bar with the losses.
+
+    Returns
+    -------
+    x : ndarray (1, 3, H, W), the result (same device as ``x0``)
+    history : list of dict
+        The loss terms after each iteration, plus ``time`` (seconds since start).
+    """
+    from tqdm import tqdm
+
+    xp = get_xp(x0)
+    lo, hi = pixel_bounds(objective.shape)
+    history, start = [], time.perf_counter()
+    bar = tqdm(total=iters, desc=f"gatys {optimizer}", disable=not progress, dynamic_ncols=True)
+
+    def after_iteration(x):
+        parts = dict(objective.last, time=time.perf_counter() - start)
+        history.append(parts)
+        bar.update(1)
+        bar.set_postfix_str(f"total {parts['total']:.4g} content {parts['content']:.3g} "
+                            f"style {parts['style']:.3g} tv {parts['tv']:.3g}")
+        if callback is not None:
+            callback(len(history), x, parts)
+
+    try:
+        if optimizer == "lbfgs":
+            x = _lbfgs(objective, x0, iters, lo, hi, after_iteration)
+        elif optimizer == "adam":
+            x = x0.astype(np.float32).copy()
+            lo_d, hi_d = xp.asarray(lo, dtype=np.float32), xp.asarray(hi, dtype=np.float32)
+            state = {}
+            for _ in range(iters):
+                _, g = objective(x)
+                x, state = adam(x, g, state, lr=lr)                                    # (A1)-(A4)
+                x = xp.clip(x, lo_d, hi_d)                                              # keep pixels in 0..255
+                after_iteration(x)
+        else:
+            raise NumstyleError(f"unknown optimizer {optimizer!r}: use lbfgs or adam")
+    finally:
+        bar.close()
+    return x, history
+
+
+def _lbfgs(objective, x0, iters, lo, hi, after_iteration):
+    """L-BFGS-B from SciPy on a float64 host copy of the pixels."""
+    from scipy.optimize import Bounds, minimize
+
+    xp = get_xp(x0)
+    device = "gpu" if xp is not np else "cpu"
+    shape = objective.shape
+
+    def cb(xk):
+        after_iteration(to_device(xk.reshape(shape).astype(np.float32), device))
+
+    res = minimize(objective.scipy_fun, to_host(x0).astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
+                   bounds=Bounds(lo.ravel(), hi.ravel()),
+                   callback=cb, options={"maxiter": iters, "maxfun": 2 * iters + 20, "ftol": 0.0, "gtol": 0.0,
+                                         "maxcor": 10})
+    return to_device(res.x.reshape(shape).astype(np.float32), device)
+
+
+def _layer_sizes(shape, layers):
+    """``{layer: M_l = H_l W_l}`` for an input of ``shape``: each 2x2 pooling floors H and W by 2."""
+    H, W = shape[2], shape[3]
+    return {name: (H >> pools_before(name)) * (W >> pools_before(name)) for name in layers}
+
+
+def _accumulate(d, name, g):
+    d[name] = g if name not in d else d[name] + g

@@ -1,0 +1,128 @@
+"""``numstyle gatys``: Gatys et al. style transfer from the command line.
+
+Content reconstruction (no ``--style``) and texture synthesis (no
+``--content``) are the same command.
+"""
+import os
+import time
+
+import numpy as np
+
+from . import gatys
+from .backend import check_device, to_device, to_host
+from .cli import HelpFormatter, default_out, finite_float, float_list, name_list, non_negative, positive_int
+from .errors import NumstyleError
+from .image import deprocess, load_image, preprocess, resize, save_image
+from .weights import load_vgg, resolve_vgg
+
+DEFAULTS = dict(size=384, iters=300, content_weight=1.0, style_weight=1e3, tv_weight=1e-3, lr=10.0)
+
+
+def add_parser(sub):
+    p = sub.add_parser("gatys", help="optimise an image's pixels (Gatys et al.)",
+                       description="Gatys et al. style transfer with L-BFGS-B (or Adam) on VGG features. "
+                                   "Without --style: content reconstruction; without --content: texture synthesis.",
+                       formatter_class=HelpFormatter)
+    add_arguments(p)
+    p.set_defaults(run=run)
+    return p
+
+
+def add_arguments(p):
+    d = DEFAULTS
+    p.add_argument("--content", metavar="PATH", help="content photo (omit for texture synthesis)")
+    p.add_argument("--style", metavar="PATH", nargs="+", default=[], help="style image(s); omit for content reconstruction")
+    p.add_argument("--style-blend", metavar="W", nargs="+", type=non_negative,
+                   help="blend weight per style image (default: equal)")
+    p.add_argument("--out", metavar="PATH", help="output PNG (default: out/<content>_<style>.png)")
+    p.add_argument("--size", type=positive_int, default=d["size"], help="longer side of the output, px")
+    p.add_argument("--iters", type=positive_int, default=d["iters"], help="optimiser iterations")
+    p.add_argument("--model", choices=["vgg19", "vgg16"], help="network (default: vgg19, or vgg16 when only its weights are found)")
+    p.add_argument("--weights", metavar="PATH", help="Keras notop .h5 weight file (default: searched, then downloaded)")
+    p.add_argument("--pool", choices=["avg", "max"], default="avg", help="pooling (the paper prefers avg)")
+    p.add_argument("--content-layer", default=gatys.DEFAULT_CONTENT_LAYER, metavar="NAME", help="content layer")
+    p.add_argument("--style-layers", type=name_list, default=list(gatys.DEFAULT_STYLE_LAYERS), metavar="A,B,...",
+                   help="style layers")
+    p.add_argument("--style-layer-weights", type=float_list, metavar="w,w,...",
+                   help="weight per style layer (default: equal, summing to 1)")
+    p.add_argument("--content-weight", type=non_negative, default=d["content_weight"], help="alpha")
+    p.add_argument("--style-weight", type=non_negative, default=d["style_weight"], help="beta")
+    p.add_argument("--tv-weight", type=non_negative, default=d["tv_weight"], help="total variation weight")
+    p.add_argument("--init", default=None, metavar="noise|content|style|PATH",
+                   help="starting image (default: content for style transfer, noise otherwise)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for the noise init")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="optimiser")
+    p.add_argument("--lr", type=finite_float, default=d["lr"], help="Adam step size, pixel units")
+    p.add_argument("--print-every", type=int, default=0, metavar="N", help="print the losses every N iterations (0: off)")
+    p.add_argument("--save-every", type=int, default=0, metavar="N", help="save the image every N iterations (0: off)")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args):
+    start = time.perf_counter()
+    if args.content is None and not args.style:
+        raise NumstyleError("give --content, --style, or both (see --help)")
+    check_device(args.device)
+    model, path = resolve_vgg(args.model, args.weights)
+    params = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in load_vgg(path, model).items()}
+
+    content_rgb = load_image(args.content, args.size, "content image") if args.content else None
+    style_size = args.size
+    styles_rgb = [load_image(s, style_size, "style image") for s in args.style]
+    shape_rgb = content_rgb if content_rgb is not None else styles_rgb[0]
+    x0 = initial_image(args.init, content_rgb, styles_rgb, shape_rgb.shape[:2], args.seed, args.size)
+
+    dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
+    objective = gatys.make_objective(
+        params, model, content=dev(content_rgb) if content_rgb is not None else None,
+        styles=[dev(s) for s in styles_rgb], style_blend=args.style_blend, pool=args.pool,
+        content_layer=args.content_layer, style_layers=args.style_layers,
+        style_layer_weights=args.style_layer_weights, content_weight=args.content_weight,
+        style_weight=args.style_weight if args.style else 0.0, tv_weight=args.tv_weight)
+
+    out = args.out or default_out(args.content, args.style)
+    stem, ext = os.path.splitext(out)
+    latest = {"x": None}
+
+    def callback(it, x, parts):
+        latest["x"] = x
+        if args.print_every and it % args.print_every == 0:
+            print(f"iter {it}: total {parts['total']:.5g} content {parts['content']:.4g} "
+                  f"style {parts['style']:.4g} tv {parts['tv']:.4g} ({parts['time']:.1f} s)", flush=True)
+        if args.save_every and it % args.save_every == 0:
+            save_image(f"{stem}_{it:04d}{ext}", deprocess(to_host(x)))
+
+    try:
+        x, history = gatys.optimize(objective, dev(x0), args.iters, args.optimizer, args.lr, callback,
+                                    progress=not args.no_progress)
+    except KeyboardInterrupt:
+        if latest["x"] is not None:
+            save_image(out, deprocess(to_host(latest["x"])))
+            print(f"interrupted: wrote the latest image to {out}")
+        raise
+    save_image(out, deprocess(to_host(x)))
+    last = history[-1] if history else objective.last
+    print(f"final loss: total {last['total']:.6g}, content {last['content']:.6g}, style {last['style']:.6g}, "
+          f"tv {last['tv']:.6g}; {len(history)} iterations, {objective.evaluations} evaluations, "
+          f"{time.perf_counter() - start:.1f} s wall-clock ({model}, {shape_rgb.shape[1]}x{shape_rgb.shape[0]})")
+    print(f"wrote {out}")
+    return 0
+
+
+def initial_image(init, content_rgb, styles_rgb, hw, seed, size):
+    """Starting image as RGB (H, W, 3) 0..255: noise, the content, the style, or a file."""
+    if init is None:
+        init = "content" if (content_rgb is not None and styles_rgb) else "noise"
+    if init == "noise":
+        rng = np.random.default_rng(seed)
+        return np.clip(128.0 + 64.0 * rng.standard_normal((*hw, 3)), 0, 255).astype(np.float32)
+    if init == "content":
+        if content_rgb is None:
+            raise NumstyleError("--init content needs --content")
+        return content_rgb
+    if init == "style":
+        if not styles_rgb:
+            raise NumstyleError("--init style needs --style")
+        return resize(styles_rgb[0], shape=hw)
+    return resize(load_image(init, None, "init image"), shape=hw)

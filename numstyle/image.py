@@ -1,0 +1,106 @@
+r"""Image I/O and VGG preprocessing, in one place.
+
+VGG (Caffe/Keras weights) expects BGR images in 0..255 with the ImageNet mean
+subtracted, laid out NCHW:
+
+.. math::  x_{c} = \mathrm{rgb}_{\pi(c)} - \mu_c, \quad \pi = (B, G, R),\;
+           \mu = (103.939, 116.779, 123.68)                                      \tag{I1}
+
+Pixel bounds for the optimiser follow: :math:`-\mu_c \le x_c \le 255 - \mu_c`.
+"""
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def load_image(path, size=None, what="image"):
+    """Read any image file as float32 RGB in 0..255, shape (H, W, 3).
+
+    Greyscale, palette, RGBA (composited on white), CMYK and 16-bit images are
+    converted, not rejected. ``size`` resizes so that the longer side is
+    ``size`` pixels (aspect ratio kept, Lanczos).
+    """
+    if not os.path.exists(path):
+        raise ImageError(f"{what} not found: {path}")
+    if os.path.isdir(path):
+        raise ImageError(f"{what} is a folder, not an image file: {path}")
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            rgb = to_rgb_array(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{what} is not a readable image: {path} ({type(e).__name__})") from None
+    if size is not None:
+        rgb = resize(rgb, longer_side=size)
+    return rgb
+
+
+def to_rgb_array(img):
+    """PIL image in any mode -> float32 (H, W, 3) RGB in 0..255."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):          # 16-bit / 32-bit greyscale
+        a = np.asarray(img, dtype=np.float32)
+        top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        a = np.clip(a * (255.0 / top), 0, 255)
+        return np.repeat(a[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    return np.asarray(img.convert("RGB"), dtype=np.float32)
+
+
+def resize(rgb, longer_side=None, shape=None):
+    """Resize float RGB (H, W, 3) to a longer side or an exact (H, W), Lanczos."""
+    H, W = rgb.shape[:2]
+    if shape is None:
+        scale = longer_side / max(H, W)
+        shape = (max(1, round(H * scale)), max(1, round(W * scale)))
+    if tuple(shape) == (H, W):
+        return rgb
+    img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    return np.asarray(img.resize((shape[1], shape[0]), Image.LANCZOS), dtype=np.float32)
+
+
+def preprocess(rgb):
+    """(H, W, 3) RGB 0..255 -> (1, 3, H, W) BGR minus the mean (I1), float32."""
+    bgr = rgb[:, :, ::-1] - MEAN_BGR                                # (H, W, 3)   (I1)
+    return np.ascontiguousarray(bgr.transpose(2, 0, 1)[None], dtype=np.float32)   # (1, 3, H, W)
+
+
+def deprocess(x):
+    """Inverse of :func:`preprocess`: (1, 3, H, W) -> uint8 RGB (H, W, 3), clipped."""
+    bgr = np.asarray(x, dtype=np.float32)[0].transpose(1, 2, 0) + MEAN_BGR   # (H, W, 3)
+    return np.clip(bgr[:, :, ::-1], 0, 255).round().astype(np.uint8)
+
+
+def pixel_bounds(shape):
+    """Lower/upper bounds of preprocessed pixels for an NCHW ``shape``, float64."""
+    lo = np.broadcast_to((-MEAN_BGR).reshape(1, 3, 1, 1), shape).astype(np.float64)
+    return lo, lo + 255.0
+
+
+def save_image(path, rgb):
+    """Write uint8 RGB atomically: a temporary file in the same folder, then rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    ext = os.path.splitext(path)[1].lower() or ".png"
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None:
+        raise ImageError(f"cannot write {path}: unknown image extension {ext!r} (use .png or .jpg)")
+    fd, tmp = tempfile.mkstemp(prefix=".numstyle-", suffix=ext, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path

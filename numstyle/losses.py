@@ -1,0 +1,186 @@
+r"""Perceptual losses. Each returns ``(loss, grad)`` -- SciPy's ``jac=True`` contract.
+
+Notation (Gatys et al.): a layer :math:`l` has :math:`N_l` feature maps of
+:math:`M_l = H_l W_l` pixels; :math:`F^l \in \mathbb{R}^{N_l \times M_l}` holds
+the generated image's responses, :math:`P^l` the content image's.
+
+Notes
+-----
+Content loss and its gradient:
+
+.. math::  L_{\mathrm{content}} = \tfrac12 \sum_{ij} (F_{ij} - P_{ij})^2                 \tag{C1}
+.. math::  \frac{\partial L_{\mathrm{content}}}{\partial F_{ij}} = F_{ij} - P_{ij}          \tag{C2}
+
+Gram matrix and its backward for *any* upstream :math:`dG` (not only symmetric):
+
+.. math::  G = F F^\top, \qquad G_{ij} = \sum_k F_{ik} F_{jk}                              \tag{S1}
+.. math::  dF = (dG + dG^\top)\, F                                                        \tag{S2}
+
+Style loss of one layer (Gatys' normalisation) and its gradient:
+
+.. math::  E_l = \frac{1}{4 N_l^2 M_l^2} \sum_{ij} (G_{ij} - A_{ij})^2                      \tag{S3}
+.. math::  \frac{\partial E_l}{\partial G} = \frac{G - A}{2 N_l^2 M_l^2}                   \tag{S4}
+.. math::  \frac{\partial E_l}{\partial F} = \frac{1}{N_l^2 M_l^2} (G - A) F
+           \;=\; \frac{1}{N_l^2 M_l^2} \big(F^\top (G - A)\big)^\top                       \tag{S5}
+
+(S5) is (S2) applied to the symmetric (S4); the seeds write it transposed.
+Several layers: :math:`L_{\mathrm{style}} = \sum_l w_l E_l`                           (S6).
+Style targets :math:`A` from a style image of a different size are rescaled to
+the generated image's :math:`M_l`: :math:`A = (M_l / M^s_l)\, F^s F^{s\top}`, and
+several style images blend their targets, :math:`A = \sum_k b_k A_k`,
+:math:`\sum_k b_k = 1`                                                                 (S7).
+
+Total variation (squared differences of neighbouring pixels):
+
+.. math::  L_{\mathrm{TV}} = \sum_{c,i,j} (x_{c,i+1,j} - x_{c,i,j})^2 + (x_{c,i,j+1} - x_{c,i,j})^2   \tag{TV1}
+.. math::  \frac{\partial L_{\mathrm{TV}}}{\partial x} = 2(\Delta_v^\top \Delta_v x + \Delta_h^\top \Delta_h x)   \tag{TV2}
+
+where :math:`\Delta_v x = x_{i+1,j} - x_{i,j}` and its adjoint sends each
+difference back with ``+`` to the lower pixel and ``-`` to the upper one.
+"""
+from .backend import get_xp
+
+
+def content_loss(F, P):
+    r"""Content loss (C1) and its gradient (C2).
+
+    Parameters
+    ----------
+    F, P : ndarray, same shape (N, C, H, W)
+        Features of the generated image and of the content image.
+
+    Returns
+    -------
+    loss : float
+    dF : ndarray, shape of F
+    """
+    diff = F - P
+    loss = 0.5 * float((diff * diff).sum())    # (C1)
+    return loss, diff                           # (C2)
+
+
+def gram_forward(F):
+    r"""Gram matrix (S1) of a batch of feature maps.
+
+    Parameters
+    ----------
+    F : ndarray, shape (N, C, H, W)
+
+    Returns
+    -------
+    G : ndarray, shape (N, C, C)
+    cache : ndarray, F flattened to (N, C, M)
+    """
+    N, C = F.shape[:2]
+    Fm = F.reshape(N, C, -1)                       # (N, C, M)
+    G = Fm @ Fm.transpose(0, 2, 1)                 # (N, C, M) @ (N, M, C) -> (N, C, C)   (S1)
+    return G, Fm
+
+
+def gram_backward(dG, cache):
+    r"""Backward of the Gram matrix (S2): ``dF = (dG + dG^T) F``.
+
+    The symmetric shortcut ``2 dG F`` is only right when ``dG`` is symmetric;
+    this general form is checked with a non-symmetric ``dG``.
+
+    Returns
+    -------
+    dF : ndarray, shape (N, C, M)
+    """
+    Fm = cache
+    return (dG + dG.transpose(0, 2, 1)) @ Fm       # (N, C, C) @ (N, C, M) -> (N, C, M)   (S2)
+
+
+def style_layer_loss(F, A):
+    r"""Gatys' style loss of one layer (S3) and its gradient (S4)-(S5).
+
+    Parameters
+    ----------
+    F : ndarray, shape (1, N_l, H, W)
+        Generated image's features.
+    A : ndarray, shape (1, N_l, N_l)
+        Target Gram matrix, already scaled to this ``M_l = H W`` (S7).
+
+    Returns
+    -------
+    loss : float
+    dF : ndarray, shape of F
+    """
+    _, N_l, H, W = F.shape
+    M_l = H * W
+    G, Fm = gram_forward(F)                                     # (1, N_l, N_l)       (S1)
+    diff = G - A
+    scale = 1.0 / (4.0 * N_l ** 2 * M_l ** 2)
+    loss = scale * float((diff * diff).sum())                   # (S3)
+    dG = (2.0 * scale) * diff                                   # (S4)
+    dF = gram_backward(dG, Fm)                                  # (S2) -> (S5)
+    return loss, dF.reshape(F.shape)
+
+
+def style_target(F_style, M_target):
+    r"""Gram target of one style image, rescaled to ``M_target`` pixels (S7).
+
+    Parameters
+    ----------
+    F_style : ndarray, shape (1, N_l, Hs, Ws)
+    M_target : int
+        ``H W`` of the generated image at this layer.
+
+    Returns
+    -------
+    A : ndarray, shape (1, N_l, N_l)
+    """
+    G, _ = gram_forward(F_style)                                # (1, N_l, N_l)   (S1)
+    M_style = F_style.shape[2] * F_style.shape[3]
+    return G * (M_target / M_style)                             # (S7)
+
+
+def tv_loss(x):
+    r"""Squared total variation (TV1) and its gradient (TV2).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+
+    Returns
+    -------
+    loss : float
+    dx : ndarray, shape of x
+    """
+    xp = get_xp(x)
+    dv = x[:, :, 1:, :] - x[:, :, :-1, :]          # (N, C, H-1, W)  vertical differences
+    dh = x[:, :, :, 1:] - x[:, :, :, :-1]          # (N, C, H, W-1)  horizontal differences
+    loss = float((dv * dv).sum() + (dh * dh).sum())  # (TV1)
+    dx = xp.zeros_like(x)
+    dx[:, :, 1:, :] += 2 * dv                      # (TV2) adjoint of Δv: + to the lower pixel
+    dx[:, :, :-1, :] -= 2 * dv                     #        - to the upper pixel
+    dx[:, :, :, 1:] += 2 * dh                      # (TV2) adjoint of Δh
+    dx[:, :, :, :-1] -= 2 * dh
+    return loss, dx
+
+
+def gram_naive(F):
+    """Loop-based twin of :func:`gram_forward` (S1) for one image, F (C, M)."""
+    xp = get_xp(F)
+    C, M = F.shape
+    G = xp.zeros((C, C), dtype=F.dtype)
+    for i in range(C):
+        for j in range(C):
+            for k in range(M):
+                G[i, j] += F[i, k] * F[j, k]
+    return G
+
+
+def tv_loss_naive(x):
+    """Loop-based twin of the loss in :func:`tv_loss` (TV1)."""
+    N, C, H, W = x.shape
+    total = 0.0
+    for n in range(N):
+        for c in range(C):
+            for i in range(H):
+                for j in range(W):
+                    if i + 1 < H:
+                        total += float(x[n, c, i + 1, j] - x[n, c, i, j]) ** 2
+                    if j + 1 < W:
+                        total += float(x[n, c, i, j + 1] - x[n, c, i, j]) ** 2
+    return total

@@ -1,0 +1,126 @@
+r"""2-D convolution (cross-correlation, as in Caffe/Keras/PyTorch) via im2col + GEMM.
+
+Notes
+-----
+With ``X_col = im2col(x)`` (K1) of shape (N, C k k, L), ``L = Ho Wo`` and the
+kernel flattened to ``W_row`` (F, C k k):
+
+.. math::  y[n] = W_{\mathrm{row}} X_{\mathrm{col}}[n] + b \mathbf{1}^\top                         \tag{CV1}
+
+Backward, for an upstream gradient ``dy`` (N, F, L):
+
+.. math::  \frac{\partial L}{\partial X_{\mathrm{col}}[n]} = W_{\mathrm{row}}^\top\, dy[n],
+           \qquad dx = \mathrm{col2im}\Big(\frac{\partial L}{\partial X_{\mathrm{col}}}\Big)  \tag{CV2}
+
+.. math::  dW_{\mathrm{row}} = \sum_n dy[n]\, X_{\mathrm{col}}[n]^\top                             \tag{CV3}
+
+.. math::  db_f = \sum_{n, l} dy[n, f, l]                                                         \tag{CV4}
+
+A Gatys step needs only (CV2): the VGG weights are constants, so
+``conv2d_backward(..., weight_grad=False)`` skips (CV3)-(CV4) and never builds
+``X_col`` again.
+"""
+from ..backend import get_xp
+from .im2col import col2im, im2col, output_size, zero_pad
+
+
+def conv2d_forward(x, w, b, stride=1, pad=0):
+    r"""Convolve a batch of images with a bank of filters (CV1).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    w : ndarray, shape (F, C, kh, kw)
+    b : ndarray, shape (F,) or None
+    stride, pad : int
+        Stride and zero padding, the same on both spatial axes.
+
+    Returns
+    -------
+    out : ndarray, shape (N, F, Ho, Wo)
+        ``Ho = (H + 2 pad - kh) // stride + 1`` and likewise ``Wo``.
+    cache : tuple
+        ``(x, w, stride, pad)``: the input, not the im2col buffer, to keep memory
+        at one copy of the activations.
+    """
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    F, Cw, kh, kw = w.shape
+    assert C == Cw, f"conv2d: input has {C} channels, kernel expects {Cw}"
+    Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
+    cols = im2col(x, kh, kw, stride, pad)                    # (N, C*kh*kw, Ho*Wo)
+    out = xp.matmul(w.reshape(F, C * kh * kw), cols)         # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)   (CV1)
+    if b is not None:
+        out += b.reshape(1, F, 1)                            # (CV1) bias
+    out = out.reshape(N, F, Ho, Wo)                          # (N, F, Ho, Wo)
+    cache = (x, w, stride, pad)
+    return out, cache
+
+
+def conv2d_backward(dout, cache, weight_grad=True):
+    r"""Backward of :func:`conv2d_forward`.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, F, Ho, Wo)
+    cache : tuple from :func:`conv2d_forward`
+    weight_grad : bool
+        When False only ``dx`` is computed (CV2) and ``dw, db`` are None.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    dw : ndarray, shape (F, C, kh, kw) or None
+    db : ndarray, shape (F,) or None
+    """
+    x, w, stride, pad = cache
+    xp = get_xp(dout)
+    N, F, Ho, Wo = dout.shape
+    _, C, kh, kw = w.shape
+    dout_mat = dout.reshape(N, F, Ho * Wo)                   # (N, F, L)
+    w_row = w.reshape(F, C * kh * kw)                        # (F, Ckk)
+    dcols = xp.matmul(w_row.T, dout_mat)                     # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)    (CV2)
+    dx = col2im(dcols, x.shape, kh, kw, stride, pad)         # (N, C, H, W)                           (CV2)
+    if not weight_grad:
+        return dx, None, None
+    cols = im2col(x, kh, kw, stride, pad)                    # (N, Ckk, L), rebuilt rather than cached
+    dw = xp.matmul(dout_mat, cols.transpose(0, 2, 1)).sum(axis=0)   # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
+    db = dout.sum(axis=(0, 2, 3))                            # (F,)                                   (CV4)
+    return dx, dw.reshape(w.shape), db
+
+
+def conv2d_forward_naive(x, w, b, stride=1, pad=0):
+    """Loop-based twin of :func:`conv2d_forward`: one dot product per output value."""
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    F, _, kh, kw = w.shape
+    Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
+    xpad = zero_pad(x, pad)
+    out = xp.zeros((N, F, Ho, Wo), dtype=x.dtype)
+    for n in range(N):
+        for f in range(F):
+            for h in range(Ho):
+                for v in range(Wo):
+                    window = xpad[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw]
+                    out[n, f, h, v] = xp.sum(window * w[f]) + (0 if b is None else b[f])
+    return out
+
+
+def conv2d_backward_naive(dout, x, w, stride=1, pad=0):
+    """Loop-based twin of :func:`conv2d_backward`: scatter each output's gradient to its window."""
+    xp = get_xp(dout)
+    N, F, Ho, Wo = dout.shape
+    _, C, kh, kw = w.shape
+    H, W = x.shape[2:]
+    xpad = zero_pad(x, pad)
+    dxpad = xp.zeros_like(xpad)
+    dw = xp.zeros_like(w)
+    for n in range(N):
+        for f in range(F):
+            for h in range(Ho):
+                for v in range(Wo):
+                    g = dout[n, f, h, v]
+                    dxpad[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw] += g * w[f]
+                    dw[f] += g * xpad[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw]
+    db = dout.sum(axis=(0, 2, 3))
+    return dxpad[:, :, pad:pad + H, pad:pad + W], dw, db

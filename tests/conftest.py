@@ -1,0 +1,46 @@
+import os
+
+import numpy as np
+import pytest
+
+from numstyle import vgg, weights
+
+SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+TINY_WIDTH = (3, 4, 5, 5, 6)   # channels per block of the tiny VGGs used for gradient checks
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch):
+    """Tests never touch the network: a missing file must fail fast with its one-line error."""
+    monkeypatch.setenv("NUMSTYLE_NO_DOWNLOAD", "1")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def real_vgg16_path():
+    """The real VGG16 weights if NUMSTYLE_DATA (or ../shared) has them, else None."""
+    for root in filter(None, [os.environ.get("NUMSTYLE_DATA"), SHARED]):
+        p = os.path.join(root, "weights", "vgg16_imagenet_notop.h5")
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+@pytest.fixture(scope="session")
+def synthetic_vgg(tmp_path_factory):
+    """``make(model) -> (path, params)``: random weights with the real VGG shapes, written
+    in the Keras notop layout (what the loader must accept). Cached per session."""
+    made = {}
+
+    def make(model="vgg16"):
+        if model not in made:
+            params = vgg.random_params(model, seed=7)
+            path = tmp_path_factory.mktemp("weights") / f"{model}_synthetic_notop.h5"
+            weights.save_keras_notop(str(path), params, model)
+            made[model] = (str(path), params)
+        return made[model]
+
+    return make

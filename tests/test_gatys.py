@@ -1,0 +1,69 @@
+"""The optimisation loop on tiny random networks, and a real-weight smoke test."""
+import numpy as np
+import pytest
+
+from numstyle import gatys, image, vgg, weights
+from numstyle.errors import LayerError, NonFiniteLossError, NumstyleError
+
+from conftest import TINY_WIDTH, real_vgg16_path
+
+
+def _tiny(rng, size=32):
+    params = vgg.random_params("vgg16", width=TINY_WIDTH, seed=2)
+    content = (rng.standard_normal((1, 3, size, size)) * 40).astype(np.float32)
+    style = (rng.standard_normal((1, 3, size + 8, size)) * 40).astype(np.float32)
+    return params, content, style
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_optimizer_lowers_the_loss_and_keeps_pixel_bounds(optimizer, rng):
+    params, content, style = _tiny(rng)
+    obj = gatys.make_objective(params, "vgg16", content=content, styles=[style], tv_weight=1e-3)
+    x0 = (rng.standard_normal(content.shape) * 60).astype(np.float32)
+    first, _ = obj(x0)
+    x, history = gatys.optimize(obj, x0, iters=15, optimizer=optimizer, lr=5.0, progress=False)
+    assert len(history) >= 5
+    assert history[-1]["total"] < 0.5 * first, f"{optimizer}: {first:.3g} -> {history[-1]['total']:.3g}"
+    lo, hi = image.pixel_bounds(x.shape)
+    assert (x >= lo - 1e-3).all() and (x <= hi + 1e-3).all()
+
+
+def test_content_reconstruction_and_texture_synthesis_are_special_cases(rng):
+    params, content, style = _tiny(rng)
+    recon = gatys.make_objective(params, "vgg16", content=content, content_layer="relu2_2")
+    assert recon(content)[0] == 0.0           # the content image reconstructs itself exactly
+    texture = gatys.make_objective(params, "vgg16", styles=[style])
+    assert texture.shape == style.shape       # texture takes the style image's shape by default
+    assert texture(style)[0] < 1e-6 * texture(content)[0] + 1e-6
+
+
+def test_bad_layers_and_small_images_are_clear_errors(rng):
+    params, content, style = _tiny(rng)
+    with pytest.raises(LayerError, match="unknown layer 'conv6_1'"):
+        gatys.make_objective(params, "vgg16", content=content, content_layer="conv6_1")
+    with pytest.raises(LayerError, match="unknown layer 'relu3_4'"):   # VGG19 has it, VGG16 does not
+        gatys.make_objective(params, "vgg16", styles=[style], style_layers=["relu3_4"])
+    with pytest.raises(NumstyleError, match="too small"):
+        gatys.make_objective(params, "vgg16", content=content[:, :, :4, :4])  # relu4_2 needs 8 px
+
+
+def test_nan_weights_raise_a_non_finite_loss_error(rng):
+    params, content, style = _tiny(rng)
+    w, b = params["conv2_1"]
+    params["conv2_1"] = (np.full_like(w, np.nan), b)
+    obj = gatys.make_objective({**params, "conv1_1": params["conv1_1"]}, "vgg16", content=content,
+                               content_layer="relu1_1", styles=[style], style_layers=["relu2_1"])
+    with pytest.raises(NonFiniteLossError, match="nan"):
+        obj(content)
+
+
+@pytest.mark.skipif(real_vgg16_path() is None, reason="real VGG16 weights not found (set NUMSTYLE_DATA=../shared)")
+def test_real_vgg16_smoke(rng):
+    params = weights.load_vgg(real_vgg16_path(), "vgg16")
+    yy, xx = np.mgrid[0:64, 0:64]
+    content = image.preprocess(np.stack([xx * 4, yy * 4, (xx + yy) * 2], -1).astype(np.float32))
+    style = image.preprocess(rng.uniform(0, 255, (64, 64, 3)).astype(np.float32))
+    obj = gatys.make_objective(params, "vgg16", content=content, styles=[style])
+    x, history = gatys.optimize(obj, content.copy(), iters=10, progress=False)
+    assert np.isfinite(history[-1]["total"])
+    assert history[-1]["total"] < 0.7 * history[0]["total"]

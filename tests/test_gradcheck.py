@@ -1,0 +1,126 @@
+"""One table of op and loss cases, one parametrised finite-difference test.
+
+Every case runs in float64 with a random, non-symmetric upstream gradient and
+states the relative error it should reach. With centred differences and
+h = 1e-5 (numstyle.gradcheck, GC1) smooth cases land near 1e-8; cases through
+ReLU or max pooling stay that small only because random inputs keep every
+value far (>> h) from its kink.
+"""
+import zlib
+
+import numpy as np
+import pytest
+
+from numstyle import gatys, losses, vgg
+from numstyle.gradcheck import check_vjp
+from numstyle.ops import activations, conv, pool
+
+from conftest import TINY_WIDTH
+
+SMOOTH = 1e-6       # smooth ops: expected ~1e-8, 100x margin for unlucky cancellation
+KINKED = 1e-5       # through ReLU / max: same, with a little more margin
+NETWORK = 1e-4      # a whole network: error compounds through ~20 layers
+
+
+def _conv(stride, pad, shape=(2, 3, 7, 6), k=3):
+    def make(rng):
+        x = rng.standard_normal(shape)
+        w = rng.standard_normal((4, shape[1], k, k))
+        b = rng.standard_normal(4)
+        f = lambda x, w, b: conv.conv2d_forward(x, w, b, stride, pad)[0]  # noqa: E731
+        vjp = lambda d, x, w, b: conv.conv2d_backward(d, conv.conv2d_forward(x, w, b, stride, pad)[1])  # noqa: E731
+        return f, vjp, [x, w, b]
+    return make
+
+
+def _unary(forward, backward, shape=(2, 3, 7, 5)):
+    def make(rng):
+        f = lambda x: forward(x)[0]  # noqa: E731
+        vjp = lambda d, x: (backward(d, forward(x)[1]),)  # noqa: E731
+        return f, vjp, [rng.standard_normal(shape)]
+    return make
+
+
+def _loss(fn, shape, extra=()):
+    """A scalar (loss, grad) function: the VJP of a scalar is dout * grad."""
+    def make(rng):
+        others = [rng.standard_normal(s) for s in extra]
+        f = lambda x: fn(x, *others)[0]  # noqa: E731
+        vjp = lambda d, x: (d * fn(x, *others)[1],)  # noqa: E731
+        return f, vjp, [rng.standard_normal(shape)]
+    return make
+
+
+def _gram(rng):
+    F = rng.standard_normal((2, 4, 3, 5))
+    f = lambda F: losses.gram_forward(F)[0]  # noqa: E731
+    vjp = lambda d, F: (losses.gram_backward(d, losses.gram_forward(F)[1]).reshape(F.shape),)  # noqa: E731
+    return f, vjp, [F]   # dout is (2, 4, 4) random: non-symmetric, so the (dG + dG^T) F form is tested
+
+
+def _tiny_vgg(model, pool_kind, layers):
+    def make(rng):
+        params = {k: (w.astype(np.float64), b.astype(np.float64))
+                  for k, (w, b) in vgg.random_params(model, width=TINY_WIDTH, seed=3).items()}
+        x = rng.standard_normal((1, 3, 16, 16))
+
+        def f(x):
+            feats, _ = vgg.features_forward(params, x, layers, model, pool_kind)
+            return np.concatenate([feats[n].ravel() for n in layers])
+
+        def vjp(d, x):
+            feats, caches = vgg.features_forward(params, x, layers, model, pool_kind)
+            dfeats, i = {}, 0
+            for n in layers:
+                dfeats[n] = d[i:i + feats[n].size].reshape(feats[n].shape)
+                i += feats[n].size
+            return (vgg.features_backward(dfeats, caches, pool_kind),)
+        return f, vjp, [x]
+    return make
+
+
+def _gatys_objective(pool_kind, tv):
+    def make(rng):
+        params = {k: (w.astype(np.float64), b.astype(np.float64))
+                  for k, (w, b) in vgg.random_params("vgg19", width=TINY_WIDTH, seed=5).items()}
+        content = rng.standard_normal((1, 3, 16, 16)) * 50
+        styles = [rng.standard_normal((1, 3, 24, 20)) * 50, rng.standard_normal((1, 3, 16, 16)) * 50]
+        obj = gatys.make_objective(params, "vgg19", content=content, styles=styles, style_blend=[0.3, 0.7],
+                                   pool=pool_kind, content_layer="conv4_2",
+                                   style_layers=["relu1_1", "conv2_1", "relu3_1", "pool4", "conv5_1"],
+                                   style_layer_weights=[1, 2, 3, 4, 5], style_weight=10.0, tv_weight=tv)
+        f = lambda x: obj(x)[0]  # noqa: E731
+        vjp = lambda d, x: (d * obj(x)[1],)  # noqa: E731
+        return f, vjp, [rng.standard_normal((1, 3, 16, 16)) * 50]
+    return make
+
+
+CASES = [
+    # (name, builder, tolerance)
+    ("conv stride1 pad1", _conv(1, 1), SMOOTH),
+    ("conv stride2 pad1", _conv(2, 1), SMOOTH),
+    ("conv stride1 pad0 5x5", _conv(1, 0, (1, 2, 8, 9), k=5), SMOOTH),
+    ("conv stride2 pad0", _conv(2, 0), SMOOTH),
+    ("relu", _unary(activations.relu_forward, activations.relu_backward), KINKED),
+    ("avg pool 2x2 (odd size)", _unary(pool.avg_pool_forward, pool.avg_pool_backward), SMOOTH),
+    ("max pool 2x2 (odd size)", _unary(pool.max_pool_forward, pool.max_pool_backward), KINKED),
+    ("gram matrix", _gram, SMOOTH),
+    ("content loss", _loss(losses.content_loss, (1, 3, 4, 5), extra=[(1, 3, 4, 5)]), SMOOTH),
+    ("style layer loss", _loss(losses.style_layer_loss, (1, 4, 3, 5), extra=[(1, 4, 4)]), SMOOTH),
+    ("total variation", _loss(losses.tv_loss, (2, 3, 5, 4)), SMOOTH),
+    ("vgg16 features avg", _tiny_vgg("vgg16", "avg", ["relu1_2", "conv3_1", "pool3", "conv5_1"]), NETWORK),
+    ("vgg19 features max", _tiny_vgg("vgg19", "max", ["conv1_1", "relu2_2", "relu4_4", "conv5_1"]), NETWORK),
+    ("gatys objective avg", _gatys_objective("avg", 1e-2), NETWORK),
+    ("gatys objective max", _gatys_objective("max", 0.0), NETWORK),
+]
+
+
+@pytest.mark.parametrize("name,make,tol", CASES, ids=[c[0] for c in CASES])
+def test_gradient(name, make, tol):
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    f, vjp, inputs = make(rng)
+    errors = check_vjp(f, vjp, inputs, seed=1)
+    for k, err in enumerate(errors):
+        assert err is not None and err < tol, (
+            f"{name}: input {k} rel_error {err:.2e} exceeds {tol:.0e} -- the analytic backward "
+            f"disagrees with centred differences")

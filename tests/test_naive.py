@@ -1,0 +1,94 @@
+"""Every vectorised kernel against its loop-based naive twin, on seeded random cases."""
+import numpy as np
+import pytest
+
+from numstyle import losses
+from numstyle.ops import activations, conv, im2col, pool
+
+SHAPES = [(1, 1, 5, 5), (2, 3, 7, 6), (1, 2, 4, 9)]
+CONV = [(3, 1, 1), (3, 2, 1), (3, 1, 0), (1, 1, 0), (5, 2, 2)]   # (kernel, stride, pad)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("k,stride,pad", CONV)
+def test_im2col_and_col2im_match_naive(shape, k, stride, pad, rng):
+    x = rng.standard_normal(shape)
+    if shape[2] + 2 * pad < k or shape[3] + 2 * pad < k:
+        pytest.skip("kernel larger than the padded image")
+    cols = im2col.im2col(x, k, k, stride, pad)
+    np.testing.assert_allclose(cols, im2col.im2col_naive(x, k, k, stride, pad), rtol=0, atol=0,
+                               err_msg=f"im2col {shape} k={k} s={stride} p={pad}")
+    d = rng.standard_normal(cols.shape)
+    np.testing.assert_allclose(im2col.col2im(d, shape, k, k, stride, pad),
+                               im2col.col2im_naive(d, shape, k, k, stride, pad), rtol=1e-12, atol=1e-12,
+                               err_msg=f"col2im {shape} k={k} s={stride} p={pad}")
+
+
+def test_col2im_is_the_adjoint_of_im2col(rng):
+    # <im2col(x), c> == <x, col2im(c)>: the identity the convolution backward rests on (K2)
+    x = rng.standard_normal((2, 3, 6, 7))
+    cols = im2col.im2col(x, 3, 3, 2, 1)
+    c = rng.standard_normal(cols.shape)
+    assert np.isclose(np.sum(cols * c), np.sum(x * im2col.col2im(c, x.shape, 3, 3, 2, 1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("k,stride,pad", CONV)
+def test_conv_matches_naive(shape, k, stride, pad, rng):
+    if shape[2] + 2 * pad < k or shape[3] + 2 * pad < k:
+        pytest.skip("kernel larger than the padded image")
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((3, shape[1], k, k))
+    b = rng.standard_normal(3)
+    out, cache = conv.conv2d_forward(x, w, b, stride, pad)
+    np.testing.assert_allclose(out, conv.conv2d_forward_naive(x, w, b, stride, pad), rtol=1e-10, atol=1e-10)
+    d = rng.standard_normal(out.shape)
+    for fast, naive, name in zip(conv.conv2d_backward(d, cache), conv.conv2d_backward_naive(d, x, w, stride, pad),
+                                 ("dx", "dw", "db")):
+        np.testing.assert_allclose(fast, naive, rtol=1e-10, atol=1e-10, err_msg=f"{name} {shape} k={k} s={stride}")
+    dx_only, dw, db = conv.conv2d_backward(d, cache, weight_grad=False)
+    assert dw is None and db is None
+    np.testing.assert_allclose(dx_only, conv.conv2d_backward(d, cache)[0])
+
+
+def test_conv_float32_stays_float32(rng):
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    out, cache = conv.conv2d_forward(x, w, np.zeros(4, np.float32), 1, 1)
+    assert out.dtype == np.float32
+    assert conv.conv2d_backward(out, cache, weight_grad=False)[0].dtype == np.float32
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(2, 2, 6, 8)])
+def test_pools_and_relu_match_naive(shape, rng):
+    x = rng.standard_normal(shape)
+    np.testing.assert_allclose(pool.avg_pool_forward(x)[0], pool.avg_pool_naive(x), rtol=1e-12)
+    np.testing.assert_array_equal(pool.max_pool_forward(x)[0], pool.max_pool_naive(x))
+    np.testing.assert_array_equal(activations.relu_forward(x)[0], activations.relu_forward_naive(x))
+
+
+def test_max_pool_tie_goes_to_first_maximum():
+    x = np.ones((1, 1, 2, 2))
+    out, cache = pool.max_pool_forward(x)
+    dx = pool.max_pool_backward(np.array([[[[5.0]]]]), cache)
+    np.testing.assert_array_equal(dx[0, 0], [[5.0, 0.0], [0.0, 0.0]])
+
+
+def test_relu_subgradient_at_zero_is_zero():
+    x = np.array([-1.0, 0.0, 2.0])
+    out, cache = activations.relu_forward(x)
+    np.testing.assert_array_equal(activations.relu_backward(np.ones(3), cache), [0.0, 0.0, 1.0])
+
+
+def test_gram_and_tv_match_naive(rng):
+    F = rng.standard_normal((1, 3, 4, 5))
+    np.testing.assert_allclose(losses.gram_forward(F)[0][0], losses.gram_naive(F.reshape(3, 20)), rtol=1e-12)
+    x = rng.standard_normal((2, 3, 5, 4))
+    assert np.isclose(losses.tv_loss(x)[0], losses.tv_loss_naive(x), rtol=1e-12)
+
+
+def test_style_target_rescales_to_the_generated_size(rng):
+    # a style image tiled 2x2 has 4x the pixels and the same statistics: same target (S7)
+    F = np.abs(rng.standard_normal((1, 3, 4, 4)))
+    big = np.tile(F, (1, 1, 2, 2))
+    np.testing.assert_allclose(losses.style_target(F, 16), losses.style_target(big, 16), rtol=1e-12)
