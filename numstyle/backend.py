@@ -82,3 +82,30 @@ def synchronize(x=None):
     """Wait for queued GPU work (no-op on NumPy): needed before reading a clock."""
     if _cupy is not None and (x is None or isinstance(x, _cupy.ndarray)):
         _cupy.cuda.Stream.null.synchronize()
+
+
+_scratch = {}
+
+
+def scratch(name, shape, dtype, like):
+    """A reusable work buffer: ``name``'s one flat allocation, grown to the largest size asked.
+
+    Large temporary buffers (im2col columns) freshly allocated on every call
+    cost page faults each time; reusing one allocation per purpose avoids
+    that. The returned array is only valid until the next call with the same
+    ``name``: never keep it.
+    """
+    xp = get_xp(like)
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    key = (name, dtype.str, xp.__name__)
+    buf = _scratch.get(key)
+    if buf is None or buf.size < size:
+        _scratch.pop(key, None)                     # free the old one before allocating the larger one
+        _scratch[key] = buf = xp.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
+def release_scratch():
+    """Free every work buffer (e.g. after a run, to return the memory)."""
+    _scratch.clear()

@@ -22,7 +22,7 @@ from .errors import NonFiniteLossError, NumstyleError
 from .image import pixel_bounds
 from .losses import content_loss, style_layer_loss, style_target, tv_loss
 from .optim import adam
-from .vgg import check_layers, features_backward, features_forward, min_input_size, pools_before
+from .vgg import check_layers, features_backward, features_forward, min_input_size, pools_before, prepare
 
 DEFAULT_CONTENT_LAYER = "relu4_2"
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -129,6 +129,7 @@ def make_objective(params, model="vgg16", content=None, styles=(), style_blend=N
     if styles and (len(style_blend) != len(styles) or sum(style_blend) <= 0 or min(style_blend) < 0):
         raise NumstyleError(f"--style-blend needs one non-negative weight per style image ({len(styles)}), not all zero")
     shape = tuple(shape or (content if content is not None else styles[0]).shape)
+    params = prepare(params)                                                          # Winograd kernels, once
     need = min_input_size(model, ([content_layer] if content is not None else []) + (style_layers if styles else []))
     for what, s in [("output image", shape)] + [("style image", st.shape) for st in styles]:
         if min(s[2:]) < need:

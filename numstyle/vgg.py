@@ -23,10 +23,14 @@ from .errors import LayerError
 from .ops.activations import relu_backward, relu_forward
 from .ops.conv import conv2d_backward, conv2d_forward
 from .ops.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+from .ops.winograd import transform_kernel, winograd_conv3x3_backward, winograd_conv3x3_forward
 
 BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}   # convolutions per block
 CHANNELS = (64, 128, 256, 512, 512)                              # output channels per block
 POOLS = {"avg": (avg_pool_forward, avg_pool_backward), "max": (max_pool_forward, max_pool_backward)}
+# Winograd F(2x2, 3x3) pays where the GEMMs dominate its transforms: layers with
+# at least this many input channels (measured: docs/benchmarks.md).
+WINOGRAD_MIN_CHANNELS = 128
 
 
 def conv_names(model):
@@ -86,13 +90,29 @@ def min_input_size(model, layers):
     return 2 ** max(pools_before(name) for name in layers)
 
 
+def prepare(params):
+    """Add the Winograd-transformed kernel (W2) to each conv that will use it.
+
+    For constant weights (Gatys): computed once here instead of on every
+    evaluation. Returns ``{name: (w, b, w_hat or None)}``.
+    """
+    return {name: (w, b, transform_kernel(w) if uses_winograd(w) else None)
+            for name, (w, b, *_) in params.items()}
+
+
+def uses_winograd(w):
+    """Whether a (F, C, 3, 3) kernel runs through Winograd F(2x2, 3x3) rather than im2col."""
+    return w.shape[1] >= WINOGRAD_MIN_CHANNELS and w.shape[2:] == (3, 3)
+
+
 def features_forward(params, x, layers, model="vgg16", pool="avg", timings=None):
     r"""Run VGG up to the deepest of ``layers``; return their activations.
 
     Parameters
     ----------
     params : dict
-        ``{conv name: (w (F, C, 3, 3), b (F,))}`` from :mod:`numstyle.weights`.
+        ``{conv name: (w (F, C, 3, 3), b (F,))}`` from :mod:`numstyle.weights`,
+        or the ``(w, b, w_hat)`` entries of :func:`prepare`.
     x : ndarray, shape (N, 3, H, W)
         Preprocessed image(s): BGR, Caffe mean subtracted (:mod:`numstyle.image`).
     layers : iterable of str
@@ -119,8 +139,12 @@ def features_forward(params, x, layers, model="vgg16", pool="avg", timings=None)
     for name in order[:last + 1]:
         kind, t0 = name[:4], time.perf_counter()
         if kind == "conv":
-            w, b = params[name]
-            h, cache = conv2d_forward(h, w, b, stride=1, pad=1)
+            w, b, *w_hat = params[name]
+            if uses_winograd(w):
+                h, cache = winograd_conv3x3_forward(h, w, b, *w_hat)        # (W1)-(W5)
+                kind = "wino"
+            else:
+                h, cache = conv2d_forward(h, w, b, stride=1, pad=1)         # (CV1)
             if name in layers:
                 feats[name] = h.copy()   # the ReLU below overwrites h in place
         elif kind == "relu":
@@ -128,7 +152,7 @@ def features_forward(params, x, layers, model="vgg16", pool="avg", timings=None)
         else:
             h, cache = pool_forward(h)
         caches.append((kind, name, cache))
-        if name in layers and kind != "conv":
+        if name in layers and kind not in ("conv", "wino"):
             feats[name] = h
         if timings is not None:
             _add_time(timings, (name, "forward"), t0, h)
@@ -163,6 +187,8 @@ def features_backward(dfeats, caches, pool="avg", timings=None):
         t0 = time.perf_counter()
         if kind == "conv":
             dh, _, _ = conv2d_backward(dh, cache, weight_grad=False)  # (CV2) only
+        elif kind == "wino":
+            dh, _, _ = winograd_conv3x3_backward(dh, cache, weight_grad=False)   # (W6) only
         elif kind == "relu":
             dh = relu_backward(dh, cache, inplace=True)               # (R1)
         else:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from numstyle import losses
-from numstyle.ops import activations, conv, im2col, pool
+from numstyle.ops import activations, conv, im2col, pool, winograd
 
 SHAPES = [(1, 1, 5, 5), (2, 3, 7, 6), (1, 2, 4, 9)]
 CONV = [(3, 1, 1), (3, 2, 1), (3, 1, 0), (1, 1, 0), (5, 2, 2)]   # (kernel, stride, pad)
@@ -92,3 +92,47 @@ def test_style_target_rescales_to_the_generated_size(rng):
     F = np.abs(rng.standard_normal((1, 3, 4, 4)))
     big = np.tile(F, (1, 1, 2, 2))
     np.testing.assert_allclose(losses.style_target(F, 16), losses.style_target(big, 16), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 6, 6), (1, 2, 5, 7), (1, 4, 9, 4)])
+@pytest.mark.parametrize("band_bytes", [1 << 30, 1500])   # one band, and many bands of one tile row
+def test_winograd_matches_naive_and_direct_convolution(shape, band_bytes, rng, monkeypatch):
+    monkeypatch.setattr(winograd, "BAND_BYTES", band_bytes)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((3, shape[1], 3, 3))
+    b = rng.standard_normal(3)
+    out, cache = winograd.winograd_conv3x3_forward(x, w, b)
+    direct, dcache = conv.conv2d_forward(x, w, b, 1, 1)
+    np.testing.assert_allclose(out, winograd.winograd_conv3x3_naive(x, w, b), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out, direct, rtol=1e-10, atol=1e-10)
+    d = rng.standard_normal(out.shape)
+    for fast, ref, name in zip(winograd.winograd_conv3x3_backward(d, cache), conv.conv2d_backward(d, dcache),
+                               ("dx", "dw", "db")):
+        np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-10, err_msg=f"{name} {shape}")
+
+
+def test_winograd_float32_error_is_small(rng):
+    # F(2x2, 3x3) transforms have entries 1 and 1/2: float32 error stays near direct convolution's
+    x = rng.standard_normal((1, 256, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((64, 256, 3, 3)) * 0.03).astype(np.float32)
+    out = winograd.winograd_conv3x3_forward(x, w, None)[0]
+    ref = conv.conv2d_forward(x.astype(np.float64), w.astype(np.float64), None, 1, 1)[0]
+    assert np.abs(out - ref).max() < 1e-5 * np.abs(ref).max()
+
+
+def test_vgg_features_same_with_and_without_winograd(rng, monkeypatch):
+    from numstyle import vgg
+    params = vgg.random_params("vgg19", width=(4, 4, 6, 6, 6), seed=1)
+    x = (rng.standard_normal((1, 3, 20, 18)) * 50).astype(np.float32)
+    layers = ["relu1_2", "conv3_4", "relu5_1"]
+    results = []
+    for threshold in (10**9, 1):                          # never Winograd, then Winograd for every 3x3 conv
+        monkeypatch.setattr(vgg, "WINOGRAD_MIN_CHANNELS", threshold)
+        feats, caches = vgg.features_forward(vgg.prepare(params), x, layers, "vgg19")
+        dx = vgg.features_backward({n: feats[n] * 1e-2 for n in layers}, caches)
+        results.append((feats, dx, {k for k, _, _ in caches}))
+    (f0, dx0, kinds0), (f1, dx1, kinds1) = results
+    assert "wino" not in kinds0 and "wino" in kinds1 and "conv" not in kinds1
+    for n in layers:
+        np.testing.assert_allclose(f0[n], f1[n], rtol=1e-4, atol=1e-3 * np.abs(f0[n]).max(), err_msg=n)
+    np.testing.assert_allclose(dx0, dx1, rtol=1e-4, atol=1e-4 * np.abs(dx0).max())

@@ -19,6 +19,15 @@ Backward, for an upstream gradient ``dy`` (N, F, L):
 A Gatys step needs only (CV2): the VGG weights are constants, so
 ``conv2d_backward(..., weight_grad=False)`` skips (CV3)-(CV4) and never builds
 ``X_col`` again.
+
+For stride 1, (CV2) is itself a convolution -- of ``dy`` with the kernel
+flipped in space and with its channel axes swapped, padded by ``k - 1 - p``:
+
+.. math::  dx = \mathrm{conv}\big(dy,\ \tilde w\big), \qquad
+           \tilde w[c, f, i, j] = w[f, c, k_h - 1 - i, k_w - 1 - j]               \tag{CV5}
+
+which replaces col2im's read-modify-write scatter (K2) by im2col's plain
+copies (K1): the same GEMM, less memory traffic when ``F <= C``.
 """
 from ..backend import get_xp
 from .im2col import col2im, im2col, output_size, zero_pad
@@ -48,7 +57,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     F, Cw, kh, kw = w.shape
     assert C == Cw, f"conv2d: input has {C} channels, kernel expects {Cw}"
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
-    cols = im2col(x, kh, kw, stride, pad)                    # (N, C*kh*kw, Ho*Wo)
+    cols = im2col(x, kh, kw, stride, pad, reuse=True)        # (N, C*kh*kw, Ho*Wo), a reused buffer
     out = xp.matmul(w.reshape(F, C * kh * kw), cols)         # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)   (CV1)
     if b is not None:
         out += b.reshape(1, F, 1)                            # (CV1) bias
@@ -78,12 +87,16 @@ def conv2d_backward(dout, cache, weight_grad=True):
     N, F, Ho, Wo = dout.shape
     _, C, kh, kw = w.shape
     dout_mat = dout.reshape(N, F, Ho * Wo)                   # (N, F, L)
-    w_row = w.reshape(F, C * kh * kw)                        # (F, Ckk)
-    dcols = xp.matmul(w_row.T, dout_mat)                     # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)    (CV2)
-    dx = col2im(dcols, x.shape, kh, kw, stride, pad)         # (N, C, H, W)                           (CV2)
+    if stride == 1 and pad < min(kh, kw) and F <= C:          # (CV5) moves 9F, col2im 9C values per pixel
+        w_flip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)   # (C, F, kh, kw)                         (CV5)
+        dx, _ = conv2d_forward(dout, xp.ascontiguousarray(w_flip), None, 1, kh - 1 - pad)   # (CV5) = (CV2)
+    else:
+        w_row = w.reshape(F, C * kh * kw)                    # (F, Ckk)
+        dcols = xp.matmul(w_row.T, dout_mat)                 # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)    (CV2)
+        dx = col2im(dcols, x.shape, kh, kw, stride, pad)     # (N, C, H, W)                           (CV2)
     if not weight_grad:
         return dx, None, None
-    cols = im2col(x, kh, kw, stride, pad)                    # (N, Ckk, L), rebuilt rather than cached
+    cols = im2col(x, kh, kw, stride, pad, reuse=True)        # (N, Ckk, L), rebuilt rather than cached
     dw = xp.matmul(dout_mat, cols.transpose(0, 2, 1)).sum(axis=0)   # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
     db = dout.sum(axis=(0, 2, 3))                            # (F,)                                   (CV4)
     return dx, dw.reshape(w.shape), db

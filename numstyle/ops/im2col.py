@@ -12,7 +12,7 @@ which is exactly what the input gradient of a convolution needs:
 
 .. math::  \frac{\partial L}{\partial x_{\mathrm{pad}}[n, c, y, x]} = \sum_{(i, j, h, w):\ s h + i = y,\ s w + j = x} \frac{\partial L}{\partial X_{\mathrm{col}}[n, (c, i, j), (h, w)]}   \tag{K2}
 """
-from ..backend import get_xp
+from ..backend import get_xp, scratch
 
 
 def output_size(size, k, stride, pad):
@@ -31,7 +31,7 @@ def zero_pad(x, pad):
     return xpad
 
 
-def im2col(x, kh, kw, stride=1, pad=0):
+def im2col(x, kh, kw, stride=1, pad=0, reuse=False):
     r"""Copy every kh x kw window of ``x`` into a column (K1).
 
     Parameters
@@ -41,6 +41,9 @@ def im2col(x, kh, kw, stride=1, pad=0):
         Kernel height and width.
     stride, pad : int
         Stride and zero padding (same on both axes).
+    reuse : bool
+        Write into a shared work buffer (:func:`numstyle.backend.scratch`)
+        instead of a fresh array: for callers that consume ``cols`` at once.
 
     Returns
     -------
@@ -51,7 +54,8 @@ def im2col(x, kh, kw, stride=1, pad=0):
     N, C, H, W = x.shape
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
     xpad = zero_pad(x, pad)                                     # (N, C, H+2p, W+2p)
-    cols = xp.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype)
+    shape = (N, C, kh, kw, Ho, Wo)
+    cols = scratch("im2col", shape, x.dtype, x) if reuse else xp.empty(shape, dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
             # (K1): one strided slice per kernel tap, all channels and positions at once

@@ -30,8 +30,19 @@ def _windows(x, k):
 
 
 def avg_pool_forward(x, k=2):
-    """Average pooling (P1). Returns ``(out (N, C, H//k, W//k), cache)``."""
-    out = _windows(x, k).mean(axis=(3, 5))                          # (N, C, Ho, Wo)   (P1)
+    """Average pooling (P1). Returns ``(out (N, C, H//k, W//k), cache)``.
+
+    Summed as k*k strided slices, one per window position: much faster than a
+    mean over the strided axes of a 6-d view.
+    """
+    N, C, H, W = x.shape
+    Ho, Wo = H // k, W // k
+    out = None
+    for i in range(k):
+        for j in range(k):
+            part = x[:, :, i:Ho * k:k, j:Wo * k:k]                          # (N, C, Ho, Wo): pixel (i, j) of each window
+            out = part.copy() if out is None else _add(out, part)
+    out *= out.dtype.type(1.0 / (k * k))                                    # (P1)
     cache = (x.shape, k)
     return out, cache
 
@@ -41,10 +52,18 @@ def avg_pool_backward(dout, cache):
     x_shape, k = cache
     xp = get_xp(dout)
     N, C, Ho, Wo = dout.shape
-    dx = xp.zeros(x_shape, dtype=dout.dtype)
-    d = (dout / (k * k))[:, :, :, None, :, None]                    # (N, C, Ho, 1, Wo, 1)  (P1)
-    _windows(dx, k)[...] = d                                        # broadcast over each k x k window
+    dx = xp.zeros(x_shape, dtype=dout.dtype) if (x_shape[2] % k or x_shape[3] % k) else \
+        xp.empty(x_shape, dtype=dout.dtype)                                  # odd trailing pixels get 0
+    d = dout * dout.dtype.type(1.0 / (k * k))                               # (P1)
+    for i in range(k):
+        for j in range(k):
+            dx[:, :, i:Ho * k:k, j:Wo * k:k] = d                            # each window pixel gets dout / k^2
     return dx
+
+
+def _add(acc, part):
+    acc += part
+    return acc
 
 
 def max_pool_forward(x, k=2):
