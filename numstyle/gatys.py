@@ -187,9 +187,9 @@ def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None
     def after_iteration(x):
         parts = dict(objective.last, time=time.perf_counter() - start)
         history.append(parts)
-        bar.update(1)
         bar.set_postfix_str(f"total {parts['total']:.4g} content {parts['content']:.3g} "
-                            f"style {parts['style']:.3g} tv {parts['tv']:.3g}")
+                            f"style {parts['style']:.3g} tv {parts['tv']:.3g}", refresh=False)
+        bar.update(1)
         if callback is not None:
             callback(len(history), x, parts)
 

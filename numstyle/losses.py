@@ -32,7 +32,7 @@ several style images blend their targets, :math:`A = \sum_k b_k A_k`,
 
 Total variation (squared differences of neighbouring pixels):
 
-.. math::  L_{\mathrm{TV}} = \sum_{c,i,j} (x_{c,i+1,j} - x_{c,i,j})^2 + (x_{c,i,j+1} - x_{c,i,j})^2   \tag{TV1}
+.. math::  L_{\mathrm{TV}} = \sum_{n,c,i,j} (x_{c,i+1,j} - x_{c,i,j})^2 + (x_{c,i,j+1} - x_{c,i,j})^2   \tag{TV1}
 .. math::  \frac{\partial L_{\mathrm{TV}}}{\partial x} = 2(\Delta_v^\top \Delta_v x + \Delta_h^\top \Delta_h x)   \tag{TV2}
 
 where :math:`\Delta_v x = x_{i+1,j} - x_{i,j}` and its adjoint sends each

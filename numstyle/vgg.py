@@ -8,7 +8,7 @@ its ReLU, ``relu{b}_{i}`` after it, ``pool{b}`` after the block's 2x2 pooling.
 Notes
 -----
 The forward pass stops at the deepest layer any loss needs. The backward pass
-only computes :math:`\partial L / \partial x` (CV2, R1, P1/P2): VGG's weights
+only computes :math:`\partial L / \partial x` (CV2 or CV5, W6, R1, P1/P2): VGG's weights
 are constants, so no weight gradient is ever formed. Gradients from several
 tapped layers are summed on the way down:
 

@@ -51,6 +51,28 @@ def test_conv_matches_naive(shape, k, stride, pad, rng):
     np.testing.assert_allclose(dx_only, conv.conv2d_backward(d, cache)[0])
 
 
+def test_conv_non_square_kernel_backward(rng):
+    x = rng.standard_normal((1, 4, 6, 7))
+    w = rng.standard_normal((2, 4, 3, 5))
+    out, cache = conv.conv2d_forward(x, w, None, 1, 1)
+    d = rng.standard_normal(out.shape)
+    for fast, naive in zip(conv.conv2d_backward(d, cache), conv.conv2d_backward_naive(d, x, w, 1, 1)):
+        np.testing.assert_allclose(fast, naive, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("band_bytes", [1 << 30, 200])   # whole image, and bands of one output row
+def test_banded_conv_equals_whole_image(band_bytes, rng, monkeypatch):
+    x = rng.standard_normal((2, 3, 9, 7))
+    w = rng.standard_normal((5, 3, 3, 3))
+    monkeypatch.setattr(conv, "BAND_BYTES", band_bytes)
+    for stride in (1, 2):
+        out, cache = conv.conv2d_forward(x, w, None, stride, 1)
+        np.testing.assert_allclose(out, conv.conv2d_forward_naive(x, w, None, stride, 1), rtol=1e-10, atol=1e-10)
+        d = rng.standard_normal(out.shape)
+        for fast, naive in zip(conv.conv2d_backward(d, cache), conv.conv2d_backward_naive(d, x, w, stride, 1)):
+            np.testing.assert_allclose(fast, naive, rtol=1e-10, atol=1e-10)
+
+
 def test_conv_float32_stays_float32(rng):
     x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)

@@ -21,7 +21,8 @@ A Gatys step needs only (CV2): the VGG weights are constants, so
 ``X_col`` again.
 
 For stride 1, (CV2) is itself a convolution -- of ``dy`` with the kernel
-flipped in space and with its channel axes swapped, padded by ``k - 1 - p``:
+flipped in space and with its channel axes swapped, padded by ``k - 1 - p``
+(square kernels, k = kh = kw):
 
 .. math::  dx = \mathrm{conv}\big(dy,\ \tilde w\big), \qquad
            \tilde w[c, f, i, j] = w[f, c, k_h - 1 - i, k_w - 1 - j]               \tag{CV5}
@@ -29,12 +30,24 @@ flipped in space and with its channel axes swapped, padded by ``k - 1 - p``:
 which replaces col2im's read-modify-write scatter (K2) by im2col's plain
 copies (K1): the same GEMM, less memory traffic when ``F <= C``.
 """
-from ..backend import get_xp
-from .im2col import col2im, im2col, output_size, zero_pad
+from ..backend import get_xp, scratch
+from .im2col import col2im_rows, im2col_rows, output_size, unpad, zero_pad
+
+BAND_BYTES = 8 << 20     # im2col columns per band: small enough to stay in cache, big enough for fast GEMMs
+
+
+def row_bands(Ho, N, ckk, Wo, itemsize):
+    """Split ``Ho`` output rows into bands whose (N, ckk, rows*Wo) columns fit BAND_BYTES."""
+    rows = max(1, min(Ho, BAND_BYTES // (N * ckk * Wo * itemsize)))
+    return [(r, min(r + rows, Ho)) for r in range(0, Ho, rows)]
 
 
 def conv2d_forward(x, w, b, stride=1, pad=0):
     r"""Convolve a batch of images with a bank of filters (CV1).
+
+    Works in bands of output rows: im2col (K1) of one band into a reused
+    buffer, one GEMM, then the next band -- the columns of the whole image
+    (9x its size for 3x3 kernels) never exist at once.
 
     Parameters
     ----------
@@ -49,25 +62,31 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     out : ndarray, shape (N, F, Ho, Wo)
         ``Ho = (H + 2 pad - kh) // stride + 1`` and likewise ``Wo``.
     cache : tuple
-        ``(x, w, stride, pad)``: the input, not the im2col buffer, to keep memory
-        at one copy of the activations.
+        ``(x, w, stride, pad)``: the input, not the columns, to keep memory at
+        one copy of the activations.
     """
     xp = get_xp(x)
     N, C, H, W = x.shape
     F, Cw, kh, kw = w.shape
     assert C == Cw, f"conv2d: input has {C} channels, kernel expects {Cw}"
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
-    cols = im2col(x, kh, kw, stride, pad, reuse=True)        # (N, C*kh*kw, Ho*Wo), a reused buffer
-    out = xp.matmul(w.reshape(F, C * kh * kw), cols)         # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)   (CV1)
+    ckk = C * kh * kw
+    w_row = w.reshape(F, ckk)                                            # (F, Ckk)
+    xpad = zero_pad(x, pad)                                              # (N, C, H+2p, W+2p)
+    out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
+    for r0, r1 in row_bands(Ho, N, ckk, Wo, x.dtype.itemsize):
+        buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)
+        cols = im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=buf)    # (N, Ckk, rows*Wo)              (K1)
+        y = xp.matmul(w_row, cols)                                       # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
+        out[:, :, r0:r1] = y.reshape(N, F, r1 - r0, Wo)
     if b is not None:
-        out += b.reshape(1, F, 1)                            # (CV1) bias
-    out = out.reshape(N, F, Ho, Wo)                          # (N, F, Ho, Wo)
+        out += b.reshape(1, F, 1, 1)                                     # (CV1) bias
     cache = (x, w, stride, pad)
     return out, cache
 
 
 def conv2d_backward(dout, cache, weight_grad=True):
-    r"""Backward of :func:`conv2d_forward`.
+    r"""Backward of :func:`conv2d_forward`, band by band like the forward.
 
     Parameters
     ----------
@@ -86,19 +105,33 @@ def conv2d_backward(dout, cache, weight_grad=True):
     xp = get_xp(dout)
     N, F, Ho, Wo = dout.shape
     _, C, kh, kw = w.shape
-    dout_mat = dout.reshape(N, F, Ho * Wo)                   # (N, F, L)
-    if stride == 1 and pad < min(kh, kw) and F <= C:          # (CV5) moves 9F, col2im 9C values per pixel
-        w_flip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)   # (C, F, kh, kw)                         (CV5)
+    ckk = C * kh * kw
+    w_row = w.reshape(F, ckk)                                            # (F, Ckk)
+    flip = stride == 1 and kh == kw and pad < kh and F <= C             # (CV5) moves 9F, col2im 9C values per pixel
+    if flip:
+        w_flip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)              # (C, F, kh, kw)                      (CV5)
         dx, _ = conv2d_forward(dout, xp.ascontiguousarray(w_flip), None, 1, kh - 1 - pad)   # (CV5) = (CV2)
     else:
-        w_row = w.reshape(F, C * kh * kw)                    # (F, Ckk)
-        dcols = xp.matmul(w_row.T, dout_mat)                 # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)    (CV2)
-        dx = col2im(dcols, x.shape, kh, kw, stride, pad)     # (N, C, H, W)                           (CV2)
+        dxpad = xp.zeros((N, C) + tuple(s + 2 * pad for s in x.shape[2:]), dtype=dout.dtype)
+    if weight_grad:
+        xpad = zero_pad(x, pad)
+        dw = xp.zeros((F, ckk), dtype=dout.dtype)
+    if flip and not weight_grad:
+        return dx, None, None
+    for r0, r1 in row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize):
+        dout_band = dout[:, :, r0:r1].reshape(N, F, (r1 - r0) * Wo)     # (N, F, L): a view
+        if not flip:
+            dcols = xp.matmul(w_row.T, dout_band)                        # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)  (CV2)
+            col2im_rows(dcols, dxpad, kh, kw, stride, r0, r1, Wo)        # (K2)
+        if weight_grad:
+            buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)
+            cols = im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=buf)   # (N, Ckk, L), rebuilt not cached
+            dw += xp.matmul(dout_band, cols.transpose(0, 2, 1)).sum(axis=0)  # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
+    if not flip:
+        dx = unpad(dxpad, pad)                                           # (N, C, H, W)
     if not weight_grad:
         return dx, None, None
-    cols = im2col(x, kh, kw, stride, pad, reuse=True)        # (N, Ckk, L), rebuilt rather than cached
-    dw = xp.matmul(dout_mat, cols.transpose(0, 2, 1)).sum(axis=0)   # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
-    db = dout.sum(axis=(0, 2, 3))                            # (F,)                                   (CV4)
+    db = dout.sum(axis=(0, 2, 3))                                        # (F,)                                (CV4)
     return dx, dw.reshape(w.shape), db
 
 

@@ -11,8 +11,12 @@ the pixel it came from (pixels shared by overlapping windows receive the sum),
 which is exactly what the input gradient of a convolution needs:
 
 .. math::  \frac{\partial L}{\partial x_{\mathrm{pad}}[n, c, y, x]} = \sum_{(i, j, h, w):\ s h + i = y,\ s w + j = x} \frac{\partial L}{\partial X_{\mathrm{col}}[n, (c, i, j), (h, w)]}   \tag{K2}
+
+The ``*_rows`` variants do this for a band of output rows ``r0 <= h < r1``
+only: the convolution works band by band so that the columns (9x the size of
+the image for a 3x3 kernel) never exist for the whole image at once.
 """
-from ..backend import get_xp, scratch
+from ..backend import get_xp
 
 
 def output_size(size, k, stride, pad):
@@ -31,36 +35,60 @@ def zero_pad(x, pad):
     return xpad
 
 
-def im2col(x, kh, kw, stride=1, pad=0, reuse=False):
-    r"""Copy every kh x kw window of ``x`` into a column (K1).
+def im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=None):
+    r"""Columns (K1) of output rows ``r0 .. r1-1`` from an already padded input.
 
     Parameters
     ----------
-    x : ndarray, shape (N, C, H, W)
-    kh, kw : int
-        Kernel height and width.
-    stride, pad : int
-        Stride and zero padding (same on both axes).
-    reuse : bool
-        Write into a shared work buffer (:func:`numstyle.backend.scratch`)
-        instead of a fresh array: for callers that consume ``cols`` at once.
+    xpad : ndarray, shape (N, C, Hp, Wp)
+        The zero-padded input.
+    r0, r1 : int
+        Band of output rows.
+    Wo : int
+        Output width.
+    out : ndarray, optional
+        Buffer of ``N * C*kh*kw * (r1-r0)*Wo`` elements to write into.
+
+    Returns
+    -------
+    cols : ndarray, shape (N, C*kh*kw, (r1-r0)*Wo)
+        Row index ``(c*kh + i)*kw + j``, column index ``(h - r0)*Wo + w``.
+    """
+    xp = get_xp(xpad)
+    N, C = xpad.shape[:2]
+    rows = r1 - r0
+    shape = (N, C, kh, kw, rows, Wo)
+    cols = xp.empty(shape, dtype=xpad.dtype) if out is None else out.reshape(shape)
+    for i in range(kh):
+        for j in range(kw):
+            # (K1): one strided slice per kernel tap, all channels and positions of the band at once
+            cols[:, :, i, j] = xpad[:, :, stride * r0 + i:stride * (r1 - 1) + i + 1:stride,
+                                    j:j + stride * (Wo - 1) + 1:stride]
+    return cols.reshape(N, C * kh * kw, rows * Wo)                       # (N, C*kh*kw, rows*Wo)
+
+
+def col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo):
+    r"""Adjoint of :func:`im2col_rows`: add the band's columns into ``dxpad`` (K2), in place."""
+    N, C = dxpad.shape[:2]
+    cols6 = cols.reshape(N, C, kh, kw, r1 - r0, Wo)                      # (N, C, kh, kw, rows, Wo)
+    for i in range(kh):
+        for j in range(kw):
+            # (K2): windows overlap, so each tap adds (never assigns) into the image
+            dxpad[:, :, stride * r0 + i:stride * (r1 - 1) + i + 1:stride,
+                  j:j + stride * (Wo - 1) + 1:stride] += cols6[:, :, i, j]
+    return dxpad
+
+
+def im2col(x, kh, kw, stride=1, pad=0):
+    r"""Copy every kh x kw window of ``x`` into a column (K1), for the whole image.
 
     Returns
     -------
     cols : ndarray, shape (N, C*kh*kw, Ho*Wo)
-        Row index ``(c*kh + i)*kw + j``, column index ``h*Wo + w``.
     """
-    xp = get_xp(x)
     N, C, H, W = x.shape
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
-    xpad = zero_pad(x, pad)                                     # (N, C, H+2p, W+2p)
-    shape = (N, C, kh, kw, Ho, Wo)
-    cols = scratch("im2col", shape, x.dtype, x) if reuse else xp.empty(shape, dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            # (K1): one strided slice per kernel tap, all channels and positions at once
-            cols[:, :, i, j] = xpad[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride]
-    return cols.reshape(N, C * kh * kw, Ho * Wo)                # (N, C*kh*kw, Ho*Wo)
+    return im2col_rows(zero_pad(x, pad), kh, kw, stride, 0, Ho, Wo)
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
@@ -79,15 +107,17 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
     xp = get_xp(cols)
     N, C, H, W = x_shape
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
-    cols6 = cols.reshape(N, C, kh, kw, Ho, Wo)                  # (N, C, kh, kw, Ho, Wo)
-    xpad = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            # (K2): windows overlap, so each tap adds (never assigns) into the image
-            xpad[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride] += cols6[:, :, i, j]
+    dxpad = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
+    col2im_rows(cols, dxpad, kh, kw, stride, 0, Ho, Wo)
+    return unpad(dxpad, pad)
+
+
+def unpad(xpad, pad):
+    """Crop ``pad`` pixels off each spatial border (a contiguous copy)."""
     if pad == 0:
         return xpad
-    return xp.ascontiguousarray(xpad[:, :, pad:pad + H, pad:pad + W])
+    xp = get_xp(xpad)
+    return xp.ascontiguousarray(xpad[:, :, pad:xpad.shape[2] - pad, pad:xpad.shape[3] - pad])
 
 
 def im2col_naive(x, kh, kw, stride=1, pad=0):
