@@ -106,6 +106,18 @@ def objective(x, specs, params, pool, p_content, a_style):
     return CONTENT_WEIGHT * content + STYLE_WEIGHT * style
 
 
+def peak_rss_mb():
+    """VmHWM (Linux; reset by exec, unlike ru_maxrss, which a child inherits from its parent)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", choices=sorted(BLOCKS), default="vgg16")
@@ -154,7 +166,7 @@ def main():
         "size": args.size, "device": args.device, "threads": args.threads, "runs": args.runs,
         "warmup": args.warmup, "pool": args.pool, "weights": args.weights or "random",
         "loss": loss, "times_s": times, "median_s": statistics.median(times) if times else None,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
     if dev.type == "cuda":
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20

@@ -40,23 +40,50 @@ def add_parser(sub):
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu or gpu")
     p.add_argument("--layers", action="store_true", help="print a per-layer timing table")
     p.add_argument("--compare-torch", action="store_true", help="time the same step in PyTorch, if installed")
+    p.add_argument("--rounds", type=positive_int, default=3,
+                   help="with --compare-torch: alternate PyTorch and numstyle this many times; the ratio is "
+                        "the median of the per-round ratios, so machine drift cancels")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
 
 def run(args):
     check_device(args.device)
-    result = bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device, args.layers)
-    if args.compare_torch:
-        result["torch"] = torch_reference(args)
-        if result["torch"].get("median_s"):
-            result["ratio_vs_torch"] = result["median_s"] / result["torch"]["median_s"]
+    if not args.compare_torch:
+        result = bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device, args.layers)
+    else:
+        rounds = []
+        for _ in range(args.rounds):                       # A B A B ...: each ratio from neighbouring runs
+            reference = torch_reference(args)
+            if "error" in reference:
+                break
+            rounds.append((reference, bench_gatys(args.model, args.size, args.runs, args.pool, args.weights,
+                                                  args.device, per_layer=False)))
+        if not rounds:
+            result = bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device, args.layers)
+            result["torch"] = reference
+        else:
+            result = rounds[-1][1]
+            result["times_s"] = [t for _, r in rounds for t in r["times_s"]]
+            result.update(median_s=statistics.median(result["times_s"]), min_s=min(result["times_s"]),
+                          max_s=max(result["times_s"]), runs=len(result["times_s"]))
+            result["gflops"] = gatys_flops(args.model, args.size) / result["median_s"] / 1e9
+            torch_times = [t for ref, _ in rounds for t in ref["times_s"]]
+            result["torch"] = dict(rounds[-1][0], times_s=torch_times, median_s=statistics.median(torch_times),
+                                   peak_rss_mb=max(ref["peak_rss_mb"] for ref, _ in rounds))
+            result["round_ratios"] = [r["median_s"] / ref["median_s"] for ref, r in rounds]
+            result["ratio_vs_torch"] = statistics.median(result["round_ratios"])
+            if args.layers:
+                result["layers"] = layer_profile_for(args)
     if args.json:
-        result.pop("layers_table", None)
         print(json.dumps(result))
     else:
         print_report(result)
     return 0
+
+
+def layer_profile_for(args):
+    return bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device, True)["layers"]
 
 
 def gatys_flops(model, size):
@@ -94,11 +121,25 @@ def bench_gatys(model, size, runs, pool="avg", weights_path=None, device="cpu", 
     result = {"bench": "gatys", "model": model, "size": size, "pool": pool, "device": device,
               "weights": path or "random", "runs": runs, "times_s": times, "median_s": median,
               "min_s": min(times), "max_s": max(times), "gflops": gatys_flops(model, size) / median / 1e9,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "peak_rss_mb": peak_rss_mb(),
               "numpy": np.__version__, "threads": os.environ.get("OMP_NUM_THREADS") or os.cpu_count()}
     if per_layer:
         result["layers"] = layer_profile(obj, x, runs)
     return result
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process in MB: VmHWM on Linux (reset by exec, unlike
+    ru_maxrss, which a child inherits from its parent), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024    # bytes on macOS, KiB elsewhere
 
 
 def layer_profile(obj, x, runs):
@@ -149,7 +190,8 @@ def print_report(r):
     t = r.get("torch")
     if t and "error" not in t:
         print(f"  pytorch {t['torch_version']}: median {t['median_s']:.3f} s, peak RSS {t['peak_rss_mb']:.0f} MB")
-        print(f"  ratio numstyle / pytorch: {r['ratio_vs_torch']:.2f}")
+        rounds = ", ".join(f"{x:.2f}" for x in r.get("round_ratios", []))
+        print(f"  ratio numstyle / pytorch: {r['ratio_vs_torch']:.2f} (median of rounds: {rounds})")
     elif t:
         print(f"  pytorch: {t['error']}")
     if r.get("layers"):

@@ -23,3 +23,7 @@ class LayerError(NumstyleError):
 
 class DeviceError(NumstyleError):
     """The GPU was asked for but CuPy or a GPU is missing."""
+
+
+class ModelError(NumstyleError):
+    """A missing, truncated or wrong-kind model or checkpoint file."""

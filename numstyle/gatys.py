@@ -57,15 +57,17 @@ class Objective:
         feats, caches = features_forward(self.params, x, self.layers, self.model, self.pool)
         dfeats, parts = {}, {"content": 0.0, "style": 0.0, "tv": 0.0}
         if self.content_target is not None:
-            loss, dF = content_loss(feats[self.content_layer], self.content_target)     # (C1), (C2)
-            parts["content"] = self.content_weight * loss
-            _accumulate(dfeats, self.content_layer, self.content_weight * dF)            # alpha * (C2)
+            loss, dF = content_loss(feats[self.content_layer], self.content_target,     # alpha (C1), (C2)
+                                    self.content_weight)
+            parts["content"] = loss
+            _accumulate(dfeats, self.content_layer, dF)
         for name, w_l in zip(self.style_layers, self.style_layer_weights):
             if not self.style_targets:
                 break
-            loss, dF = style_layer_loss(feats[name], self.style_targets[name])          # (S3), (S5)
-            parts["style"] += self.style_weight * w_l * loss                            # (S6)
-            _accumulate(dfeats, name, (self.style_weight * w_l) * dF)                   # beta w_l (S5)
+            loss, dF = style_layer_loss(feats[name], self.style_targets[name],          # beta w_l (S3), (S5)
+                                        self.style_weight * w_l)
+            parts["style"] += loss                                                      # (S6)
+            _accumulate(dfeats, name, dF)
         grad = features_backward(dfeats, caches, self.pool)                              # (V1)
         if self.tv_weight:
             loss, dx = tv_loss(x)                                                        # (TV1), (TV2)
@@ -237,4 +239,7 @@ def _layer_sizes(shape, layers):
 
 
 def _accumulate(d, name, g):
-    d[name] = g if name not in d else d[name] + g
+    if name in d:
+        d[name] += g            # the same layer used for content and style
+    else:
+        d[name] = g

@@ -14,6 +14,7 @@ import tempfile
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .backend import get_xp
 from .errors import ImageError
 
 MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -78,6 +79,17 @@ def deprocess(x):
     """Inverse of :func:`preprocess`: (1, 3, H, W) -> uint8 RGB (H, W, 3), clipped."""
     bgr = np.asarray(x, dtype=np.float32)[0].transpose(1, 2, 0) + MEAN_BGR   # (H, W, 3)
     return np.clip(bgr[:, :, ::-1], 0, 255).round().astype(np.uint8)
+
+
+def rgb_to_vgg(x):
+    """A batch (N, 3, H, W) RGB 0..255 -> VGG input: BGR minus the mean (I1), on any device."""
+    xp = get_xp(x)
+    return x[:, ::-1] - xp.asarray(MEAN_BGR, dtype=x.dtype).reshape(1, 3, 1, 1)     # (I1)
+
+
+def vgg_grad_to_rgb(dx):
+    """Adjoint of :func:`rgb_to_vgg`: the channel flip, undone (the mean is a constant)."""
+    return dx[:, ::-1]                                                               # (I1)
 
 
 def pixel_bounds(shape):

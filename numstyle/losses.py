@@ -41,22 +41,26 @@ difference back with ``+`` to the lower pixel and ``-`` to the upper one.
 from .backend import get_xp
 
 
-def content_loss(F, P):
-    r"""Content loss (C1) and its gradient (C2).
+def content_loss(F, P, weight=1.0):
+    r"""Content loss (C1) and its gradient (C2), both times ``weight``.
 
     Parameters
     ----------
     F, P : ndarray, same shape (N, C, H, W)
         Features of the generated image and of the content image.
+    weight : float
+        :math:`\alpha`, applied here so the gradient needs no extra pass.
 
     Returns
     -------
     loss : float
-    dF : ndarray, shape of F
+    dF : ndarray, shape of F (a new array the caller owns)
     """
     diff = F - P
-    loss = 0.5 * float((diff * diff).sum())    # (C1)
-    return loss, diff                           # (C2)
+    loss = 0.5 * float(diff.ravel() @ diff.ravel())    # (C1): a dot product, no squared copy
+    if weight != 1.0:
+        diff *= diff.dtype.type(weight)
+    return weight * loss, diff                          # (C2)
 
 
 def gram_forward(F):
@@ -91,8 +95,8 @@ def gram_backward(dG, cache):
     return (dG + dG.transpose(0, 2, 1)) @ Fm       # (N, C, C) @ (N, C, M) -> (N, C, M)   (S2)
 
 
-def style_layer_loss(F, A):
-    r"""Gatys' style loss of one layer (S3) and its gradient (S4)-(S5).
+def style_layer_loss(F, A, weight=1.0):
+    r"""Gatys' style loss of one layer (S3) and its gradient (S4)-(S5), both times ``weight``.
 
     Parameters
     ----------
@@ -100,6 +104,8 @@ def style_layer_loss(F, A):
         Generated image's features.
     A : ndarray, shape (1, N_l, N_l)
         Target Gram matrix, already scaled to this ``M_l = H W`` (S7).
+    weight : float
+        :math:`\beta w_l`: it scales the small dG, not the large dF.
 
     Returns
     -------
@@ -112,9 +118,9 @@ def style_layer_loss(F, A):
     diff = G - A
     scale = 1.0 / (4.0 * N_l ** 2 * M_l ** 2)
     loss = scale * float((diff * diff).sum())                   # (S3)
-    dG = (2.0 * scale) * diff                                   # (S4)
+    dG = (2.0 * scale * weight) * diff                          # (S4), times beta w_l
     dF = gram_backward(dG, Fm)                                  # (S2) -> (S5)
-    return loss, dF.reshape(F.shape)
+    return weight * loss, dF.reshape(F.shape)
 
 
 def style_target(F_style, M_target):
@@ -184,3 +190,61 @@ def tv_loss_naive(x):
                     if j + 1 < W:
                         total += float(x[n, c, i, j + 1] - x[n, c, i, j]) ** 2
     return total
+
+
+# --- Johnson et al.'s perceptual losses (batch of N images, averaged over the batch) -------------------
+#
+# .. math::  \ell_{\mathrm{feat}} = \frac{1}{C H W} \|\phi(\hat y) - \phi(y)\|_2^2                      (J3)
+# .. math::  G^\phi(x) = \frac{\psi \psi^\top}{C H W}, \quad \psi = \phi(x) \text{ as } (C, HW)         (J4)
+# .. math::  \ell_{\mathrm{style}} = \|G^\phi(\hat y) - G^\phi(y_s)\|_F^2                               (J5)
+#
+# With N = C and M = HW, (J4) is Gatys' Gram (S1) divided by N M, so (J5) is 4 E_l of (S3).
+
+
+def feature_loss(F, P, weight=1.0):
+    r"""Johnson's feature reconstruction loss (J3), averaged over the batch, and its gradient.
+
+    Parameters
+    ----------
+    F, P : ndarray, shape (N, C, H, W)
+        Features of the outputs and of the content targets.
+
+    Returns
+    -------
+    loss : float
+    dF : ndarray, shape of F: ``2 weight (F - P) / (N C H W)``
+    """
+    N, C, H, W = F.shape
+    diff = F - P
+    loss = weight * float(diff.ravel() @ diff.ravel()) / (N * C * H * W)       # (J3), mean over the batch
+    diff *= diff.dtype.type(2.0 * weight / (N * C * H * W))
+    return loss, diff
+
+
+def gram_normalized(F):
+    r"""Johnson's Gram matrix (J4) per image: (N, C, H, W) -> (N, C, C), and the cache for its backward."""
+    N, C, H, W = F.shape
+    G, Fm = gram_forward(F)                                                    # (S1)
+    return G * (1.0 / (C * H * W)), Fm                                         # (J4)
+
+
+def style_loss_johnson(F, Gs, weight=1.0):
+    r"""Johnson's style reconstruction loss (J5) of one layer, averaged over the batch.
+
+    Parameters
+    ----------
+    F : ndarray, shape (N, C, H, W)
+    Gs : ndarray, shape (1, C, C) or (N, C, C)
+        Target Gram matrix (J4) of the style image.
+
+    Returns
+    -------
+    loss : float
+    dF : ndarray, shape of F
+    """
+    N, C, H, W = F.shape
+    G, Fm = gram_normalized(F)                                                 # (J4)
+    diff = G - Gs                                                              # (N, C, C)
+    loss = weight * float((diff * diff).sum()) / N                             # (J5), mean over the batch
+    dG = diff * (2.0 * weight / (N * C * H * W))                               # d(J5)/dG, through the 1/(CHW) of (J4)
+    return loss, gram_backward(dG, Fm).reshape(F.shape)                        # (S2)

@@ -169,6 +169,7 @@ def features_backward(dfeats, caches, pool="avg", timings=None):
     ----------
     dfeats : dict
         ``{name: dL/d(activation)}`` for every tapped layer (missing = zero).
+        The arrays are consumed: they may be overwritten.
     caches : list from :func:`features_forward`
     timings : dict, optional
         As in :func:`features_forward`, keyed ``(name, 'backward')``.
@@ -181,7 +182,7 @@ def features_backward(dfeats, caches, pool="avg", timings=None):
     dh = None
     for kind, name, cache in reversed(caches):
         if name in dfeats:                                            # (V1): add this layer's own loss gradient
-            dh = dfeats[name].copy() if dh is None else dh + dfeats[name]
+            dh = dfeats[name] if dh is None else _add(dh, dfeats[name])
         if dh is None:                                                # nothing above this layer needs a gradient
             continue
         t0 = time.perf_counter()
@@ -195,6 +196,11 @@ def features_backward(dfeats, caches, pool="avg", timings=None):
             dh = pool_backward(dh, cache)                             # (P1) / (P2)
         if timings is not None:
             _add_time(timings, (name, "backward"), t0, dh)
+    return dh
+
+
+def _add(dh, g):
+    dh += g
     return dh
 
 

@@ -11,9 +11,9 @@ import zlib
 import numpy as np
 import pytest
 
-from numstyle import gatys, losses, vgg
+from numstyle import gatys, losses, transformer, vgg
 from numstyle.gradcheck import check_vjp
-from numstyle.ops import activations, conv, pool, winograd
+from numstyle.ops import activations, conv, norm, pad, pool, winograd
 
 from conftest import TINY_WIDTH
 
@@ -42,6 +42,45 @@ def _winograd(shape):
         f = lambda x, w, b: winograd.winograd_conv3x3_forward(x, w, b)[0]  # noqa: E731
         vjp = lambda d, x, w, b: winograd.winograd_conv3x3_backward(d, winograd.winograd_conv3x3_forward(x, w, b)[1])  # noqa: E731
         return f, vjp, [x, w, b]
+    return make
+
+
+def _conv_transpose(stride, pad_, out_pad, shape=(2, 4, 4, 5)):
+    def make(rng):
+        x = rng.standard_normal(shape)
+        w = rng.standard_normal((shape[1], 3, 3, 3))
+        b = rng.standard_normal(3)
+        f = lambda x, w, b: conv.conv_transpose2d_forward(x, w, b, stride, pad_, out_pad)[0]  # noqa: E731
+        vjp = lambda d, x, w, b: conv.conv_transpose2d_backward(  # noqa: E731
+            d, conv.conv_transpose2d_forward(x, w, b, stride, pad_, out_pad)[1])
+        return f, vjp, [x, w, b]
+    return make
+
+
+def _norm(kind, train=True):
+    def make(rng):
+        x = rng.standard_normal((3, 4, 5, 6))
+        g, b = rng.standard_normal(4), rng.standard_normal(4)
+        running = {"mean": rng.standard_normal(4), "var": rng.uniform(0.5, 2, 4)}
+        fwd = lambda x, g, b: norm.norm_forward(x, g, b, kind, running=dict(running), train=train)  # noqa: E731
+        return (lambda x, g, b: fwd(x, g, b)[0]), (lambda d, x, g, b: norm.norm_backward(d, fwd(x, g, b)[1])), [x, g, b]
+    return make
+
+
+def _transformer(spec, norm_kind, shape):
+    def make(rng):
+        params = {k: v.astype(np.float64) + 0.1 * rng.standard_normal(v.shape)
+                  for k, v in transformer.init_params(spec, seed=0).items()}
+        keys = sorted(params)
+
+        def f(x, *vals):
+            return transformer.transformer_forward(dict(zip(keys, vals)), x, spec, norm_kind)[0]
+
+        def vjp(d, x, *vals):
+            y, caches = transformer.transformer_forward(dict(zip(keys, vals)), x, spec, norm_kind)
+            grads, dx = transformer.transformer_backward(d, caches)
+            return [dx] + [grads[k] for k in keys]
+        return f, vjp, [rng.standard_normal(shape)] + [params[k] for k in keys]
     return make
 
 
@@ -118,14 +157,27 @@ CASES = [
     ("relu", _unary(activations.relu_forward, activations.relu_backward), KINKED),
     ("avg pool 2x2 (odd size)", _unary(pool.avg_pool_forward, pool.avg_pool_backward), SMOOTH),
     ("max pool 2x2 (odd size)", _unary(pool.max_pool_forward, pool.max_pool_backward), KINKED),
+    ("transposed conv stride 1/2", _conv_transpose(2, 1, 1), SMOOTH),
+    ("transposed conv stride 1", _conv_transpose(1, 1, 0), SMOOTH),
+    ("instance norm", _norm("instance"), SMOOTH),
+    ("batch norm (batch statistics)", _norm("batch"), SMOOTH),
+    ("batch norm (running averages)", _norm("batch", train=False), SMOOTH),
+    ("reflection pad 1", _unary(lambda x: pad.reflect_pad_forward(x, 1), pad.reflect_pad_backward), SMOOTH),
+    ("reflection pad 4", _unary(lambda x: pad.reflect_pad_forward(x, 4), pad.reflect_pad_backward, (1, 2, 6, 5)), SMOOTH),
+    ("tanh", _unary(activations.tanh_forward, activations.tanh_backward), SMOOTH),
     ("gram matrix", _gram, SMOOTH),
     ("content loss", _loss(losses.content_loss, (1, 3, 4, 5), extra=[(1, 3, 4, 5)]), SMOOTH),
     ("style layer loss", _loss(losses.style_layer_loss, (1, 4, 3, 5), extra=[(1, 4, 4)]), SMOOTH),
     ("total variation", _loss(losses.tv_loss, (2, 3, 5, 4)), SMOOTH),
+    ("johnson feature loss", _loss(lambda F, P: losses.feature_loss(F, P, 0.7), (2, 3, 4, 5), extra=[(2, 3, 4, 5)]), SMOOTH),
+    ("johnson style loss", _loss(lambda F, G: losses.style_loss_johnson(F, G, 3.0), (2, 3, 4, 5), extra=[(1, 3, 3)]), SMOOTH),
     ("vgg16 features avg", _tiny_vgg("vgg16", "avg", ["relu1_2", "conv3_1", "pool3", "conv5_1"]), NETWORK),
     ("vgg19 features max", _tiny_vgg("vgg19", "max", ["conv1_1", "relu2_2", "relu4_4", "conv5_1"]), NETWORK),
     ("gatys objective avg", _gatys_objective("avg", 1e-2), NETWORK),
     ("gatys objective max", _gatys_objective("max", 0.0), NETWORK),
+    ("style transformer (instance norm, odd size)", _transformer(transformer.style_spec((2, 3, 4), 2), "instance", (2, 3, 11, 9)), NETWORK),
+    ("style transformer (batch norm)", _transformer(transformer.style_spec((2, 3, 4), 1), "batch", (2, 3, 8, 8)), NETWORK),
+    ("super-resolution x4 network", _transformer(transformer.sr_spec(4, 3, 1), "instance", (2, 3, 6, 5)), NETWORK),
 ]
 
 

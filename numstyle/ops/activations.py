@@ -8,6 +8,8 @@ Notes
 The kink at 0 takes the subgradient 0: ``dz = dy * (y > 0)``. The mask comes
 from the output ``y``, which the next layer keeps anyway, so the pair costs no
 extra memory and the forward may overwrite its input (``inplace=True``).
+
+.. math::  y = \tanh(z), \qquad \frac{\partial L}{\partial z} = \frac{\partial L}{\partial y} (1 - y^2)   \tag{R2}
 """
 from ..backend import get_xp
 
@@ -24,6 +26,19 @@ def relu_backward(dout, cache, inplace=False):
     xp = get_xp(dout)
     out = cache
     return xp.multiply(dout, out > 0, out=dout if inplace else None)  # (R1)
+
+
+def tanh_forward(x):
+    """tanh. Returns ``(out, cache)``; ``cache`` is ``out`` (R2)."""
+    xp = get_xp(x)
+    out = xp.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    """Backward of tanh (R2): ``dout * (1 - y^2)``."""
+    out = cache
+    return dout * (1 - out * out)                                       # (R2)
 
 
 def relu_forward_naive(x):

@@ -86,7 +86,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
 
 
 def conv2d_backward(dout, cache, weight_grad=True):
-    r"""Backward of :func:`conv2d_forward`, band by band like the forward.
+    r"""Backward of :func:`conv2d_forward`.
 
     Parameters
     ----------
@@ -102,37 +102,111 @@ def conv2d_backward(dout, cache, weight_grad=True):
     db : ndarray, shape (F,) or None
     """
     x, w, stride, pad = cache
+    dx = conv2d_input_grad(dout, w, x.shape, stride, pad)                # (CV2) / (CV5)
+    if not weight_grad:
+        return dx, None, None
+    dw = conv2d_weight_grad(dout, x, w.shape, stride, pad)               # (CV3)
+    db = dout.sum(axis=(0, 2, 3))                                        # (CV4)
+    return dx, dw, db
+
+
+def conv2d_input_grad(dout, w, x_shape, stride, pad):
+    r"""(CV2): the input gradient of a convolution -- the adjoint map of :func:`conv2d_forward`.
+
+    Stride 1 with ``F <= C``: the flipped-kernel convolution (CV5). Otherwise
+    ``W^T dy`` band by band, scattered back by col2im (K2).
+    """
     xp = get_xp(dout)
     N, F, Ho, Wo = dout.shape
     _, C, kh, kw = w.shape
+    if stride == 1 and kh == kw and pad < kh and F <= C and (Ho, Wo) == _same_size(x_shape, kh, pad):
+        w_flip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)              # (C, F, kh, kw)                      (CV5)
+        dx, _ = conv2d_forward(dout, xp.ascontiguousarray(w_flip), None, 1, kh - 1 - pad)
+        return dx
     ckk = C * kh * kw
     w_row = w.reshape(F, ckk)                                            # (F, Ckk)
-    flip = stride == 1 and kh == kw and pad < kh and F <= C             # (CV5) moves 9F, col2im 9C values per pixel
-    if flip:
-        w_flip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)              # (C, F, kh, kw)                      (CV5)
-        dx, _ = conv2d_forward(dout, xp.ascontiguousarray(w_flip), None, 1, kh - 1 - pad)   # (CV5) = (CV2)
-    else:
-        dxpad = xp.zeros((N, C) + tuple(s + 2 * pad for s in x.shape[2:]), dtype=dout.dtype)
-    if weight_grad:
-        xpad = zero_pad(x, pad)
-        dw = xp.zeros((F, ckk), dtype=dout.dtype)
-    if flip and not weight_grad:
-        return dx, None, None
+    dxpad = xp.zeros((N, C, x_shape[2] + 2 * pad, x_shape[3] + 2 * pad), dtype=dout.dtype)
     for r0, r1 in row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize):
         dout_band = dout[:, :, r0:r1].reshape(N, F, (r1 - r0) * Wo)     # (N, F, L): a view
-        if not flip:
-            dcols = xp.matmul(w_row.T, dout_band)                        # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)  (CV2)
-            col2im_rows(dcols, dxpad, kh, kw, stride, r0, r1, Wo)        # (K2)
-        if weight_grad:
-            buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)
-            cols = im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=buf)   # (N, Ckk, L), rebuilt not cached
-            dw += xp.matmul(dout_band, cols.transpose(0, 2, 1)).sum(axis=0)  # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
-    if not flip:
-        dx = unpad(dxpad, pad)                                           # (N, C, H, W)
+        dcols = xp.matmul(w_row.T, dout_band)                            # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)  (CV2)
+        col2im_rows(dcols, dxpad, kh, kw, stride, r0, r1, Wo)            # (K2)
+    return unpad(dxpad, pad)                                             # (N, C, H, W)
+
+
+def conv2d_weight_grad(dout, x, w_shape, stride, pad):
+    r"""(CV3): ``dW = sum_n dy[n] X_col[n]^T``, with the columns rebuilt band by band."""
+    xp = get_xp(dout)
+    N, F, Ho, Wo = dout.shape
+    _, C, kh, kw = w_shape
+    ckk = C * kh * kw
+    xpad = zero_pad(x, pad)
+    dw = xp.zeros((F, ckk), dtype=dout.dtype)
+    for r0, r1 in row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize):
+        dout_band = dout[:, :, r0:r1].reshape(N, F, (r1 - r0) * Wo)     # (N, F, L): a view
+        buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)
+        cols = im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=buf)    # (N, Ckk, L), rebuilt rather than cached
+        dw += xp.matmul(dout_band, cols.transpose(0, 2, 1)).sum(axis=0)  # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
+    return dw.reshape(w_shape)
+
+
+def _same_size(x_shape, k, pad):
+    """Output (H, W) of a stride-1 convolution of ``x_shape``."""
+    return (x_shape[2] + 2 * pad - k + 1, x_shape[3] + 2 * pad - k + 1)
+
+
+def conv_transpose2d_forward(x, w, b, stride=2, pad=1, output_padding=1):
+    r"""Transposed ("fractionally strided", stride 1/s) convolution: the adjoint of :func:`conv2d_forward`.
+
+    Notes
+    -----
+    For the convolution :math:`y = K x` with kernel ``w`` (F, C, k, k), stride
+    ``s`` and padding ``p``, the transposed convolution maps (N, F, H, W) to
+    (N, C, Ho, Wo) by the adjoint matrix:
+
+    .. math::  \mathrm{conv}^\top(x) = K^\top x, \qquad
+               \langle K u, v \rangle = \langle u, K^\top v \rangle                   \tag{T1}
+
+    so its forward *is* the convolution's input gradient (CV2), and its
+    backward is the convolution itself plus the weight gradient with the
+    roles of input and upstream gradient swapped:
+
+    .. math::  dx = K\, dy, \qquad dW_{\mathrm{row}} = \sum_n x[n]\, \mathrm{im2col}(dy)[n]^\top   \tag{T2}
+
+    ``Ho = (H - 1) s - 2p + k + output_padding``: with k = 3, s = 2, p = 1,
+    output_padding = 1 the image doubles in size.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, F, H, W)
+    w : ndarray, shape (F, C, k, k)
+        Laid out as the convolution it transposes (F "outputs" of that conv).
+    b : ndarray, shape (C,) or None
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, Ho, Wo)
+    cache : tuple ``(x, w, stride, pad)``
+    """
+    N, F, H, W = x.shape
+    _, C, kh, kw = w.shape
+    Ho = (H - 1) * stride - 2 * pad + kh + output_padding
+    Wo = (W - 1) * stride - 2 * pad + kw + output_padding
+    out = conv2d_input_grad(x, w, (N, C, Ho, Wo), stride, pad)           # K^T x                (T1)
+    if b is not None:
+        out += b.reshape(1, C, 1, 1)
+    cache = (x, w, stride, pad)
+    return out, cache
+
+
+def conv_transpose2d_backward(dout, cache, weight_grad=True):
+    r"""Backward of :func:`conv_transpose2d_forward` (T2): the convolution is the adjoint's adjoint."""
+    x, w, stride, pad = cache
+    dx, _ = conv2d_forward(dout, w, None, stride, pad)                   # K dy                 (T2)
     if not weight_grad:
         return dx, None, None
-    db = dout.sum(axis=(0, 2, 3))                                        # (F,)                                (CV4)
-    return dx, dw.reshape(w.shape), db
+    dw = conv2d_weight_grad(x, dout, w.shape, stride, pad)               # roles swapped        (T2)
+    db = dout.sum(axis=(0, 2, 3))
+    return dx, dw, db
 
 
 def conv2d_forward_naive(x, w, b, stride=1, pad=0):
@@ -170,3 +244,20 @@ def conv2d_backward_naive(dout, x, w, stride=1, pad=0):
                     dw[f] += g * xpad[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw]
     db = dout.sum(axis=(0, 2, 3))
     return dxpad[:, :, pad:pad + H, pad:pad + W], dw, db
+
+
+def conv_transpose2d_naive(x, w, b, stride=2, pad=1, output_padding=1):
+    """Loop-based twin of :func:`conv_transpose2d_forward`: each input pixel stamps its weighted kernel."""
+    xp = get_xp(x)
+    N, F, H, W = x.shape
+    _, C, kh, kw = w.shape
+    Ho = (H - 1) * stride - 2 * pad + kh + output_padding
+    Wo = (W - 1) * stride - 2 * pad + kw + output_padding
+    full = xp.zeros((N, C, Ho + 2 * pad + kh, Wo + 2 * pad + kw), dtype=x.dtype)
+    for n in range(N):
+        for f in range(F):
+            for h in range(H):
+                for v in range(W):
+                    full[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw] += x[n, f, h, v] * w[f]
+    out = full[:, :, pad:pad + Ho, pad:pad + Wo]
+    return out if b is None else out + b.reshape(1, C, 1, 1)

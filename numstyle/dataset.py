@@ -1,0 +1,115 @@
+"""Training images: any folder, searched recursively; batches made in a background thread.
+
+Batch ``i`` is a pure function of ``(seed, i)``: which files, which crops.
+So a resumed run sees exactly the batches it would have seen, and a thread
+can prepare batches ahead while the network trains.
+"""
+import os
+import queue
+import sys
+import threading
+
+import numpy as np
+
+from .errors import ImageError, NumstyleError
+from .image import IMAGE_EXTS, load_image, resize
+
+
+def list_images(folder):
+    """Every file with an image extension under ``folder``, sorted (deterministic)."""
+    if not os.path.isdir(folder):
+        raise NumstyleError(f"training data folder not found: {folder}")
+    paths = []
+    for root, _, files in os.walk(folder):
+        paths += [os.path.join(root, f) for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTS]
+    if not paths:
+        raise NumstyleError(f"no images found under {folder} (looked for {', '.join(sorted(IMAGE_EXTS))})")
+    return sorted(paths)
+
+
+def random_crop(rgb, size, rng):
+    """Resize so the shorter side is ``size``, then crop a random ``size`` x ``size`` square."""
+    H, W = rgb.shape[:2]
+    scale = size / min(H, W)
+    rgb = resize(rgb, shape=(max(size, round(H * scale)), max(size, round(W * scale))))
+    H, W = rgb.shape[:2]
+    top = int(rng.integers(0, H - size + 1))
+    left = int(rng.integers(0, W - size + 1))
+    return rgb[top:top + size, left:left + size]
+
+
+class Batches:
+    """``batches[i]`` -> float32 (batch_size, 3, size, size) RGB 0..255, prefetched in a thread.
+
+    Unreadable files are skipped with one warning each, and replaced by the
+    next readable file (deterministically, so resuming stays exact).
+    """
+
+    def __init__(self, folder, size, batch_size, seed=0, transform=None, prefetch=3, warn=None):
+        self.paths = list_images(folder)
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.transform = transform or (lambda rgb, rng: random_crop(rgb, size, rng))
+        self.bad = set()
+        self.warn = warn or (lambda msg: print(msg, file=sys.stderr))
+        self.prefetch = prefetch
+        self._queue, self._thread, self._next = None, None, None
+
+    def make(self, i):
+        """Build batch ``i`` (no thread): a pure function of (seed, i) and the folder."""
+        rng = np.random.default_rng([self.seed, i])
+        picks = rng.integers(0, len(self.paths), self.batch_size)
+        out = []
+        for k in picks:
+            out.append(self.transform(self._load(int(k)), rng))
+        return np.ascontiguousarray(np.stack(out).transpose(0, 3, 1, 2), dtype=np.float32)   # (B, 3, S, S)
+
+    def _load(self, k):
+        for step in range(len(self.paths)):
+            path = self.paths[(k + step) % len(self.paths)]
+            if path in self.bad:
+                continue
+            try:
+                return load_image(path, what="training image")
+            except ImageError as e:
+                self.bad.add(path)
+                self.warn(f"numstyle: warning: skipped: {e}")
+        raise NumstyleError(f"none of the {len(self.paths)} training images could be read")
+
+    def __getitem__(self, i):
+        """Batch ``i``; batches are expected in increasing order and prepared ahead in a thread."""
+        if self._thread is None or i != self._next:
+            self._start(i)
+        self._next = i + 1
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _start(self, first):
+        self.close()
+        self._queue = queue.Queue(maxsize=self.prefetch)
+        self._stop = threading.Event()
+
+        def work(stop=self._stop, q=self._queue):
+            i = first
+            while not stop.is_set():
+                try:
+                    item = self.make(i)
+                except BaseException as e:                 # handed to the consumer, raised there
+                    item = e
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                i += 1
+
+        self._thread = threading.Thread(target=work, daemon=True)
+        self._thread.start()
+
+    def close(self):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=5)
+            self._thread = None

@@ -1,0 +1,206 @@
+"""``numstyle train`` and ``numstyle stylize``: Johnson et al.'s feed-forward style transfer."""
+import hashlib
+import os
+import time
+
+import numpy as np
+
+from .backend import check_device, to_device, to_host
+from .cli import HelpFormatter, default_out, finite_float, name_list, non_negative, positive_int
+from .errors import ModelError, NumstyleError
+from .image import IMAGE_EXTS, load_image, save_image
+
+TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=5.0,
+                      tv_weight=1e-6, content_layer="relu2_2", norm="instance", checkpoint_every=500)
+
+
+def add_parsers(sub):
+    d = TRAIN_DEFAULTS
+    p = sub.add_parser("train", help="train a feed-forward style network (Johnson et al.)",
+                       description="Train a transformer network with perceptual losses on VGG16 so that "
+                                   "stylising an image is one forward pass.", formatter_class=HelpFormatter)
+    p.add_argument("--style", metavar="PATH", required=True, help="the style image")
+    p.add_argument("--data", metavar="DIR", required=True, help="folder of training photos (searched recursively)")
+    p.add_argument("--out", metavar="MODEL.h5", help="model file (default: out/<style>.h5)")
+    p.add_argument("--size", type=positive_int, default=d["size"], help="training crop size, px")
+    p.add_argument("--style-size", type=positive_int, help="longer side of the style image (default: --size)")
+    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"], help="images per iteration")
+    p.add_argument("--iters", type=positive_int, default=d["iters"], help="training iterations")
+    p.add_argument("--lr", type=non_negative, default=d["lr"], help="Adam learning rate")
+    p.add_argument("--content-weight", type=non_negative, default=d["content_weight"], help="lambda_c")
+    p.add_argument("--style-weight", type=non_negative, default=d["style_weight"], help="lambda_s")
+    p.add_argument("--tv-weight", type=non_negative, default=d["tv_weight"], help="lambda_TV")
+    p.add_argument("--content-layer", default=d["content_layer"], metavar="NAME", help="VGG16 content layer")
+    p.add_argument("--style-layers", type=name_list, default=["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
+                   metavar="A,B,...", help="VGG16 style layers")
+    p.add_argument("--norm", choices=["instance", "batch"], default=d["norm"], help="normalisation layers")
+    p.add_argument("--width", type=name_list, default=["32", "64", "128"], metavar="A,B,C",
+                   help="channels of the three down-sampling convolutions")
+    p.add_argument("--n-res", type=positive_int, default=5, help="residual blocks")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the batches")
+    p.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], metavar="N",
+                   help="write <out>.ckpt.h5 every N iterations (0: only when interrupted)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a training from its checkpoint")
+    p.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: searched)")
+    p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=run_train)
+
+    s = sub.add_parser("stylize", help="stylise images with a trained network (one forward pass)",
+                       description="Stylise images, or the frames of an animated GIF, with a trained model.",
+                       formatter_class=HelpFormatter)
+    s.add_argument("--model", required=True, metavar="MODEL.h5|NAME", help="model file, or a shipped model's name")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="images (an animated GIF gives an animated GIF)")
+    s.add_argument("--out", metavar="PATH|DIR", help="output file (one input) or folder (default: out/)")
+    s.add_argument("--size", type=positive_int, help="resize so the longer side is N px (default: keep)")
+    s.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
+    s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    s.set_defaults(run=run_stylize)
+
+
+def run_train(args):
+    from . import models, train, transformer, weights
+    from .dataset import Batches
+
+    start_time = time.perf_counter()
+    check_device(args.device)
+    style_rgb = load_image(args.style, args.style_size or args.size, "style image")
+    style_hash = hashlib.sha256(open(args.style, "rb").read()).hexdigest()
+    width = tuple(int(w) for w in args.width)
+    config = {"kind": "style", "norm": args.norm, "width": list(width), "n_res": args.n_res,
+              "style_sha256": style_hash, "style": os.path.basename(args.style),
+              "settings": {k: getattr(args, k) for k in ("size", "style_size", "batch_size", "iters", "lr",
+                                                         "content_weight", "style_weight", "tv_weight",
+                                                         "content_layer", "style_layers", "seed")}}
+    out = args.out or default_out(None, [args.style]).replace(".png", ".h5")
+    ckpt_path = os.path.splitext(out)[0] + ".ckpt.h5"
+    spec = models.spec_from_config(config)
+    params = transformer.init_params(spec, seed=args.seed)
+    state = transformer.init_state(params, args.norm)
+    adam_state, start = {}, 0
+    if args.resume:
+        ckpt = models.load_checkpoint(args.resume)
+        if ckpt["config"].get("style_sha256") != style_hash:
+            raise NumstyleError(f"{args.resume} was trained with another style image "
+                                f"({ckpt['config'].get('style')}); pass the same --style to resume")
+        params, adam_state, start, state = ckpt["params"], ckpt["adam"], ckpt["iteration"], ckpt["state"] or state
+        config = ckpt["config"] | {"settings": config["settings"]}
+        print(f"resuming from iteration {start} of {args.resume}")
+    model, path = weights.resolve_vgg("vgg16", args.weights)
+    vgg = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in weights.load_vgg(path, model).items()}
+    loss = train.PerceptualLoss(vgg, to_device(style_rgb.transpose(2, 0, 1)[None].copy(), args.device),
+                                args.content_layer, args.style_layers, args.content_weight, args.style_weight,
+                                args.tv_weight)
+    params, adam_state = train.params_to(params, args.device), train.adam_to(adam_state, args.device)
+    state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
+    batches = Batches(args.data, args.size, args.batch_size, seed=args.seed)
+    print(f"training on {len(batches.paths)} images from {args.data}: {args.iters} iterations of "
+          f"{args.batch_size}x{args.size}x{args.size}, checkpoints in {ckpt_path}")
+
+    def step(p, batch):
+        return train.network_step(p, spec, args.norm, state, batch, loss)
+
+    def checkpoint(iteration, p, a):
+        models.save_checkpoint(ckpt_path, p, a, iteration, config, state)
+
+    params, adam_state, history = train.fit(params, step, batches, args.iters, args.lr, start, adam_state,
+                                            checkpoint, args.checkpoint_every, not args.no_progress, "train",
+                                            args.device)
+    if args.checkpoint_every:
+        checkpoint(args.iters, params, adam_state)
+    models.save_model(out, params, config, state, half=args.half)
+    last = history[-1] if history else {"total": float("nan"), "content": 0, "style": 0, "tv": 0}
+    print(f"final loss: total {last['total']:.5g}, content {last['content']:.4g}, style {last['style']:.4g}, "
+          f"tv {last['tv']:.4g}; {len(history)} iterations in {time.perf_counter() - start_time:.1f} s")
+    print(f"wrote {out}")
+    return 0
+
+
+def stylize_array(params, config, state, rgb, device="cpu"):
+    """One image (H, W, 3) RGB 0..255 -> stylised (H', W', 3) float, one forward pass (eval mode)."""
+    from .models import spec_from_config
+    from .transformer import to_input, transformer_forward
+
+    x = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)           # (1, 3, H, W)
+    y, _ = transformer_forward(params, to_input(x), spec_from_config(config), config["norm"], train=False,
+                               state=state)
+    return to_host(y)[0].transpose(1, 2, 0)                                           # (H', W', 3)
+
+
+def run_stylize(args, expect="style"):
+    from tqdm import tqdm
+
+    from . import models
+
+    check_device(args.device)
+    params, config, state = models.load_model(args.model, expect=expect)
+    params = {k: to_device(v, args.device) for k, v in params.items()}
+    state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
+    outs = output_paths(args.inputs, args.out, "stylized" if expect == "style" else "x{}".format(config.get("scale")))
+    for src in args.inputs:                                                           # fail before any work
+        if not os.path.isfile(src):
+            raise NumstyleError(f"input not found: {src}")
+    start = time.perf_counter()
+    for src, dst in tqdm(list(zip(args.inputs, outs)), desc=args.command, disable=not args.no_progress is False
+                         or len(args.inputs) == 1, unit="image"):
+        frames, durations = read_frames(src, args.size)
+        results = [np.clip(stylize_array(params, config, state, f, args.device), 0, 255).round().astype(np.uint8)
+                   for f in frames]
+        write_frames(dst, results, durations)
+        print(f"wrote {dst}")
+    print(f"{len(args.inputs)} image(s) in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def output_paths(inputs, out, suffix):
+    """One output path per input: ``--out`` as a file (one input) or a folder (default ``out/``)."""
+    if out and len(inputs) == 1 and os.path.splitext(out)[1].lower() in IMAGE_EXTS:
+        return [out]
+    folder = out or "out"
+    paths = []
+    for src in inputs:
+        stem, ext = os.path.splitext(os.path.basename(src))
+        ext = ".gif" if ext.lower() == ".gif" else ".png"
+        paths.append(os.path.join(folder, f"{stem}_{suffix}{ext}"))
+    return paths
+
+
+def read_frames(path, size=None):
+    """All frames of an image file as RGB float arrays, and their durations (ms) for GIFs."""
+    from PIL import Image, ImageSequence
+
+    if os.path.splitext(path)[1].lower() != ".gif":
+        return [load_image(path, size, "input image")], None
+    try:
+        with Image.open(path) as im:
+            frames, durations = [], []
+            for frame in ImageSequence.Iterator(im):
+                from .image import resize, to_rgb_array
+                rgb = to_rgb_array(frame.convert("RGBA"))
+                frames.append(resize(rgb, longer_side=size) if size else rgb)
+                durations.append(frame.info.get("duration", 100))
+    except OSError as e:
+        raise NumstyleError(f"input image is not a readable image: {path} ({type(e).__name__})") from None
+    return frames, durations
+
+
+def write_frames(path, frames, durations=None):
+    """Write one image, or an animated GIF when there are several frames (atomically)."""
+    if len(frames) == 1 and not (durations and path.lower().endswith(".gif")):
+        return save_image(path, frames[0])
+    from PIL import Image
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".numstyle-", suffix=".gif", dir=folder)
+    os.close(fd)
+    try:
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations or 100, loop=0)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

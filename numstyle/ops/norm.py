@@ -1,0 +1,94 @@
+r"""Batch and instance normalisation: one forward, one backward, different axes.
+
+Batch norm normalises each channel over (N, H, W) -- the whole batch --
+and keeps running averages for inference; instance norm normalises each
+channel of each image over (H, W) alone (Ulyanov et al.), the same at
+training and inference. Both are the same computation over a set of axes:
+
+Notes
+-----
+Over the :math:`m` values of one normalisation group:
+
+.. math::  \mu = \frac1m \sum x, \qquad \sigma^2 = \frac1m \sum (x - \mu)^2, \qquad
+           \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y = \gamma \hat x + \beta   \tag{N1}
+
+Backward (the terms from :math:`\mu` and :math:`\sigma^2` collapse into two
+group means):
+
+.. math::  d\hat x = \gamma\, dy, \qquad
+           dx = \frac{1}{\sqrt{\sigma^2 + \epsilon}} \Big( d\hat x - \overline{d\hat x}
+                - \hat x\, \overline{d\hat x \odot \hat x} \Big)                       \tag{N2}
+
+.. math::  d\gamma = \sum_{n,h,w} dy \odot \hat x, \qquad d\beta = \sum_{n,h,w} dy   \tag{N3}
+
+where the bar is the mean over the group. In inference mode batch norm uses
+the running :math:`\mu, \sigma^2` as constants, so :math:`dx = \gamma\, dy / \sqrt{\sigma^2 + \epsilon}`.
+"""
+from ..backend import get_xp
+
+AXES = {"batch": (0, 2, 3), "instance": (2, 3)}
+
+
+def norm_forward(x, gamma, beta, kind="instance", eps=1e-5, running=None, momentum=0.1, train=True):
+    r"""Normalise (N1) over the axes of ``kind``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    gamma, beta : ndarray, shape (C,)
+    kind : {'batch', 'instance'}
+    running : dict, optional
+        Batch norm's ``{'mean': (C,), 'var': (C,)}``; updated in place when
+        training, used instead of the batch statistics when ``train=False``.
+
+    Returns
+    -------
+    out : ndarray, shape (N, C, H, W)
+    cache : tuple
+    """
+    xp = get_xp(x)
+    axes = AXES[kind]
+    C = x.shape[1]
+    if kind == "batch" and not train:
+        mu = running["mean"].reshape(1, C, 1, 1)
+        var = running["var"].reshape(1, C, 1, 1)
+    else:
+        mu = x.mean(axis=axes, keepdims=True)                               # (N1)
+        var = x.var(axis=axes, keepdims=True)                               # (N1), biased: 1/m
+        if kind == "batch" and running is not None:
+            m = x.size // C
+            running["mean"] = (1 - momentum) * running["mean"] + momentum * mu.reshape(C)
+            running["var"] = (1 - momentum) * running["var"] + momentum * var.reshape(C) * (m / max(m - 1, 1))
+    inv_std = 1.0 / xp.sqrt(var + eps)
+    xhat = (x - mu) * inv_std                                               # (N1)
+    out = gamma.reshape(1, C, 1, 1) * xhat + beta.reshape(1, C, 1, 1)       # (N1)
+    cache = (xhat, inv_std, gamma, axes, kind == "batch" and not train)
+    return out, cache
+
+
+def norm_backward(dout, cache):
+    r"""Backward of :func:`norm_forward` (N2)-(N3). Returns ``(dx, dgamma, dbeta)``."""
+    xhat, inv_std, gamma, axes, frozen = cache
+    C = dout.shape[1]
+    dgamma = (dout * xhat).sum(axis=(0, 2, 3))                              # (N3)
+    dbeta = dout.sum(axis=(0, 2, 3))                                        # (N3)
+    dxhat = dout * gamma.reshape(1, C, 1, 1)                                # (N2)
+    if frozen:                                                              # inference: statistics are constants
+        return dxhat * inv_std, dgamma, dbeta
+    dx = inv_std * (dxhat - dxhat.mean(axis=axes, keepdims=True)
+                    - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))  # (N2)
+    return dx, dgamma, dbeta
+
+
+def norm_naive(x, gamma, beta, kind="instance", eps=1e-5):
+    """Loop-based twin of :func:`norm_forward` (training statistics)."""
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    out = xp.zeros_like(x)
+    groups = [(slice(None), c) for c in range(C)] if kind == "batch" else [(n, c) for n in range(N) for c in range(C)]
+    for n, c in groups:
+        vals = x[n, c]
+        mu = vals.sum() / vals.size
+        var = ((vals - mu) ** 2).sum() / vals.size
+        out[n, c] = gamma[c] * (vals - mu) / (var + eps) ** 0.5 + beta[c]
+    return out

@@ -1,0 +1,60 @@
+r"""Reflection padding (what fast-neural-style uses to avoid dark borders).
+
+Notes
+-----
+Padding by ``p`` mirrors the image about its edge pixels, without repeating
+them: padded index :math:`i \in [-p, H + p)` reads :math:`x_{r(i)}` with
+
+.. math::  r(i) = |i| \ \text{for}\ i < 0, \qquad r(i) = 2(H - 1) - i \ \text{for}\ i \ge H  \tag{RP1}
+
+The backward is the adjoint of this gather: each padded pixel's gradient is
+added back to the pixel it was copied from (edge-adjacent pixels receive two
+or more contributions):
+
+.. math::  dx_j = \sum_{i:\ r(i) = j} dy_i                                     \tag{RP2}
+"""
+from ..backend import get_xp
+from ..errors import ImageError
+
+
+def reflect_pad_forward(x, p):
+    """Reflection-pad the spatial axes of (N, C, H, W) by ``p`` (RP1); needs p < H, W."""
+    xp = get_xp(x)
+    H, W = x.shape[2:]
+    if p >= H or p >= W:
+        raise ImageError(f"image too small for the network: reflection padding by {p} needs more than {p} px "
+                         f"on each side at this layer, got {W}x{H}")
+    rows = _reflect_index(H, p, xp)                                         # (H + 2p,)
+    cols = _reflect_index(W, p, xp)                                         # (W + 2p,)
+    out = x[:, :, rows][:, :, :, cols]                                      # (N, C, H+2p, W+2p)  (RP1)
+    return out, (x.shape, p)
+
+
+def reflect_pad_backward(dout, cache):
+    """Adjoint of :func:`reflect_pad_forward` (RP2): fold the mirrored borders back in."""
+    (N, C, H, W), p = cache
+    d = dout[:, :, :, p:p + W].copy()                                      # (N, C, H+2p, W): centre columns
+    d[:, :, :, 1:p + 1] += dout[:, :, :, p - 1::-1] if p else 0            # left border -> columns 1..p  (RP2)
+    d[:, :, :, W - 1 - p:W - 1] += dout[:, :, :, W + 2 * p - 1:W + p - 1:-1] if p else 0   # right border
+    dx = d[:, :, p:p + H].copy()                                           # centre rows
+    dx[:, :, 1:p + 1] += d[:, :, p - 1::-1] if p else 0                    # top border -> rows 1..p     (RP2)
+    dx[:, :, H - 1 - p:H - 1] += d[:, :, H + 2 * p - 1:H + p - 1:-1] if p else 0   # bottom border
+    return dx
+
+
+def _reflect_index(n, p, xp):
+    i = xp.arange(-p, n + p)
+    return xp.where(i < 0, -i, xp.where(i >= n, 2 * (n - 1) - i, i))       # (RP1)
+
+
+def reflect_pad_naive(x, p):
+    """Loop-based twin of :func:`reflect_pad_forward`."""
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    out = xp.zeros((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)
+    for i in range(-p, H + p):
+        for j in range(-p, W + p):
+            ri = -i if i < 0 else (2 * (H - 1) - i if i >= H else i)
+            rj = -j if j < 0 else (2 * (W - 1) - j if j >= W else j)
+            out[:, :, i + p, j + p] = x[:, :, ri, rj]
+    return out

@@ -1,0 +1,144 @@
+r"""Training Johnson et al.'s networks: the perceptual loss, the Adam loop, checkpoints.
+
+One iteration: a batch of photos :math:`y_c` goes through the transformer
+:math:`\hat y = f_W(y_c)`, then through VGG16; the loss
+
+.. math::  \lambda_c\, \ell_{\mathrm{feat}}(\hat y, y_c) + \lambda_s \sum_j \ell_{\mathrm{style}}^{(j)}(\hat y, y_s)
+           + \lambda_{TV}\, \ell_{TV}(\hat y)                                      \tag{J6}
+
+is pushed back through VGG to :math:`\hat y` (V1), then through the
+transformer to every parameter (J1, J2), and Adam (A1)-(A4) takes a step.
+"""
+import math
+import time
+
+import numpy as np
+
+from .backend import get_xp, to_device, to_host
+from .errors import NonFiniteLossError
+from .image import rgb_to_vgg, vgg_grad_to_rgb
+from .losses import feature_loss, gram_normalized, style_loss_johnson, tv_loss
+from .optim import adam
+from .transformer import to_input, transformer_backward, transformer_forward
+from .vgg import check_layers, features_backward, features_forward, prepare
+
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+class PerceptualLoss:
+    r"""(J6) for a batch: ``loss(y_hat, y_content) -> (parts, d_y_hat)``, both in RGB 0..255.
+
+    Parameters
+    ----------
+    vgg_params : dict
+        VGG16 weights.
+    style_rgb : ndarray (1, 3, Hs, Ws) or None
+        The style image (RGB 0..255); None for a content-only loss (super-resolution).
+    """
+
+    def __init__(self, vgg_params, style_rgb=None, content_layer="relu2_2", style_layers=STYLE_LAYERS,
+                 content_weight=1.0, style_weight=5.0, tv_weight=1e-6, model="vgg16"):
+        self.vgg, self.model = prepare(vgg_params), model
+        self.content_layer, self.style_layers = content_layer, list(style_layers) if style_rgb is not None else []
+        check_layers(model, [content_layer] + self.style_layers)
+        self.weights = (content_weight, style_weight, tv_weight)
+        self.style_grams = {}
+        if style_rgb is not None:
+            feats, _ = features_forward(self.vgg, rgb_to_vgg(style_rgb), self.style_layers, model)
+            self.style_grams = {name: gram_normalized(feats[name])[0] for name in self.style_layers}   # (J4)
+
+    def __call__(self, y_hat, y_content):
+        wc, ws, wt = self.weights
+        N = y_hat.shape[0]
+        target, _ = features_forward(self.vgg, rgb_to_vgg(y_content), [self.content_layer], self.model)
+        layers = [self.content_layer] + [n for n in self.style_layers if n != self.content_layer]
+        feats, caches = features_forward(self.vgg, rgb_to_vgg(y_hat), layers, self.model)
+        parts, dfeats = {}, {}
+        parts["content"], dfeats[self.content_layer] = feature_loss(feats[self.content_layer],
+                                                                    target[self.content_layer], wc)   # (J3)
+        parts["style"] = 0.0
+        for name in self.style_layers:
+            loss, dF = style_loss_johnson(feats[name], self.style_grams[name], ws)                  # (J5)
+            parts["style"] += loss
+            dfeats[name] = dfeats[name] + dF if name in dfeats else dF
+        dy = vgg_grad_to_rgb(features_backward(dfeats, caches))                                     # (V1), (I1)
+        parts["tv"] = 0.0
+        if wt:
+            loss, dtv = tv_loss(y_hat)                                                              # (TV1)
+            parts["tv"] = wt * loss / N
+            dy = dy + (wt / N) * dtv                                                                # (TV2)
+        parts["total"] = parts["content"] + parts["style"] + parts["tv"]                           # (J6)
+        return parts, dy
+
+
+def network_step(params, spec, norm, state, batch_rgb, loss, input_rgb=None):
+    """One forward/backward through transformer + loss: ``(parts, grads)``.
+
+    ``batch_rgb`` is the content target; ``input_rgb`` the network input (the
+    same photos for style transfer, their low-resolution versions for SR).
+    """
+    x = to_input(batch_rgb if input_rgb is None else input_rgb)
+    y, caches = transformer_forward(params, x, spec, norm, train=True, state=state)
+    parts, dy = loss(y, batch_rgb)
+    grads, _ = transformer_backward(dy, caches)
+    return parts, grads
+
+
+def fit(params, step, batches, iters, lr=1e-3, start=0, adam_state=None, checkpoint=None, checkpoint_every=0,
+        progress=True, desc="train", device="cpu"):
+    r"""The training loop: ``step(params, batch) -> (parts, grads)``, Adam on every parameter.
+
+    Parameters
+    ----------
+    checkpoint : callable, optional
+        ``checkpoint(iteration, params, adam_state)``, called every
+        ``checkpoint_every`` iterations and when interrupted (Ctrl-C).
+
+    Returns
+    -------
+    params, adam_state, history (list of loss dicts)
+    """
+    from tqdm import tqdm
+
+    adam_state = adam_state if adam_state is not None else {}
+    history, running = [], None
+    bar = tqdm(total=iters, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
+    it = start
+    try:
+        for it in range(start, iters):
+            batch = to_device(batches[it], device)
+            parts, grads = step(params, batch)
+            if not math.isfinite(parts["total"]):
+                raise NonFiniteLossError(f"the loss became {parts['total']} at iteration {it + 1}: "
+                                         "lower --lr or the loss weights")
+            for key in params:                                                   # (A1)-(A4)
+                params[key], adam_state[key] = adam(params[key], grads[key], adam_state.get(key, {}), lr=lr)
+            history.append(dict(parts, iteration=it + 1, time=time.perf_counter()))
+            running = parts if running is None else {k: 0.9 * running[k] + 0.1 * parts[k] for k in parts}
+            bar.set_postfix_str(f"loss {running['total']:.4g} content {running['content']:.3g} "
+                                f"style {running['style']:.3g} tv {running['tv']:.3g}", refresh=False)
+            bar.update(1)
+            if checkpoint and checkpoint_every and (it + 1) % checkpoint_every == 0:
+                checkpoint(it + 1, params, adam_state)
+    except KeyboardInterrupt:
+        done = history[-1]["iteration"] if history else start
+        if checkpoint and done > start:
+            checkpoint(done, params, adam_state)
+        raise
+    finally:
+        bar.close()
+        if hasattr(batches, "close"):
+            batches.close()
+    return params, adam_state, history
+
+
+def params_to(params, device):
+    return {k: to_device(np.asarray(to_host(v), dtype=np.float32), device) for k, v in params.items()}
+
+
+def adam_to(adam_state, device):
+    return {k: {**st, **{m: to_device(st[m], device) for m in ("m", "v") if m in st}} for k, st in adam_state.items()}
+
+
+def xp_of(params):
+    return get_xp(next(iter(params.values())))

@@ -1,0 +1,194 @@
+"""Johnson et al.: new ops against their naive twins, training, resume, stylising."""
+import os
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from numstyle import models, transformer
+from numstyle.cli import main
+from numstyle.dataset import Batches
+from numstyle.ops import conv, norm, pad
+
+
+def test_transposed_conv_is_the_adjoint_of_conv(rng):
+    # <conv(u), v> == <u, conv^T(v)>  (T1)
+    w = rng.standard_normal((4, 3, 3, 3))
+    u = rng.standard_normal((2, 3, 10, 12))
+    v = rng.standard_normal((2, 4, 5, 6))
+    Ku = conv.conv2d_forward(u, w, None, 2, 1)[0]
+    Ktv = conv.conv_transpose2d_forward(v, w, None, 2, 1, 1)[0]
+    assert Ku.shape == v.shape and Ktv.shape == u.shape
+    assert np.isclose(np.sum(Ku * v), np.sum(u * Ktv), rtol=1e-12)
+
+
+@pytest.mark.parametrize("stride,p,op", [(2, 1, 1), (2, 0, 0), (1, 1, 0), (3, 1, 2)])
+def test_transposed_conv_matches_naive(stride, p, op, rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    w = rng.standard_normal((3, 2, 3, 3))
+    b = rng.standard_normal(2)
+    np.testing.assert_allclose(conv.conv_transpose2d_forward(x, w, b, stride, p, op)[0],
+                               conv.conv_transpose2d_naive(x, w, b, stride, p, op), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["batch", "instance"])
+def test_norm_matches_naive_and_normalises(kind, rng):
+    x = rng.standard_normal((3, 4, 5, 6)) * 3 + 2
+    g, b = np.ones(4), np.zeros(4)
+    out = norm.norm_forward(x, g, b, kind)[0]
+    np.testing.assert_allclose(out, norm.norm_naive(x, g, b, kind), rtol=1e-10, atol=1e-10)
+    axes = norm.AXES[kind]
+    np.testing.assert_allclose(out.mean(axis=axes), 0, atol=1e-10)
+    np.testing.assert_allclose(out.var(axis=axes), 1, atol=1e-3)
+
+
+def test_batch_norm_running_averages_are_used_at_inference(rng):
+    running = {"mean": np.zeros(2), "var": np.ones(2)}
+    for _ in range(200):
+        norm.norm_forward(rng.standard_normal((8, 2, 4, 4)) * 2 + 5, np.ones(2), np.zeros(2), "batch", running=running)
+    np.testing.assert_allclose(running["mean"], 5, atol=0.1)
+    np.testing.assert_allclose(running["var"], 4, atol=0.3)
+    x = np.full((1, 2, 3, 3), 5.0)
+    out = norm.norm_forward(x, np.ones(2), np.zeros(2), "batch", running=running, train=False)[0]
+    np.testing.assert_allclose(out, 0, atol=0.1)   # a single image is normalised by the averages, not by itself
+
+
+@pytest.mark.parametrize("p,shape", [(1, (2, 3, 5, 6)), (4, (1, 2, 9, 7)), (2, (1, 1, 3, 3))])
+def test_reflect_pad_matches_naive(p, shape, rng):
+    x = rng.standard_normal(shape)
+    np.testing.assert_array_equal(pad.reflect_pad_forward(x, p)[0], pad.reflect_pad_naive(x, p))
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 97, 131), (2, 3, 16, 16), (1, 3, 5, 7)])
+def test_style_network_keeps_any_size(shape, rng):
+    spec = transformer.style_spec((4, 6, 8), 1)
+    params = transformer.init_params(spec)
+    y, _ = transformer.transformer_forward(params, rng.uniform(-1, 1, shape).astype(np.float32), spec)
+    assert y.shape == shape and y.dtype == np.float32
+    assert 0 <= y.min() and y.max() <= 255
+
+
+def _photos(folder, rng, n=6):
+    os.makedirs(folder, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (40 + 3 * i, 50, 3), dtype=np.uint8)).save(os.path.join(folder, f"p{i}.jpg"))
+    os.makedirs(os.path.join(folder, "sub"), exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(os.path.join(folder, "sub", "grey.png"))
+    with open(os.path.join(folder, "sub", "broken.jpg"), "wb") as f:
+        f.write(b"not a jpeg")
+
+
+def test_batches_are_deterministic_and_skip_unreadable_files(tmp_path, rng):
+    _photos(str(tmp_path / "data"), rng)
+    warnings = []
+    b = Batches(str(tmp_path / "data"), 32, 3, seed=5, warn=warnings.append)
+    assert len(b.paths) == 8                           # recursive, by extension (the broken one included)
+    first = [b[i] for i in range(4)]                   # through the background thread
+    again = [b.make(i) for i in range(4)]              # directly
+    for x, y in zip(first, again):
+        assert x.shape == (3, 3, 32, 32) and x.dtype == np.float32
+        np.testing.assert_array_equal(x, y)
+    for i in range(4, 30):
+        b.make(i)
+    b.close()
+    assert len(warnings) == 1 and "broken.jpg" in warnings[0], warnings
+
+
+def _train_args(tmp_path, weights_path, style, *extra):
+    return ["train", "--style", style, "--data", str(tmp_path / "data"), "--weights", weights_path,
+            "--size", "32", "--batch-size", "2", "--width", "4,6,8", "--n-res", "1", "--no-progress",
+            "--style-layers", "relu1_2,relu2_2", "--content-layer", "relu2_2"] + list(extra)
+
+
+@pytest.fixture
+def style_and_data(tmp_path, rng):
+    _photos(str(tmp_path / "data"), rng)
+    style = str(tmp_path / "style.png")
+    yy, xx = np.mgrid[0:48, 0:48]
+    Image.fromarray(np.stack([(xx * 5) % 256, (yy * 9) % 256, ((xx + yy) * 3) % 256], -1).astype(np.uint8)).save(style)
+    return style
+
+
+def test_training_lowers_the_loss(tmp_path, synthetic_vgg, style_and_data, capsys):
+    from numstyle import train, weights
+    path, _ = synthetic_vgg("vgg16")
+    vgg = weights.load_vgg(path, "vgg16")
+    style = np.asarray(Image.open(style_and_data), dtype=np.float32).transpose(2, 0, 1)[None]
+    loss = train.PerceptualLoss(vgg, style, "relu2_2", ["relu1_2", "relu2_2"], 1.0, 1e-3, 1e-6)
+    spec = transformer.style_spec((4, 6, 8), 1)
+    params = transformer.init_params(spec, seed=0)
+    batch = Batches(str(tmp_path / "data"), 32, 2, seed=0).make(0)
+    step = lambda p, b: train.network_step(p, spec, "instance", {}, b, loss)  # noqa: E731
+    first, _ = step(dict(params), batch)
+    params, _, history = train.fit(params, step, [batch] * 40, 40, lr=1e-2, progress=False)
+    totals = [h["total"] for h in history]
+    assert np.mean(totals[-5:]) < 0.8 * first["total"], (first["total"], totals)
+
+
+def test_resume_gives_identical_parameters(tmp_path, synthetic_vgg, style_and_data, capsys):
+    path, _ = synthetic_vgg("vgg16")
+    straight = str(tmp_path / "straight.h5")
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "4", "--out", straight)) == 0
+    halves = str(tmp_path / "halves.h5")
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--checkpoint-every", "2",
+                            "--out", halves)) == 0
+    ckpt = str(tmp_path / "halves.ckpt.h5")
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "4", "--resume", ckpt, "--out", halves)) == 0
+    a, config, _ = models.load_model(straight)
+    b, _, _ = models.load_model(halves)
+    assert config["kind"] == "style" and config["width"] == [4, 6, 8]
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_stylize_odd_sizes_gifs_and_bad_model_files(tmp_path, synthetic_vgg, style_and_data, capsys, rng):
+    path, _ = synthetic_vgg("vgg16")
+    model = str(tmp_path / "m.h5")
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "1", "--out", model, "--half")) == 0
+    photo = str(tmp_path / "odd.png")
+    Image.fromarray(rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)).save(photo)
+    gif = str(tmp_path / "anim.gif")
+    frames = [Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)) for _ in range(3)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=50, loop=0)
+    out = tmp_path / "styled"
+    assert main(["stylize", "--model", model, photo, gif, "--out", str(out), "--no-progress"]) == 0
+    with Image.open(out / "odd_stylized.png") as im:
+        assert im.size == (131, 97)
+    with Image.open(out / "anim_stylized.gif") as im:
+        assert im.n_frames == 3 and im.size == (30, 20)
+    capsys.readouterr()
+    truncated = str(tmp_path / "truncated.h5")
+    with open(model, "rb") as f, open(truncated, "wb") as g:
+        g.write(f.read(2000))
+    assert os.path.exists(tmp_path / "m.ckpt.h5")
+    for bad, needle in [(truncated, "cannot read model file"), (str(tmp_path / "nope.h5"), "model not found"),
+                        (str(tmp_path / "m.ckpt.h5"), "is a training checkpoint")]:
+        assert main(["stylize", "--model", bad, photo, "--out", str(out)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+
+
+def test_a_gatys_weight_file_is_not_a_model(tmp_path, synthetic_vgg, capsys, rng):
+    path, _ = synthetic_vgg("vgg16")
+    photo = str(tmp_path / "p.png")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(photo)
+    assert main(["stylize", "--model", path, photo]) == 1
+    assert "not a numstyle model file" in capsys.readouterr().err
+
+
+def test_model_file_records_architecture_and_rejects_mismatch(tmp_path):
+    spec = transformer.style_spec((4, 6, 8), 1)
+    params = transformer.init_params(spec)
+    config = {"kind": "style", "norm": "instance", "width": [4, 6, 8], "n_res": 1}
+    path = str(tmp_path / "m.h5")
+    models.save_model(path, params, config)
+    with h5py.File(path, "a") as f:
+        del f["params/c2.w"]
+        f["params"].create_dataset("c2.w", data=np.zeros((6, 4, 5, 5), np.float32))
+    from numstyle.errors import ModelError
+    with pytest.raises(ModelError, match=r"parameter c2.w is \(6, 4, 5, 5\)"):
+        models.load_model(path)
+    with pytest.raises(ModelError, match="super-resolution model is needed"):
+        models.save_model(path, params, config)
+        models.load_model(path, expect="sr")
