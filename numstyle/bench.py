@@ -1,11 +1,15 @@
 """``numstyle bench``: time the engine, report medians and peak memory.
 
-``numstyle bench gatys`` times one Gatys objective evaluation -- forward to
-conv5_1, content loss at conv4_2, style losses at conv1_1 ... conv5_1, the
-input-gradient backward, targets precomputed -- over several runs.
-``--compare-torch`` runs the same step in PyTorch (benchmarks/torch_gatys.py,
-in a subprocess, only where torch happens to be installed) and prints the
-ratio. Speed targets live here, never in timed tests.
+- ``gatys``: one Gatys objective evaluation -- forward to conv5_1, content
+  loss at conv4_2, style losses at conv1_1 ... conv5_1, the input-gradient
+  backward, targets precomputed;
+- ``train``: one Johnson training iteration (transformer, VGG16 perceptual
+  loss, backward, Adam) on a batch of ``--batch-size`` images;
+- ``stylize``: one forward pass of the style network on one image.
+
+``--compare-torch`` runs the same step in PyTorch (benchmarks/torch_*.py, in
+a subprocess, only where torch happens to be installed), alternating with
+numstyle, and prints the ratio. Speed targets live here, never in timed tests.
 """
 import json
 import os
@@ -19,20 +23,23 @@ import numpy as np
 
 from .backend import check_device, synchronize, to_device
 from .cli import HelpFormatter, positive_int
+from .optim import adam
 from .vgg import BLOCKS, conv_shapes, layer_names, pools_before, random_params
 
 BENCH_CONTENT = "conv4_2"
 BENCH_STYLE = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
-TORCH_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "torch_gatys.py")
+BENCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 
 
 def add_parser(sub):
     p = sub.add_parser("bench", help="time the engine (medians, GFLOP/s, peak memory)",
                        description="Benchmarks. Report medians of several runs and compare with a reference "
                                    "measured in the same run.", formatter_class=HelpFormatter)
-    p.add_argument("what", choices=["gatys"], help="which step to time")
+    p.add_argument("what", choices=["gatys", "train", "stylize"], help="which step to time")
     p.add_argument("--model", choices=sorted(BLOCKS), default="vgg16", help="network")
-    p.add_argument("--size", type=positive_int, default=256, help="image side, px")
+    p.add_argument("--size", type=positive_int, help="image side, px (default: 256; stylize 512)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="train: images per iteration")
+    p.add_argument("--norm", choices=["instance", "batch"], default="instance", help="train/stylize: normalisation")
     p.add_argument("--runs", type=positive_int, default=5, help="timed runs (after one warm-up)")
     p.add_argument("--pool", choices=["avg", "max"], default="avg", help="pooling")
     p.add_argument("--weights", metavar="PATH", help="weight file (default: the real one if found, else random "
@@ -49,32 +56,23 @@ def add_parser(sub):
 
 def run(args):
     check_device(args.device)
+    if args.size is None:
+        args.size = 512 if args.what == "stylize" else 256
+    measure = {"gatys": lambda: bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device),
+               "train": lambda: bench_train(args), "stylize": lambda: bench_stylize(args)}[args.what]
     if not args.compare_torch:
-        result = bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device, args.layers)
+        result = measure()
     else:
         rounds = []
         for _ in range(args.rounds):                       # A B A B ...: each ratio from neighbouring runs
             reference = torch_reference(args)
             if "error" in reference:
                 break
-            rounds.append((reference, bench_gatys(args.model, args.size, args.runs, args.pool, args.weights,
-                                                  args.device, per_layer=False)))
-        if not rounds:
-            result = bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device, args.layers)
-            result["torch"] = reference
-        else:
-            result = rounds[-1][1]
-            result["times_s"] = [t for _, r in rounds for t in r["times_s"]]
-            result.update(median_s=statistics.median(result["times_s"]), min_s=min(result["times_s"]),
-                          max_s=max(result["times_s"]), runs=len(result["times_s"]))
-            result["gflops"] = gatys_flops(args.model, args.size) / result["median_s"] / 1e9
-            torch_times = [t for ref, _ in rounds for t in ref["times_s"]]
-            result["torch"] = dict(rounds[-1][0], times_s=torch_times, median_s=statistics.median(torch_times),
-                                   peak_rss_mb=max(ref["peak_rss_mb"] for ref, _ in rounds))
-            result["round_ratios"] = [r["median_s"] / ref["median_s"] for ref, r in rounds]
-            result["ratio_vs_torch"] = statistics.median(result["round_ratios"])
-            if args.layers:
-                result["layers"] = layer_profile_for(args)
+            rounds.append((reference, measure()))
+        result = merge_rounds(rounds, args) if rounds else dict(measure(), torch=reference)
+    if args.layers and args.what == "gatys":
+        result["layers"] = bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device,
+                                       per_layer=True)["layers"]
     if args.json:
         print(json.dumps(result))
     else:
@@ -82,8 +80,78 @@ def run(args):
     return 0
 
 
-def layer_profile_for(args):
-    return bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device, True)["layers"]
+def merge_rounds(rounds, args):
+    """Pool the timings of all rounds; the ratio is the median of the per-round ratios."""
+    result = rounds[-1][1]
+    times = [t for _, r in rounds for t in r["times_s"]]
+    result.update(times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times), runs=len(times))
+    if args.what == "gatys":
+        result["gflops"] = gatys_flops(args.model, args.size) / result["median_s"] / 1e9
+    torch_times = [t for ref, _ in rounds for t in ref["times_s"]]
+    result["torch"] = dict(rounds[-1][0], times_s=torch_times, median_s=statistics.median(torch_times),
+                           peak_rss_mb=max(ref["peak_rss_mb"] for ref, _ in rounds))
+    result["round_ratios"] = [r["median_s"] / ref["median_s"] for ref, r in rounds]
+    result["ratio_vs_torch"] = statistics.median(result["round_ratios"])
+    return result
+
+
+def timed(fn, runs):
+    """Warm up once, then time ``runs`` calls (GPU work waited for): the list of seconds."""
+    fn()
+    times = []
+    for _ in range(runs):
+        synchronize()
+        t0 = time.perf_counter()
+        fn()
+        synchronize()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def summary(times, **fields):
+    return dict(fields, times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times),
+                runs=len(times), peak_rss_mb=peak_rss_mb(), numpy=np.__version__)
+
+
+def bench_train(args):
+    """One Johnson training iteration: transformer + VGG16 perceptual loss + backward + Adam."""
+    from . import train, transformer, weights
+
+    path = args.weights or weights.find_vgg("vgg16")
+    vgg = weights.load_vgg(path, "vgg16") if path else random_params("vgg16", seed=0)
+    vgg = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in vgg.items()}
+    rng = np.random.default_rng(0)
+    img = lambda n: to_device(rng.uniform(0, 255, (n, 3, args.size, args.size)).astype(np.float32), args.device)  # noqa: E731
+    loss = train.PerceptualLoss(vgg, img(1))
+    spec = transformer.style_spec()
+    params = train.params_to(transformer.init_params(spec), args.device)
+    state = transformer.init_state(params, args.norm)
+    batch = img(args.batch_size)
+    adam_state = {}
+
+    def iteration():
+        _, grads = train.network_step(params, spec, args.norm, state, batch, loss)
+        for key in params:
+            params[key], adam_state[key] = adam(params[key], grads[key], adam_state.get(key, {}))
+
+    return summary(timed(iteration, args.runs), bench="train", size=args.size, batch_size=args.batch_size,
+                   norm=args.norm, device=args.device, weights=path or "random")
+
+
+def bench_stylize(args):
+    """One forward pass of the style network (inference mode) on one image."""
+    from . import train, transformer
+
+    spec = transformer.style_spec()
+    params = train.params_to(transformer.init_params(spec), args.device)
+    state = transformer.init_state(params, args.norm)
+    x = to_device(np.random.default_rng(0).uniform(-1, 1, (1, 3, args.size, args.size)).astype(np.float32),
+                  args.device)
+    times = timed(lambda: transformer.transformer_forward(params, x, spec, args.norm, train=False, state=state),
+                  args.runs)
+    result = summary(times, bench="stylize", size=args.size, norm=args.norm, device=args.device)
+    result["fps"] = 1.0 / result["median_s"]
+    return result
 
 
 def gatys_flops(model, size):
@@ -109,20 +177,9 @@ def bench_gatys(model, size, runs, pool="avg", weights_path=None, device="cpu", 
     obj = gatys.make_objective(params, model, content=img(), styles=[img()], pool=pool,
                                content_layer=BENCH_CONTENT, style_layers=BENCH_STYLE)
     x = img()
-    obj(x)                                                     # warm-up
-    times = []
-    for _ in range(runs):
-        synchronize()
-        t0 = time.perf_counter()
-        obj(x)
-        synchronize()
-        times.append(time.perf_counter() - t0)
-    median = statistics.median(times)
-    result = {"bench": "gatys", "model": model, "size": size, "pool": pool, "device": device,
-              "weights": path or "random", "runs": runs, "times_s": times, "median_s": median,
-              "min_s": min(times), "max_s": max(times), "gflops": gatys_flops(model, size) / median / 1e9,
-              "peak_rss_mb": peak_rss_mb(),
-              "numpy": np.__version__, "threads": os.environ.get("OMP_NUM_THREADS") or os.cpu_count()}
+    times = timed(lambda: obj(x), runs)
+    result = summary(times, bench="gatys", model=model, size=size, pool=pool, device=device, weights=path or "random")
+    result["gflops"] = gatys_flops(model, size) / result["median_s"] / 1e9
     if per_layer:
         result["layers"] = layer_profile(obj, x, runs)
     return result
@@ -165,15 +222,21 @@ def layer_profile(obj, x, runs):
 
 
 def torch_reference(args):
-    """Run benchmarks/torch_gatys.py in a subprocess (PyTorch is never imported here)."""
-    if not os.path.isfile(TORCH_SCRIPT):
-        return {"error": f"{TORCH_SCRIPT} not found (it ships with the source checkout)"}
+    """Run the matching benchmarks/torch_*.py in a subprocess (PyTorch is never imported here)."""
     from . import weights
 
-    path = args.weights or weights.find_vgg(args.model)
-    cmd = [sys.executable, TORCH_SCRIPT, "--model", args.model, "--size", str(args.size), "--runs", str(args.runs),
-           "--pool", args.pool, "--threads", str(os.cpu_count()), "--device", "cuda" if args.device == "gpu" else "cpu"]
-    if path:
+    script = os.path.join(BENCH_DIR, "torch_gatys.py" if args.what == "gatys" else "torch_johnson.py")
+    if not os.path.isfile(script):
+        return {"error": f"{script} not found (it ships with the source checkout)"}
+    model = args.model if args.what == "gatys" else "vgg16"
+    path = args.weights or weights.find_vgg(model)
+    cmd = [sys.executable, script, "--size", str(args.size), "--runs", str(args.runs), "--threads", str(os.cpu_count()),
+           "--device", "cuda" if args.device == "gpu" else "cpu"]
+    if args.what == "gatys":
+        cmd += ["--model", model, "--pool", args.pool]
+    else:
+        cmd += ["--mode", args.what, "--batch-size", str(args.batch_size), "--norm", args.norm, "--pool", "max"]
+    if path and args.what != "stylize":
         cmd += ["--weights", path]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -183,10 +246,13 @@ def torch_reference(args):
 
 
 def print_report(r):
-    print(f"gatys objective, {r['model']} {r['size']}x{r['size']} {r['pool']} pool, {r['device']}, "
-          f"weights: {os.path.basename(r['weights'])}")
+    what = {"gatys": f"gatys objective, {r.get('model')} {r['size']}x{r['size']} {r.get('pool')} pool",
+            "train": f"training iteration, batch {r.get('batch_size')} of {r['size']}x{r['size']}, {r.get('norm')} norm",
+            "stylize": f"stylize one {r['size']}x{r['size']} image, {r.get('norm')} norm"}[r["bench"]]
+    print(f"{what}, {r['device']}" + (f", weights: {os.path.basename(r['weights'])}" if "weights" in r else ""))
+    rate = f", {r['gflops']:.0f} GFLOP/s" if "gflops" in r else (f", {r['fps']:.2f} images/s" if "fps" in r else "")
     print(f"  numstyle: median {r['median_s']:.3f} s (min {r['min_s']:.3f}, max {r['max_s']:.3f}, "
-          f"{r['runs']} runs), {r['gflops']:.0f} GFLOP/s, peak RSS {r['peak_rss_mb']:.0f} MB")
+          f"{r['runs']} runs){rate}, peak RSS {r['peak_rss_mb']:.0f} MB")
     t = r.get("torch")
     if t and "error" not in t:
         print(f"  pytorch {t['torch_version']}: median {t['median_s']:.3f} s, peak RSS {t['peak_rss_mb']:.0f} MB")

@@ -72,13 +72,14 @@ def float_list(text):
 
 
 def build_parser(prog="numstyle"):
-    from . import bench, gatys_cli, johnson_cli
+    from . import bench, gatys_cli, johnson_cli, sr_cli
 
     parser = _Parser(prog=prog, description="Neural style transfer from scratch on NumPy/CuPy.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     gatys_cli.add_parser(sub)
     johnson_cli.add_parsers(sub)
+    sr_cli.add_parsers(sub)
     bench.add_parser(sub)
     return parser
 

@@ -38,8 +38,14 @@ def random_crop(rgb, size, rng):
     return rgb[top:top + size, left:left + size]
 
 
+def _nchw(batch):
+    """(B, H, W, 3) -> contiguous float32 (B, 3, H, W)."""
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
 class Batches:
-    """``batches[i]`` -> float32 (batch_size, 3, size, size) RGB 0..255, prefetched in a thread.
+    """``batches[i]`` -> float32 (batch_size, 3, size, size) RGB 0..255, prefetched in a thread
+    (a tuple of such arrays when ``transform`` returns tuples).
 
     Unreadable files are skipped with one warning each, and replaced by the
     next readable file (deterministically, so resuming stays exact).
@@ -58,10 +64,10 @@ class Batches:
         """Build batch ``i`` (no thread): a pure function of (seed, i) and the folder."""
         rng = np.random.default_rng([self.seed, i])
         picks = rng.integers(0, len(self.paths), self.batch_size)
-        out = []
-        for k in picks:
-            out.append(self.transform(self._load(int(k)), rng))
-        return np.ascontiguousarray(np.stack(out).transpose(0, 3, 1, 2), dtype=np.float32)   # (B, 3, S, S)
+        items = [self.transform(self._load(int(k)), rng) for k in picks]
+        if isinstance(items[0], tuple):                    # e.g. (HR, LR, bicubic-up) for super-resolution
+            return tuple(_nchw(np.stack(parts)) for parts in zip(*items))
+        return _nchw(np.stack(items))
 
     def _load(self, k):
         for step in range(len(self.paths)):

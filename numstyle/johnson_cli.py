@@ -10,7 +10,7 @@ from .cli import HelpFormatter, default_out, finite_float, name_list, non_negati
 from .errors import ModelError, NumstyleError
 from .image import IMAGE_EXTS, load_image, save_image
 
-TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=5.0,
+TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=5e-4,
                       tv_weight=1e-6, content_layer="relu2_2", norm="instance", checkpoint_every=500)
 
 
@@ -60,53 +60,65 @@ def add_parsers(sub):
 
 
 def run_train(args):
-    from . import models, train, transformer, weights
+    from . import train, weights
+
+    style_rgb = load_image(args.style, args.style_size or args.size, "style image")
+    with open(args.style, "rb") as f:
+        style_hash = hashlib.sha256(f.read()).hexdigest()
+    config = {"kind": "style", "norm": args.norm, "width": [int(w) for w in args.width], "n_res": args.n_res,
+              "style_sha256": style_hash, "style": os.path.basename(args.style),
+              "settings": settings(args, ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
+                                          "style_weight", "tv_weight", "content_layer", "style_layers", "seed"))}
+
+    def make_loss():
+        model, path = weights.resolve_vgg("vgg16", args.weights)
+        vgg = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in weights.load_vgg(path, model).items()}
+        style = to_device(style_rgb.transpose(2, 0, 1)[None].copy(), args.device)
+        return train.PerceptualLoss(vgg, style, args.content_layer, args.style_layers, args.content_weight,
+                                    args.style_weight, args.tv_weight)
+
+    def make_step(spec, state, loss):
+        return lambda p, batch: train.network_step(p, spec, config["norm"], state, batch, loss)
+
+    out = args.out or default_out(None, [args.style]).replace(".png", ".h5")
+    return run_training(args, config, out, make_loss, make_step, transform=None)
+
+
+def settings(args, keys):
+    return {k: getattr(args, k) for k in keys}
+
+
+def run_training(args, config, out, make_loss, make_step, transform):
+    """The shared body of ``numstyle train`` and ``numstyle sr-train``: resume, loop, checkpoints, model file."""
+    from . import models, train, transformer
     from .dataset import Batches
 
     start_time = time.perf_counter()
     check_device(args.device)
-    style_rgb = load_image(args.style, args.style_size or args.size, "style image")
-    style_hash = hashlib.sha256(open(args.style, "rb").read()).hexdigest()
-    width = tuple(int(w) for w in args.width)
-    config = {"kind": "style", "norm": args.norm, "width": list(width), "n_res": args.n_res,
-              "style_sha256": style_hash, "style": os.path.basename(args.style),
-              "settings": {k: getattr(args, k) for k in ("size", "style_size", "batch_size", "iters", "lr",
-                                                         "content_weight", "style_weight", "tv_weight",
-                                                         "content_layer", "style_layers", "seed")}}
-    out = args.out or default_out(None, [args.style]).replace(".png", ".h5")
     ckpt_path = os.path.splitext(out)[0] + ".ckpt.h5"
     spec = models.spec_from_config(config)
     params = transformer.init_params(spec, seed=args.seed)
-    state = transformer.init_state(params, args.norm)
+    state = transformer.init_state(params, config["norm"])
     adam_state, start = {}, 0
     if args.resume:
         ckpt = models.load_checkpoint(args.resume)
-        if ckpt["config"].get("style_sha256") != style_hash:
-            raise NumstyleError(f"{args.resume} was trained with another style image "
-                                f"({ckpt['config'].get('style')}); pass the same --style to resume")
+        check_resume(args.resume, ckpt["config"], config)
         params, adam_state, start, state = ckpt["params"], ckpt["adam"], ckpt["iteration"], ckpt["state"] or state
         config = ckpt["config"] | {"settings": config["settings"]}
         print(f"resuming from iteration {start} of {args.resume}")
-    model, path = weights.resolve_vgg("vgg16", args.weights)
-    vgg = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in weights.load_vgg(path, model).items()}
-    loss = train.PerceptualLoss(vgg, to_device(style_rgb.transpose(2, 0, 1)[None].copy(), args.device),
-                                args.content_layer, args.style_layers, args.content_weight, args.style_weight,
-                                args.tv_weight)
+    loss = make_loss()
     params, adam_state = train.params_to(params, args.device), train.adam_to(adam_state, args.device)
     state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
-    batches = Batches(args.data, args.size, args.batch_size, seed=args.seed)
+    batches = Batches(args.data, args.size, args.batch_size, seed=args.seed, transform=transform)
     print(f"training on {len(batches.paths)} images from {args.data}: {args.iters} iterations of "
           f"{args.batch_size}x{args.size}x{args.size}, checkpoints in {ckpt_path}")
-
-    def step(p, batch):
-        return train.network_step(p, spec, args.norm, state, batch, loss)
 
     def checkpoint(iteration, p, a):
         models.save_checkpoint(ckpt_path, p, a, iteration, config, state)
 
-    params, adam_state, history = train.fit(params, step, batches, args.iters, args.lr, start, adam_state,
-                                            checkpoint, args.checkpoint_every, not args.no_progress, "train",
-                                            args.device)
+    params, adam_state, history = train.fit(params, make_step(spec, state, loss), batches, args.iters, args.lr,
+                                            start, adam_state, checkpoint, args.checkpoint_every,
+                                            not args.no_progress, args.command, args.device)
     if args.checkpoint_every:
         checkpoint(args.iters, params, adam_state)
     models.save_model(out, params, config, state, half=args.half)
@@ -115,6 +127,26 @@ def run_train(args):
           f"tv {last['tv']:.4g}; {len(history)} iterations in {time.perf_counter() - start_time:.1f} s")
     print(f"wrote {out}")
     return 0
+
+
+RESUME_MUST_MATCH = ("size", "style_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",
+                     "content_layer", "style_layers", "seed", "scale", "loss", "blur")
+
+
+def check_resume(path, saved, now):
+    """A resumed run must use the checkpoint's style, network and settings (all but --iters):
+    the batches and the loss are functions of them, and resuming is exact only if they match."""
+    if saved.get("style_sha256") != now.get("style_sha256"):
+        raise NumstyleError(f"{path} was trained with another style image ({saved.get('style')}); "
+                            "pass the same --style to resume")
+    for key in ("kind", "norm", "width", "n_res", "scale", "skip"):
+        if saved.get(key) != now.get(key):
+            raise NumstyleError(f"{path} has {key} {saved.get(key)}, not {now.get(key)}: pass the same flags to resume")
+    for key in RESUME_MUST_MATCH:
+        old, new = saved.get("settings", {}).get(key), now["settings"].get(key)
+        if old != new:
+            raise NumstyleError(f"{path} was trained with --{key.replace('_', '-')} {old}, not {new}: "
+                                "pass the same flags to resume (only --iters may change)")
 
 
 def stylize_array(params, config, state, rgb, device="cpu"):
@@ -128,11 +160,14 @@ def stylize_array(params, config, state, rgb, device="cpu"):
     return to_host(y)[0].transpose(1, 2, 0)                                           # (H', W', 3)
 
 
-def run_stylize(args, expect="style"):
+def run_stylize(args, expect="style", transform=None):
+    """Apply a model to every input: ``transform(params, config, state, rgb, device)`` per frame
+    (default: the style network's forward pass)."""
     from tqdm import tqdm
 
     from . import models
 
+    transform = transform or stylize_array
     check_device(args.device)
     params, config, state = models.load_model(args.model, expect=expect)
     params = {k: to_device(v, args.device) for k, v in params.items()}
@@ -142,10 +177,10 @@ def run_stylize(args, expect="style"):
         if not os.path.isfile(src):
             raise NumstyleError(f"input not found: {src}")
     start = time.perf_counter()
-    for src, dst in tqdm(list(zip(args.inputs, outs)), desc=args.command, disable=not args.no_progress is False
-                         or len(args.inputs) == 1, unit="image"):
+    for src, dst in tqdm(list(zip(args.inputs, outs)), desc=args.command, unit="image",
+                         disable=args.no_progress or len(args.inputs) == 1):
         frames, durations = read_frames(src, args.size)
-        results = [np.clip(stylize_array(params, config, state, f, args.device), 0, 255).round().astype(np.uint8)
+        results = [np.clip(transform(params, config, state, f, args.device), 0, 255).round().astype(np.uint8)
                    for f in frames]
         write_frames(dst, results, durations)
         print(f"wrote {dst}")

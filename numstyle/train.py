@@ -37,22 +37,22 @@ class PerceptualLoss:
     """
 
     def __init__(self, vgg_params, style_rgb=None, content_layer="relu2_2", style_layers=STYLE_LAYERS,
-                 content_weight=1.0, style_weight=5.0, tv_weight=1e-6, model="vgg16"):
-        self.vgg, self.model = prepare(vgg_params), model
+                 content_weight=1.0, style_weight=5.0, tv_weight=1e-6, model="vgg16", pool="max"):
+        self.vgg, self.model, self.pool = prepare(vgg_params), model, pool   # the classification VGG: max pooling
         self.content_layer, self.style_layers = content_layer, list(style_layers) if style_rgb is not None else []
         check_layers(model, [content_layer] + self.style_layers)
         self.weights = (content_weight, style_weight, tv_weight)
         self.style_grams = {}
         if style_rgb is not None:
-            feats, _ = features_forward(self.vgg, rgb_to_vgg(style_rgb), self.style_layers, model)
+            feats, _ = features_forward(self.vgg, rgb_to_vgg(style_rgb), self.style_layers, model, pool)
             self.style_grams = {name: gram_normalized(feats[name])[0] for name in self.style_layers}   # (J4)
 
     def __call__(self, y_hat, y_content):
         wc, ws, wt = self.weights
         N = y_hat.shape[0]
-        target, _ = features_forward(self.vgg, rgb_to_vgg(y_content), [self.content_layer], self.model)
+        target, _ = features_forward(self.vgg, rgb_to_vgg(y_content), [self.content_layer], self.model, self.pool)
         layers = [self.content_layer] + [n for n in self.style_layers if n != self.content_layer]
-        feats, caches = features_forward(self.vgg, rgb_to_vgg(y_hat), layers, self.model)
+        feats, caches = features_forward(self.vgg, rgb_to_vgg(y_hat), layers, self.model, self.pool)
         parts, dfeats = {}, {}
         parts["content"], dfeats[self.content_layer] = feature_loss(feats[self.content_layer],
                                                                     target[self.content_layer], wc)   # (J3)
@@ -61,7 +61,7 @@ class PerceptualLoss:
             loss, dF = style_loss_johnson(feats[name], self.style_grams[name], ws)                  # (J5)
             parts["style"] += loss
             dfeats[name] = dfeats[name] + dF if name in dfeats else dF
-        dy = vgg_grad_to_rgb(features_backward(dfeats, caches))                                     # (V1), (I1)
+        dy = vgg_grad_to_rgb(features_backward(dfeats, caches, self.pool))                          # (V1), (I1)
         parts["tv"] = 0.0
         if wt:
             loss, dtv = tv_loss(y_hat)                                                              # (TV1)
@@ -80,7 +80,7 @@ def network_step(params, spec, norm, state, batch_rgb, loss, input_rgb=None):
     x = to_input(batch_rgb if input_rgb is None else input_rgb)
     y, caches = transformer_forward(params, x, spec, norm, train=True, state=state)
     parts, dy = loss(y, batch_rgb)
-    grads, _ = transformer_backward(dy, caches)
+    grads, _ = transformer_backward(dy, caches, input_grad=False)
     return parts, grads
 
 
@@ -88,11 +88,15 @@ def fit(params, step, batches, iters, lr=1e-3, start=0, adam_state=None, checkpo
         progress=True, desc="train", device="cpu"):
     r"""The training loop: ``step(params, batch) -> (parts, grads)``, Adam on every parameter.
 
+    Ctrl-C asks the loop to stop after the iteration in progress: a checkpoint
+    is written and KeyboardInterrupt raised, so an interrupted run resumes
+    exactly. A second Ctrl-C stops at once.
+
     Parameters
     ----------
     checkpoint : callable, optional
         ``checkpoint(iteration, params, adam_state)``, called every
-        ``checkpoint_every`` iterations and when interrupted (Ctrl-C).
+        ``checkpoint_every`` iterations and when interrupted.
 
     Returns
     -------
@@ -103,33 +107,64 @@ def fit(params, step, batches, iters, lr=1e-3, start=0, adam_state=None, checkpo
     adam_state = adam_state if adam_state is not None else {}
     history, running = [], None
     bar = tqdm(total=iters, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
-    it = start
+    stop = _StopOnInterrupt()
     try:
-        for it in range(start, iters):
-            batch = to_device(batches[it], device)
-            parts, grads = step(params, batch)
-            if not math.isfinite(parts["total"]):
-                raise NonFiniteLossError(f"the loss became {parts['total']} at iteration {it + 1}: "
-                                         "lower --lr or the loss weights")
-            for key in params:                                                   # (A1)-(A4)
-                params[key], adam_state[key] = adam(params[key], grads[key], adam_state.get(key, {}), lr=lr)
-            history.append(dict(parts, iteration=it + 1, time=time.perf_counter()))
-            running = parts if running is None else {k: 0.9 * running[k] + 0.1 * parts[k] for k in parts}
-            bar.set_postfix_str(f"loss {running['total']:.4g} content {running['content']:.3g} "
-                                f"style {running['style']:.3g} tv {running['tv']:.3g}", refresh=False)
-            bar.update(1)
-            if checkpoint and checkpoint_every and (it + 1) % checkpoint_every == 0:
-                checkpoint(it + 1, params, adam_state)
-    except KeyboardInterrupt:
-        done = history[-1]["iteration"] if history else start
-        if checkpoint and done > start:
-            checkpoint(done, params, adam_state)
-        raise
+        with stop:
+            for it in range(start, iters):
+                batch = _to_device(batches[it], device)
+                parts, grads = step(params, batch)
+                if not math.isfinite(parts["total"]):
+                    raise NonFiniteLossError(f"the loss became {parts['total']} at iteration {it + 1}: "
+                                             "lower --lr or the loss weights")
+                for key in params:                                               # (A1)-(A4)
+                    params[key], adam_state[key] = adam(params[key], grads[key], adam_state.get(key, {}), lr=lr)
+                history.append(dict(parts, iteration=it + 1, time=time.perf_counter()))
+                running = parts if running is None else {k: 0.9 * running[k] + 0.1 * parts[k] for k in parts}
+                bar.set_postfix_str(f"loss {running['total']:.4g} content {running['content']:.3g} "
+                                    f"style {running['style']:.3g} tv {running['tv']:.3g}", refresh=False)
+                bar.update(1)
+                if checkpoint and (stop.requested or (checkpoint_every and (it + 1) % checkpoint_every == 0)):
+                    checkpoint(it + 1, params, adam_state)
+                if stop.requested:
+                    raise KeyboardInterrupt
     finally:
         bar.close()
         if hasattr(batches, "close"):
             batches.close()
     return params, adam_state, history
+
+
+class _StopOnInterrupt:
+    """Within ``with``: the first SIGINT sets ``requested`` (the loop finishes its iteration), a second raises."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this iteration (Ctrl-C again to stop now)", flush=True)
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _to_device(batch, device):
+    return tuple(to_device(b, device) for b in batch) if isinstance(batch, tuple) else to_device(batch, device)
 
 
 def params_to(params, device):

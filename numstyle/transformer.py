@@ -135,19 +135,25 @@ def transformer_forward(params, x, spec, norm="instance", train=True, state=None
             caches.append(("tanh", name, cache))
             h = 127.5 * (h + 1.0)                                           # (J1)
     out_h, out_w = _out_size(spec, H, W)
-    if h.shape[2:] != (out_h, out_w):                                       # odd sizes: up-sampling overshoots
+    if h.shape[2:] != (out_h, out_w):                                       # sizes not a multiple of 4: up-sampling overshoots
         caches.append(("crop", "out", h.shape))
         h = h[:, :, :out_h, :out_w]
     return h, caches
 
 
-def transformer_backward(dy, caches):
+def transformer_backward(dy, caches, input_grad=True):
     r"""Gradients of every parameter, given ``dL/dy`` of the network's output.
+
+    Parameters
+    ----------
+    input_grad : bool
+        Also return the gradient with respect to the input image (training
+        does not need it: the first convolution then skips its input gradient).
 
     Returns
     -------
     grads : dict, the keys of ``params``
-    dx : ndarray, gradient with respect to the network's input
+    dx : ndarray or None, gradient with respect to the network's input
     """
     grads = {}
     dh = dy
@@ -162,12 +168,15 @@ def transformer_backward(dy, caches):
         elif kind == "res":
             res_stack.append(dh)                                            # (J2): the skip path keeps dh
         elif kind in ("conv", "conv+b"):
-            dh, grads[f"{name}.w"], db = conv2d_backward(dh, cache)          # (CV2)-(CV4)
+            skip = not input_grad and cache is caches[1][2]                 # the first conv: no input gradient needed
+            dh, grads[f"{name}.w"], db = conv2d_backward(dh, cache, input_grad=not skip)    # (CV2)-(CV4)
             if kind == "conv+b":
                 grads[f"{name}.b"] = db
         elif kind == "upconv":
             dh, grads[f"{name}.w"], _ = conv_transpose2d_backward(dh, cache)    # (T2)
         elif kind == "pad":
+            if dh is None:                                                  # before the first conv: nothing to do
+                continue
             dh = reflect_pad_backward(dh, cache)                            # (RP2)
             if name.endswith(".1") and res_stack:                          # first conv of a residual block:
                 dh = dh + res_stack.pop()                                   # (J2) branch + skip

@@ -152,6 +152,7 @@ CASES = [
     ("conv stride2 pad1", _conv(2, 1), SMOOTH),
     ("conv stride1 pad0 5x5", _conv(1, 0, (1, 2, 8, 9), k=5), SMOOTH),
     ("conv stride2 pad0", _conv(2, 0), SMOOTH),
+    ("conv 9x9 few outputs", _conv(1, 4, (2, 9, 6, 7), k=9), SMOOTH),
     ("winograd conv even size", _winograd((2, 3, 6, 8)), SMOOTH),
     ("winograd conv odd size", _winograd((1, 2, 5, 7)), SMOOTH),
     ("relu", _unary(activations.relu_forward, activations.relu_backward), KINKED),

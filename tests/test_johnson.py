@@ -192,3 +192,15 @@ def test_model_file_records_architecture_and_rejects_mismatch(tmp_path):
     with pytest.raises(ModelError, match="super-resolution model is needed"):
         models.save_model(path, params, config)
         models.load_model(path, expect="sr")
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, synthetic_vgg, style_and_data, capsys):
+    path, _ = synthetic_vgg("vgg16")
+    out = str(tmp_path / "m.h5")
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "1", "--out", out)) == 0
+    capsys.readouterr()
+    ckpt = str(tmp_path / "m.ckpt.h5")
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt, "--seed", "9",
+                            "--out", out)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seed 0, not 9" in err[0], err

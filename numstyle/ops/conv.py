@@ -29,6 +29,18 @@ flipped in space and with its channel axes swapped, padded by ``k - 1 - p``
 
 which replaces col2im's read-modify-write scatter (K2) by im2col's plain
 copies (K1): the same GEMM, less memory traffic when ``F <= C``.
+
+Read the other way, (CV5) says a stride-1 convolution is the adjoint of the
+convolution with the flipped, channel-swapped kernel. When ``2F <= C`` (a
+9x9 convolution from 32 channels to 3, say) the forward pass takes that
+route -- ``W^T``-products scattered by col2im move k^2 F values per pixel
+instead of im2col's k^2 C -- and the weight gradient is built from columns
+of the (flipped) upstream gradient instead of the input:
+
+.. math::  dW[f, c, i, j] = \sum_{u, v} \tilde x[c, u, v]\; \tilde{dy}[f, u + i, v + j]     \tag{CV6}
+
+with :math:`\tilde x` the padded input flipped in space and :math:`\tilde{dy}`
+the upstream gradient flipped and zero-padded by ``k - 1``.
 """
 from ..backend import get_xp, scratch
 from .im2col import col2im_rows, im2col_rows, output_size, unpad, zero_pad
@@ -70,6 +82,11 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     F, Cw, kh, kw = w.shape
     assert C == Cw, f"conv2d: input has {C} channels, kernel expects {Cw}"
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
+    if _few_outputs(F, C, kh, kw, stride, pad):                          # (CV5) read backwards: scatter k^2 F, not k^2 C
+        out = conv2d_input_grad(x, _flip(w), (N, F, Ho, Wo), 1, kh - 1 - pad)
+        if b is not None:
+            out += b.reshape(1, F, 1, 1)
+        return out, (x, w, stride, pad)
     ckk = C * kh * kw
     w_row = w.reshape(F, ckk)                                            # (F, Ckk)
     xpad = zero_pad(x, pad)                                              # (N, C, H+2p, W+2p)
@@ -85,7 +102,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     return out, cache
 
 
-def conv2d_backward(dout, cache, weight_grad=True):
+def conv2d_backward(dout, cache, weight_grad=True, input_grad=True):
     r"""Backward of :func:`conv2d_forward`.
 
     Parameters
@@ -94,15 +111,17 @@ def conv2d_backward(dout, cache, weight_grad=True):
     cache : tuple from :func:`conv2d_forward`
     weight_grad : bool
         When False only ``dx`` is computed (CV2) and ``dw, db`` are None.
+    input_grad : bool
+        When False ``dx`` is None (a network's first layer needs no input gradient).
 
     Returns
     -------
-    dx : ndarray, shape (N, C, H, W)
+    dx : ndarray, shape (N, C, H, W) or None
     dw : ndarray, shape (F, C, kh, kw) or None
     db : ndarray, shape (F,) or None
     """
     x, w, stride, pad = cache
-    dx = conv2d_input_grad(dout, w, x.shape, stride, pad)                # (CV2) / (CV5)
+    dx = conv2d_input_grad(dout, w, x.shape, stride, pad) if input_grad else None   # (CV2) / (CV5)
     if not weight_grad:
         return dx, None, None
     dw = conv2d_weight_grad(dout, x, w.shape, stride, pad)               # (CV3)
@@ -120,8 +139,7 @@ def conv2d_input_grad(dout, w, x_shape, stride, pad):
     N, F, Ho, Wo = dout.shape
     _, C, kh, kw = w.shape
     if stride == 1 and kh == kw and pad < kh and F <= C and (Ho, Wo) == _same_size(x_shape, kh, pad):
-        w_flip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)              # (C, F, kh, kw)                      (CV5)
-        dx, _ = conv2d_forward(dout, xp.ascontiguousarray(w_flip), None, 1, kh - 1 - pad)
+        dx, _ = conv2d_forward(dout, _flip(w), None, 1, kh - 1 - pad)    # (CV5)
         return dx
     ckk = C * kh * kw
     w_row = w.reshape(F, ckk)                                            # (F, Ckk)
@@ -134,10 +152,16 @@ def conv2d_input_grad(dout, w, x_shape, stride, pad):
 
 
 def conv2d_weight_grad(dout, x, w_shape, stride, pad):
-    r"""(CV3): ``dW = sum_n dy[n] X_col[n]^T``, with the columns rebuilt band by band."""
+    r"""(CV3): ``dW = sum_n dy[n] X_col[n]^T``, with the columns rebuilt band by band.
+
+    With few output channels (``F < C``, stride 1) the columns come from the
+    upstream gradient instead (CV6).
+    """
     xp = get_xp(dout)
     N, F, Ho, Wo = dout.shape
     _, C, kh, kw = w_shape
+    if _few_outputs(F, C, kh, kw, stride, pad):
+        return _weight_grad_from_dout_columns(dout, x, w_shape, pad)
     ckk = C * kh * kw
     xpad = zero_pad(x, pad)
     dw = xp.zeros((F, ckk), dtype=dout.dtype)
@@ -147,6 +171,35 @@ def conv2d_weight_grad(dout, x, w_shape, stride, pad):
         cols = im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=buf)    # (N, Ckk, L), rebuilt rather than cached
         dw += xp.matmul(dout_band, cols.transpose(0, 2, 1)).sum(axis=0)  # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
     return dw.reshape(w_shape)
+
+
+def _weight_grad_from_dout_columns(dout, x, w_shape, pad):
+    r"""(CV6): columns of the flipped, padded upstream gradient against the flipped input."""
+    xp = get_xp(dout)
+    N, F, Ho, Wo = dout.shape
+    _, C, k, _ = w_shape
+    xflip = zero_pad(x, pad)[:, :, ::-1, ::-1]                          # (N, C, Hp, Wp), Hp = Ho + k - 1
+    Hp, Wp = xflip.shape[2:]
+    dpad = zero_pad(xp.ascontiguousarray(dout[:, :, ::-1, ::-1]), k - 1)   # (N, F, Ho + 2k - 2, Wo + 2k - 2)
+    fkk = F * k * k
+    dw = xp.zeros((fkk, C), dtype=dout.dtype)
+    for r0, r1 in row_bands(Hp, N, fkk, Wp, dout.dtype.itemsize):
+        buf = scratch("im2col", (N * fkk * (r1 - r0) * Wp,), dout.dtype, dout)
+        cols = im2col_rows(dpad, k, k, 1, r0, r1, Wp, out=buf)           # (N, F k k, rows Wp)     (CV6)
+        xband = xp.ascontiguousarray(xflip[:, :, r0:r1]).reshape(N, C, (r1 - r0) * Wp)   # (N, C, rows Wp)
+        dw += xp.matmul(cols, xband.transpose(0, 2, 1)).sum(axis=0)     # (N, Fkk, L) @ (N, L, C) -> (Fkk, C)  (CV6)
+    return dw.reshape(F, k, k, C).transpose(0, 3, 1, 2).copy()          # (F, C, k, k)
+
+
+def _few_outputs(F, C, kh, kw, stride, pad):
+    """Stride-1 square convolutions with fewer outputs than inputs take the (CV5)/(CV6) routes."""
+    return stride == 1 and kh == kw and pad < kh and 2 * F <= C
+
+
+def _flip(w):
+    """The flipped, channel-swapped kernel of (CV5): (F, C, k, k) -> (C, F, k, k)."""
+    xp = get_xp(w)
+    return xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
 
 
 def _same_size(x_shape, k, pad):
@@ -189,6 +242,8 @@ def conv_transpose2d_forward(x, w, b, stride=2, pad=1, output_padding=1):
     """
     N, F, H, W = x.shape
     _, C, kh, kw = w.shape
+    if not 0 <= output_padding < max(stride, 1):
+        raise ValueError(f"output_padding must be in [0, stride), got {output_padding} with stride {stride}")
     Ho = (H - 1) * stride - 2 * pad + kh + output_padding
     Wo = (W - 1) * stride - 2 * pad + kw + output_padding
     out = conv2d_input_grad(x, w, (N, C, Ho, Wo), stride, pad)           # K^T x                (T1)
@@ -251,6 +306,8 @@ def conv_transpose2d_naive(x, w, b, stride=2, pad=1, output_padding=1):
     xp = get_xp(x)
     N, F, H, W = x.shape
     _, C, kh, kw = w.shape
+    if not 0 <= output_padding < max(stride, 1):
+        raise ValueError(f"output_padding must be in [0, stride), got {output_padding} with stride {stride}")
     Ho = (H - 1) * stride - 2 * pad + kh + output_padding
     Wo = (W - 1) * stride - 2 * pad + kw + output_padding
     full = xp.zeros((N, C, Ho + 2 * pad + kh, Wo + 2 * pad + kw), dtype=x.dtype)

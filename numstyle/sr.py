@@ -1,0 +1,122 @@
+r"""Single-image super-resolution with Johnson et al.'s network (x2, x4, x8).
+
+Training pairs are made on the fly from photos: a crop ``y`` (a multiple of
+the scale), Gaussian blur, bicubic downsampling by the factor:
+
+.. math::  x = \mathrm{bicubic}_{\downarrow f}(G_\sigma * y)                          \tag{SR1}
+
+The network of the paper's supplementary material (9x9 conv to 64 channels,
+residual blocks at the input resolution, log2(f) stride-1/2 convolutions, a
+9x9 conv to 3) predicts, here, the *difference* from the bicubic enlargement:
+
+.. math::  \hat y = \mathrm{bicubic}_{\uparrow f}(x) + 127.5 \tanh(z)                  \tag{SR2}
+
+(a deviation from the paper, whose output is the image itself: starting from
+bicubic quality lets a short CPU training beat bicubic; ``--no-skip`` gives
+the paper's form, 127.5 (tanh(z) + 1)). Two objectives: per-pixel
+
+.. math::  \ell_{\mathrm{pixel}} = \frac{1}{N C H W} \|\hat y - y\|_2^2                \tag{SR3}
+
+and feature reconstruction at relu2_2 of VGG16 (J3) plus a little total
+variation. Bicubic resampling happens outside the network (no gradient
+flows into the input), so the skip adds nothing to the backward pass.
+"""
+import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+from .backend import to_device, to_host
+from .errors import ImageError
+
+
+def bicubic(rgb, shape):
+    """Resize (H, W, 3) float RGB to ``shape`` (h, w) with Pillow's bicubic filter (no rounding to uint8)."""
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(rgb[:, :, c], dtype=np.float32), mode="F")
+                           .resize((shape[1], shape[0]), Image.BICUBIC)) for c in range(3)]
+    return np.stack(channels, axis=-1)
+
+
+def degrade(hr, scale, sigma=1.0):
+    """(SR1): HR (H, W, 3) RGB 0..255 with H, W multiples of ``scale`` -> LR (H/scale, W/scale, 3)."""
+    H, W = hr.shape[:2]
+    if H % scale or W % scale:
+        raise ImageError(f"image {W}x{H} is not a multiple of the scale {scale}: crop it first (modcrop)")
+    blurred = gaussian_filter(hr, sigma=(sigma, sigma, 0), mode="reflect") if sigma > 0 else hr   # G_sigma * y
+    return np.clip(bicubic(blurred, (H // scale, W // scale)), 0, 255)                          # (SR1)
+
+
+def modcrop(rgb, scale):
+    """Crop (H, W, 3) so both sides are multiples of ``scale`` (the evaluation convention)."""
+    H, W = rgb.shape[:2]
+    return rgb[:H - H % scale, :W - W % scale]
+
+
+def training_pair(scale, size, sigma):
+    """A Batches transform: random ``size`` crop -> (HR, LR, bicubic-up LR), all RGB 0..255."""
+    from .dataset import random_crop
+
+    size -= size % scale
+
+    def transform(rgb, rng):
+        hr = random_crop(rgb, size, rng)
+        lr = degrade(hr, scale, sigma)
+        return hr, lr, bicubic(lr, hr.shape[:2])
+    return transform
+
+
+class PixelLoss:
+    """(SR3): mean squared error in RGB 0..255, with the ``(parts, dy)`` interface of PerceptualLoss."""
+
+    def __call__(self, y_hat, y):
+        n = y_hat.size
+        diff = y_hat - y
+        loss = float(diff.ravel() @ diff.ravel()) / n                                # (SR3)
+        return {"total": loss, "content": loss, "style": 0.0, "tv": 0.0}, diff * (2.0 / n)
+
+
+def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=None):
+    """(SR2): the network on LR batch (N, 3, h, w) RGB 0..255; ``up_rgb`` its bicubic enlargement."""
+    from .transformer import to_input, transformer_forward
+
+    y, caches = transformer_forward(params, to_input(lr_rgb), spec, config["norm"], train=train, state=state)
+    if config.get("skip", True):
+        y = y - 127.5 + up_rgb                                                          # (SR2)
+    return y, caches
+
+
+def upscale_array(params, config, state, rgb, device="cpu"):
+    """One image (h, w, 3) RGB 0..255 -> (scale h, scale w, 3), one forward pass."""
+    from .models import spec_from_config
+
+    s = config["scale"]
+    lr = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)
+    up = to_device(bicubic(rgb, (rgb.shape[0] * s, rgb.shape[1] * s)).transpose(2, 0, 1)[None].copy(), device)
+    y, _ = sr_forward(params, spec_from_config(config), config, lr, up, train=False, state=state)
+    return np.clip(to_host(y)[0].transpose(1, 2, 0), 0, 255)
+
+
+def match_histograms(out_rgb, ref_rgb):
+    """The paper's post-processing for the feature network: each channel of ``out`` takes the
+    value distribution of the same channel of ``ref`` (the low-resolution input), by matching CDFs."""
+    result = np.empty_like(out_rgb, dtype=np.float64)
+    for c in range(3):
+        src = out_rgb[..., c].ravel()
+        order = np.argsort(src, kind="stable")
+        quantiles = (np.arange(src.size) + 0.5) / src.size
+        ref_sorted = np.sort(ref_rgb[..., c].ravel())
+        ref_q = (np.arange(ref_sorted.size) + 0.5) / ref_sorted.size
+        matched = np.empty(src.size)
+        matched[order] = np.interp(quantiles, ref_q, ref_sorted)
+        result[..., c] = matched.reshape(out_rgb.shape[:2])
+    return result
+
+
+def sr_step(params, spec, config, state, batch, loss):
+    """One training forward/backward: ``batch = (hr, lr, up)`` -> ``(parts, grads)``."""
+    from .transformer import transformer_backward
+
+    hr, lr, up = batch
+    y, caches = sr_forward(params, spec, config, lr, up, train=True, state=state)
+    parts, dy = loss(y, hr)
+    grads, _ = transformer_backward(dy, caches, input_grad=False)
+    return parts, grads

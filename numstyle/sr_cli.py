@@ -1,0 +1,144 @@
+"""``numstyle sr-train``, ``numstyle upscale`` and ``numstyle sr-eval``: super-resolution (Johnson et al.)."""
+import glob
+import json
+import os
+
+import numpy as np
+
+from .backend import check_device, to_device
+from .cli import HelpFormatter, name_list, non_negative, positive_int
+from .errors import NumstyleError
+from .image import IMAGE_EXTS, load_image
+from .johnson_cli import run_stylize, run_training, settings
+
+
+def add_parsers(sub):
+    p = sub.add_parser("sr-train", help="train a super-resolution network (x2, x4, x8)",
+                       description="Train Johnson et al.'s super-resolution network on photos degraded on the fly "
+                                   "(Gaussian blur, bicubic downsampling).", formatter_class=HelpFormatter)
+    p.add_argument("--scale", type=int, choices=[2, 4, 8], default=4, help="upscaling factor")
+    p.add_argument("--loss", choices=["pixel", "feature"], default="pixel",
+                   help="per-pixel MSE, or VGG16 relu2_2 feature reconstruction (+ TV)")
+    p.add_argument("--data", metavar="DIR", required=True, help="folder of training photos (searched recursively)")
+    p.add_argument("--out", metavar="MODEL.h5", required=True, help="model file")
+    p.add_argument("--size", type=positive_int, default=96, help="high-resolution crop size, px (paper: 288)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="crops per iteration")
+    p.add_argument("--iters", type=positive_int, default=4000, help="training iterations")
+    p.add_argument("--lr", type=non_negative, default=1e-3, help="Adam learning rate")
+    p.add_argument("--blur", type=non_negative, default=1.0, help="Gaussian blur sigma before downsampling")
+    p.add_argument("--tv-weight", type=non_negative, default=1e-5, help="total variation weight (feature loss)")
+    p.add_argument("--content-layer", default="relu2_2", metavar="NAME", help="VGG16 layer of the feature loss")
+    p.add_argument("--norm", choices=["batch", "instance"], default="batch", help="normalisation (paper: batch)")
+    p.add_argument("--width", type=positive_int, default=64, help="channels")
+    p.add_argument("--n-res", type=positive_int, default=4, help="residual blocks")
+    p.add_argument("--no-skip", action="store_true", help="predict the image itself, as the paper (default: "
+                                                          "the difference from bicubic)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the crops")
+    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="checkpoint every N iterations")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a training from its checkpoint")
+    p.add_argument("--weights", metavar="PATH", help="VGG16 weights for the feature loss (default: searched)")
+    p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=run_sr_train)
+
+    u = sub.add_parser("upscale", help="enlarge images with a super-resolution model",
+                       description="Enlarge images of any size and mode with a trained super-resolution model.",
+                       formatter_class=HelpFormatter)
+    u.add_argument("--model", required=True, metavar="MODEL.h5|NAME",
+                   help="model file, or a shipped model's name (sr_x4_pixel, sr_x4_feature)")
+    u.add_argument("inputs", nargs="+", metavar="INPUT", help="images")
+    u.add_argument("--out", metavar="PATH|DIR", help="output file (one input) or folder (default: out/)")
+    u.add_argument("--match-histogram", action="store_true",
+                   help="match each channel's histogram to the input's (the paper's post-processing for the "
+                        "feature-loss network)")
+    u.add_argument("--size", type=positive_int, help="first resize the input's longer side to N px")
+    u.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
+    u.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    u.set_defaults(run=run_upscale)
+
+    e = sub.add_parser("sr-eval", help="PSNR and SSIM of a super-resolution model beside bicubic",
+                       description="PSNR/SSIM on the Y channel, border cropped by the scale, on each test set; "
+                                   "low-resolution inputs made with the model's own degradation.",
+                       formatter_class=HelpFormatter)
+    e.add_argument("--model", required=True, metavar="MODEL.h5|NAME", help="model file or shipped name")
+    e.add_argument("--set", dest="sets", action="append", required=True, metavar="DIR", help="a folder of images")
+    e.add_argument("--blur", type=non_negative, help="blur sigma of the degradation (default: the model's)")
+    e.add_argument("--match-histogram", action="store_true", help="apply the histogram matching first")
+    e.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
+    e.add_argument("--json", action="store_true", help="one JSON object, keyed by set name")
+    e.set_defaults(run=run_sr_eval)
+
+
+def run_sr_train(args):
+    from . import sr, train, weights
+
+    config = {"kind": "sr", "norm": args.norm, "width": args.width, "n_res": args.n_res, "scale": args.scale,
+              "skip": not args.no_skip, "loss": args.loss, "blur": args.blur,
+              "settings": settings(args, ("size", "batch_size", "iters", "lr", "tv_weight", "content_layer", "seed",
+                                          "scale", "loss", "blur"))}
+    if args.size < 4 * args.scale:
+        raise NumstyleError(f"--size {args.size} is too small for x{args.scale}: use at least {4 * args.scale}")
+
+    def make_loss():
+        if args.loss == "pixel":
+            return sr.PixelLoss()
+        model, path = weights.resolve_vgg("vgg16", args.weights)
+        vgg = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in weights.load_vgg(path, model).items()}
+        return train.PerceptualLoss(vgg, None, args.content_layer, (), 1.0, 0.0, args.tv_weight)
+
+    def make_step(spec, state, loss):
+        return lambda p, batch: sr.sr_step(p, spec, config, state, batch, loss)
+
+    return run_training(args, config, args.out, make_loss, make_step, sr.training_pair(args.scale, args.size, args.blur))
+
+
+def run_upscale(args):
+    from . import sr
+
+    def transform(params, config, state, rgb, device):
+        out = sr.upscale_array(params, config, state, rgb, device)
+        return sr.match_histograms(out, rgb) if args.match_histogram else out
+
+    return run_stylize(args, expect="sr", transform=transform)
+
+
+def run_sr_eval(args):
+    from . import models, sr
+    from .metrics import y_psnr_ssim
+
+    check_device(args.device)
+    params, config, state = models.load_model(args.model, expect="sr")
+    params = {k: to_device(v, args.device) for k, v in params.items()}
+    state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
+    scale = config["scale"]
+    blur = config.get("blur", 1.0) if args.blur is None else args.blur
+    results = {}
+    for folder in args.sets:
+        files = sorted(f for f in glob.glob(os.path.join(folder, "*")) if os.path.splitext(f)[1].lower() in IMAGE_EXTS)
+        if not files:
+            raise NumstyleError(f"no images in test set {folder}")
+        rows = []
+        for path in files:
+            hr = sr.modcrop(load_image(path, what="test image"), scale)
+            lr = sr.degrade(hr, scale, blur)
+            out = sr.upscale_array(params, config, state, lr, args.device)
+            if args.match_histogram:
+                out = sr.match_histograms(out, lr)
+            bic = np.clip(sr.bicubic(lr, hr.shape[:2]), 0, 255)
+            out = np.clip(out, 0, 255).round()                    # evaluated as the saved 8-bit image
+            rows.append(y_psnr_ssim(out, hr, scale) + y_psnr_ssim(bic.round(), hr, scale))
+        m = np.mean(rows, axis=0)
+        results[os.path.basename(os.path.normpath(folder))] = {
+            "psnr": float(m[0]), "ssim": float(m[1]), "bicubic_psnr": float(m[2]), "bicubic_ssim": float(m[3]),
+            "images": len(files), "scale": scale, "blur": blur}
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(f"x{scale} {config.get('loss', '?')}-loss model {args.model} (blur sigma {blur}), Y channel, "
+          f"border {scale} px")
+    print(f"{'set':<10} {'images':>6} {'PSNR':>7} {'SSIM':>7} {'bicubic PSNR':>13} {'bicubic SSIM':>13}")
+    for name, r in results.items():
+        print(f"{name:<10} {r['images']:>6} {r['psnr']:>7.2f} {r['ssim']:>7.4f} {r['bicubic_psnr']:>13.2f} "
+              f"{r['bicubic_ssim']:>13.4f}")
+    return 0
