@@ -63,6 +63,20 @@ def positive_int(text):
     return v
 
 
+def positive_float(text):
+    v = finite_float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return v
+
+
+def int_list(text):
+    values = [positive_int(t) for t in name_list(text)]
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one size")
+    return values
+
+
 def name_list(text):
     return [t.strip() for t in text.split(",") if t.strip()]
 

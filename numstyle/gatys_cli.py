@@ -10,7 +10,9 @@ import numpy as np
 
 from . import gatys
 from .backend import check_device, to_device, to_host
-from .cli import HelpFormatter, default_out, finite_float, float_list, name_list, non_negative, positive_int
+from .cli import (HelpFormatter, default_out, finite_float, float_list, int_list, name_list, non_negative,
+                  positive_float, positive_int)
+from .color import luminance_image, match_color, restore_chroma
 from .errors import NumstyleError
 from .image import deprocess, load_image, preprocess, resize, save_image
 from .weights import load_vgg, resolve_vgg
@@ -55,6 +57,12 @@ def add_arguments(p):
     p.add_argument("--lr", type=finite_float, default=d["lr"], help="Adam step size, pixel units")
     p.add_argument("--print-every", type=int, default=0, metavar="N", help="print the losses every N iterations (0: off)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="save the image every N iterations (0: off)")
+    p.add_argument("--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
+                   help="keep the photo's colours: transfer on luminance only, or match the style's colour "
+                        "histogram to the photo first")
+    p.add_argument("--scales", type=int_list, metavar="S1,S2,...",
+                   help="coarse to fine: optimise at each size, starting each from the last (overrides --size)")
+    p.add_argument("--style-scale", type=positive_float, default=1.0, help="style image size relative to the output")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -63,16 +71,51 @@ def run(args):
     start = time.perf_counter()
     if args.content is None and not args.style:
         raise NumstyleError("give --content, --style, or both (see --help)")
+    if args.preserve_colors != "none" and (args.content is None or not args.style):
+        raise NumstyleError("--preserve-colors needs both --content and --style")
     check_device(args.device)
     model, path = resolve_vgg(args.model, args.weights)
     params = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in load_vgg(path, model).items()}
+    content_full = load_image(args.content, None, "content image") if args.content else None
+    styles_full = [load_image(s, None, "style image") for s in args.style]
+    out = args.out or default_out(args.content, args.style)
+    sizes = args.scales or [args.size]
+    result, evaluations = None, 0
+    for i, size in enumerate(sizes):                                   # coarse to fine
+        content_rgb, styles_rgb = scaled_inputs(content_full, styles_full, size, args.style_scale, args.preserve_colors)
+        shape_rgb = content_rgb if content_rgb is not None else styles_rgb[0]
+        if result is None:
+            x0 = initial_image(args.init, content_rgb, styles_rgb, shape_rgb.shape[:2], args.seed, size)
+        else:                                                          # the previous scale's result, enlarged
+            x0 = resize(result, shape=shape_rgb.shape[:2])
+        if len(sizes) > 1:
+            print(f"scale {i + 1}/{len(sizes)}: {shape_rgb.shape[1]}x{shape_rgb.shape[0]}")
+        result, last, evals = optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out)
+        evaluations += evals
+    if args.preserve_colors == "luminance":
+        result = restore_chroma(result, content_full)                  # (CC1): the photo's chroma put back
+    save_image(out, np.clip(result, 0, 255).round().astype(np.uint8))
+    print(f"final loss: total {last['total']:.6g}, content {last['content']:.6g}, style {last['style']:.6g}, "
+          f"tv {last['tv']:.6g}; {evaluations} evaluations, {time.perf_counter() - start:.1f} s wall-clock "
+          f"({model}, {result.shape[1]}x{result.shape[0]})")
+    print(f"wrote {out}")
+    return 0
 
-    content_rgb = load_image(args.content, args.size, "content image") if args.content else None
-    style_size = args.size
-    styles_rgb = [load_image(s, style_size, "style image") for s in args.style]
-    shape_rgb = content_rgb if content_rgb is not None else styles_rgb[0]
-    x0 = initial_image(args.init, content_rgb, styles_rgb, shape_rgb.shape[:2], args.seed, args.size)
 
+def scaled_inputs(content_full, styles_full, size, style_scale, preserve_colors):
+    """Content at ``size`` (longer side), styles at ``size * style_scale``, colour options applied."""
+    content = resize(content_full, longer_side=size) if content_full is not None else None
+    styles = [resize(s, longer_side=max(1, round(size * style_scale))) for s in styles_full]
+    if preserve_colors == "histogram":
+        styles = [match_color(s, content) for s in styles]                      # (CC2)
+    elif preserve_colors == "luminance":
+        styles = [luminance_image(s, like=content) for s in styles]             # (CC1)
+        content = luminance_image(content)
+    return content, styles
+
+
+def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out):
+    """One L-BFGS-B (or Adam) run at one size; returns (RGB result, last losses, evaluations)."""
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
     objective = gatys.make_objective(
         params, model, content=dev(content_rgb) if content_rgb is not None else None,
@@ -80,8 +123,6 @@ def run(args):
         content_layer=args.content_layer, style_layers=args.style_layers,
         style_layer_weights=args.style_layer_weights, content_weight=args.content_weight,
         style_weight=args.style_weight if args.style else 0.0, tv_weight=args.tv_weight)
-
-    out = args.out or default_out(args.content, args.style)
     stem, ext = os.path.splitext(out)
     latest = {"x": None}
 
@@ -101,13 +142,8 @@ def run(args):
             save_image(out, deprocess(to_host(latest["x"])))
             print(f"interrupted: wrote the latest image to {out}")
         raise
-    save_image(out, deprocess(to_host(x)))
     last = history[-1] if history else objective.last
-    print(f"final loss: total {last['total']:.6g}, content {last['content']:.6g}, style {last['style']:.6g}, "
-          f"tv {last['tv']:.6g}; {len(history)} iterations, {objective.evaluations} evaluations, "
-          f"{time.perf_counter() - start:.1f} s wall-clock ({model}, {shape_rgb.shape[1]}x{shape_rgb.shape[0]})")
-    print(f"wrote {out}")
-    return 0
+    return deprocess(to_host(x)).astype(np.float32), last, objective.evaluations
 
 
 def initial_image(init, content_rgb, styles_rgb, hw, seed, size):

@@ -54,6 +54,9 @@ def add_parsers(sub):
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="images (an animated GIF gives an animated GIF)")
     s.add_argument("--out", metavar="PATH|DIR", help="output file (one input) or folder (default: out/)")
     s.add_argument("--size", type=positive_int, help="resize so the longer side is N px (default: keep)")
+    s.add_argument("--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
+                   help="keep the photo's colours: its chroma under the stylised luminance, or the stylised "
+                        "image's colour statistics matched to the photo's")
     s.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s.set_defaults(run=run_stylize)
@@ -167,7 +170,10 @@ def run_stylize(args, expect="style", transform=None):
 
     from . import models
 
-    transform = transform or stylize_array
+    if transform is None:
+        transform = stylize_array
+        if getattr(args, "preserve_colors", "none") != "none":
+            transform = keep_colors(stylize_array, args.preserve_colors)
     check_device(args.device)
     params, config, state = models.load_model(args.model, expect=expect)
     params = {k: to_device(v, args.device) for k, v in params.items()}
@@ -186,6 +192,16 @@ def run_stylize(args, expect="style", transform=None):
         print(f"wrote {dst}")
     print(f"{len(args.inputs)} image(s) in {time.perf_counter() - start:.2f} s")
     return 0
+
+
+def keep_colors(transform, mode):
+    """Wrap a per-frame transform so the result keeps the input photo's colours (CC1) or (CC2)."""
+    from .color import match_color, restore_chroma
+
+    def wrapped(params, config, state, rgb, device):
+        out = transform(params, config, state, rgb, device)
+        return restore_chroma(out, rgb) if mode == "luminance" else match_color(out, rgb)
+    return wrapped
 
 
 def output_paths(inputs, out, suffix):

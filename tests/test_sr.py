@@ -1,0 +1,125 @@
+"""Super-resolution: metrics against hand computations, the degradation, training, upscaling, errors."""
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from numstyle import metrics, sr
+from numstyle.cli import main
+
+
+def test_psnr_by_hand():
+    a = np.zeros((4, 4))
+    b = np.zeros((4, 4))
+    b[0, 0] = 16.0                                   # MSE = 256 / 16 = 16
+    assert metrics.psnr(a, b) == pytest.approx(10 * np.log10(255 ** 2 / 16))   # 36.09 dB
+    assert metrics.psnr(a, a) == float("inf")
+
+
+def test_luma_by_hand():
+    assert metrics.rgb_to_y(np.array([[[0, 0, 0]]]))[0, 0] == pytest.approx(16.0)
+    assert metrics.rgb_to_y(np.array([[[255, 255, 255]]]))[0, 0] == pytest.approx(16 + 65.481 + 128.553 + 24.966)
+
+
+def test_ssim_by_hand(rng):
+    x = rng.uniform(0, 255, (20, 20))
+    assert metrics.ssim(x, x) == pytest.approx(1.0)
+    # constant images: sigma = 0, so SSIM = (2 mu_a mu_b + c1) / (mu_a^2 + mu_b^2 + c1) everywhere
+    a, b = np.full((11, 11), 100.0), np.full((11, 11), 50.0)
+    c1 = (0.01 * 255) ** 2
+    assert metrics.ssim(a, b) == pytest.approx((2 * 100 * 50 + c1) / (100 ** 2 + 50 ** 2 + c1))
+    # one valid window on an 11x11 image: the statistics are the Gaussian-weighted moments
+    g = np.outer(metrics.gaussian_window(), metrics.gaussian_window())
+    p, q = rng.uniform(0, 255, (11, 11)), rng.uniform(0, 255, (11, 11))
+    mp, mq = (g * p).sum(), (g * q).sum()
+    vp, vq, cov = (g * p * p).sum() - mp ** 2, (g * q * q).sum() - mq ** 2, (g * p * q).sum() - mp * mq
+    c2 = (0.03 * 255) ** 2
+    expected = (2 * mp * mq + c1) * (2 * cov + c2) / ((mp ** 2 + mq ** 2 + c1) * (vp + vq + c2))
+    assert metrics.ssim(p, q) == pytest.approx(expected)
+
+
+def test_degradation_pipeline_on_a_known_image():
+    flat = np.full((16, 24, 3), 77.0)
+    np.testing.assert_allclose(sr.degrade(flat, 4), 77.0, atol=1e-3)   # blur and bicubic keep a constant image
+    stripes = np.zeros((16, 16, 3))
+    stripes[:, ::2] = 255.0                                             # 2-px period: above LR Nyquist at x4
+    lr = sr.degrade(stripes, 4, sigma=1.0)
+    assert lr.shape == (4, 4, 3)
+    assert np.ptp(lr) < 40 and abs(lr.mean() - 127.5) < 10             # 255 contrast blurred to near grey
+    with pytest.raises(Exception, match="multiple of the scale"):
+        sr.degrade(np.zeros((10, 16, 3)), 4)
+    assert sr.modcrop(np.zeros((10, 17, 3)), 4).shape == (8, 16, 3)
+
+
+def test_histogram_matching_takes_the_reference_distribution(rng):
+    out = rng.normal(100, 30, (32, 32, 3))
+    ref = rng.uniform(0, 255, (8, 8, 3))
+    matched = sr.match_histograms(out, ref)
+    for c in range(3):
+        assert abs(matched[..., c].mean() - ref[..., c].mean()) < 3
+        order = np.argsort(out[..., c].ravel())
+        assert np.all(np.diff(matched[..., c].ravel()[order]) >= 0)          # the pixels' order is kept
+
+
+@pytest.fixture
+def sr_data(tmp_path, rng):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    yy, xx = np.mgrid[0:60, 0:70]
+    for i in range(4):
+        img = np.stack([(xx * (3 + i)) % 256, (yy * 5) % 256, ((xx + yy) * 2) % 256], -1).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"p{i}.png")
+    return str(folder)
+
+
+def test_pixel_training_lowers_the_loss_and_upscale_keeps_scale(tmp_path, sr_data, capsys, rng):
+    from numstyle import models, train, transformer
+    from numstyle.dataset import Batches
+
+    config = {"kind": "sr", "norm": "batch", "width": 8, "n_res": 1, "scale": 2, "skip": True}
+    spec = models.spec_from_config(config)
+    params = transformer.init_params(spec, seed=0)
+    state = transformer.init_state(params, "batch")
+    batch = Batches(sr_data, 16, 4, transform=sr.training_pair(2, 16, 1.0)).make(0)
+    loss = sr.PixelLoss()
+    step = lambda p, b: sr.sr_step(p, spec, config, state, b, loss)  # noqa: E731
+    first, _ = step(dict(params), batch)
+    params, _, history = train.fit(params, step, [batch] * 40, 40, lr=3e-3, progress=False)
+    assert np.mean([h["total"] for h in history[-5:]]) < 0.8 * first["total"]
+
+    model = str(tmp_path / "sr.h5")
+    assert main(["sr-train", "--data", sr_data, "--out", model, "--scale", "2", "--size", "16", "--batch-size", "2",
+                 "--iters", "2", "--width", "8", "--n-res", "1", "--no-progress"]) == 0
+    grey = str(tmp_path / "grey.png")
+    Image.fromarray(rng.integers(0, 256, (13, 17), dtype=np.uint8)).save(grey)
+    rgba = str(tmp_path / "rgba.png")
+    Image.fromarray(rng.integers(0, 256, (9, 11, 4), dtype=np.uint8)).save(rgba)
+    out = tmp_path / "up"
+    assert main(["upscale", "--model", model, grey, rgba, "--out", str(out), "--match-histogram"]) == 0
+    with Image.open(out / "grey_x2.png") as im:
+        assert im.size == (34, 26)
+    with Image.open(out / "rgba_x2.png") as im:
+        assert im.size == (22, 18)
+    capsys.readouterr()
+    assert main(["sr-eval", "--model", model, "--set", sr_data, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    name = os.path.basename(sr_data)
+    assert set(result[name]) >= {"psnr", "ssim", "bicubic_psnr", "bicubic_ssim"}
+    assert 5 < result[name]["bicubic_psnr"] < 60
+
+
+def test_style_model_where_sr_model_expected_and_back(tmp_path, capsys, rng):
+    from numstyle import models, transformer
+    style = str(tmp_path / "style.h5")
+    spec = transformer.style_spec((4, 6, 8), 1)
+    models.save_model(style, transformer.init_params(spec), {"kind": "style", "norm": "instance",
+                                                             "width": [4, 6, 8], "n_res": 1})
+    photo = str(tmp_path / "p.png")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(photo)
+    assert main(["upscale", "--model", style, photo]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a super-resolution model is needed" in err[0]
+    assert main(["sr-eval", "--model", str(tmp_path / "missing.h5"), "--set", str(tmp_path)]) == 1
+    assert "model not found" in capsys.readouterr().err
