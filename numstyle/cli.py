@@ -86,7 +86,7 @@ def float_list(text):
 
 
 def build_parser(prog="numstyle"):
-    from . import bench, gatys_cli, johnson_cli, sr_cli
+    from . import bench, experiments, gatys_cli, johnson_cli, sr_cli
 
     parser = _Parser(prog=prog, description="Neural style transfer from scratch on NumPy/CuPy.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -95,6 +95,7 @@ def build_parser(prog="numstyle"):
     johnson_cli.add_parsers(sub)
     sr_cli.add_parsers(sub)
     bench.add_parser(sub)
+    experiments.add_parser(sub)
     return parser
 
 

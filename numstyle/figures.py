@@ -63,7 +63,8 @@ def plot(series, title, xlabel, ylabel, log_y=False, size=(640, 400)):
     draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
 
     def to_px(x, y):
-        return (left + (x - x0) / (x1 - x0) * (W - left - right), H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom))
+        return (left + (x - x0) / (x1 - x0) * (W - left - right),
+                H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom))
 
     for x in _nice_ticks(x0, x1):                                      # ticks: round numbers on x
         px, _ = to_px(x, y0)

@@ -10,8 +10,8 @@ from .cli import HelpFormatter, default_out, finite_float, name_list, non_negati
 from .errors import ModelError, NumstyleError
 from .image import IMAGE_EXTS, load_image, save_image
 
-TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=5e-4,
-                      tv_weight=1e-6, content_layer="relu2_2", norm="instance", checkpoint_every=500)
+TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=2e-4,
+                      tv_weight=1e-5, content_layer="relu2_2", norm="instance", checkpoint_every=500)
 
 
 def add_parsers(sub):
