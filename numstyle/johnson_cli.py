@@ -8,7 +8,7 @@ import numpy as np
 from .backend import check_device, to_device, to_host
 from .cli import HelpFormatter, default_out, finite_float, name_list, non_negative, positive_int
 from .errors import ModelError, NumstyleError
-from .image import IMAGE_EXTS, load_image, save_image
+from .image import load_image
 
 TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=2e-4,
                       tv_weight=1e-5, content_layer="relu2_2", norm="instance", checkpoint_every=500)
@@ -51,9 +51,14 @@ def add_parsers(sub):
                        description="Stylise images, or the frames of an animated GIF, with a trained model.",
                        formatter_class=HelpFormatter)
     s.add_argument("--model", required=True, metavar="MODEL.h5|NAME", help="model file, or a shipped model's name")
-    s.add_argument("inputs", nargs="+", metavar="INPUT", help="images (an animated GIF gives an animated GIF)")
+    s.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="images, animated GIFs, videos (the video extra) or folders of frames; each comes back "
+                        "in its own form")
     s.add_argument("--out", metavar="PATH|DIR", help="output file (one input) or folder (default: out/)")
     s.add_argument("--size", type=positive_int, help="resize so the longer side is N px (default: keep)")
+    s.add_argument("--deflicker", type=non_negative, default=0.0, metavar="S",
+                   help="videos: blend each frame towards the previous output where the input did not change "
+                        "(0 off, 0.8 strong)")
     s.add_argument("--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
                    help="keep the photo's colours: its chroma under the stylised luminance, or the stylised "
                         "image's colour statistics matched to the photo's")
@@ -164,11 +169,12 @@ def stylize_array(params, config, state, rgb, device="cpu"):
 
 
 def run_stylize(args, expect="style", transform=None):
-    """Apply a model to every input: ``transform(params, config, state, rgb, device)`` per frame
-    (default: the style network's forward pass)."""
+    """Apply a model to every input -- images, GIFs, videos, folders of frames -- frame by frame:
+    ``transform(params, config, state, rgb, device)`` (default: the style network's forward pass)."""
     from tqdm import tqdm
 
     from . import models
+    from .media import deflicker, flicker, output_path, read_media, write_media
 
     if transform is None:
         transform = stylize_array
@@ -178,19 +184,27 @@ def run_stylize(args, expect="style", transform=None):
     params, config, state = models.load_model(args.model, expect=expect)
     params = {k: to_device(v, args.device) for k, v in params.items()}
     state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
-    outs = output_paths(args.inputs, args.out, "stylized" if expect == "style" else "x{}".format(config.get("scale")))
+    suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))
     for src in args.inputs:                                                           # fail before any work
-        if not os.path.isfile(src):
+        if not os.path.exists(src):
             raise NumstyleError(f"input not found: {src}")
-    start = time.perf_counter()
-    for src, dst in tqdm(list(zip(args.inputs, outs)), desc=args.command, unit="image",
-                         disable=args.no_progress or len(args.inputs) == 1):
-        frames, durations = read_frames(src, args.size)
-        results = [np.clip(transform(params, config, state, f, args.device), 0, 255).round().astype(np.uint8)
-                   for f in frames]
-        write_frames(dst, results, durations)
-        print(f"wrote {dst}")
-    print(f"{len(args.inputs)} image(s) in {time.perf_counter() - start:.2f} s")
+    strength = getattr(args, "deflicker", 0.0)
+    start, count = time.perf_counter(), 0
+    for src in tqdm(args.inputs, desc=args.command, unit="input", disable=args.no_progress or len(args.inputs) == 1):
+        frames, meta = read_media(src, args.size)
+        results, prev_in, prev_out = [], None, None
+        for frame in tqdm(frames, desc="frames", unit="frame", leave=False,
+                          disable=args.no_progress or len(frames) == 1):
+            out = np.clip(transform(params, config, state, frame, args.device), 0, 255)
+            if strength and prev_out is not None:
+                out = deflicker(prev_in, prev_out, frame, out, strength)              # (VD1)
+            prev_in, prev_out = frame, out
+            results.append(out.round().astype(np.uint8))
+        dst = write_media(output_path(src, args.out, suffix, len(args.inputs) > 1), results, meta)
+        count += len(results)
+        extra = f" (flicker {flicker(results):.2f})" if len(results) > 1 else ""
+        print(f"wrote {dst}{extra}")
+    print(f"{count} frame(s) in {time.perf_counter() - start:.2f} s")
     return 0
 
 
@@ -202,56 +216,3 @@ def keep_colors(transform, mode):
         out = transform(params, config, state, rgb, device)
         return restore_chroma(out, rgb) if mode == "luminance" else match_color(out, rgb)
     return wrapped
-
-
-def output_paths(inputs, out, suffix):
-    """One output path per input: ``--out`` as a file (one input) or a folder (default ``out/``)."""
-    if out and len(inputs) == 1 and os.path.splitext(out)[1].lower() in IMAGE_EXTS:
-        return [out]
-    folder = out or "out"
-    paths = []
-    for src in inputs:
-        stem, ext = os.path.splitext(os.path.basename(src))
-        ext = ".gif" if ext.lower() == ".gif" else ".png"
-        paths.append(os.path.join(folder, f"{stem}_{suffix}{ext}"))
-    return paths
-
-
-def read_frames(path, size=None):
-    """All frames of an image file as RGB float arrays, and their durations (ms) for GIFs."""
-    from PIL import Image, ImageSequence
-
-    if os.path.splitext(path)[1].lower() != ".gif":
-        return [load_image(path, size, "input image")], None
-    try:
-        with Image.open(path) as im:
-            frames, durations = [], []
-            for frame in ImageSequence.Iterator(im):
-                from .image import resize, to_rgb_array
-                rgb = to_rgb_array(frame.convert("RGBA"))
-                frames.append(resize(rgb, longer_side=size) if size else rgb)
-                durations.append(frame.info.get("duration", 100))
-    except OSError as e:
-        raise NumstyleError(f"input image is not a readable image: {path} ({type(e).__name__})") from None
-    return frames, durations
-
-
-def write_frames(path, frames, durations=None):
-    """Write one image, or an animated GIF when there are several frames (atomically)."""
-    if len(frames) == 1 and not (durations and path.lower().endswith(".gif")):
-        return save_image(path, frames[0])
-    from PIL import Image
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".numstyle-", suffix=".gif", dir=folder)
-    os.close(fd)
-    try:
-        images = [Image.fromarray(f) for f in frames]
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations or 100, loop=0)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path

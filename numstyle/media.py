@@ -1,0 +1,180 @@
+r"""Inputs and outputs of ``numstyle stylize`` / ``upscale``: images, animated GIFs, videos and
+folders of frames, each read as a list of RGB frames and written back in the same form.
+
+Videos are read and written through ``imageio`` with its ffmpeg plugin, an optional extra
+(``pip install 'numstyle[video]'``); a folder of frames needs nothing extra.
+
+A feed-forward network stylises each frame on its own, so small changes of the input (sensor
+noise, compression) become visible flicker. ``--deflicker S`` blends each stylised frame towards
+the previous one where the input did not change:
+
+.. math::  w = S\, e^{-(\Delta / \tau)^2}, \qquad \hat y_t \leftarrow w\, \hat y_{t-1} + (1 - w)\, \hat y_t   \tag{VD1}
+
+with :math:`\Delta` the per-pixel mean absolute change of the input frame and :math:`\tau` = 12
+grey levels. Flicker is measured as the mean absolute change between consecutive output frames:
+
+.. math::  \mathrm{flicker} = \frac{1}{T - 1} \sum_t \mathrm{mean}\, |\hat y_t - \hat y_{t-1}|             \tag{VD2}
+"""
+import os
+import tempfile
+
+import numpy as np
+
+from .errors import NumstyleError
+from .image import IMAGE_EXTS, load_image, resize, save_image
+
+VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
+
+
+def read_media(path, size=None):
+    """Frames (float RGB) of an image, GIF, video or folder, and how to write them back (``meta``)."""
+    if os.path.isdir(path):
+        frames, names = read_folder(path, size)
+        return frames, {"kind": "folder", "names": names}
+    if not os.path.isfile(path):
+        raise NumstyleError(f"input not found: {path}")
+    if is_video(path):
+        frames, fps = read_video(path, size)
+        return frames, {"kind": "video", "fps": fps}
+    if os.path.splitext(path)[1].lower() == ".gif":
+        frames, durations = read_gif(path, size)
+        return frames, {"kind": "gif", "durations": durations}
+    return [load_image(path, size, "input image")], {"kind": "image"}
+
+
+def write_media(path, frames, meta):
+    """Write uint8 frames in the form ``meta`` describes (see :func:`read_media`)."""
+    kind = meta["kind"]
+    if kind == "folder":
+        return write_folder(path, meta["names"], frames)
+    if kind == "video":
+        return write_video(path, frames, meta["fps"])
+    if kind == "gif":
+        return write_gif(path, frames, meta["durations"])
+    return save_image(path, frames[0])
+
+
+def output_path(src, out, suffix, many):
+    """Where the result of ``src`` goes: ``out`` itself (one input, a file name) or ``out/`` (default ``out/``)."""
+    kind_ext = ".gif" if src.lower().endswith(".gif") else (os.path.splitext(src)[1] if is_video(src) else ".png")
+    if out and not many and not os.path.isdir(src) and os.path.splitext(out)[1]:
+        ext = os.path.splitext(out)[1].lower()
+        if is_video(src) != (ext in VIDEO_EXTS) or (not is_video(src) and ext not in IMAGE_EXTS):
+            raise NumstyleError(f"--out {out}: a {'video' if is_video(src) else 'image'} input needs a "
+                                f"{'video' if is_video(src) else 'image'} file name (or a folder)")
+        return out
+    stem = os.path.basename(os.path.normpath(src))
+    stem = stem if os.path.isdir(src) else os.path.splitext(stem)[0]
+    return os.path.join(out or "out", f"{stem}_{suffix}" + ("" if os.path.isdir(src) else kind_ext))
+
+
+def read_gif(path, size=None):
+    """All frames of a GIF as RGB float arrays, and their durations (ms)."""
+    from PIL import Image, ImageSequence
+
+    from .image import to_rgb_array
+
+    try:
+        with Image.open(path) as im:
+            frames, durations = [], []
+            for frame in ImageSequence.Iterator(im):
+                rgb = to_rgb_array(frame.convert("RGBA"))
+                frames.append(resize(rgb, longer_side=size) if size else rgb)
+                durations.append(frame.info.get("duration", 100))
+    except OSError as e:
+        raise NumstyleError(f"input image is not a readable image: {path} ({type(e).__name__})") from None
+    return frames, durations
+
+
+def write_gif(path, frames, durations=None):
+    """Write an animated GIF atomically."""
+    from PIL import Image
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".numstyle-", suffix=".gif", dir=folder)
+    os.close(fd)
+    try:
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations or 100, loop=0)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def is_video(path):
+    return os.path.splitext(path)[1].lower() in VIDEO_EXTS
+
+
+def _imageio():
+    try:
+        import imageio.v3 as iio
+        return iio
+    except ImportError:
+        raise NumstyleError("video files need imageio with ffmpeg: pip install 'numstyle[video]' "
+                            "(or give a folder of frames)") from None
+
+
+def read_video(path, size=None):
+    """All frames of a video as float RGB arrays, and its frame rate."""
+    iio = _imageio()
+    try:
+        fps = float(iio.immeta(path).get("fps") or 25.0)
+        frames = [np.asarray(f, dtype=np.float32) for f in iio.imiter(path)]
+    except Exception as e:                                   # imageio raises many kinds for bad files
+        raise NumstyleError(f"cannot read video {path}: {str(e).splitlines()[0][:120]}") from None
+    if not frames:
+        raise NumstyleError(f"video {path} has no frames")
+    frames = [f[..., :3] if f.ndim == 3 else np.repeat(f[..., None], 3, axis=2) for f in frames]
+    return ([resize(f, longer_side=size) for f in frames] if size else frames), fps
+
+
+def write_video(path, frames, fps):
+    """Write uint8 frames as a video, atomically (a temporary file, then rename)."""
+    iio = _imageio()
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    ext = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".numstyle-", suffix=ext, dir=folder)
+    os.close(fd)
+    try:
+        # sizes must be even for yuv420p: pad by edge replication if needed
+        frames = [np.pad(f, ((0, f.shape[0] % 2), (0, f.shape[1] % 2), (0, 0)), mode="edge") for f in frames]
+        iio.imwrite(tmp, np.stack(frames), fps=fps, extension=ext, macro_block_size=1)   # no resizing to 16 px blocks
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_folder(folder, size=None):
+    """The images of a folder, sorted by name: (frames, names)."""
+    names = sorted(f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in IMAGE_EXTS)
+    if not names:
+        raise NumstyleError(f"no image frames in folder {folder}")
+    return [load_image(os.path.join(folder, n), size, "frame") for n in names], names
+
+
+def write_folder(folder, names, frames):
+    os.makedirs(folder, exist_ok=True)
+    for name, frame in zip(names, frames):
+        save_image(os.path.join(folder, os.path.splitext(name)[0] + ".png"), frame)
+    return folder
+
+
+def deflicker(prev_in, prev_out, cur_in, cur_out, strength, tau=12.0):
+    """(VD1): blend ``cur_out`` towards ``prev_out`` where the input did not change."""
+    change = np.abs(np.asarray(cur_in, np.float32) - np.asarray(prev_in, np.float32)).mean(axis=2, keepdims=True)
+    w = strength * np.exp(-(change / tau) ** 2)                                       # (VD1)
+    return w * prev_out + (1.0 - w) * cur_out
+
+
+def flicker(frames):
+    """(VD2): mean absolute change between consecutive frames (0..255 scale)."""
+    frames = [np.asarray(f, np.float32) for f in frames]
+    if len(frames) < 2:
+        return 0.0
+    return float(np.mean([np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]))   # (VD2)

@@ -1,0 +1,63 @@
+"""Videos and frame folders through ``numstyle stylize``, and flicker reduction (VD1)-(VD2)."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from numstyle import media, models, transformer
+from numstyle.cli import main
+
+
+@pytest.fixture
+def model(tmp_path):
+    spec = transformer.style_spec((4, 6, 8), 1)
+    path = str(tmp_path / "m.h5")
+    models.save_model(path, transformer.init_params(spec, seed=3),
+                      {"kind": "style", "norm": "instance", "width": [4, 6, 8], "n_res": 1})
+    return path
+
+
+def test_video_round_trip_keeps_frame_count_and_size(tmp_path, model, rng, capsys):
+    pytest.importorskip("imageio")
+    src = str(tmp_path / "clip.mp4")
+    media.write_video(src, [rng.integers(0, 256, (24, 40, 3), dtype=np.uint8) for _ in range(3)], fps=5)
+    assert main(["stylize", "--model", model, src, "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    frames, fps = media.read_video(str(tmp_path / "out" / "clip_stylized.mp4"))
+    assert len(frames) == 3 and frames[0].shape == (24, 40, 3) and fps == pytest.approx(5)
+
+
+def test_frame_folder_round_trip(tmp_path, model, rng, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (18, 22, 3), dtype=np.uint8)).save(folder / f"f{i:03d}.png")
+    assert main(["stylize", "--model", model, str(folder), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    out = tmp_path / "out" / "frames_stylized"
+    assert sorted(os.listdir(out)) == ["f000.png", "f001.png", "f002.png"]
+    with Image.open(out / "f001.png") as im:
+        assert im.size == (22, 18)
+    assert "flicker" in capsys.readouterr().out
+
+
+def test_deflicker_reduces_flicker_on_a_static_scene(rng):
+    scene = rng.uniform(0, 255, (16, 16, 3))
+    inputs = [scene + rng.normal(0, 2, scene.shape) for _ in range(6)]      # a static scene, sensor noise
+    outputs = [rng.uniform(0, 255, scene.shape) for _ in range(6)]          # a network that flickers badly
+    smoothed = [outputs[0]]
+    for t in range(1, 6):
+        smoothed.append(media.deflicker(inputs[t - 1], smoothed[-1], inputs[t], outputs[t], 0.8))
+    assert media.flicker(smoothed) < 0.5 * media.flicker(outputs)
+    moving = [scene, 255 - scene]                                          # where the input changes: no blending
+    changed = np.abs(moving[1] - moving[0]).mean(axis=2) > 3 * 12         # > 3 tau: weight < 0.8 e^-9
+    blended = media.deflicker(moving[0], outputs[0], moving[1], outputs[1], 0.8)
+    assert changed.sum() > 50
+    np.testing.assert_allclose(blended[changed], outputs[1][changed], atol=0.1)
+
+
+def test_bad_video_out_names(tmp_path, model, rng, capsys):
+    pytest.importorskip("imageio")
+    src = str(tmp_path / "clip.mp4")
+    media.write_video(src, [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(2)], fps=5)
+    assert main(["stylize", "--model", model, src, "--out", str(tmp_path / "x.png")]) == 1
+    assert "needs a video file name" in capsys.readouterr().err
