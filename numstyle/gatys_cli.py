@@ -14,6 +14,7 @@ from .cli import (HelpFormatter, default_out, finite_float, float_list, int_list
                   positive_float, positive_int)
 from .color import luminance_image, match_color, restore_chroma
 from .errors import NumstyleError
+from .media import flicker, is_video, output_path, read_media, write_media
 from .image import deprocess, load_image, preprocess, resize, save_image
 from .weights import load_vgg, resolve_vgg
 
@@ -76,6 +77,8 @@ def run(args):
     check_device(args.device)
     model, path = resolve_vgg(args.model, args.weights)
     params = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in load_vgg(path, model).items()}
+    if args.content and (os.path.isdir(args.content) or is_video(args.content)):
+        return run_video(args, params, model, start)
     content_full = load_image(args.content, None, "content image") if args.content else None
     styles_full = [load_image(s, None, "style image") for s in args.style]
     out = args.out or default_out(args.content, args.style)
@@ -99,6 +102,28 @@ def run(args):
           f"tv {last['tv']:.6g}; {evaluations} evaluations, {time.perf_counter() - start:.1f} s wall-clock "
           f"({model}, {result.shape[1]}x{result.shape[0]})")
     print(f"wrote {out}")
+    return 0
+
+
+def run_video(args, params, model, start):
+    """A video or folder of frames: each frame optimised from the previous frame's result (less flicker)."""
+    frames, meta = read_media(args.content, args.size)
+    styles = [load_image(s, None, "style image") for s in args.style]
+    out = output_path(args.content, args.out, "gatys", many=False)
+    results, prev = [], None
+    for t, frame in enumerate(frames):
+        content, styles_t = scaled_inputs(frame, styles, max(frame.shape[:2]), args.style_scale, args.preserve_colors)
+        if prev is None:
+            x0 = initial_image(args.init, content, styles_t, content.shape[:2], args.seed, args.size)
+        else:                                                   # start from the last result: same strokes, less flicker
+            x0 = prev
+        prev, last, _ = optimize_one_scale(args, params, model, content, styles_t, x0, out)
+        result = restore_chroma(prev, frame) if args.preserve_colors == "luminance" else prev
+        results.append(np.clip(result, 0, 255).round().astype(np.uint8))
+        print(f"frame {t + 1}/{len(frames)}: total {last['total']:.5g}", flush=True)
+    write_media(out, results, meta)
+    print(f"wrote {out} ({len(results)} frames, flicker {flicker(results):.2f}, "
+          f"{time.perf_counter() - start:.1f} s wall-clock, {model})")
     return 0
 
 

@@ -61,3 +61,19 @@ def test_bad_video_out_names(tmp_path, model, rng, capsys):
     media.write_video(src, [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(2)], fps=5)
     assert main(["stylize", "--model", model, src, "--out", str(tmp_path / "x.png")]) == 1
     assert "needs a video file name" in capsys.readouterr().err
+
+
+def test_gatys_on_a_frame_folder_starts_each_frame_from_the_last(tmp_path, synthetic_vgg, rng, capsys):
+    path, _ = synthetic_vgg("vgg16")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    base = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    for i in range(2):
+        Image.fromarray(base).save(folder / f"f{i}.png")
+    style = str(tmp_path / "style.png")
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(style)
+    assert main(["gatys", "--content", str(folder), "--style", style, "--weights", path, "--iters", "2",
+                 "--no-progress", "--out", str(tmp_path / "out")]) == 0
+    out = tmp_path / "out" / "frames_gatys"
+    assert sorted(os.listdir(out)) == ["f0.png", "f1.png"]
+    assert "frame 2/2" in capsys.readouterr().out
