@@ -89,7 +89,7 @@ def _style_path(config):
 
 def _sample_photos():
     return [p for p in (os.path.join(d, n) for d in search_dirs("images/content")
-                        for n in ("tubingen.jpg", "chicago.jpg", "golden_gate.jpg")) if os.path.isfile(p)] \\
+                        for n in ("tubingen.jpg", "chicago.jpg", "golden_gate.jpg")) if os.path.isfile(p)] \
         or [sample_image("tubingen.jpg")]
 
 

@@ -15,7 +15,6 @@ The Johnson experiment is in :mod:`numstyle.experiments_johnson`.
 import json
 import os
 import platform
-import tempfile
 import time
 
 import numpy as np
@@ -24,6 +23,7 @@ from . import figures, gatys
 from .cli import HelpFormatter, positive_int
 from .data import sample_image
 from .errors import NumstyleError
+from .files import atomic_path
 from .image import deprocess, load_image, preprocess, resize, save_image
 from .vgg import BLOCKS
 
@@ -314,15 +314,6 @@ def stack(top, bottom):
 
 def write_json(path, obj):
     """Write JSON atomically: a temporary file in the same folder, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".numstyle-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=float)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, default=float)
     return path

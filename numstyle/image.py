@@ -9,13 +9,13 @@ subtracted, laid out NCHW:
 Pixel bounds for the optimiser follow: :math:`-\mu_c \le x_c \le 255 - \mu_c`.
 """
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .backend import get_xp
 from .errors import ImageError
+from .files import atomic_path
 
 MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -106,13 +106,6 @@ def save_image(path, rgb):
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
         raise ImageError(f"cannot write {path}: unknown image extension {ext!r} (use .png or .jpg)")
-    fd, tmp = tempfile.mkstemp(prefix=".numstyle-", suffix=ext, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=fmt)
     return path

@@ -6,8 +6,8 @@ import time
 import numpy as np
 
 from .backend import check_device, to_device, to_host
-from .cli import HelpFormatter, default_out, finite_float, name_list, non_negative, positive_int
-from .errors import ModelError, NumstyleError
+from .cli import HelpFormatter, default_out, name_list, non_negative, positive_int
+from .errors import NumstyleError
 from .image import load_image
 
 TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=2e-4,

@@ -16,11 +16,11 @@ grey levels. Flicker is measured as the mean absolute change between consecutive
 .. math::  \mathrm{flicker} = \frac{1}{T - 1} \sum_t \mathrm{mean}\, |\hat y_t - \hat y_{t-1}|             \tag{VD2}
 """
 import os
-import tempfile
 
 import numpy as np
 
 from .errors import NumstyleError
+from .files import atomic_path
 from .image import IMAGE_EXTS, load_image, resize, save_image
 
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
@@ -90,17 +90,9 @@ def write_gif(path, frames, durations=None):
     """Write an animated GIF atomically."""
     from PIL import Image
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".numstyle-", suffix=".gif", dir=folder)
-    os.close(fd)
-    try:
-        images = [Image.fromarray(f) for f in frames]
+    images = [Image.fromarray(f) for f in frames]
+    with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations or 100, loop=0)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
@@ -134,19 +126,11 @@ def read_video(path, size=None):
 def write_video(path, frames, fps):
     """Write uint8 frames as a video, atomically (a temporary file, then rename)."""
     iio = _imageio()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    ext = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".numstyle-", suffix=ext, dir=folder)
-    os.close(fd)
-    try:
-        # sizes must be even for yuv420p: pad by edge replication if needed
-        frames = [np.pad(f, ((0, f.shape[0] % 2), (0, f.shape[1] % 2), (0, 0)), mode="edge") for f in frames]
-        iio.imwrite(tmp, np.stack(frames), fps=fps, extension=ext, macro_block_size=1)   # no resizing to 16 px blocks
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    # sizes must be even for yuv420p: pad by edge replication if needed
+    frames = [np.pad(f, ((0, f.shape[0] % 2), (0, f.shape[1] % 2), (0, 0)), mode="edge") for f in frames]
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.stack(frames), fps=fps, extension=os.path.splitext(path)[1],
+                    macro_block_size=1)                                  # no resizing to 16 px blocks
     return path
 
 

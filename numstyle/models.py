@@ -15,11 +15,11 @@ pipeline) -- everything ``--resume`` needs to continue exactly.
 """
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from .errors import ModelError
+from .files import atomic_path
 from .transformer import sr_spec, style_spec
 
 FORMAT, CHECKPOINT_FORMAT, VERSION = "numstyle-model", "numstyle-checkpoint", 1
@@ -152,17 +152,8 @@ def _atomic_h5(path, write):
     """Write through a temporary file in the same folder, then rename: never a half-written file."""
     import h5py
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".numstyle-", suffix=".h5", dir=folder)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        write(f)
 
 
 def _host(x):

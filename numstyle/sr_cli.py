@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from .backend import check_device, to_device
-from .cli import HelpFormatter, name_list, non_negative, positive_int
+from .cli import HelpFormatter, non_negative, positive_int
 from .errors import NumstyleError
 from .image import IMAGE_EXTS, load_image
 from .johnson_cli import run_stylize, run_training, settings
