@@ -242,15 +242,19 @@ def conv_transpose2d_forward(x, w, b, stride=2, pad=1, output_padding=1):
     """
     N, F, H, W = x.shape
     _, C, kh, kw = w.shape
-    if not 0 <= output_padding < max(stride, 1):
-        raise ValueError(f"output_padding must be in [0, stride), got {output_padding} with stride {stride}")
-    Ho = (H - 1) * stride - 2 * pad + kh + output_padding
-    Wo = (W - 1) * stride - 2 * pad + kw + output_padding
+    Ho, Wo = transposed_output_size(H, W, kh, kw, stride, pad, output_padding)
     out = conv2d_input_grad(x, w, (N, C, Ho, Wo), stride, pad)           # K^T x                (T1)
     if b is not None:
         out += b.reshape(1, C, 1, 1)
     cache = (x, w, stride, pad)
     return out, cache
+
+
+def transposed_output_size(H, W, kh, kw, stride, pad, output_padding):
+    """``(Ho, Wo)`` of a transposed convolution: ``(H - 1) s - 2p + k + output_padding`` per axis."""
+    if not 0 <= output_padding < max(stride, 1):
+        raise ValueError(f"output_padding must be in [0, stride), got {output_padding} with stride {stride}")
+    return ((H - 1) * stride - 2 * pad + kh + output_padding, (W - 1) * stride - 2 * pad + kw + output_padding)
 
 
 def conv_transpose2d_backward(dout, cache, weight_grad=True):
@@ -306,10 +310,7 @@ def conv_transpose2d_naive(x, w, b, stride=2, pad=1, output_padding=1):
     xp = get_xp(x)
     N, F, H, W = x.shape
     _, C, kh, kw = w.shape
-    if not 0 <= output_padding < max(stride, 1):
-        raise ValueError(f"output_padding must be in [0, stride), got {output_padding} with stride {stride}")
-    Ho = (H - 1) * stride - 2 * pad + kh + output_padding
-    Wo = (W - 1) * stride - 2 * pad + kw + output_padding
+    Ho, Wo = transposed_output_size(H, W, kh, kw, stride, pad, output_padding)
     full = xp.zeros((N, C, Ho + 2 * pad + kh, Wo + 2 * pad + kw), dtype=x.dtype)
     for n in range(N):
         for f in range(F):
