@@ -85,6 +85,23 @@ def float_list(text):
     return [finite_float(t) for t in name_list(text)]
 
 
+def memory_size(text):
+    """argparse type: '2GB', '800MB' -> bytes."""
+    from .tiles import parse_memory
+
+    try:
+        return parse_memory(text)
+    except NumstyleError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_tiling_arguments(p):
+    """``--max-memory`` and ``--tile``: large images in overlapping tiles (numstyle/tiles.py)."""
+    p.add_argument("--max-memory", type=memory_size, metavar="SIZE",
+                   help="keep the process under SIZE (e.g. 2GB): large images run in overlapping tiles")
+    p.add_argument("--tile", type=positive_int, metavar="N", help="run in tiles of about N px (core side)")
+
+
 def build_parser(prog="numstyle"):
     from . import bench, experiments, gatys_cli, johnson_cli, sr_cli
 

@@ -20,7 +20,7 @@ import numpy as np
 from .backend import get_xp, to_device, to_host
 from .errors import NonFiniteLossError, NumstyleError
 from .image import pixel_bounds
-from .losses import content_loss, style_layer_loss, style_target, tv_loss
+from .losses import content_loss, gram_forward, style_layer_loss, tv_loss
 from .optim import adam
 from .vgg import check_layers, features_backward, features_forward, min_input_size, pools_before, prepare
 
@@ -69,6 +69,10 @@ class Objective:
             parts["style"] += loss                                                      # (S6)
             _accumulate(dfeats, name, dF)
         grad = features_backward(dfeats, caches, self.pool)                              # (V1)
+        return self._finish(x, grad, parts)
+
+    def _finish(self, x, grad, parts):
+        """Add total variation, check the loss is finite, keep the terms."""
         if self.tv_weight:
             loss, dx = tv_loss(x)                                                        # (TV1), (TV2)
             parts["tv"] = self.tv_weight * loss
@@ -92,7 +96,8 @@ class Objective:
 
 def make_objective(params, model="vgg16", content=None, styles=(), style_blend=None, pool="avg",
                    content_layer=DEFAULT_CONTENT_LAYER, style_layers=DEFAULT_STYLE_LAYERS,
-                   style_layer_weights=None, content_weight=1.0, style_weight=1e3, tv_weight=0.0, shape=None):
+                   style_layer_weights=None, content_weight=1.0, style_weight=1e3, tv_weight=0.0, shape=None,
+                   tile=None):
     r"""Build the Gatys objective (G1) with its targets precomputed.
 
     Parameters
@@ -113,6 +118,10 @@ def make_objective(params, model="vgg16", content=None, styles=(), style_blend=N
     shape : tuple, optional
         Shape of the generated image; default the content image's (or the
         first style image's for texture synthesis).
+    tile : int, optional
+        Compute everything in tiles with cores of about this many pixels
+        (:mod:`numstyle.gatys_tiled`): the same loss and gradient in the memory
+        of one tile's activations.
 
     Returns
     -------
@@ -138,24 +147,39 @@ def make_objective(params, model="vgg16", content=None, styles=(), style_blend=N
             raise NumstyleError(f"{what} is {s[3]}x{s[2]} px, too small for the chosen layers: "
                                 f"they need at least {need} px on the shorter side")
 
+    if tile:
+        from . import gatys_tiled as tiled
+        tiled_layers = ([content_layer] if content is not None else []) + (style_layers if styles else [])
+        grid = lambda s: tiled.vgg_grid(s, model, tiled_layers, tile)                   # noqa: E731
     content_target = None
     if content is not None:
-        feats, _ = features_forward(params, content, [content_layer], model, pool)
-        content_target = feats[content_layer].copy()                                    # P^l
+        if tile:
+            content_target = tiled.tiled_features(params, content, content_layer, model, pool, grid(content.shape))
+        else:
+            feats, _ = features_forward(params, content, [content_layer], model, pool)
+            content_target = feats[content_layer].copy()                                # P^l
     style_targets = {}
     if styles:
         M_l = _layer_sizes(shape, style_layers)
         total = float(sum(style_blend))
         for style, b in zip(styles, style_blend):
-            feats, _ = features_forward(params, style, style_layers, model, pool)
+            if tile:
+                G = tiled.tiled_gram(params, style, style_layers, model, pool, grid(style.shape))   # (TL3)
+            else:
+                feats, _ = features_forward(params, style, style_layers, model, pool)
+                G = {name: gram_forward(feats[name])[0] for name in style_layers}      # (S1)
+            M_s = _layer_sizes(style.shape, style_layers)
             for name in style_layers:
-                A = (b / total) * style_target(feats[name], M_l[name])                # (S7)
+                A = (b / total) * (M_l[name] / M_s[name]) * G[name]                     # (S7)
                 style_targets[name] = A if name not in style_targets else style_targets[name] + A
-    return Objective(params, model, pool, shape, content_layer, style_layers, style_layer_weights,
-                     content_weight, style_weight, tv_weight, content_target, style_targets)
+    args = (params, model, pool, shape, content_layer, style_layers, style_layer_weights,
+            content_weight, style_weight, tv_weight, content_target, style_targets)
+    if tile and len(grid(shape)) > 1:
+        return tiled.TiledObjective(*args, grid=grid(shape))
+    return Objective(*args)
 
 
-def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None, progress=True):
+def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None, progress=True, maxcor=10):
     r"""Minimise the objective over the pixels, within the pixel bounds.
 
     Parameters
@@ -172,6 +196,8 @@ def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None
         ``callback(iteration, x, parts)`` after each iteration.
     progress : bool
         Show a progress bar with the losses.
+    maxcor : int
+        L-BFGS-B's number of kept correction pairs (its memory: ``2 maxcor`` float64 copies of the image).
 
     Returns
     -------
@@ -197,7 +223,7 @@ def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None
 
     try:
         if optimizer == "lbfgs":
-            x = _lbfgs(objective, x0, iters, lo, hi, after_iteration)
+            x = _lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor)
         elif optimizer == "adam":
             x = x0.astype(np.float32).copy()
             lo_d, hi_d = xp.asarray(lo, dtype=np.float32), xp.asarray(hi, dtype=np.float32)
@@ -214,7 +240,7 @@ def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None
     return x, history
 
 
-def _lbfgs(objective, x0, iters, lo, hi, after_iteration):
+def _lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor=10):
     """L-BFGS-B from SciPy on a float64 host copy of the pixels."""
     from scipy.optimize import Bounds, minimize
 
@@ -228,7 +254,7 @@ def _lbfgs(objective, x0, iters, lo, hi, after_iteration):
     res = minimize(objective.scipy_fun, to_host(x0).astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
                    bounds=Bounds(lo.ravel(), hi.ravel()),
                    callback=cb, options={"maxiter": iters, "maxfun": 2 * iters + 20, "ftol": 0.0, "gtol": 0.0,
-                                         "maxcor": 10})
+                                         "maxcor": maxcor})
     return to_device(res.x.reshape(shape).astype(np.float32), device)
 
 

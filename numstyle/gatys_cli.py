@@ -10,7 +10,7 @@ import numpy as np
 
 from . import gatys
 from .backend import check_device, to_device, to_host
-from .cli import (HelpFormatter, default_out, finite_float, float_list, int_list, name_list, non_negative,
+from .cli import (HelpFormatter, add_tiling_arguments, default_out, finite_float, float_list, int_list, name_list, non_negative,
                   positive_float, positive_int)
 from .color import luminance_image, match_color, restore_chroma
 from .errors import NumstyleError
@@ -64,6 +64,7 @@ def add_arguments(p):
     p.add_argument("--scales", type=int_list, metavar="S1,S2,...",
                    help="coarse to fine: optimise at each size, starting each from the last (overrides --size)")
     p.add_argument("--style-scale", type=positive_float, default=1.0, help="style image size relative to the output")
+    add_tiling_arguments(p)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -142,12 +143,13 @@ def scaled_inputs(content_full, styles_full, size, style_scale, preserve_colors)
 def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out):
     """One L-BFGS-B (or Adam) run at one size; returns (RGB result, last losses, evaluations)."""
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
+    tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None, bool(styles_rgb))
     objective = gatys.make_objective(
         params, model, content=dev(content_rgb) if content_rgb is not None else None,
         styles=[dev(s) for s in styles_rgb], style_blend=args.style_blend, pool=args.pool,
         content_layer=args.content_layer, style_layers=args.style_layers,
         style_layer_weights=args.style_layer_weights, content_weight=args.content_weight,
-        style_weight=args.style_weight if args.style else 0.0, tv_weight=args.tv_weight)
+        style_weight=args.style_weight if args.style else 0.0, tv_weight=args.tv_weight, tile=tile)
     stem, ext = os.path.splitext(out)
     latest = {"x": None}
 
@@ -161,7 +163,7 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out):
 
     try:
         x, history = gatys.optimize(objective, dev(x0), args.iters, args.optimizer, args.lr, callback,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, maxcor=maxcor)
     except KeyboardInterrupt:
         if latest["x"] is not None:
             save_image(out, deprocess(to_host(latest["x"])))
@@ -169,6 +171,26 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out):
         raise
     last = history[-1] if history else objective.last
     return deprocess(to_host(x)).astype(np.float32), last, objective.evaluations
+
+
+def plan_tiles(args, params, model, hw, has_content, has_style):
+    """``(tile core or None, L-BFGS-B history)`` for ``--max-memory`` / ``--tile``; says so when tiling."""
+    from .gatys_tiled import plan_gatys, vgg_grid
+
+    if not (args.max_memory or args.tile):
+        return None, 10
+    layers = ([args.content_layer] if has_content else []) + (list(args.style_layers) if has_style else [])
+    weight_bytes = sum(w.nbytes + b.nbytes for w, b in params.values())
+    shape = (1, 3, hw[0], hw[1])
+    tile, maxcor = plan_gatys(args.max_memory, shape, model, layers, args.content_layer if has_content else None,
+                              args.optimizer, args.tile, weight_bytes)
+    if tile is not None:
+        grid = vgg_grid(shape, model, layers, tile)
+        if len(grid) > 1:
+            margin = grid[0].box[1] - grid[0].core[1]
+            print(f"tiles: {len(grid)} of {tile} px + {margin} px margins"
+                  + (f"; L-BFGS-B keeps {maxcor} corrections" if args.optimizer == "lbfgs" else ""), flush=True)
+    return tile, maxcor
 
 
 def initial_image(init, content_rgb, styles_rgb, hw, seed, size):

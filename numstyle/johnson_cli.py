@@ -6,9 +6,10 @@ import time
 import numpy as np
 
 from .backend import check_device, to_device, to_host
-from .cli import HelpFormatter, default_out, name_list, non_negative, positive_int
+from .cli import HelpFormatter, add_tiling_arguments, default_out, name_list, non_negative, positive_int
 from .errors import NumstyleError
 from .image import load_image
+from .tiles import tiled_transform
 
 TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=2e-4,
                       tv_weight=1e-5, content_layer="relu2_2", norm="instance", checkpoint_every=500)
@@ -62,6 +63,7 @@ def add_parsers(sub):
     s.add_argument("--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
                    help="keep the photo's colours: its chroma under the stylised luminance, or the stylised "
                         "image's colour statistics matched to the photo's")
+    add_tiling_arguments(s)
     s.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s.set_defaults(run=run_stylize)
@@ -164,22 +166,23 @@ def stylize_array(params, config, state, rgb, device="cpu"):
 
     x = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)           # (1, 3, H, W)
     y, _ = transformer_forward(params, to_input(x), spec_from_config(config), config["norm"], train=False,
-                               state=state)
+                               state=state, keep_caches=False)
     return to_host(y)[0].transpose(1, 2, 0)                                           # (H', W', 3)
 
 
-def run_stylize(args, expect="style", transform=None):
+def run_stylize(args, expect="style", transform=stylize_array, post=None):
     """Apply a model to every input -- images, GIFs, videos, folders of frames -- frame by frame:
-    ``transform(params, config, state, rgb, device)`` (default: the style network's forward pass)."""
+    ``transform(params, config, state, rgb, device)`` (the network's forward pass), run in tiles
+    under ``--max-memory`` / ``--tile``, then ``post(rgb, out)`` (colour options)."""
     from tqdm import tqdm
 
     from . import models
     from .media import deflicker, flicker, output_path, read_media, write_media
 
-    if transform is None:
-        transform = stylize_array
-        if getattr(args, "preserve_colors", "none") != "none":
-            transform = keep_colors(stylize_array, args.preserve_colors)
+    if args.max_memory or args.tile:
+        transform = tiled_transform(transform, (args.max_memory, args.tile), progress=not args.no_progress)
+    if post is None and getattr(args, "preserve_colors", "none") != "none":
+        post = keep_colors(args.preserve_colors)
     check_device(args.device)
     params, config, state = models.load_model(args.model, expect=expect)
     params = {k: to_device(v, args.device) for k, v in params.items()}
@@ -195,11 +198,14 @@ def run_stylize(args, expect="style", transform=None):
         results, prev_in, prev_out = [], None, None
         for frame in tqdm(frames, desc="frames", unit="frame", leave=False,
                           disable=args.no_progress or len(frames) == 1):
-            out = np.clip(transform(params, config, state, frame, args.device), 0, 255)
+            out = transform(params, config, state, frame, args.device)
+            if post is not None:
+                out = post(frame, out)
+            out = np.clip(out, 0, 255, out=out)                                        # in place: large images
             if strength and prev_out is not None:
                 out = deflicker(prev_in, prev_out, frame, out, strength)              # (VD1)
             prev_in, prev_out = frame, out
-            results.append(out.round().astype(np.uint8))
+            results.append(np.rint(out).astype(np.uint8))
         dst = write_media(output_path(src, args.out, suffix, len(args.inputs) > 1), results, meta)
         count += len(results)
         extra = f" (flicker {flicker(results):.2f})" if len(results) > 1 else ""
@@ -208,11 +214,10 @@ def run_stylize(args, expect="style", transform=None):
     return 0
 
 
-def keep_colors(transform, mode):
-    """Wrap a per-frame transform so the result keeps the input photo's colours (CC1) or (CC2)."""
+def keep_colors(mode):
+    """``post(rgb, out)`` giving the result the input photo's colours (CC1) or (CC2)."""
     from .color import match_color, restore_chroma
 
-    def wrapped(params, config, state, rgb, device):
-        out = transform(params, config, state, rgb, device)
+    def post(rgb, out):
         return restore_chroma(out, rgb) if mode == "luminance" else match_color(out, rgb)
-    return wrapped
+    return post

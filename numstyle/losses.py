@@ -113,14 +113,36 @@ def style_layer_loss(F, A, weight=1.0):
     dF : ndarray, shape of F
     """
     _, N_l, H, W = F.shape
-    M_l = H * W
     G, Fm = gram_forward(F)                                     # (1, N_l, N_l)       (S1)
+    loss, dG = style_loss_from_gram(G, A, H * W, weight)        # (S3), (S4)
+    dF = gram_backward(dG, Fm)                                  # (S2) -> (S5)
+    return loss, dF.reshape(F.shape)
+
+
+def style_loss_from_gram(G, A, M_l, weight=1.0):
+    r"""Style loss (S3) of one layer from its Gram matrix, and ``dL/dG`` (S4), both times ``weight``.
+
+    Split from :func:`style_layer_loss` for tiled images, whose Gram matrix is
+    summed over tiles (:mod:`numstyle.gatys_tiled`) before the loss is taken.
+
+    Parameters
+    ----------
+    G, A : ndarray, shape (1, N_l, N_l)
+        Generated image's Gram matrix and the target.
+    M_l : int
+        Pixels of the layer, ``H_l W_l``, of the whole image.
+
+    Returns
+    -------
+    loss : float
+    dG : ndarray, shape (1, N_l, N_l)
+    """
+    N_l = G.shape[1]
     diff = G - A
     scale = 1.0 / (4.0 * N_l ** 2 * M_l ** 2)
     loss = scale * float((diff * diff).sum())                   # (S3)
     dG = (2.0 * scale * weight) * diff                          # (S4), times beta w_l
-    dF = gram_backward(dG, Fm)                                  # (S2) -> (S5)
-    return weight * loss, dF.reshape(F.shape)
+    return weight * loss, dG
 
 
 def style_target(F_style, M_target):

@@ -74,11 +74,12 @@ class PixelLoss:
         return {"total": loss, "content": loss, "style": 0.0, "tv": 0.0}, diff * (2.0 / n)
 
 
-def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=None):
+def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=None, keep_caches=True):
     """(SR2): the network on LR batch (N, 3, h, w) RGB 0..255; ``up_rgb`` its bicubic enlargement."""
     from .transformer import to_input, transformer_forward
 
-    y, caches = transformer_forward(params, to_input(lr_rgb), spec, config["norm"], train=train, state=state)
+    y, caches = transformer_forward(params, to_input(lr_rgb), spec, config["norm"], train=train, state=state,
+                                    keep_caches=keep_caches)
     if config.get("skip", True):
         y = y - 127.5 + up_rgb                                                          # (SR2)
     return y, caches
@@ -91,7 +92,7 @@ def upscale_array(params, config, state, rgb, device="cpu"):
     s = config["scale"]
     lr = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)
     up = to_device(bicubic(rgb, (rgb.shape[0] * s, rgb.shape[1] * s)).transpose(2, 0, 1)[None].copy(), device)
-    y, _ = sr_forward(params, spec_from_config(config), config, lr, up, train=False, state=state)
+    y, _ = sr_forward(params, spec_from_config(config), config, lr, up, train=False, state=state, keep_caches=False)
     return np.clip(to_host(y)[0].transpose(1, 2, 0), 0, 255)
 
 

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from .backend import check_device, to_device
-from .cli import HelpFormatter, non_negative, positive_int
+from .cli import HelpFormatter, add_tiling_arguments, non_negative, positive_int
 from .errors import NumstyleError
 from .image import IMAGE_EXTS, load_image
 from .johnson_cli import run_stylize, run_training, settings
@@ -53,6 +53,7 @@ def add_parsers(sub):
                    help="match each channel's histogram to the input's (the paper's post-processing for the "
                         "feature-loss network)")
     u.add_argument("--size", type=positive_int, help="first resize the input's longer side to N px")
+    add_tiling_arguments(u)
     u.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
     u.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     u.set_defaults(run=run_upscale)
@@ -96,11 +97,8 @@ def run_sr_train(args):
 def run_upscale(args):
     from . import sr
 
-    def transform(params, config, state, rgb, device):
-        out = sr.upscale_array(params, config, state, rgb, device)
-        return sr.match_histograms(out, rgb) if args.match_histogram else out
-
-    return run_stylize(args, expect="sr", transform=transform)
+    post = (lambda rgb, out: sr.match_histograms(out, rgb)) if args.match_histogram else None
+    return run_stylize(args, expect="sr", transform=sr.upscale_array, post=post)
 
 
 def run_sr_eval(args):

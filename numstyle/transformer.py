@@ -90,7 +90,7 @@ def to_input(rgb):
     return rgb * (1.0 / 127.5) - 1.0
 
 
-def transformer_forward(params, x, spec, norm="instance", train=True, state=None):
+def transformer_forward(params, x, spec, norm="instance", train=True, state=None, keep_caches=True):
     r"""Run the network.
 
     Parameters
@@ -104,15 +104,20 @@ def transformer_forward(params, x, spec, norm="instance", train=True, state=None
     train : bool
         Batch norm: batch statistics (and update ``state``) or running averages.
     state : dict, optional
-        Batch norm running statistics from :func:`init_state`.
+        Batch norm running statistics from :func:`init_state`. With instance
+        norm, when given, it receives each layer's statistics of this (single)
+        image: tiled stylising (:mod:`numstyle.tiles`) reuses them on every tile.
+    keep_caches : bool
+        False for inference: nothing is kept for a backward pass, so each
+        layer's intermediates are freed as soon as the next layer has run.
 
     Returns
     -------
     y : ndarray, shape (N, 3, H', W')
         RGB in 0..255 (J1); ``H' = H`` for the style network, ``scale * H`` for SR.
-    caches : list
+    caches : list (empty when ``keep_caches`` is False)
     """
-    caches = []
+    caches = [] if keep_caches else _Discard()
     h = x
     H, W = x.shape[2:]
     for layer in spec:
@@ -138,7 +143,14 @@ def transformer_forward(params, x, spec, norm="instance", train=True, state=None
     if h.shape[2:] != (out_h, out_w):                                       # sizes not a multiple of 4: up-sampling overshoots
         caches.append(("crop", "out", h.shape))
         h = h[:, :, :out_h, :out_w]
-    return h, caches
+    return h, (caches if keep_caches else [])
+
+
+class _Discard(list):
+    """A cache list that keeps nothing (inference)."""
+
+    def append(self, item):
+        pass
 
 
 def transformer_backward(dy, caches, input_grad=True):

@@ -40,6 +40,8 @@ def norm_forward(x, gamma, beta, kind="instance", eps=1e-5, running=None, moment
     running : dict, optional
         Batch norm's ``{'mean': (C,), 'var': (C,)}``; updated in place when
         training, used instead of the batch statistics when ``train=False``.
+        Instance norm of one image (N = 1): receives this image's statistics,
+        so that tiles of it can later be normalised with the whole image's.
 
     Returns
     -------
@@ -59,6 +61,8 @@ def norm_forward(x, gamma, beta, kind="instance", eps=1e-5, running=None, moment
             m = x.size // C
             running["mean"] = (1 - momentum) * running["mean"] + momentum * mu.reshape(C)
             running["var"] = (1 - momentum) * running["var"] + momentum * var.reshape(C) * (m / max(m - 1, 1))
+        elif kind == "instance" and running is not None and x.shape[0] == 1:
+            running["mean"], running["var"] = mu.reshape(C), var.reshape(C)     # recorded, not blended
     inv_std = 1.0 / xp.sqrt(var + eps)
     xhat = (x - mu) * inv_std                                               # (N1)
     out = gamma.reshape(1, C, 1, 1) * xhat + beta.reshape(1, C, 1, 1)       # (N1)

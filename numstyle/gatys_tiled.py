@@ -1,0 +1,198 @@
+r"""The Gatys objective of an image too large to hold VGG's activations, computed tile by tile.
+
+Exact, not an approximation: the loss and gradient are those of the whole
+image (the tests compare them with :class:`numstyle.gatys.Objective`).
+
+Notes
+-----
+A Gram matrix is a sum over pixels, so it is a sum over any partition of the
+pixels -- the tiles' cores :math:`T`:
+
+.. math::  G^l = \sum_{T} F^l_T\, F^{l\top}_T                                           \tag{TL3}
+
+Each core's features are exact when its tile carries a margin of VGG's
+receptive radius (TL1). So one evaluation is two passes over the tiles:
+
+1. forward only: sum (TL3), then the style loss (S3) and ``dG`` (S4) of the whole image;
+2. forward again, and backward from each core's share of the gradient --
+   ``(dG + dG^T) F_T`` (S2) and the content term (C2) on the core, zero on the
+   margin -- adding each tile's input gradient into the image's (a pixel in
+   several tiles' margins sums its shares, as (V1) sums paths):
+
+.. math::  \frac{\partial L}{\partial x} = \sum_T \Big(\frac{\partial F_T}{\partial x}\Big)^{\!\top}
+           \frac{\partial L}{\partial F_T}                                               \tag{TL4}
+
+The cost is one extra forward pass per evaluation plus the margins; the
+memory is one tile's activations.
+"""
+from .backend import get_xp
+from .losses import content_loss, gram_backward, gram_forward, style_loss_from_gram
+from .gatys import Objective, _accumulate
+from .tiles import tile_grid
+from .vgg import features_backward, features_forward, layer_names, pools_before
+
+
+def vgg_radius(model, layers):
+    """Receptive radius (TL1) of VGG up to the deepest of ``layers``, and its alignment ``2**pools``."""
+    order = layer_names(model)
+    deepest = max(order.index(name) for name in layers)
+    r, j = 0, 1
+    for name in order[:deepest + 1]:
+        if name.startswith("conv"):
+            r += j                                   # 3x3 convolution, (TL1)
+        elif name.startswith("pool"):
+            r += j                                   # 2x2 window: one more pixel of this layer ...
+            j *= 2                                   # ... and half the resolution
+    return r, 2 ** pools_before(order[deepest])
+
+
+def vgg_grid(shape, model, layers, core):
+    """Tiles for an image of ``shape`` (1, 3, H, W): cores of about ``core`` px, exact margins."""
+    radius, align = vgg_radius(model, layers)
+    return tile_grid(shape[2], shape[3], core, radius, align)
+
+
+def tiled_gram(params, x, layers, model, pool, grid):
+    """Whole-image Gram matrices ``{layer: (1, N_l, N_l)}`` summed over the cores (TL3)."""
+    G = {}
+    for t in grid:
+        ys, xs = t.input_slices()
+        feats, _ = features_forward(params, x[:, :, ys, xs], layers, model, pool)
+        for name in layers:
+            cy, cx = t.core_in_layer(2 ** pools_before(name))
+            g, _ = gram_forward(feats[name][:, :, cy, cx])               # (1, N, N)   (S1) of one core
+            G[name] = g if name not in G else G[name] + g                 # (TL3)
+    return G
+
+
+def tiled_features(params, x, layer, model, pool, grid):
+    """The whole image's activation at ``layer`` (1, C, H_l, W_l), assembled from the cores."""
+    xp = get_xp(x)
+    step = 2 ** pools_before(layer)
+    out = None
+    for t in grid:
+        ys, xs = t.input_slices()
+        feats, _ = features_forward(params, x[:, :, ys, xs], [layer], model, pool)
+        F = feats[layer]
+        if out is None:
+            out = xp.zeros((1, F.shape[1], x.shape[2] // step, x.shape[3] // step), F.dtype)
+        cy, cx = t.core_in_layer(step)
+        gy, gx = _core_global(t, step)
+        out[:, :, gy, gx] = F[:, :, cy, cx]
+    return out
+
+
+class TiledObjective(Objective):
+    r"""The Gatys loss (G1) and its gradient, two passes over tiles (TL3), (TL4).
+
+    Same constructor as :class:`numstyle.gatys.Objective` plus ``grid``
+    (from :func:`vgg_grid`); the targets are the whole image's.
+    """
+
+    def __init__(self, *args, grid):
+        super().__init__(*args)
+        self.grid = grid
+        H, W = self.shape[2:]
+        self.M = {name: (H >> pools_before(name)) * (W >> pools_before(name)) for name in self.style_layers}
+
+    def __call__(self, x):
+        xp = get_xp(x)
+        parts, dG = {"content": 0.0, "style": 0.0, "tv": 0.0}, {}
+        if self.style_targets:                                                       # pass 1
+            G = tiled_gram(self.params, x, self.style_layers, self.model, self.pool, self.grid)   # (TL3)
+            for name, w_l in zip(self.style_layers, self.style_layer_weights):
+                loss, dG[name] = style_loss_from_gram(G[name], self.style_targets[name], self.M[name],
+                                                      self.style_weight * w_l)       # (S3), (S4)
+                parts["style"] += loss                                                # (S6)
+        grad = xp.zeros_like(x)
+        for t in self.grid:                                                           # pass 2
+            ys, xs = t.input_slices()
+            feats, caches = features_forward(self.params, x[:, :, ys, xs], self.layers, self.model, self.pool)
+            dfeats = {}
+            if self.content_target is not None:
+                name = self.content_layer
+                cy, cx = t.core_in_layer(2 ** pools_before(name))
+                gy, gx = _core_global(t, 2 ** pools_before(name))
+                loss, dcore = content_loss(feats[name][:, :, cy, cx], self.content_target[:, :, gy, gx],
+                                           self.content_weight)                     # (C1), (C2) on the core
+                parts["content"] += loss
+                _accumulate(dfeats, name, _on_core(feats[name], cy, cx, dcore))
+            for name in dG:
+                cy, cx = t.core_in_layer(2 ** pools_before(name))
+                core = feats[name][:, :, cy, cx]                                      # (1, N, h, w)
+                dcore = gram_backward(dG[name], core.reshape(1, core.shape[1], -1))   # (1, N, h w)   (S2)
+                _accumulate(dfeats, name, _on_core(feats[name], cy, cx, dcore.reshape(core.shape)))
+            grad[:, :, ys, xs] += features_backward(dfeats, caches, self.pool)        # (V1), (TL4)
+        return self._finish(x, grad, parts)
+
+
+def _on_core(F, cy, cx, dcore):
+    """A gradient shaped like the tile's activation ``F``: ``dcore`` on the core, zero on the margin."""
+    d = get_xp(F).zeros_like(F)
+    d[:, :, cy, cx] = dcore
+    return d
+
+
+def _core_global(tile, step):
+    """The tile's core as slices of the whole image's activation at ``step`` input pixels per pixel."""
+    y0, y1, x0, x1 = tile.core
+    return slice(y0 // step, y1 // step), slice(x0 // step, x1 // step)
+
+
+# Peak bytes per pixel of one tile's evaluation (forward with caches, then the
+# input-gradient backward), measured with tracemalloc at 128² and 256² (the
+# slope between them; docs/benchmarks.md): 2340 B/px for VGG16, 2430 for VGG19.
+TILE_BYTES_PER_PIXEL = {"vgg16": 2400, "vgg19": 2500}
+SAFETY = 1.25                       # allocator and BLAS overhead above what NumPy asks for
+FIXED_BYTES = 64 << 20              # bands, Winograd scratch, Gram matrices
+
+
+def optimizer_bytes(n, optimizer, maxcor=10):
+    """Memory of the optimiser for ``n`` pixel values: L-BFGS-B's float64 history and copies, or Adam's moments."""
+    if optimizer == "lbfgs":
+        return 8 * n * (2 * maxcor + 12)    # s, y pairs (2m n), its 5 n work vectors, x, g, bounds, float64 copies
+    return 4 * n * 8                        # x, g, m, v, bounds and the clipped copy, float32
+
+
+def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfgs", tile=None, weight_bytes=0):
+    """Choose the tile core (and L-BFGS-B's history length) so that one Gatys run fits ``budget`` bytes.
+
+    Returns
+    -------
+    core : int or None
+        Core side for :func:`vgg_grid`; None when the image fits whole.
+    maxcor : int
+        L-BFGS-B's number of kept correction pairs (10 unless memory is short; at least 3).
+    """
+    from .errors import NumstyleError
+    from .tiles import current_rss
+
+    H, W = shape[2], shape[3]
+    n = 3 * H * W
+    radius, align = vgg_radius(model, layers)
+    margin = -(-radius // align) * align
+    per_px = TILE_BYTES_PER_PIXEL[model] * SAFETY
+    image = 4 * n * 8                                                  # content, style, x, grad, TV terms, RGB copies
+    if content_layer is not None:
+        step = 2 ** pools_before(content_layer)
+        image += 4 * 512 * (H // step) * (W // step)                   # the content target P^l (at most 512 channels)
+    fixed = current_rss() + 2 * weight_bytes + FIXED_BYTES + image    # the Winograd kernels double the weights
+    if budget is None:
+        return tile, 10
+    smallest = per_px * (2 * margin + 4 * align) ** 2                  # a tile with a 4-step core
+    for maxcor in ((10, 7, 5, 3) if optimizer == "lbfgs" else (10,)):
+        avail = budget - fixed - optimizer_bytes(n, optimizer, maxcor)
+        if avail >= smallest:
+            break
+    else:
+        need = (fixed + optimizer_bytes(n, optimizer, 3) + smallest) / 2 ** 20
+        hint = "; --optimizer adam needs less" if optimizer == "lbfgs" else ""
+        raise NumstyleError(f"--max-memory {budget / 2 ** 20:.0f} MB is too small for a {W}x{H} Gatys run with "
+                            f"{model}: the image, the optimiser and one tile need about {need:.0f} MB{hint}")
+    if tile is None and per_px * H * W <= avail:
+        return None, maxcor                                            # fits whole
+    side = int((avail / per_px) ** 0.5)
+    core = side - 2 * margin
+    if tile is not None:
+        core = min(core, tile)
+    return max(align, core // align * align), maxcor

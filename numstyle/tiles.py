@@ -1,0 +1,301 @@
+r"""Images larger than memory: overlapping tiles, memory budgets, receptive fields.
+
+A convolutional network's output at a pixel depends only on the input within
+its *receptive radius* :math:`R` of that pixel. So a tile of the image grown
+by a margin :math:`\ge R` on every side gives, in its core, exactly what the
+whole image would -- provided the tile is cut where the network's strided
+steps (poolings, stride-2 convolutions) line up with the whole image's, i.e.
+at multiples of their product (the *alignment*). Walking the layers from the
+input, with :math:`j` the input pixels per step at the current depth:
+
+.. math::  R \mathrel{+}= \lfloor k/2 \rfloor\, j \ \text{(a } k\times k \text{ convolution)}, \qquad
+           j \mathrel{*}= s \ \text{(stride } s\text{, or } 1/2 \text{ up-sampling)}              \tag{TL1}
+
+(a 3x3 stride-1/2 convolution reaches one pixel of its *output*: :math:`j/2`).
+
+Feed-forward networks (``stylize``) run tile by tile and the tiles are
+blended where they meet: along each axis a tile's weight ramps linearly from
+0 to 1 across a band of width :math:`B` centred on its core's edge, and its
+neighbour's ramps down across the same band, so the weights sum to one:
+
+.. math::  w_{\uparrow}(y) = \mathrm{clip}\Big(\frac{y + \tfrac12 - (a - B/2)}{B}, 0, 1\Big), \qquad
+           w_{\uparrow}(y) + w_{\downarrow}(y) = 1                                         \tag{TL2}
+
+With a margin of :math:`R + B/2` every tile is exact wherever its weight is
+non-zero, so the blend changes nothing for a fixed network; it hides what
+does differ between tiles -- instance normalisation statistics, when they are
+estimated from a reduced copy of an image too large to hold (see
+:func:`stylize_tiled`). The Gatys objective over tiles is in
+:mod:`numstyle.gatys_tiled`.
+"""
+import math
+import re
+
+import numpy as np
+
+from .errors import NumstyleError
+
+_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 2 ** 10, "m": 2 ** 20, "mb": 2 ** 20, "g": 2 ** 30, "gb": 2 ** 30,
+          "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30}
+
+
+def parse_memory(text):
+    """``'2GB'``, ``'1.5g'``, ``'800MB'`` -> bytes (binary units: 1 GB = 2**30 bytes)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS or float(m.group(1)) <= 0:
+        raise NumstyleError(f"cannot read the memory size {text!r}: write it like 2GB, 1.5GB or 800MB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def current_rss():
+    """Resident memory of this process now, bytes (Linux; 0 where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class Tile:
+    """One tile: its core (the pixels it owns) and its input box (the core grown by the margin).
+
+    Boxes are ``(y0, y1, x0, x1)`` in input pixels, half-open.
+    """
+
+    def __init__(self, core, box):
+        self.core, self.box = core, box
+
+    def input_slices(self):
+        y0, y1, x0, x1 = self.box
+        return slice(y0, y1), slice(x0, x1)
+
+    def core_in_layer(self, step):
+        """The core as slices of this tile's activation at a layer ``step`` input pixels per pixel.
+
+        Both the core and the box start at multiples of the alignment, so the
+        division is exact at every layer; ends are floored like the layers' sizes.
+        """
+        (cy0, cy1, cx0, cx1), (by0, _, bx0, _) = self.core, self.box
+        return (slice(cy0 // step - by0 // step, cy1 // step - by0 // step),
+                slice(cx0 // step - bx0 // step, cx1 // step - bx0 // step))
+
+    def __repr__(self):
+        return f"Tile(core={self.core}, box={self.box})"
+
+
+def tile_grid(height, width, core, margin, align=1):
+    """Cut an image into tiles whose cores partition it.
+
+    Parameters
+    ----------
+    height, width : int
+        Image size, px.
+    core : int
+        Core side, px; rounded down to a multiple of ``align`` (at least ``align``).
+    margin : int
+        Pixels added around each core (clipped at the image's edges); rounded
+        up to a multiple of ``align``.
+    align : int
+        Cores and boxes start at multiples of this (the network's total stride).
+
+    Returns
+    -------
+    list of Tile, row by row
+    """
+    core = max(align, core // align * align)
+    margin = -(-margin // align) * align
+    tiles = []
+    for y0 in range(0, height, core):
+        for x0 in range(0, width, core):
+            y1, x1 = min(y0 + core, height), min(x0 + core, width)
+            box = (max(0, y0 - margin), min(height, y1 + margin), max(0, x0 - margin), min(width, x1 + margin))
+            tiles.append(Tile((y0, y1, x0, x1), box))
+    return tiles
+
+
+def transformer_radius(spec):
+    """Receptive radius (TL1) and alignment of a transformer network, in input pixels.
+
+    Returns
+    -------
+    radius : int
+    align : int
+        Product of the down-sampling strides (4 for the style network, 1 for SR).
+    """
+    r, j, align = 0.0, 1.0, 1
+    for layer in spec:
+        kind = layer[0]
+        if kind == "conv":
+            k, stride = layer[4], layer[5]
+            r += (k // 2) * j                                           # (TL1)
+            j *= stride
+            align *= stride
+        elif kind == "res":
+            r += 2 * j                                                  # two 3x3 convolutions
+        elif kind == "up":
+            r += j / 2                                                  # a 3x3 stride-1/2 convolution reaches
+            j /= 2                                                      # one output pixel = half an input one
+        else:
+            r += (layer[4] // 2) * j
+    return int(math.ceil(r)), align
+
+
+def blend_weights(n, lo, hi, size, band):
+    """Weights (TL2) along one axis for a core ``[lo, hi)`` of an axis of ``size`` pixels.
+
+    Returns the first pixel and the weights of the span ``[lo - band/2, hi + band/2)``
+    (clipped to the axis); no ramp at the image's own edges. ``n`` scales
+    everything (the output is ``n`` times the input for super-resolution).
+    """
+    half = band / 2.0
+    start, stop = max(0, int(math.floor((lo - half) * n))), min(size * n, int(math.ceil((hi + half) * n)))
+    y = (np.arange(start, stop) + 0.5) / n                               # pixel centres, in input pixels
+    w = np.ones(stop - start, np.float32)
+    if lo > 0:
+        w = np.minimum(w, np.clip((y - (lo - half)) / band, 0, 1))       # (TL2): ramp up across the top edge
+    if hi < size:
+        w = np.minimum(w, np.clip(((hi + half) - y) / band, 0, 1))       # ... and down across the bottom one
+    return start, w.astype(np.float32)
+
+
+def apply_tiled(fn, rgb, core, margin, align=1, scale=1, band=32, progress=False):
+    """Apply an image-to-image network tile by tile and blend the tiles (TL2).
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(rgb_tile (h, w, 3)) -> (scale h, scale w, 3)``.
+    rgb : ndarray (H, W, 3)
+    core, margin, align : int
+        As in :func:`tile_grid`; ``margin`` should be at least the network's
+        receptive radius plus ``band / 2`` for exact tiles.
+    scale : int
+        Output pixels per input pixel.
+    band : int
+        Blend band width, input pixels (at most ``2 * margin`` and the core).
+
+    Returns
+    -------
+    out : ndarray (scale H, scale W, 3), float32
+    """
+    from tqdm import tqdm
+
+    H, W = rgb.shape[:2]
+    tiles = tile_grid(H, W, core, margin, align)
+    band = max(1, min(band, 2 * margin, max(align, core // align * align)))   # ramps of one tile never overlap
+    out = np.zeros((H * scale, W * scale, 3), np.float32)
+    for t in tqdm(tiles, desc="tiles", unit="tile", leave=False, disable=not progress or len(tiles) == 1):
+        ys, xs = t.input_slices()
+        y = fn(rgb[ys, xs])                                                          # (scale h, scale w, 3)
+        cy0, cy1, cx0, cx1 = t.core
+        r0, wy = blend_weights(scale, cy0, cy1, H, band)
+        c0, wx = blend_weights(scale, cx0, cx1, W, band)
+        oy, ox = r0 - ys.start * scale, c0 - xs.start * scale                       # the span inside this tile
+        span = y[oy:oy + len(wy), ox:ox + len(wx)]                                   # (len wy, len wx, 3)
+        out[r0:r0 + len(wy), c0:c0 + len(wx)] += span * (wy[:, None, None] * wx[None, :, None])   # (TL2)
+    return out
+
+
+# Peak bytes per input pixel of the network's inference pass without caches,
+# per float of its widest activation: the activation, its normalised copy and
+# temporaries (measured with tracemalloc: 610-770 B/px for the style network,
+# whose widest activation is 32 floats per pixel; 5 copies x 4 bytes x 32 = 640).
+COPIES_PER_ACTIVATION = 5
+FIXED_BYTES = 48 << 20           # im2col bands, kernels, interpreter: not proportional to the tile
+SAFETY = 1.25                    # what the allocator and BLAS add on top of what NumPy asks for
+
+
+def transformer_bytes_per_pixel(spec):
+    """Estimated peak bytes per *input* pixel of an inference pass (see COPIES_PER_ACTIVATION)."""
+    widest, density = 3.0, 1.0                                     # floats per input pixel
+    for layer in spec:
+        kind = layer[0]
+        if kind == "conv":
+            density /= layer[5] ** 2
+            widest = max(widest, layer[3] * density)
+        elif kind == "up":
+            density *= 4
+            widest = max(widest, layer[3] * density)
+    return COPIES_PER_ACTIVATION * 4 * widest
+
+
+def plan_network_tiles(budget, height, width, spec, scale=1, tile=None, band=32):
+    """Tile core, margin and statistics-preview size for an image-to-image network under a memory budget.
+
+    Parameters
+    ----------
+    budget : int or None
+        Bytes for the whole process (``--max-memory``); None: no limit.
+    height, width : int
+        Input image size.
+    tile : int, optional
+        Core side asked for (``--tile``); the budget may make it smaller.
+
+    Returns
+    -------
+    plan : dict or None
+        None when the whole image fits at once; else ``core``, ``margin``,
+        ``align``, ``band`` and ``preview`` (longest side of the copy whose
+        instance-norm statistics the tiles use; ``None`` for the image itself).
+    """
+    radius, align = transformer_radius(spec)
+    margin = radius + band // 2
+    per_px = transformer_bytes_per_pixel(spec) * SAFETY
+    fixed = current_rss() + FIXED_BYTES + height * width * 3 + (scale * scale) * height * width * (12 + 3)
+    if budget is None:
+        avail = None
+    else:
+        avail = budget - fixed
+        if avail < per_px * (2 * margin + 4 * align) ** 2:
+            need = (fixed + per_px * (2 * margin + 4 * align) ** 2) / 2 ** 20
+            raise NumstyleError(f"--max-memory {budget / 2 ** 20:.0f} MB is too small for a {width}x{height} image: "
+                                f"the image, its output and one tile need about {need:.0f} MB")
+        if tile is None and per_px * height * width <= avail:
+            return None                                                          # fits whole: no tiles
+    core = tile or max(height, width)
+    if avail is not None:
+        side = int((avail / per_px) ** 0.5)                                      # largest square tile that fits
+        core = min(core, side - 2 * margin)
+    if core >= max(height, width):
+        return None
+    preview = None
+    if avail is not None and per_px * height * width > avail:                    # statistics from a reduced copy
+        preview = int((avail / per_px * max(height, width) / min(height, width)) ** 0.5)
+    return {"core": max(align, core // align * align), "margin": margin, "align": align, "band": band,
+            "preview": preview}
+
+
+def tiled_transform(transform, plan_args, progress=False):
+    """Wrap ``transform(params, config, state, rgb, device)`` (stylise, upscale) to run in tiles.
+
+    Instance normalisation normalises each channel by the statistics of the
+    whole image, which no tile sees: they are recorded first in one pass over
+    the image (or, when even that does not fit, over a copy reduced to
+    ``plan['preview']`` px -- an estimate), then every tile is normalised with
+    them, like batch normalisation at inference. The network is then one fixed
+    function and the tiles agree wherever they overlap (TL2).
+
+    ``plan_args`` = ``(budget, tile)``; the plan is made per image.
+    """
+    from .image import resize
+    from .models import spec_from_config
+    from .transformer import init_state
+
+    budget, tile = plan_args
+
+    def wrapped(params, config, state, rgb, device):
+        spec, scale = spec_from_config(config), config.get("scale", 1)
+        plan = plan_network_tiles(budget, rgb.shape[0], rgb.shape[1], spec, scale, tile)
+        if plan is None:
+            return transform(params, config, state, rgb, device)
+        if config["norm"] == "instance":
+            stats = init_state(params, "batch")                                  # {layer: {'mean', 'var'}}
+            preview = rgb if plan["preview"] is None else resize(rgb, longer_side=plan["preview"])
+            transform(params, config, stats, preview, device)                    # records the statistics (N1)
+            config, state = dict(config, norm="batch"), stats                    # ... used as constants
+        return apply_tiled(lambda t: transform(params, config, state, t, device), rgb, plan["core"],
+                           plan["margin"], plan["align"], scale, plan["band"], progress)
+    return wrapped
