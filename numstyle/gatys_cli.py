@@ -39,7 +39,8 @@ def add_arguments(p):
                    help="blend weight per style image (default: equal)")
     p.add_argument("--out", metavar="PATH", help="output PNG (default: out/<content>_<style>.png)")
     p.add_argument("--size", type=positive_int, default=d["size"], help="longer side of the output, px")
-    p.add_argument("--iters", type=positive_int, default=d["iters"], help="optimiser iterations")
+    p.add_argument("--iters", type=int_list, default=[d["iters"]], metavar="N|N1,N2,...",
+                   help="optimiser iterations (with --scales: one number for every scale, or one per scale)")
     p.add_argument("--model", choices=["vgg19", "vgg16"], help="network (default: vgg19, or vgg16 when only its weights are found)")
     p.add_argument("--weights", metavar="PATH", help="Keras notop .h5 weight file (default: searched, then downloaded)")
     p.add_argument("--pool", choices=["avg", "max"], default="avg", help="pooling (the paper prefers avg)")
@@ -84,6 +85,9 @@ def run(args):
     styles_full = [load_image(s, None, "style image") for s in args.style]
     out = args.out or default_out(args.content, args.style)
     sizes = args.scales or [args.size]
+    if len(args.iters) not in (1, len(sizes)):
+        raise NumstyleError(f"--iters gives {len(args.iters)} numbers for {len(sizes)} scale(s): give one, or one per scale")
+    iters = args.iters * len(sizes) if len(args.iters) == 1 else args.iters
     result, evaluations = None, 0
     for i, size in enumerate(sizes):                                   # coarse to fine
         content_rgb, styles_rgb = scaled_inputs(content_full, styles_full, size, args.style_scale, args.preserve_colors)
@@ -94,7 +98,7 @@ def run(args):
             x0 = resize(result, shape=shape_rgb.shape[:2])
         if len(sizes) > 1:
             print(f"scale {i + 1}/{len(sizes)}: {shape_rgb.shape[1]}x{shape_rgb.shape[0]}")
-        result, last, evals = optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out)
+        result, last, evals = optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, iters[i])
         evaluations += evals
     if args.preserve_colors == "luminance":
         result = restore_chroma(result, content_full)                  # (CC1): the photo's chroma put back
@@ -118,7 +122,7 @@ def run_video(args, params, model, start):
             x0 = initial_image(args.init, content, styles_t, content.shape[:2], args.seed, args.size)
         else:                                                   # start from the last result: same strokes, less flicker
             x0 = prev
-        prev, last, _ = optimize_one_scale(args, params, model, content, styles_t, x0, out)
+        prev, last, _ = optimize_one_scale(args, params, model, content, styles_t, x0, out, args.iters[0])
         result = restore_chroma(prev, frame) if args.preserve_colors == "luminance" else prev
         results.append(np.clip(result, 0, 255).round().astype(np.uint8))
         print(f"frame {t + 1}/{len(frames)}: total {last['total']:.5g}", flush=True)
@@ -140,7 +144,7 @@ def scaled_inputs(content_full, styles_full, size, style_scale, preserve_colors)
     return content, styles
 
 
-def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out):
+def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, iters):
     """One L-BFGS-B (or Adam) run at one size; returns (RGB result, last losses, evaluations)."""
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
     tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None, bool(styles_rgb))
@@ -162,7 +166,7 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out):
             save_image(f"{stem}_{it:04d}{ext}", deprocess(to_host(x)))
 
     try:
-        x, history = gatys.optimize(objective, dev(x0), args.iters, args.optimizer, args.lr, callback,
+        x, history = gatys.optimize(objective, dev(x0), iters, args.optimizer, args.lr, callback,
                                     progress=not args.no_progress, maxcor=maxcor)
     except KeyboardInterrupt:
         if latest["x"] is not None:

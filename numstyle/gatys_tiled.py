@@ -180,19 +180,24 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
     if budget is None:
         return tile, 10
     smallest = per_px * (2 * margin + 4 * align) ** 2                  # a tile with a 4-step core
-    for maxcor in ((10, 7, 5, 3) if optimizer == "lbfgs" else (10,)):
+    best = None
+    for maxcor in ((10, 7, 5, 3) if optimizer == "lbfgs" else (10,)):  # a shorter history before smaller tiles
         avail = budget - fixed - optimizer_bytes(n, optimizer, maxcor)
-        if avail >= smallest:
+        if avail < smallest:
+            continue
+        if tile is None and per_px * H * W <= avail:
+            return None, maxcor                                        # fits whole
+        core = int((avail / per_px) ** 0.5) - 2 * margin               # the largest square tile that fits
+        if best is None or core > best[0]:
+            best = (core, maxcor)
+        if core >= 4 * margin:                                         # margins under ~half the work: good enough
             break
-    else:
+    if best is None:
         need = (fixed + optimizer_bytes(n, optimizer, 3) + smallest) / 2 ** 20
         hint = "; --optimizer adam needs less" if optimizer == "lbfgs" else ""
         raise NumstyleError(f"--max-memory {budget / 2 ** 20:.0f} MB is too small for a {W}x{H} Gatys run with "
                             f"{model}: the image, the optimiser and one tile need about {need:.0f} MB{hint}")
-    if tile is None and per_px * H * W <= avail:
-        return None, maxcor                                            # fits whole
-    side = int((avail / per_px) ** 0.5)
-    core = side - 2 * margin
+    core, maxcor = best
     if tile is not None:
         core = min(core, tile)
     return max(align, core // align * align), maxcor

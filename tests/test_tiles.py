@@ -198,3 +198,45 @@ def test_parse_memory_rejects(text):
 
 def test_layer_order_has_every_pool():
     assert [n for n in layer_names("vgg19") if n.startswith("pool")] == [f"pool{b}" for b in range(1, 6)]
+
+
+def test_cli_stylize_with_tiles_matches_untiled(tmp_path, capsys):
+    from PIL import Image
+
+    from numstyle import models
+    from numstyle.cli import main
+
+    model = str(tmp_path / "m.h5")
+    models.save_model(model, _style_net(), STYLE_CONFIG)
+    photo = str(tmp_path / "odd.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (97, 131, 3), dtype=np.uint8)).save(photo)
+    outs = {}
+    for name, extra in [("whole", []), ("tiled", ["--tile", "32"])]:
+        outs[name] = str(tmp_path / f"{name}.png")
+        assert main(["stylize", "--model", model, photo, "--out", outs[name], "--no-progress"] + extra) == 0
+    a, b = (np.asarray(Image.open(outs[k]), dtype=int) for k in ("whole", "tiled"))
+    assert a.shape == b.shape == (97, 131, 3) and np.abs(a - b).max() <= 1, "rounding is all that may differ"
+    with pytest.raises(SystemExit):                                   # argparse's usage error
+        main(["stylize", "--model", model, photo, "--out", outs["tiled"], "--max-memory", "lots"])
+    assert "memory size" in capsys.readouterr().err
+
+
+def test_cli_gatys_with_tiles_and_per_scale_iterations(synthetic_vgg, tmp_path, capsys):
+    from PIL import Image
+
+    from numstyle.cli import main
+
+    path, _ = synthetic_vgg("vgg16")
+    rgb = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    photo = str(tmp_path / "photo.png")
+    Image.fromarray(rgb).save(photo)
+    base = ["gatys", "--weights", path, "--content", photo, "--style", photo, "--no-progress",
+            "--style-layers", "relu1_1,relu2_1", "--content-layer", "relu2_2"]
+    out = str(tmp_path / "out.png")
+    assert main(base + ["--scales", "48,96", "--iters", "2,1", "--tile", "32", "--out", out]) == 0
+    printed = capsys.readouterr().out
+    assert "tiles:" in printed and "scale 2/2" in printed
+    with Image.open(out) as im:
+        assert im.size == (96, 72)
+    assert main(base + ["--scales", "48,96", "--iters", "2,1,3", "--out", out]) == 1
+    assert "one per scale" in capsys.readouterr().err
