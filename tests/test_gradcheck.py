@@ -16,6 +16,7 @@ from numstyle.gradcheck import check_vjp
 from numstyle.ops import activations, conv, norm, pad, pool, winograd
 
 from conftest import TINY_WIDTH
+from numstyle.backend import get_xp
 
 # A wrong backward gives errors of 1e-2 .. 1; these bounds sit far below that.
 SMOOTH = 1e-5       # smooth ops: ~1e-8 typically, up to ~3e-7 on entries whose gradient is near 0
@@ -23,11 +24,16 @@ KINKED = 1e-5       # through ReLU / max: same, as long as no value sits within 
 NETWORK = 1e-4      # a whole network: round-off compounds through ~20 layers (seen: up to ~6e-6)
 
 
+def _host(a):
+    """Where a case's arrays live: NumPy here; tests/test_gpu.py builds the same cases on CuPy."""
+    return a
+
+
 def _conv(stride, pad, shape=(2, 3, 7, 6), k=3):
-    def make(rng):
-        x = rng.standard_normal(shape)
-        w = rng.standard_normal((4, shape[1], k, k))
-        b = rng.standard_normal(4)
+    def make(rng, dev=_host):
+        x = dev(rng.standard_normal(shape))
+        w = dev(rng.standard_normal((4, shape[1], k, k)))
+        b = dev(rng.standard_normal(4))
         f = lambda x, w, b: conv.conv2d_forward(x, w, b, stride, pad)[0]  # noqa: E731
         vjp = lambda d, x, w, b: conv.conv2d_backward(d, conv.conv2d_forward(x, w, b, stride, pad)[1])  # noqa: E731
         return f, vjp, [x, w, b]
@@ -35,10 +41,10 @@ def _conv(stride, pad, shape=(2, 3, 7, 6), k=3):
 
 
 def _winograd(shape):
-    def make(rng):
-        x = rng.standard_normal(shape)
-        w = rng.standard_normal((3, shape[1], 3, 3))
-        b = rng.standard_normal(3)
+    def make(rng, dev=_host):
+        x = dev(rng.standard_normal(shape))
+        w = dev(rng.standard_normal((3, shape[1], 3, 3)))
+        b = dev(rng.standard_normal(3))
         f = lambda x, w, b: winograd.winograd_conv3x3_forward(x, w, b)[0]  # noqa: E731
         vjp = lambda d, x, w, b: winograd.winograd_conv3x3_backward(d, winograd.winograd_conv3x3_forward(x, w, b)[1])  # noqa: E731
         return f, vjp, [x, w, b]
@@ -46,10 +52,10 @@ def _winograd(shape):
 
 
 def _conv_transpose(stride, pad_, out_pad, shape=(2, 4, 4, 5)):
-    def make(rng):
-        x = rng.standard_normal(shape)
-        w = rng.standard_normal((shape[1], 3, 3, 3))
-        b = rng.standard_normal(3)
+    def make(rng, dev=_host):
+        x = dev(rng.standard_normal(shape))
+        w = dev(rng.standard_normal((shape[1], 3, 3, 3)))
+        b = dev(rng.standard_normal(3))
         f = lambda x, w, b: conv.conv_transpose2d_forward(x, w, b, stride, pad_, out_pad)[0]  # noqa: E731
         vjp = lambda d, x, w, b: conv.conv_transpose2d_backward(  # noqa: E731
             d, conv.conv_transpose2d_forward(x, w, b, stride, pad_, out_pad)[1])
@@ -58,18 +64,18 @@ def _conv_transpose(stride, pad_, out_pad, shape=(2, 4, 4, 5)):
 
 
 def _norm(kind, train=True):
-    def make(rng):
-        x = rng.standard_normal((3, 4, 5, 6))
-        g, b = rng.standard_normal(4), rng.standard_normal(4)
-        running = {"mean": rng.standard_normal(4), "var": rng.uniform(0.5, 2, 4)}
+    def make(rng, dev=_host):
+        x = dev(rng.standard_normal((3, 4, 5, 6)))
+        g, b = dev(rng.standard_normal(4)), dev(rng.standard_normal(4))
+        running = {"mean": dev(rng.standard_normal(4)), "var": dev(rng.uniform(0.5, 2, 4))}
         fwd = lambda x, g, b: norm.norm_forward(x, g, b, kind, running=dict(running), train=train)  # noqa: E731
         return (lambda x, g, b: fwd(x, g, b)[0]), (lambda d, x, g, b: norm.norm_backward(d, fwd(x, g, b)[1])), [x, g, b]
     return make
 
 
 def _transformer(spec, norm_kind, shape):
-    def make(rng):
-        params = {k: v.astype(np.float64) + 0.1 * rng.standard_normal(v.shape)
+    def make(rng, dev=_host):
+        params = {k: dev(v.astype(np.float64) + 0.1 * rng.standard_normal(v.shape))
                   for k, v in transformer.init_params(spec, seed=0).items()}
         keys = sorted(params)
 
@@ -80,44 +86,44 @@ def _transformer(spec, norm_kind, shape):
             y, caches = transformer.transformer_forward(dict(zip(keys, vals)), x, spec, norm_kind)
             grads, dx = transformer.transformer_backward(d, caches)
             return [dx] + [grads[k] for k in keys]
-        return f, vjp, [rng.standard_normal(shape)] + [params[k] for k in keys]
+        return f, vjp, [dev(rng.standard_normal(shape))] + [params[k] for k in keys]
     return make
 
 
 def _unary(forward, backward, shape=(2, 3, 7, 5)):
-    def make(rng):
+    def make(rng, dev=_host):
         f = lambda x: forward(x)[0]  # noqa: E731
         vjp = lambda d, x: (backward(d, forward(x)[1]),)  # noqa: E731
-        return f, vjp, [rng.standard_normal(shape)]
+        return f, vjp, [dev(rng.standard_normal(shape))]
     return make
 
 
 def _loss(fn, shape, extra=()):
     """A scalar (loss, grad) function: the VJP of a scalar is dout * grad."""
-    def make(rng):
-        others = [rng.standard_normal(s) for s in extra]
+    def make(rng, dev=_host):
+        others = [dev(rng.standard_normal(s)) for s in extra]
         f = lambda x: fn(x, *others)[0]  # noqa: E731
         vjp = lambda d, x: (d * fn(x, *others)[1],)  # noqa: E731
-        return f, vjp, [rng.standard_normal(shape)]
+        return f, vjp, [dev(rng.standard_normal(shape))]
     return make
 
 
-def _gram(rng):
-    F = rng.standard_normal((2, 4, 3, 5))
+def _gram(rng, dev=_host):
+    F = dev(rng.standard_normal((2, 4, 3, 5)))
     f = lambda F: losses.gram_forward(F)[0]  # noqa: E731
     vjp = lambda d, F: (losses.gram_backward(d, losses.gram_forward(F)[1]).reshape(F.shape),)  # noqa: E731
     return f, vjp, [F]   # dout is (2, 4, 4) random: non-symmetric, so the (dG + dG^T) F form is tested
 
 
 def _tiny_vgg(model, pool_kind, layers):
-    def make(rng):
-        params = {k: (w.astype(np.float64), b.astype(np.float64))
+    def make(rng, dev=_host):
+        params = {k: (dev(w.astype(np.float64)), dev(b.astype(np.float64)))
                   for k, (w, b) in vgg.random_params(model, width=TINY_WIDTH, seed=3).items()}
-        x = rng.standard_normal((1, 3, 16, 16))
+        x = dev(rng.standard_normal((1, 3, 16, 16)))
 
         def f(x):
             feats, _ = vgg.features_forward(params, x, layers, model, pool_kind)
-            return np.concatenate([feats[n].ravel() for n in layers])
+            return get_xp(x).concatenate([feats[n].ravel() for n in layers])
 
         def vjp(d, x):
             feats, caches = vgg.features_forward(params, x, layers, model, pool_kind)
@@ -131,18 +137,18 @@ def _tiny_vgg(model, pool_kind, layers):
 
 
 def _gatys_objective(pool_kind, tv):
-    def make(rng):
-        params = {k: (w.astype(np.float64), b.astype(np.float64))
+    def make(rng, dev=_host):
+        params = {k: (dev(w.astype(np.float64)), dev(b.astype(np.float64)))
                   for k, (w, b) in vgg.random_params("vgg19", width=TINY_WIDTH, seed=5).items()}
-        content = rng.standard_normal((1, 3, 16, 16))
-        styles = [rng.standard_normal((1, 3, 24, 20)), rng.standard_normal((1, 3, 16, 16))]
+        content = dev(rng.standard_normal((1, 3, 16, 16)))
+        styles = [dev(rng.standard_normal((1, 3, 24, 20))), dev(rng.standard_normal((1, 3, 16, 16)))]
         obj = gatys.make_objective(params, "vgg19", content=content, styles=styles, style_blend=[0.3, 0.7],
                                    pool=pool_kind, content_layer="conv4_2",
                                    style_layers=["relu1_1", "conv2_1", "relu3_1", "pool4", "conv5_1"],
                                    style_layer_weights=[1, 2, 3, 4, 5], style_weight=10.0, tv_weight=tv)
         f = lambda x: obj(x)[0]  # noqa: E731
         vjp = lambda d, x: (d * obj(x)[1],)  # noqa: E731
-        return f, vjp, [rng.standard_normal((1, 3, 16, 16))]
+        return f, vjp, [dev(rng.standard_normal((1, 3, 16, 16)))]
     return make
 
 
