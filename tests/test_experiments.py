@@ -128,12 +128,12 @@ def check_style_sweeps(results, settings, out):
 def check_initialisation(results, settings, out):
     runs = results["runs"]
     assert [r["init"] for r in runs] == ["noise", "content", "style", "black", "checkerboard"]
-    best = min(r["loss"]["total"] for r in runs)
-    assert results["target_loss"] == pytest.approx(1.05 * best)
-    for r in runs:
+    worst = max(r["loss"]["total"] for r in runs)
+    assert results["target_loss"] == pytest.approx(1.05 * worst)
+    for r in runs:                                     # every start reaches 1.05 x the worst final loss
         n = r["iterations_to_target"]
-        assert n is None or (1 <= n <= r["iterations"] and r["seconds_to_target"] > 0)
-    assert any(r["iterations_to_target"] for r in runs if r["loss"]["total"] == best)      # the best run gets there
+        assert 1 <= n <= r["iterations"] and r["seconds_to_target"] > 0, r
+        assert r["total_per_iteration"][n - 1] <= results["target_loss"] and len(r["total_per_iteration"]) == r["iterations"]
 
 
 def check_pooling(results, settings, out):
