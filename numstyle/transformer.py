@@ -23,7 +23,7 @@ import numpy as np
 from .backend import get_xp
 from .ops.activations import relu_backward, relu_forward, tanh_backward, tanh_forward
 from .ops.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
-from .ops.norm import norm_backward, norm_forward
+from .ops.norm import norm_backward, norm_forward, norm_inference
 from .ops.pad import reflect_pad_backward, reflect_pad_forward
 
 
@@ -213,6 +213,8 @@ def _conv_block(params, name, h, k, stride, norm, train, state, caches, relu=Tru
 
 def _norm_relu(params, name, h, norm, train, state, caches, relu=True):
     running = state.get(name) if state is not None else None
+    if isinstance(caches, _Discard) and not train:                          # inference: fused, in place
+        return norm_inference(h, params[f"{name}.gamma"], params[f"{name}.beta"], norm, running=running, relu=relu)
     h, cache = norm_forward(h, params[f"{name}.gamma"], params[f"{name}.beta"], norm, running=running, train=train)
     caches.append(("norm", name, cache))                                    # (N1)
     if relu:

@@ -54,7 +54,36 @@ def test_batch_norm_running_averages_are_used_at_inference(rng):
     np.testing.assert_allclose(out, 0, atol=0.1)   # a single image is normalised by the averages, not by itself
 
 
-@pytest.mark.parametrize("p,shape", [(1, (2, 3, 5, 6)), (4, (1, 2, 9, 7)), (2, (1, 1, 3, 3))])
+@pytest.mark.parametrize("kind", ["batch", "instance"])
+def test_inference_norm_equals_norm_forward(kind, rng):
+    """The fused in-place inference path (one multiply-add) gives norm_forward's train=False result."""
+    x = rng.standard_normal((2, 4, 5, 6)) * 3 + 7
+    g, b = rng.standard_normal(4), rng.standard_normal(4)
+    running = {"mean": rng.standard_normal(4), "var": rng.uniform(0.5, 2, 4)}
+    ref = norm.norm_forward(x, g, b, kind, running=dict(running), train=False)[0]
+    out = norm.norm_inference(x.copy(), g, b, kind, running=dict(running), relu=True)
+    np.testing.assert_allclose(out, np.maximum(ref, 0), rtol=1e-10, atol=1e-10)
+    recorded, recorded_fused = {}, {}
+    norm.norm_forward(x[:1], g, b, "instance", running=recorded)
+    norm.norm_inference(x[:1].copy(), g, b, "instance", running=recorded_fused)
+    for key in ("mean", "var"):
+        np.testing.assert_allclose(recorded_fused[key], recorded[key], rtol=1e-10, err_msg=key)
+
+
+@pytest.mark.parametrize("norm_kind", ["batch", "instance"])
+def test_inference_forward_equals_training_forward(norm_kind, rng):
+    spec = transformer.style_spec((4, 6, 8), 2)
+    params = transformer.init_params(spec, seed=1)
+    state = transformer.init_state(params, norm_kind)
+    x = rng.uniform(-1, 1, (1, 3, 37, 29)).astype(np.float32)
+    kept, caches = transformer.transformer_forward(params, x, spec, norm_kind, train=False, state=state)
+    lean, none = transformer.transformer_forward(params, x, spec, norm_kind, train=False, state=state,
+                                                 keep_caches=False)
+    assert caches and none == []
+    np.testing.assert_allclose(lean, kept, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("p,shape", [(1, (2, 3, 5, 6)), (4, (1, 2, 9, 7)), (2, (1, 1, 3, 3)), (1, (1, 2, 2, 5)), (3, (2, 3, 6, 4)), (0, (1, 1, 2, 2))])
 def test_reflect_pad_matches_naive(p, shape, rng):
     x = rng.standard_normal(shape)
     np.testing.assert_array_equal(pad.reflect_pad_forward(x, p)[0], pad.reflect_pad_naive(x, p))

@@ -70,6 +70,46 @@ def norm_forward(x, gamma, beta, kind="instance", eps=1e-5, running=None, moment
     return out, cache
 
 
+def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu=False):
+    r"""(N1) for inference, in place on ``x`` and with no cache: ``x * s + t``, then ReLU if asked.
+
+    With :math:`s = \gamma / \sqrt{\sigma^2 + \epsilon}` and :math:`t = \beta - \mu s`,
+    (N1) is one multiply-add per value; the statistics are the image's own
+    (instance norm; recorded into ``running`` when given, as in :func:`norm_forward`)
+    or the running averages (batch norm). Same result as :func:`norm_forward`
+    with ``train=False``, in a third of the passes over memory.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), overwritten (a view is fine)
+    relu : bool
+        Apply (R1) in the same place.
+
+    Returns
+    -------
+    out : ndarray, ``x`` itself
+    """
+    xp = get_xp(x)
+    N, C = x.shape[:2]
+    if kind == "batch":
+        mu, var = running["mean"].reshape(1, C), running["var"].reshape(1, C)
+    else:
+        m = x.shape[2] * x.shape[3]
+        mu = x.mean(axis=(2, 3))                                            # (N, C)          (N1)
+        x -= mu[:, :, None, None]                                           # x - mu, in place
+        var = xp.einsum("nchw,nchw->nc", x, x) / m                          # (N, C): one pass, no temporary
+        if running is not None and N == 1:
+            running["mean"], running["var"] = mu.reshape(C), var.reshape(C)     # recorded, as norm_forward does
+        mu = xp.zeros_like(mu)                                              # already subtracted
+    s = gamma.reshape(1, C) / xp.sqrt(var + eps)                            # (N, C)
+    t = beta.reshape(1, C) - mu * s
+    x *= s[:, :, None, None].astype(x.dtype, copy=False)                    # (N1): gamma xhat + beta ...
+    x += t[:, :, None, None].astype(x.dtype, copy=False)                    # ... as one multiply-add
+    if relu:
+        xp.maximum(x, 0, out=x)                                             # (R1)
+    return x
+
+
 def norm_backward(dout, cache):
     r"""Backward of :func:`norm_forward` (N2)-(N3). Returns ``(dx, dgamma, dbeta)``."""
     xhat, inv_std, gamma, axes, frozen = cache

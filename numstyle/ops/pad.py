@@ -24,9 +24,14 @@ def reflect_pad_forward(x, p):
     if p >= H or p >= W:
         raise ImageError(f"image too small for the network: reflection padding by {p} needs more than {p} px "
                          f"on each side at this layer, got {W}x{H}")
-    rows = _reflect_index(H, p, xp)                                         # (H + 2p,)
-    cols = _reflect_index(W, p, xp)                                         # (W + 2p,)
-    out = x[:, :, rows][:, :, :, cols]                                      # (N, C, H+2p, W+2p)  (RP1)
+    N, C = x.shape[:2]
+    out = xp.empty((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)            # (N, C, H+2p, W+2p)
+    out[:, :, p:p + H, p:p + W] = x                                         # centre
+    if p:                                                                   # (RP1) as reversed slices:
+        out[:, :, p:p + H, :p] = x[:, :, :, 1:p + 1][..., ::-1]             # left: columns p..1
+        out[:, :, p:p + H, p + W:] = x[:, :, :, W - 1 - p:W - 1][..., ::-1]     # right: columns W-2..W-1-p
+        out[:, :, :p] = out[:, :, p + 1:2 * p + 1][:, :, ::-1]              # top: rows p..1 (corners included)
+        out[:, :, p + H:] = out[:, :, H - 1:H - 1 + p][:, :, ::-1]          # bottom: rows H-2..H-1-p
     return out, (x.shape, p)
 
 
@@ -40,11 +45,6 @@ def reflect_pad_backward(dout, cache):
     dx[:, :, 1:p + 1] += d[:, :, p - 1::-1] if p else 0                    # top border -> rows 1..p     (RP2)
     dx[:, :, H - 1 - p:H - 1] += d[:, :, H + 2 * p - 1:H + p - 1:-1] if p else 0   # bottom border
     return dx
-
-
-def _reflect_index(n, p, xp):
-    i = xp.arange(-p, n + p)
-    return xp.where(i < 0, -i, xp.where(i >= n, 2 * (n - 1) - i, i))       # (RP1)
 
 
 def reflect_pad_naive(x, p):
