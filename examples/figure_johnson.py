@@ -1,11 +1,17 @@
-"""The figure of docs/johnson.md: a style image, photos the network never saw, and its outputs.
+"""The figures of docs/johnson.md: a style image, photos the network never saw, and its outputs.
 
     python examples/figure_johnson.py [--model starry_night] [--size 384] [--out docs/figures/johnson_starry_night.png]
+    python examples/figure_johnson.py --model a.h5 --model b.h5 --out compare.png    # one row per model
+
+With several models the photos come once, then one row of outputs per model, labelled with what
+differs between their settings (normalisation, content layer, ...).
 """
 import argparse
 import os
 import sys
 import time
+
+import numpy as np
 
 from numstyle import image, models
 from numstyle.data import sample_image, search_dirs
@@ -15,32 +21,53 @@ from numstyle.johnson_cli import stylize_array
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="starry_night", help="style model file or shipped name")
+    ap.add_argument("--model", action="append", help="style model file or shipped name (repeat to compare)")
     ap.add_argument("--size", type=int, default=384, help="longer side of the photos")
     ap.add_argument("--out", default="docs/figures/johnson_starry_night.png")
     args = ap.parse_args()
-    params, config, state = models.load_model(args.model, expect="style")
+    names = args.model or ["starry_night"]
+    loaded = [models.load_model(m, expect="style") for m in names]
     photos = [p for p in (os.path.join(d, n) for d in search_dirs("images/content")
                           for n in ("tubingen.jpg", "chicago.jpg", "golden_gate.jpg")) if os.path.isfile(p)]
-    photos = photos or [sample_image("tubingen.jpg")]
+    photos = [image.load_image(p, args.size) for p in photos] or [image.load_image(sample_image("tubingen.jpg"), args.size)]
+    config = loaded[0][1]
     style_path = next((os.path.join(d, config.get("style", "")) for d in search_dirs("images/style")
                        if os.path.isfile(os.path.join(d, config.get("style", "")))), None)
-    panels, labels = [], []
-    if style_path:
-        panels.append(image.load_image(style_path, args.size))
-        labels.append(f"style: {config.get('style')}")
-    for p in photos:
-        photo = image.load_image(p, args.size)
-        t0 = time.perf_counter()
-        out = stylize_array(params, config, state, photo)
-        dt = time.perf_counter() - t0
-        panels += [photo, out]
-        labels += [os.path.basename(p), f"stylised in {dt:.2f} s (CPU)"]
-    s = config.get("settings", {})
-    title = (f"{os.path.basename(models.resolve_model_path(args.model))}: {s.get('iters')} iterations, batch "
-             f"{s.get('batch_size')} of {s.get('size')} px, style weight {s.get('style_weight')}")
-    image.save_image(args.out, grid(panels, labels, title=title))
+    style = image.load_image(style_path, args.size) if style_path else np.zeros_like(photos[0])
+    if len(loaded) == 1:
+        panels, labels = [style], [f"style: {config.get('style')}"]
+        for photo in photos:
+            out, dt = _stylize(loaded[0], photo)
+            panels += [photo, out]
+            labels += ["photo", f"stylised in {dt:.2f} s (CPU)"]
+        s = config.get("settings", {})
+        title = (f"{os.path.basename(models.resolve_model_path(names[0]))}: {s.get('iters')} iterations, batch "
+                 f"{s.get('batch_size')} of {s.get('size')} px, style weight {s.get('style_weight')}")
+        image.save_image(args.out, grid(panels, labels, title=title))
+    else:
+        panels, labels = [style] + photos, ["style"] + ["photo"] * len(photos)
+        for name, model in zip(names, loaded):
+            row = [_stylize(model, photo)[0] for photo in photos]
+            panels += [np.full_like(photos[0], 255)] + row
+            labels += [_differences(model[1], [m[1] for m in loaded]) or os.path.basename(name)] + [""] * len(row)
+        image.save_image(args.out, grid(panels, labels, cols=len(photos) + 1,
+                                        title="the same training, one setting changed per row"))
     print(f"wrote {args.out}")
+
+
+def _stylize(model, photo):
+    params, config, state = model
+    t0 = time.perf_counter()
+    out = stylize_array(params, config, state, photo)
+    return np.clip(out, 0, 255), time.perf_counter() - t0
+
+
+def _differences(config, configs):
+    """The settings of ``config`` that are not the same in every one of ``configs``."""
+    flat = lambda c: {**{k: v for k, v in c.items() if k != "settings"}, **c.get("settings", {})}  # noqa: E731
+    mine, others = flat(config), [flat(c) for c in configs]
+    keys = [k for k in mine if any(o.get(k) != mine[k] for o in others) and k not in ("seed_hash", "style_sha256")]
+    return ", ".join(f"{k} {mine[k]}" for k in keys)
 
 
 if __name__ == "__main__":
