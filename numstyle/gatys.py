@@ -20,7 +20,7 @@ import numpy as np
 from .backend import get_xp, to_device, to_host
 from .errors import NonFiniteLossError, NumstyleError
 from .image import pixel_bounds
-from .losses import content_loss, gram_forward, style_layer_loss, tv_loss
+from .losses import content_loss, gram_forward, style_layer_loss, style_target, tv_loss
 from .optim import adam
 from .vgg import check_layers, features_backward, features_forward, min_input_size, pools_before, prepare
 
@@ -170,12 +170,13 @@ def make_objective(params, model="vgg16", content=None, styles=(), style_blend=N
                 G = {name: gram_forward(feats[name])[0] for name in style_layers}      # (S1)
             M_s = _layer_sizes(style.shape, style_layers)
             for name in style_layers:
-                A = (b / total) * (M_l[name] / M_s[name]) * G[name]                     # (S7)
+                A = (b / total) * style_target(G[name], M_s[name], M_l[name])           # (S7)
                 style_targets[name] = A if name not in style_targets else style_targets[name] + A
     args = (params, model, pool, shape, content_layer, style_layers, style_layer_weights,
             content_weight, style_weight, tv_weight, content_target, style_targets)
-    if tile and len(grid(shape)) > 1:
-        return tiled.TiledObjective(*args, grid=grid(shape))
+    tiles = grid(shape) if tile else []
+    if len(tiles) > 1:
+        return tiled.TiledObjective(*args, grid=tiles)
     return Objective(*args)
 
 

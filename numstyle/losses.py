@@ -145,22 +145,21 @@ def style_loss_from_gram(G, A, M_l, weight=1.0):
     return weight * loss, dG
 
 
-def style_target(F_style, M_target):
+def style_target(G_style, M_style, M_target):
     r"""Gram target of one style image, rescaled to ``M_target`` pixels (S7).
 
     Parameters
     ----------
-    F_style : ndarray, shape (1, N_l, Hs, Ws)
-    M_target : int
-        ``H W`` of the generated image at this layer.
+    G_style : ndarray, shape (1, N_l, N_l)
+        The style image's Gram matrix (S1) at this layer (whole, or summed over tiles (TL3)).
+    M_style, M_target : int
+        ``H W`` of the style image and of the generated image at this layer.
 
     Returns
     -------
     A : ndarray, shape (1, N_l, N_l)
     """
-    G, _ = gram_forward(F_style)                                # (1, N_l, N_l)   (S1)
-    M_style = F_style.shape[2] * F_style.shape[3]
-    return G * (M_target / M_style)                             # (S7)
+    return G_style * (M_target / M_style)                       # (S7)
 
 
 def tv_loss(x):
