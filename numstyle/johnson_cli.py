@@ -132,9 +132,12 @@ def run_training(args, config, out, make_loss, make_step, transform):
     if args.checkpoint_every:
         checkpoint(args.iters, params, adam_state)
     models.save_model(out, params, config, state, half=args.half)
-    last = history[-1] if history else {"total": float("nan"), "content": 0, "style": 0, "tv": 0}
-    print(f"final loss: total {last['total']:.5g}, content {last['content']:.4g}, style {last['style']:.4g}, "
-          f"tv {last['tv']:.4g}; {len(history)} iterations in {time.perf_counter() - start_time:.1f} s")
+    if history:
+        last = history[-1]
+        print(f"final loss: total {last['total']:.5g}, content {last['content']:.4g}, style {last['style']:.4g}, "
+              f"tv {last['tv']:.4g}; {len(history)} iterations in {time.perf_counter() - start_time:.1f} s")
+    else:                                   # resumed at --iters: the checkpoint is exported as the model
+        print(f"no iterations left: the checkpoint is at iteration {start}, --iters is {args.iters}")
     print(f"wrote {out}")
     return 0
 
