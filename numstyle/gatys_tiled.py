@@ -77,7 +77,7 @@ def tiled_features(params, x, layer, model, pool, grid):
         if out is None:
             out = xp.zeros((1, F.shape[1], x.shape[2] // step, x.shape[3] // step), F.dtype)
         cy, cx = t.core_in_layer(step)
-        gy, gx = _core_global(t, step)
+        gy, gx = t.core_in_image(step)
         out[:, :, gy, gx] = F[:, :, cy, cx]
     return out
 
@@ -112,7 +112,7 @@ class TiledObjective(Objective):
             if self.content_target is not None:
                 name = self.content_layer
                 cy, cx = t.core_in_layer(2 ** pools_before(name))
-                gy, gx = _core_global(t, 2 ** pools_before(name))
+                gy, gx = t.core_in_image(2 ** pools_before(name))
                 loss, dcore = content_loss(feats[name][:, :, cy, cx], self.content_target[:, :, gy, gx],
                                            self.content_weight)                     # (C1), (C2) on the core
                 parts["content"] += loss
@@ -132,11 +132,6 @@ def _on_core(F, cy, cx, dcore):
     d[:, :, cy, cx] = dcore
     return d
 
-
-def _core_global(tile, step):
-    """The tile's core as slices of the whole image's activation at ``step`` input pixels per pixel."""
-    y0, y1, x0, x1 = tile.core
-    return slice(y0 // step, y1 // step), slice(x0 // step, x1 // step)
 
 
 # Peak bytes per pixel of one tile's evaluation (forward with caches, then the

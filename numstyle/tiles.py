@@ -82,6 +82,11 @@ class Tile:
         return (slice(cy0 // step - by0 // step, cy1 // step - by0 // step),
                 slice(cx0 // step - bx0 // step, cx1 // step - bx0 // step))
 
+    def core_in_image(self, step):
+        """The core as slices of the *whole image's* activation at ``step`` input pixels per pixel."""
+        y0, y1, x0, x1 = self.core
+        return slice(y0 // step, y1 // step), slice(x0 // step, x1 // step)
+
     def __repr__(self):
         return f"Tile(core={self.core}, box={self.box})"
 

@@ -61,8 +61,8 @@ def norm_forward(x, gamma, beta, kind="instance", eps=1e-5, running=None, moment
             m = x.size // C
             running["mean"] = (1 - momentum) * running["mean"] + momentum * mu.reshape(C)
             running["var"] = (1 - momentum) * running["var"] + momentum * var.reshape(C) * (m / max(m - 1, 1))
-        elif kind == "instance" and running is not None and x.shape[0] == 1:
-            running["mean"], running["var"] = mu.reshape(C), var.reshape(C)     # recorded, not blended
+        elif kind == "instance":
+            _record(running, mu, var, x.shape[0], C)
     inv_std = 1.0 / xp.sqrt(var + eps)
     xhat = (x - mu) * inv_std                                               # (N1)
     out = gamma.reshape(1, C, 1, 1) * xhat + beta.reshape(1, C, 1, 1)       # (N1)
@@ -98,8 +98,7 @@ def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu
         mu = x.mean(axis=(2, 3))                                            # (N, C)          (N1)
         x -= mu[:, :, None, None]                                           # x - mu, in place
         var = xp.einsum("nchw,nchw->nc", x, x) / m                          # (N, C): one pass, no temporary
-        if running is not None and N == 1:
-            running["mean"], running["var"] = mu.reshape(C), var.reshape(C)     # recorded, as norm_forward does
+        _record(running, mu, var, N, C)
         mu = xp.zeros_like(mu)                                              # already subtracted
     s = gamma.reshape(1, C) / xp.sqrt(var + eps)                            # (N, C)
     t = beta.reshape(1, C) - mu * s
@@ -108,6 +107,12 @@ def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu
     if relu:
         xp.maximum(x, 0, out=x)                                             # (R1)
     return x
+
+
+def _record(running, mu, var, N, C):
+    """Instance norm of one image: keep its statistics in ``running`` (tiled inference reuses them)."""
+    if running is not None and N == 1:
+        running["mean"], running["var"] = mu.reshape(C), var.reshape(C)     # recorded, not blended
 
 
 def norm_backward(dout, cache):
