@@ -6,6 +6,8 @@ Transfers happen only at the edges (image I/O, the SciPy call) through
 :func:`to_device` and :func:`to_host`. This is the only module that imports
 CuPy.
 """
+import threading
+
 import numpy as np
 
 from .errors import DeviceError
@@ -98,7 +100,7 @@ def scratch(name, shape, dtype, like):
     xp = get_xp(like)
     dtype = np.dtype(dtype)
     size = int(np.prod(shape))
-    key = (name, dtype.str, xp.__name__)
+    key = (name, dtype.str, xp.__name__, threading.get_ident())
     buf = _scratch.get(key)
     if buf is None or buf.size < size:
         _scratch.pop(key, None)                     # free the old one before allocating the larger one

@@ -43,6 +43,7 @@ with :math:`\tilde x` the padded input flipped in space and :math:`\tilde{dy}`
 the upstream gradient flipped and zero-padded by ``k - 1``.
 """
 from ..backend import get_xp, scratch
+from ..parallel import for_each_band, for_each_band_no_overlap
 from .im2col import col2im_rows, im2col_rows, output_size, unpad, zero_pad
 
 BAND_BYTES = 8 << 20     # im2col columns per band: small enough to stay in cache, big enough for fast GEMMs
@@ -91,11 +92,15 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     w_row = w.reshape(F, ckk)                                            # (F, Ckk)
     xpad = zero_pad(x, pad)                                              # (N, C, H+2p, W+2p)
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for r0, r1 in row_bands(Ho, N, ckk, Wo, x.dtype.itemsize):
-        buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)
+
+    def band(rows):                                                      # output rows r0..r1
+        r0, r1 = rows
+        buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)  # this thread's buffer
         cols = im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=buf)    # (N, Ckk, rows*Wo)              (K1)
         y = xp.matmul(w_row, cols)                                       # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
         out[:, :, r0:r1] = y.reshape(N, F, r1 - r0, Wo)
+
+    for_each_band(band, row_bands(Ho, N, ckk, Wo, x.dtype.itemsize), xp)   # bands are independent
     if b is not None:
         out += b.reshape(1, F, 1, 1)                                     # (CV1) bias
     cache = (x, w, stride, pad)
@@ -144,10 +149,20 @@ def conv2d_input_grad(dout, w, x_shape, stride, pad):
     ckk = C * kh * kw
     w_row = w.reshape(F, ckk)                                            # (F, Ckk)
     dxpad = xp.zeros((N, C, x_shape[2] + 2 * pad, x_shape[3] + 2 * pad), dtype=dout.dtype)
-    for r0, r1 in row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize):
+
+    def band(rows):                                                      # output rows r0..r1 -> dxpad's rows
+        r0, r1 = rows
         dout_band = dout[:, :, r0:r1].reshape(N, F, (r1 - r0) * Wo)     # (N, F, L): a view
         dcols = xp.matmul(w_row.T, dout_band)                            # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)  (CV2)
         col2im_rows(dcols, dxpad, kh, kw, stride, r0, r1, Wo)            # (K2)
+
+    bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize)
+    middle = [r1 - r0 for r0, r1 in bands[1:-1]]
+    if not middle or min(middle) * stride >= kh - stride:                # bands k and k+2 write no common row:
+        for_each_band_no_overlap(band, bands, xp)                        #   band k+1's rows keep them apart
+    else:                                                                # thin bands: one after another
+        for rows in bands:
+            band(rows)
     return unpad(dxpad, pad)                                             # (N, C, H, W)
 
 
@@ -164,12 +179,18 @@ def conv2d_weight_grad(dout, x, w_shape, stride, pad):
         return _weight_grad_from_dout_columns(dout, x, w_shape, pad)
     ckk = C * kh * kw
     xpad = zero_pad(x, pad)
-    dw = xp.zeros((F, ckk), dtype=dout.dtype)
-    for r0, r1 in row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize):
+    parts = {}                                                           # band -> its share of dW
+
+    def band(rows):
+        r0, r1 = rows
         dout_band = dout[:, :, r0:r1].reshape(N, F, (r1 - r0) * Wo)     # (N, F, L): a view
         buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)
         cols = im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=buf)    # (N, Ckk, L), rebuilt rather than cached
-        dw += xp.matmul(dout_band, cols.transpose(0, 2, 1)).sum(axis=0)  # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
+        parts[rows] = xp.matmul(dout_band, cols.transpose(0, 2, 1)).sum(axis=0)   # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
+
+    bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize)
+    for_each_band(band, bands, xp)
+    dw = sum(parts[rows] for rows in bands)                              # (F, Ckk), in band order
     return dw.reshape(w_shape)
 
 
@@ -182,12 +203,18 @@ def _weight_grad_from_dout_columns(dout, x, w_shape, pad):
     Hp, Wp = xflip.shape[2:]
     dpad = zero_pad(xp.ascontiguousarray(dout[:, :, ::-1, ::-1]), k - 1)   # (N, F, Ho + 2k - 2, Wo + 2k - 2)
     fkk = F * k * k
-    dw = xp.zeros((fkk, C), dtype=dout.dtype)
-    for r0, r1 in row_bands(Hp, N, fkk, Wp, dout.dtype.itemsize):
+    parts = {}                                                           # band -> its share of dW
+
+    def band(rows):
+        r0, r1 = rows
         buf = scratch("im2col", (N * fkk * (r1 - r0) * Wp,), dout.dtype, dout)
         cols = im2col_rows(dpad, k, k, 1, r0, r1, Wp, out=buf)           # (N, F k k, rows Wp)     (CV6)
         xband = xp.ascontiguousarray(xflip[:, :, r0:r1]).reshape(N, C, (r1 - r0) * Wp)   # (N, C, rows Wp)
-        dw += xp.matmul(cols, xband.transpose(0, 2, 1)).sum(axis=0)     # (N, Fkk, L) @ (N, L, C) -> (Fkk, C)  (CV6)
+        parts[rows] = xp.matmul(cols, xband.transpose(0, 2, 1)).sum(axis=0)   # (N, Fkk, L) @ (N, L, C) -> (Fkk, C)  (CV6)
+
+    bands = row_bands(Hp, N, fkk, Wp, dout.dtype.itemsize)
+    for_each_band(band, bands, xp)
+    dw = sum(parts[rows] for rows in bands)                              # (Fkk, C), in band order
     return dw.reshape(F, k, k, C).transpose(0, 3, 1, 2).copy()          # (F, C, k, k)
 
 

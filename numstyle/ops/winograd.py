@@ -1,7 +1,7 @@
-r"""Winograd F(2x2, 3x3): the 3x3, stride-1, pad-1 convolutions of VGG with 2.25x fewer multiplies.
+r"""Winograd F(m x m, 3x3): the 3x3, stride-1, pad-1 convolutions of VGG with fewer multiplies.
 
-Each 2x2 block of outputs is computed from a 4x4 tile of the padded input
-(Lavin & Gray, 2016). With the constant matrices
+Each m x m block of outputs is computed from an (m+2) x (m+2) tile of the
+padded input (Lavin & Gray, 2016). For F(2x2, 3x3), with the constant matrices
 
 .. math::  B^\top = \begin{bmatrix} 1&0&-1&0\\ 0&1&1&0\\ 0&-1&1&0\\ 0&1&0&-1 \end{bmatrix},\quad
            G = \begin{bmatrix} 1&0&0\\ \tfrac12&\tfrac12&\tfrac12\\ \tfrac12&-\tfrac12&\tfrac12\\ 0&0&1 \end{bmatrix},\quad
@@ -11,42 +11,73 @@ one tile's output is
 
 .. math::  Y = A^\top \Big[ \sum_c (G g_{fc} G^\top) \odot (B^\top d_c B) \Big] A       \tag{W1}
 
-Batched over all tiles, (W1) is four steps; the 16 positions of the 4x4
-transform domain each become one GEMM that sums over channels:
+F(4x4, 3x3) is the same formula with 6x6 tiles and the 6x6, 6x3 and 4x6
+matrices ``BT4``, ``G4``, ``AT4`` below (interpolation points 0, +-1, +-2, oo).
+Write :math:`\alpha = m + 2` for the tile size. Batched over all tiles, (W1)
+is four steps; the :math:`\alpha^2` positions of the transform domain each
+become one GEMM that sums over channels:
 
-.. math::  U = G\, g\, G^\top \quad (16, F, C)                                      \tag{W2}
-.. math::  V = B^\top d\, B \quad (16, N, C, T) \qquad T = \text{tiles}              \tag{W3}
-.. math::  M_k = U_k V_k \quad (F, C) \cdot (C, T), \quad k = 1 \dots 16              \tag{W4}
+.. math::  U = G\, g\, G^\top \quad (\alpha^2, F, C)                               \tag{W2}
+.. math::  V = B^\top d\, B \quad (\alpha^2, N, C, T) \qquad T = \text{tiles}       \tag{W3}
+.. math::  M_k = U_k V_k \quad (F, C) \cdot (C, T), \quad k = 1 \dots \alpha^2       \tag{W4}
 .. math::  Y = A^\top M A                                                            \tag{W5}
 
 Every step is linear, so the backward is each step's adjoint, in reverse
 order: the transpose of the constant matrices, the transposed GEMM, and an
-overlap-add of the 4x4 tiles (neighbouring tiles share two rows/columns):
+overlap-add of the tiles (neighbouring tiles share two rows/columns):
 
-.. math::  dM = A\, dY A^\top \quad (W5^\top), \qquad dV_k = U_k^\top dM_k \quad (W4^\top),
-           \qquad dd = B\, dV B^\top \quad (W3^\top)                                   \tag{W6}
-.. math::  dU_k = \sum_n dM_{k,n} V_{k,n}^\top \quad (W4^\top), \qquad dg = G^\top dU\, G \quad (W2^\top)   \tag{W7}
+.. math::  dM = A\, dY A^\top \quad (W5^T), \qquad dV_k = U_k^\top dM_k \quad (W4^T),
+           \qquad dd = B\, dV B^\top \quad (W3^T)                                      \tag{W6}
+.. math::  dU_k = \sum_n dM_{k,n} V_{k,n}^\top \quad (W4^T), \qquad dg = G^\top dU\, G \quad (W2^T)   \tag{W7}
 
-A 3x3 convolution costs 9 multiplies per output; (W4) costs 16 per 2x2
-outputs, i.e. 4: 2.25x fewer. The transforms are additions on strided views.
+A 3x3 convolution costs 9 multiplies per output; (W4) costs
+:math:`\alpha^2 / m^2` per output: 4 for F(2x2, 3x3) (2.25x fewer), 2.25 for
+F(4x4, 3x3) (4x fewer). The transforms are additions on strided views.
 """
 import numpy as np
 
 from ..backend import get_xp
+from ..parallel import for_each_band, for_each_band_no_overlap
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
+BT4 = np.array([[4, 0, -5, 0, 1, 0],
+                [0, -4, -4, 1, 1, 0],
+                [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0],
+                [0, 2, -1, -2, 1, 0],
+                [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+G4 = np.array([[1 / 4, 0, 0],
+               [-1 / 6, -1 / 6, -1 / 6],
+               [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6],
+               [1 / 24, -1 / 12, 1 / 6],
+               [0, 0, 1]], dtype=np.float64)
+AT4 = np.array([[1, 1, 1, 1, 1, 0],
+                [0, 1, -1, 2, -2, 0],
+                [0, 1, 1, 4, 4, 0],
+                [0, 1, -1, 8, -8, 1]], dtype=np.float64)
 
-def transform_kernel(w):
-    r"""(W2): 3x3 kernels (F, C, 3, 3) -> the 4x4 transform domain, laid out (16, F, C)."""
+TRANSFORMS = {2: (BT, G, AT), 4: (BT4, G4, AT4)}     # m -> (B^T, G, A^T) of F(m x m, 3x3)
+DEFAULT_M = 2
+
+
+def transform_kernel(w, m=DEFAULT_M):
+    r"""(W2): 3x3 kernels (F, C, 3, 3) -> the transform domain of F(m x m, 3x3), laid out (alpha^2, F, C)."""
     xp = get_xp(w)
     F, C = w.shape[:2]
-    g = xp.asarray(G, dtype=w.dtype)
-    P = (w.reshape(F * C * 3, 3) @ g.T).reshape(F * C, 3, 4)                 # w G^T: (FC, i, b)
-    U = (P.transpose(0, 2, 1).reshape(F * C * 4, 3) @ g.T).reshape(F, C, 4, 4)  # (G w G^T)^T: (F, C, b, a)
-    return xp.ascontiguousarray(U.transpose(3, 2, 0, 1)).reshape(16, F, C)  # (a, b, F, C) -> (16, F, C)
+    a = m + 2
+    g = xp.asarray(TRANSFORMS[m][1], dtype=w.dtype)                          # (a, 3)
+    P = (w.reshape(F * C * 3, 3) @ g.T).reshape(F * C, 3, a)                 # w G^T: (FC, i, b)
+    U = (P.transpose(0, 2, 1).reshape(F * C * a, 3) @ g.T).reshape(F, C, a, a)  # (G w G^T)^T: (F, C, b, a)
+    return xp.ascontiguousarray(U.transpose(3, 2, 0, 1)).reshape(a * a, F, C)   # (a, b, F, C) -> (a^2, F, C)
+
+
+def tile_size(w_hat):
+    """m of the F(m x m, 3x3) a transformed kernel (alpha^2, F, C) belongs to."""
+    return {16: 2, 36: 4}[w_hat.shape[0]]
 
 
 def winograd_conv3x3_forward(x, w, b, w_hat=None):
@@ -60,8 +91,10 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None):
     x : ndarray, shape (N, C, H, W)
     w : ndarray, shape (F, C, 3, 3)
     b : ndarray, shape (F,) or None
-    w_hat : ndarray, shape (16, F, C), optional
-        ``transform_kernel(w)``, precomputed when the weights are constant.
+    w_hat : ndarray, shape (alpha^2, F, C), optional
+        ``transform_kernel(w, m)``, precomputed when the weights are constant;
+        its first axis picks m (16: F(2x2, 3x3), 36: F(4x4, 3x3)). Without it,
+        ``DEFAULT_M``.
 
     Returns
     -------
@@ -71,21 +104,28 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None):
     xp = get_xp(x)
     N, C, H, W = x.shape
     F = w.shape[0]
-    th, tw = (H + 1) // 2, (W + 1) // 2                                      # tiles down and across
     if w_hat is None:
-        w_hat = transform_kernel(w)                                          # (16, F, C)          (W2)
-    even, odd = _split_columns(x, th, tw)
-    Y = xp.empty((N, F, th, 2, tw, 2), dtype=x.dtype)                        # output pixel (2i + p, 2j + q)
-    for i0, i1 in _bands(th, tw, max(C, F), N, x.dtype):
-        V = _input_transform(even, odd, i0, i1, tw)                          # (16, N, C, t)       (W3)
-        M = xp.matmul(w_hat[:, None], V)                                     # (16,1,F,C) @ (16,N,C,t) -> (16,N,F,t)  (W4)
-        M6 = M.reshape(4, 4, N, F, i1 - i0, tw)                              # (a, b, N, F, rows, tw)
-        Q = _apply(AT, [M6[a] for a in range(4)])                            # A^T along a: 2 x (b, N, F, rows, tw)  (W5)
-        for p in range(2):
-            for q, Ypq in enumerate(_apply(AT, [Q[p][s] for s in range(4)])):   # ... A along b             (W5)
-                Y[:, :, i0:i1, p, :, q] = Ypq                                # interleave the 2x2 blocks
-    y = Y.reshape(N, F, 2 * th, 2 * tw)                                      # (N, F, 2th, 2tw)
-    if 2 * th != H or 2 * tw != W:
+        w_hat = transform_kernel(w)                                          # (a^2, F, C)         (W2)
+    m = tile_size(w_hat)
+    BT_, _, AT_ = TRANSFORMS[m]
+    a = m + 2
+    th, tw = -(-H // m), -(-W // m)                                          # tiles down and across
+    phases = _split_columns(x, m, th, tw)
+    Y = xp.empty((N, F, th, m, tw, m), dtype=x.dtype)                        # output pixel (m i + p, m j + q)
+
+    def band(rows):                                                          # tile rows i0..i1 -> Y's rows
+        i0, i1 = rows
+        V = _input_transform(BT_, phases, m, i0, i1, tw)                     # (a^2, N, C, t)      (W3)
+        M = xp.matmul(w_hat[:, None], V)                                     # (a^2,1,F,C) @ (a^2,N,C,t) -> (a^2,N,F,t)  (W4)
+        M6 = M.reshape(a, a, N, F, i1 - i0, tw)                              # (a, b, N, F, rows, tw)
+        Q = _apply(AT_, [M6[r] for r in range(a)])                           # A^T along a: m x (b, N, F, rows, tw)  (W5)
+        for p in range(m):
+            for q, Ypq in enumerate(_apply(AT_, [Q[p][s] for s in range(a)])):   # ... A along b            (W5)
+                Y[:, :, i0:i1, p, :, q] = Ypq                                # interleave the m x m blocks
+
+    for_each_band(band, _bands(th, tw, a, max(C, F), N, x.dtype), xp)       # bands are independent
+    y = Y.reshape(N, F, m * th, m * tw)                                      # (N, F, m th, m tw)
+    if m * th != H or m * tw != W:
         y = xp.ascontiguousarray(y[:, :, :H, :W])
     if b is not None:
         y += b.reshape(1, F, 1, 1)
@@ -106,34 +146,41 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     xp = get_xp(dout)
     N, C, H, W = x.shape
     F = w.shape[0]
-    th, tw = (H + 1) // 2, (W + 1) // 2
-    dY = xp.zeros((2, 2, N, F, th, tw), dtype=dout.dtype)                    # (p, q, N, F, th, tw): de-interleaved
-    for p in range(2):
-        for q in range(2):
-            part = dout[:, :, p::2, q::2]                                    # odd sizes: the last block is cut
+    m = tile_size(w_hat)
+    BT_, G_, AT_ = TRANSFORMS[m]
+    a = m + 2
+    th, tw = -(-H // m), -(-W // m)
+    dY = xp.zeros((m, m, N, F, th, tw), dtype=dout.dtype)                    # (p, q, N, F, th, tw): de-interleaved
+    for p in range(m):
+        for q in range(m):
+            part = dout[:, :, p::m, q::m]                                    # ragged sizes: the last block is cut
             dY[p, q, :, :, :part.shape[2], :part.shape[3]] = part
-    d_even = xp.zeros((N, C, 2 * th + 2, tw + 1), dtype=dout.dtype)          # gradients of the padded columns
-    d_odd = xp.zeros((N, C, 2 * th + 2, tw + 1), dtype=dout.dtype)
-    dU = xp.zeros((16, F, C), dtype=dout.dtype) if weight_grad else None
+    d_phases = [xp.zeros((N, C, m * th + 2, tw + 1), dtype=dout.dtype) for _ in range(m)]  # padded columns' gradients
+    bands = _bands(th, tw, a, max(C, F), N, dout.dtype)
+    dU_parts = {}                                                            # band -> its share of dU (W7)
     if weight_grad:
-        even, odd = _split_columns(x, th, tw)
-    for i0, i1 in _bands(th, tw, max(C, F), N, dout.dtype):
-        rows = i1 - i0
-        dM = xp.empty((4, 4, N, F, rows, tw), dtype=dout.dtype)              # (a, b, N, F, rows, tw)
-        dQ = [_apply(AT.T, [dY[p, 0, :, :, i0:i1], dY[p, 1, :, :, i0:i1]]) for p in range(2)]   # (W5^T) along b
-        for s in range(4):
-            _apply(AT.T, [dQ[0][s], dQ[1][s]], out=[dM[a, s] for a in range(4)])   # (W5^T) along a
-        dM = dM.reshape(16, N, F, rows * tw)                                 # (16, N, F, t)
-        dV = xp.matmul(w_hat.transpose(0, 2, 1)[:, None], dM)                # (16,1,C,F) @ (16,N,F,t) -> (16,N,C,t)  (W4^T)
-        _input_transform_adjoint(dV, d_even, d_odd, i0, i1, tw)              # (W3^T), accumulated
+        phases = _split_columns(x, m, th, tw)
+
+    def band(rows):                                                          # tile rows i0..i1 -> d_phases' rows
+        i0, i1 = rows
+        dM = xp.empty((a, a, N, F, i1 - i0, tw), dtype=dout.dtype)           # (a, b, N, F, rows, tw)
+        dQ = [_apply(AT_.T, [dY[p, q, :, :, i0:i1] for q in range(m)]) for p in range(m)]   # (W5^T) along b
+        for s in range(a):
+            _apply(AT_.T, [dQ[p][s] for p in range(m)], out=[dM[r, s] for r in range(a)])  # (W5^T) along a
+        dM = dM.reshape(a * a, N, F, (i1 - i0) * tw)                         # (a^2, N, F, t)
+        dV = xp.matmul(w_hat.transpose(0, 2, 1)[:, None], dM)                # (a^2,1,C,F) @ (a^2,N,F,t) -> (a^2,N,C,t)  (W4^T)
+        _input_transform_adjoint(BT_, dV, d_phases, m, i0, i1, tw)           # (W3^T), accumulated
         if weight_grad:
-            V = _input_transform(even, odd, i0, i1, tw)                      # (16, N, C, t), rebuilt
-            dU += xp.matmul(dM, V.transpose(0, 1, 3, 2)).sum(axis=1)         # (16,N,F,t) @ (16,N,t,C) -> (16,F,C)  (W7)
-    dx = _merge_columns(d_even, d_odd, (N, C, H, W))
+            V = _input_transform(BT_, phases, m, i0, i1, tw)                 # (a^2, N, C, t), rebuilt
+            dU_parts[rows] = xp.matmul(dM, V.transpose(0, 1, 3, 2)).sum(axis=1)   # (a^2,N,F,t) @ (a^2,N,t,C) -> (a^2,F,C)  (W7)
+
+    for_each_band_no_overlap(band, bands, xp)                                # neighbours overlap-add 2 shared rows
+    dx = _merge_columns(d_phases, m, (N, C, H, W))
     if not weight_grad:
         return dx, None, None
-    g = xp.asarray(G, dtype=dout.dtype)
-    dU4 = dU.reshape(4, 4, F * C).transpose(2, 0, 1)                         # (FC, a, b)
+    dU = sum(dU_parts[rows] for rows in bands)                               # (a^2, F, C), in band order
+    g = xp.asarray(G_, dtype=dout.dtype)                                     # (a, 3)
+    dU4 = dU.reshape(a, a, F * C).transpose(2, 0, 1)                         # (FC, a, b)
     dw = (g.T @ dU4 @ g).reshape(F, C, 3, 3)                                 # G^T dU G            (W2^T)
     db = dout.sum(axis=(0, 2, 3))
     return dx, dw, db
@@ -142,75 +189,86 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
 BAND_BYTES = 4 << 20     # transform-domain bytes per band: a few MB keeps a band in cache (measured best)
 
 
-def _bands(th, tw, channels, N, dtype):
-    """Split the ``th`` tile rows into bands whose (16, N, channels, rows*tw) buffer fits BAND_BYTES."""
-    per_row = 16 * N * channels * tw * dtype.itemsize
+def _bands(th, tw, a, channels, N, dtype):
+    """Split the ``th`` tile rows into bands whose (a^2, N, channels, rows*tw) buffer fits BAND_BYTES."""
+    per_row = a * a * N * channels * tw * dtype.itemsize
     rows = max(1, min(th, BAND_BYTES // per_row))
     return [(i, min(i + rows, th)) for i in range(0, th, rows)]
 
 
-def _split_columns(x, th, tw):
-    """Even and odd columns of the zero-padded input, each (N, C, 2th+2, tw+1).
+def _phase_columns(m, p, W):
+    """Which x columns padded column phase p holds: ``x[..., first::m]`` goes to phase indices j0, j0+1, ..."""
+    first = p - 1 if p >= 1 else m - 1                                       # padded column c holds x's column c - 1
+    j0 = 0 if p >= 1 else 1
+    count = len(range(first, W, m))
+    return slice(first, None, m), slice(j0, j0 + count)
 
-    Tile column k of tile j is padded column 2j + k: even[j], odd[j],
-    even[j+1], odd[j+1] for k = 0..3 -- contiguous slices, no stride-2 reads
-    in the inner loop. Padded column c holds x's column c - 1.
+
+def _split_columns(x, m, th, tw):
+    """The zero-padded input split by column phase: m arrays (N, C, m th + 2, tw + 1).
+
+    Phase p index j holds padded column m j + p, so tile column k of tile j is
+    ``phases[k % m][..., j + k // m]`` -- contiguous slices, no stride-m reads
+    in the inner loop.
     """
     xp = get_xp(x)
     N, C, H, W = x.shape
-    even = xp.zeros((N, C, 2 * th + 2, tw + 1), dtype=x.dtype)
-    odd = xp.zeros((N, C, 2 * th + 2, tw + 1), dtype=x.dtype)
-    odd[:, :, 1:H + 1, :(W + 1) // 2] = x[:, :, :, 0::2]                     # padded 1, 3, 5 ... = x 0, 2, 4 ...
-    even[:, :, 1:H + 1, 1:W // 2 + 1] = x[:, :, :, 1::2]                     # padded 2, 4, ...   = x 1, 3, ...
-    return even, odd
+    phases = []
+    for p in range(m):
+        phase = xp.zeros((N, C, m * th + 2, tw + 1), dtype=x.dtype)
+        src, dst = _phase_columns(m, p, W)
+        phase[:, :, 1:H + 1, dst] = x[:, :, :, src]
+        phases.append(phase)
+    return phases
 
 
-def _merge_columns(d_even, d_odd, x_shape):
+def _merge_columns(d_phases, m, x_shape):
     """Adjoint of :func:`_split_columns`: gather the padded columns' gradients back into x."""
-    xp = get_xp(d_even)
+    xp = get_xp(d_phases[0])
     N, C, H, W = x_shape
-    dx = xp.empty(x_shape, dtype=d_even.dtype)
-    dx[:, :, :, 0::2] = d_odd[:, :, 1:H + 1, :(W + 1) // 2]
-    dx[:, :, :, 1::2] = d_even[:, :, 1:H + 1, 1:W // 2 + 1]
+    dx = xp.empty(x_shape, dtype=d_phases[0].dtype)
+    for p, d_phase in enumerate(d_phases):
+        src, dst = _phase_columns(m, p, W)
+        dx[:, :, :, src] = d_phase[:, :, 1:H + 1, dst]
     return dx
 
 
-def _tile_columns(even, odd, tw):
-    """The four tile columns k = 0..3 of every tile, as contiguous-row slices."""
-    return [even[..., 0:tw], odd[..., 0:tw], even[..., 1:tw + 1], odd[..., 1:tw + 1]]
+def _tile_columns(per_phase, m, tw):
+    """The alpha = m + 2 tile columns k of every tile, as contiguous-row slices of the phase arrays."""
+    return [per_phase[k % m][..., k // m:k // m + tw] for k in range(m + 2)]
 
 
-def _input_transform(even, odd, i0, i1, tw):
-    r"""(W3) for tile rows i0..i1: every 4x4 tile d -> B^T d B, as (16, N, C, (i1-i0) tw)."""
-    xp = get_xp(even)
-    N, C = even.shape[:2]
-    rows = i1 - i0
-    V = xp.empty((4, 4, N, C, rows, tw), dtype=even.dtype)                   # (a, b, N, C, rows, tw)
-    Ue = _apply(BT, [even[:, :, 2 * i0 + j:2 * i1 + j:2] for j in range(4)])  # B^T along tile rows: 4 x (N, C, rows, tw+1)
-    Uo = _apply(BT, [odd[:, :, 2 * i0 + j:2 * i1 + j:2] for j in range(4)])
-    for a in range(4):
-        _apply(BT, _tile_columns(Ue[a], Uo[a], tw), out=[V[a, s] for s in range(4)])   # ... B along tile columns
-    return V.reshape(16, N, C, rows * tw)
+def _input_transform(bt, phases, m, i0, i1, tw):
+    r"""(W3) for tile rows i0..i1: every tile d -> B^T d B, as (alpha^2, N, C, (i1-i0) tw)."""
+    xp = get_xp(phases[0])
+    N, C = phases[0].shape[:2]
+    a, rows = m + 2, i1 - i0
+    V = xp.empty((a, a, N, C, rows, tw), dtype=phases[0].dtype)              # (a, b, N, C, rows, tw)
+    U = [_apply(bt, [ph[:, :, m * i0 + k:m * i1 + k:m] for k in range(a)])   # B^T along tile rows, per phase:
+         for ph in phases]                                                   #   m x a x (N, C, rows, tw+1)
+    for r in range(a):
+        _apply(bt, _tile_columns([U[p][r] for p in range(m)], m, tw),
+               out=[V[r, s] for s in range(a)])                             # ... B along tile columns
+    return V.reshape(a * a, N, C, rows * tw)
 
 
-def _input_transform_adjoint(dV, d_even, d_odd, i0, i1, tw):
-    r"""(W3^T) for tile rows i0..i1: dd = B dV B^T per tile, overlap-added into the padded columns."""
+def _input_transform_adjoint(bt, dV, d_phases, m, i0, i1, tw):
+    r"""(W3^T) for tile rows i0..i1: dd = B dV B^T per tile, overlap-added into the phase arrays."""
     xp = get_xp(dV)
-    N, C = d_even.shape[:2]
-    rows = i1 - i0
-    dV6 = dV.reshape(4, 4, N, C, rows, tw)
-    dUe, dUo = [], []
-    for a in range(4):
-        dcols = _apply(BT.T, [dV6[a, s] for s in range(4)])                  # adjoint of B along tile columns
-        e = xp.zeros((N, C, rows, tw + 1), dtype=dV.dtype)
-        o = xp.zeros((N, C, rows, tw + 1), dtype=dV.dtype)
-        for dst, dcol in zip(_tile_columns(e, o, tw), dcols):
+    N, C = d_phases[0].shape[:2]
+    a, rows = m + 2, i1 - i0
+    dV6 = dV.reshape(a, a, N, C, rows, tw)                                   # (a, b, N, C, rows, tw)
+    dU = [[] for _ in range(m)]                                              # [phase][a]: (N, C, rows, tw+1)
+    for r in range(a):
+        dcols = _apply(bt.T, [dV6[r, s] for s in range(a)])                  # adjoint of B along tile columns
+        per_phase = [xp.zeros((N, C, rows, tw + 1), dtype=dV.dtype) for _ in range(m)]
+        for dst, dcol in zip(_tile_columns(per_phase, m, tw), dcols):
             dst += dcol                                                      # overlap-add: tiles share columns
-        dUe.append(e)
-        dUo.append(o)
-    for dpad, dU in ((d_even, dUe), (d_odd, dUo)):
-        for j, drow in enumerate(_apply(BT.T, dU)):                          # adjoint of B^T along tile rows
-            dpad[:, :, 2 * i0 + j:2 * i1 + j:2] += drow                      # overlap-add: tiles share rows
+        for p in range(m):
+            dU[p].append(per_phase[p])
+    for d_phase, dU_p in zip(d_phases, dU):
+        for k, drow in enumerate(_apply(bt.T, dU_p)):                        # adjoint of B^T along tile rows
+            d_phase[:, :, m * i0 + k:m * i1 + k:m] += drow                   # overlap-add: tiles share rows
 
 
 def _apply(mat, parts, out=None):
@@ -241,23 +299,24 @@ def _apply(mat, parts, out=None):
     return results
 
 
-def winograd_conv3x3_naive(x, w, b):
+def winograd_conv3x3_naive(x, w, b, m=DEFAULT_M):
     """Loop-based twin: (W1) tile by tile, straight from the formula."""
     xp = get_xp(x)
     N, C, H, W = x.shape
     F = w.shape[0]
-    th, tw = (H + 1) // 2, (W + 1) // 2
-    xpad = xp.zeros((N, C, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    a = m + 2
+    th, tw = -(-H // m), -(-W // m)
+    xpad = xp.zeros((N, C, m * th + 2, m * tw + 2), dtype=x.dtype)
     xpad[:, :, 1:H + 1, 1:W + 1] = x
-    bt, g, at = (xp.asarray(m, dtype=x.dtype) for m in (BT, G, AT))
-    y = xp.zeros((N, F, 2 * th, 2 * tw), dtype=x.dtype)
+    bt, g, at = (xp.asarray(mat, dtype=x.dtype) for mat in TRANSFORMS[m])
+    y = xp.zeros((N, F, m * th, m * tw), dtype=x.dtype)
     for n in range(N):
         for f in range(F):
             for i in range(th):
                 for j in range(tw):
-                    acc = xp.zeros((4, 4), dtype=x.dtype)
+                    acc = xp.zeros((a, a), dtype=x.dtype)
                     for c in range(C):
-                        d = xpad[n, c, 2 * i:2 * i + 4, 2 * j:2 * j + 4]
+                        d = xpad[n, c, m * i:m * i + a, m * j:m * j + a]
                         acc += (g @ w[f, c] @ g.T) * (bt @ d @ bt.T)                  # (W1)
-                    y[n, f, 2 * i:2 * i + 2, 2 * j:2 * j + 2] = at @ acc @ at.T + (0 if b is None else b[f])
+                    y[n, f, m * i:m * i + m, m * j:m * j + m] = at @ acc @ at.T + (0 if b is None else b[f])
     return y[:, :, :H, :W]

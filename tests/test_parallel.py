@@ -1,0 +1,110 @@
+"""numstyle.parallel: bands on threads give the serial result, errors surface, nesting is safe."""
+import threading
+
+import numpy as np
+import pytest
+
+from numstyle import parallel
+from numstyle.ops import conv, winograd
+
+
+def test_every_band_runs_once_on_the_pool(monkeypatch):
+    monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    seen, names = [], set()
+
+    def work(band):
+        seen.append(band)
+        names.add(threading.current_thread().name)
+
+    parallel.for_each_band(work, [(i, i + 1) for i in range(7)])
+    assert sorted(seen) == [(i, i + 1) for i in range(7)]
+    assert all(name.startswith("numstyle-band") for name in names), names
+
+
+def test_one_thread_runs_bands_in_order_on_the_caller(monkeypatch):
+    monkeypatch.setenv("NUMSTYLE_THREADS", "1")
+    seen = []
+    parallel.for_each_band(lambda band: seen.append((band, threading.current_thread().name)), [3, 1, 2])
+    assert seen == [(3, threading.current_thread().name), (1, threading.current_thread().name),
+                    (2, threading.current_thread().name)]
+
+
+def test_a_band_error_reaches_the_caller(monkeypatch):
+    monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+
+    def work(band):
+        if band == 2:
+            raise ValueError("band 2 failed")
+
+    with pytest.raises(ValueError, match="band 2 failed"):
+        parallel.for_each_band(work, [0, 1, 2, 3])
+
+
+def test_nested_bands_run_serially_without_deadlock(monkeypatch):
+    monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    out = np.zeros((4, 4))
+
+    def inner(ij):
+        out[ij] += 1
+
+    parallel.for_each_band(lambda i: parallel.for_each_band(inner, [(i, j) for j in range(4)]), range(4))
+    np.testing.assert_array_equal(out, 1)
+
+
+def test_no_overlap_runs_neighbours_in_separate_rounds(monkeypatch):
+    # bands 0..5 where band k and k+1 share a row: no two neighbours may be in flight together
+    monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    current = []
+    parallel.for_each_band_no_overlap(current.append, list(range(6)))
+    # the even bands all run before any odd band
+    evens, odds = current[:3], current[3:]
+    assert sorted(evens) == [0, 2, 4] and sorted(odds) == [1, 3, 5], current
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_threaded_winograd_equals_serial(m, rng, monkeypatch):
+    # many bands (one tile row each), threaded vs serial: the same numbers up to float32 summation order
+    monkeypatch.setattr(winograd, "BAND_BYTES", 1)
+    x = rng.standard_normal((2, 5, 23, 17)).astype(np.float32)
+    w = rng.standard_normal((6, 5, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    d = rng.standard_normal((2, 6, 23, 17)).astype(np.float32)
+    results = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("NUMSTYLE_THREADS", threads)
+        y, cache = winograd.winograd_conv3x3_forward(x, w, b, winograd.transform_kernel(w, m))
+        results.append((y,) + winograd.winograd_conv3x3_backward(d, cache))
+    for serial, threaded, name in zip(*results, ("y", "dx", "dw", "db")):
+        np.testing.assert_allclose(threaded, serial, rtol=1e-5, atol=1e-5, err_msg=f"{name} m={m}")
+
+
+@pytest.mark.parametrize("band_bytes", [1, 6000, 400000])      # 1 row per band (thin: serial); 1-2 rows; 9 rows
+@pytest.mark.parametrize("F, C, k, stride", [(5, 4, 3, 2), (3, 8, 9, 1), (8, 3, 9, 1)])
+def test_threaded_im2col_conv_equals_serial(F, C, k, stride, band_bytes, rng, monkeypatch):
+    # forward (CV1 or CV5-read-backwards), input gradient by col2im (CV2) or (CV5), weight gradient (CV3)/(CV6)
+    monkeypatch.setattr(conv, "BAND_BYTES", band_bytes)
+    x = rng.standard_normal((2, C, 19, 21)).astype(np.float32)
+    w = rng.standard_normal((F, C, k, k)).astype(np.float32)
+    results = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("NUMSTYLE_THREADS", threads)
+        y, cache = conv.conv2d_forward(x, w, None, stride, k // 2)
+        d = np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape)
+        results.append((y,) + conv.conv2d_backward(d, cache))
+    for serial, threaded, name in zip(*results, ("y", "dx", "dw", "db")):
+        np.testing.assert_allclose(threaded, serial, rtol=1e-5, atol=1e-4, err_msg=f"{name} F={F} C={C} k={k}")
+
+
+def test_col2im_bands_in_parallel_when_neighbours_keep_them_apart(rng, monkeypatch):
+    # stride-2 3x3 input gradient in one-row bands: band k+1 (2 padded rows) separates k and k+2's windows
+    monkeypatch.setattr(conv, "BAND_BYTES", 1)
+    monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    calls = []
+    real = parallel.for_each_band_no_overlap
+    monkeypatch.setattr(conv, "for_each_band_no_overlap", lambda *a: (calls.append(len(a[1])), real(*a)))
+    dout = rng.standard_normal((1, 5, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    dx = conv.conv2d_input_grad(dout, w, (1, 4, 16, 16), 2, 1)
+    ref = conv.conv2d_backward_naive(dout, np.zeros((1, 4, 16, 16), np.float32), w, 2, 1)[0]
+    assert calls == [8], calls
+    np.testing.assert_allclose(dx, ref, rtol=1e-4, atol=1e-4)
