@@ -150,11 +150,11 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     BT_, G_, AT_ = TRANSFORMS[m]
     a = m + 2
     th, tw = -(-H // m), -(-W // m)
-    dY = xp.zeros((m, m, N, F, th, tw), dtype=dout.dtype)                    # (p, q, N, F, th, tw): de-interleaved
-    for p in range(m):
-        for q in range(m):
-            part = dout[:, :, p::m, q::m]                                    # ragged sizes: the last block is cut
-            dY[p, q, :, :, :part.shape[2], :part.shape[3]] = part
+    if (m * th, m * tw) != (H, W):                                           # ragged: the last blocks were cut
+        padded = xp.zeros((N, F, m * th, m * tw), dtype=dout.dtype)
+        padded[:, :, :H, :W] = dout
+        dout = padded
+    dY = dout.reshape(N, F, th, m, tw, m)                                    # (N, F, i, p, j, q): a view, pixel (m i + p, m j + q)
     d_phases = [xp.zeros((N, C, m * th + 2, tw + 1), dtype=dout.dtype) for _ in range(m)]  # padded columns' gradients
     bands = _bands(th, tw, a, max(C, F), N, dout.dtype)
     dU_parts = {}                                                            # band -> its share of dU (W7)
@@ -164,7 +164,7 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     def band(rows):                                                          # tile rows i0..i1 -> d_phases' rows
         i0, i1 = rows
         dM = xp.empty((a, a, N, F, i1 - i0, tw), dtype=dout.dtype)           # (a, b, N, F, rows, tw)
-        dQ = [_apply(AT_.T, [dY[p, q, :, :, i0:i1] for q in range(m)]) for p in range(m)]   # (W5^T) along b
+        dQ = [_apply(AT_.T, [dY[:, :, i0:i1, p, :, q] for q in range(m)]) for p in range(m)]   # (W5^T) along b
         for s in range(a):
             _apply(AT_.T, [dQ[p][s] for p in range(m)], out=[dM[r, s] for r in range(a)])  # (W5^T) along a
         dM = dM.reshape(a * a, N, F, (i1 - i0) * tw)                         # (a^2, N, F, t)
