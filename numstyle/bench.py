@@ -24,6 +24,7 @@ import numpy as np
 from .backend import check_device, synchronize, to_device
 from .cli import HelpFormatter, positive_int
 from .optim import adam
+from .parallel import cpu_threads
 from .vgg import BLOCKS, conv_shapes, layer_names, pools_before, random_params
 
 BENCH_CONTENT = "conv4_2"
@@ -110,7 +111,7 @@ def timed(fn, runs):
 
 def summary(times, **fields):
     return dict(fields, times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times),
-                runs=len(times), peak_rss_mb=peak_rss_mb(), numpy=np.__version__)
+                runs=len(times), peak_rss_mb=peak_rss_mb(), numpy=np.__version__, threads=cpu_threads())
 
 
 def bench_train(args):
