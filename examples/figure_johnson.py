@@ -3,8 +3,9 @@
     python examples/figure_johnson.py [--model starry_night] [--size 384] [--out docs/figures/johnson_starry_night.png]
     python examples/figure_johnson.py --model a.h5 --model b.h5 --out compare.png    # one row per model
 
-With several models the photos come once, then one row of outputs per model, labelled with what
-differs between their settings (normalisation, content layer, ...).
+With several models the photos come once, then one row of outputs per model: led by its style
+image when the models have different styles, else labelled with what differs between their
+settings (normalisation, content layer, ...).
 """
 import argparse
 import os
@@ -31,9 +32,7 @@ def main():
                           for n in ("tubingen.jpg", "chicago.jpg", "golden_gate.jpg")) if os.path.isfile(p)]
     photos = [image.load_image(p, args.size) for p in photos] or [image.load_image(sample_image("tubingen.jpg"), args.size)]
     config = loaded[0][1]
-    style_path = next((os.path.join(d, config.get("style", "")) for d in search_dirs("images/style")
-                       if os.path.isfile(os.path.join(d, config.get("style", "")))), None)
-    style = image.load_image(style_path, args.size) if style_path else np.zeros_like(photos[0])
+    style = _style_image(config, args.size, photos[0])
     if len(loaded) == 1:
         panels, labels = [style], [f"style: {config.get('style')}"]
         for photo in photos:
@@ -44,6 +43,13 @@ def main():
         title = (f"{os.path.basename(models.resolve_model_path(names[0]))}: {s.get('iters')} iterations, batch "
                  f"{s.get('batch_size')} of {s.get('size')} px, style weight {s.get('style_weight')}")
         image.save_image(args.out, grid(panels, labels, title=title))
+    elif len({m[1].get("style") for m in loaded}) > 1:                    # different styles: each row starts with its own
+        panels, labels = [np.full_like(photos[0], 255)] + photos, [""] + ["photo"] * len(photos)
+        for name, model in zip(names, loaded):
+            panels += [_style_image(model[1], args.size, photos[0])] + [_stylize(model, photo)[0] for photo in photos]
+            labels += [f"{os.path.basename(name)}: style"] + [""] * len(photos)
+        image.save_image(args.out, grid(panels, labels, cols=len(photos) + 1,
+                                        title="shipped style networks, on photos they never saw"))
     else:
         panels, labels = [style] + photos, ["style"] + ["photo"] * len(photos)
         for name, model in zip(names, loaded):
@@ -53,6 +59,13 @@ def main():
         image.save_image(args.out, grid(panels, labels, cols=len(photos) + 1,
                                         title="the same training, one setting changed per row"))
     print(f"wrote {args.out}")
+
+
+def _style_image(config, size, like):
+    """The model's style image from the sample folders, or black when it is not found."""
+    name = config.get("style", "")
+    path = next((os.path.join(d, name) for d in search_dirs("images/style") if os.path.isfile(os.path.join(d, name))), None)
+    return image.load_image(path, size) if path else np.zeros_like(like)
 
 
 def _stylize(model, photo):
