@@ -9,6 +9,7 @@ from .backend import check_device, to_device, to_host
 from .cli import HelpFormatter, add_tiling_arguments, default_out, name_list, non_negative, positive_int
 from .errors import NumstyleError
 from .image import load_image
+from .models import shipped_models
 from .tiles import tiled_transform
 
 TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=2e-4,
@@ -51,7 +52,8 @@ def add_parsers(sub):
     s = sub.add_parser("stylize", help="stylise images with a trained network (one forward pass)",
                        description="Stylise images, or the frames of an animated GIF, with a trained model.",
                        formatter_class=HelpFormatter)
-    s.add_argument("--model", required=True, metavar="MODEL.h5|NAME", help="model file, or a shipped model's name")
+    s.add_argument("--model", required=True, metavar="MODEL.h5|NAME", help="model file, or a shipped model's name "
+                   f"({', '.join(shipped_models('style'))})")
     s.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="images, animated GIFs, videos (the video extra) or folders of frames; each comes back "
                         "in its own form")

@@ -77,8 +77,14 @@ def resolve_model_path(name):
     for candidate in (os.path.join(BUILTIN_DIR, name), os.path.join(BUILTIN_DIR, name + ".h5")):
         if os.path.isfile(candidate):
             return candidate
-    shipped = sorted(f[:-3] for f in os.listdir(BUILTIN_DIR) if f.endswith(".h5")) if os.path.isdir(BUILTIN_DIR) else []
+    shipped = shipped_models()
     raise ModelError(f"model not found: {name}" + (f" (shipped models: {', '.join(shipped)})" if shipped else ""))
+
+
+def shipped_models(kind=None):
+    """Names of the models in ``weights/`` (``kind``: only 'style' or only 'sr' ones, told by name)."""
+    names = sorted(f[:-3] for f in os.listdir(BUILTIN_DIR) if f.endswith(".h5")) if os.path.isdir(BUILTIN_DIR) else []
+    return [n for n in names if kind is None or n.startswith("sr_") == (kind == "sr")]
 
 
 def save_checkpoint(path, params, adam, iteration, config, state=None):

@@ -10,6 +10,7 @@ from .cli import HelpFormatter, add_tiling_arguments, non_negative, positive_int
 from .errors import NumstyleError
 from .image import IMAGE_EXTS, load_image
 from .johnson_cli import run_stylize, run_training, settings
+from .models import shipped_models
 
 
 def add_parsers(sub):
@@ -46,7 +47,7 @@ def add_parsers(sub):
                        description="Enlarge images of any size and mode with a trained super-resolution model.",
                        formatter_class=HelpFormatter)
     u.add_argument("--model", required=True, metavar="MODEL.h5|NAME",
-                   help="model file, or a shipped model's name (sr_x4_pixel, sr_x4_feature)")
+                   help=f"model file, or a shipped model's name ({', '.join(shipped_models('sr'))})")
     u.add_argument("inputs", nargs="+", metavar="INPUT", help="images")
     u.add_argument("--out", metavar="PATH|DIR", help="output file (one input) or folder (default: out/)")
     u.add_argument("--match-histogram", action="store_true",
