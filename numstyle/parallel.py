@@ -28,7 +28,7 @@ try:  # the BLAS thread switch; without it, bands run one after another
 except ImportError:  # pragma: no cover - threadpoolctl is a dependency
     ThreadpoolController = None
 
-_state = {"pool": None, "blas": None}
+_state = {"pool": None, "workers": 0, "blas": None}
 _lock = threading.Lock()
 
 
@@ -73,13 +73,13 @@ def _mark_worker():
 
 
 def _pool_and_blas(threads):
+    """The band thread pool (grown when more threads are asked for) and the BLAS controller, made once."""
     with _lock:
-        pool = _state["pool"]
-        if pool is None or pool._max_workers < threads:
-            if pool is not None:
-                pool.shutdown(wait=True)
-            pool = _state["pool"] = ThreadPoolExecutor(threads, thread_name_prefix="numstyle-band",
-                                                       initializer=_mark_worker)
+        if _state["workers"] < threads:
+            if _state["pool"] is not None:
+                _state["pool"].shutdown(wait=True)
+            _state["pool"] = ThreadPoolExecutor(threads, thread_name_prefix="numstyle-band", initializer=_mark_worker)
+            _state["workers"] = threads
         if _state["blas"] is None:
             _state["blas"] = ThreadpoolController()      # finds the loaded BLAS once (costly)
-        return pool, _state["blas"]
+        return _state["pool"], _state["blas"]
