@@ -56,15 +56,19 @@ class Objective:
         """Loss (G1) and its gradient with respect to ``x`` (1, 3, H, W)."""
         feats, caches = features_forward(self.params, x, self.layers, self.model, self.pool)
         dfeats, parts = {}, {"content": 0.0, "style": 0.0, "tv": 0.0}
+        # each tapped activation is dropped after its last use, so that a layer's
+        # feature copy and its gradient are not both held for every layer at once
+        styled = set(self.style_layers) if self.style_targets else set()
         if self.content_target is not None:
-            loss, dF = content_loss(feats[self.content_layer], self.content_target,     # alpha (C1), (C2)
-                                    self.content_weight)
+            name = self.content_layer
+            F = feats[name] if name in styled else feats.pop(name)
+            loss, dF = content_loss(F, self.content_target, self.content_weight)       # alpha (C1), (C2)
             parts["content"] = loss
-            _accumulate(dfeats, self.content_layer, dF)
+            _accumulate(dfeats, name, dF)
         for name, w_l in zip(self.style_layers, self.style_layer_weights):
-            if not self.style_targets:
+            if not styled:
                 break
-            loss, dF = style_layer_loss(feats[name], self.style_targets[name],          # beta w_l (S3), (S5)
+            loss, dF = style_layer_loss(feats.pop(name), self.style_targets[name],      # beta w_l (S3), (S5)
                                         self.style_weight * w_l)
             parts["style"] += loss                                                      # (S6)
             _accumulate(dfeats, name, dF)
@@ -156,7 +160,7 @@ def make_objective(params, model="vgg16", content=None, styles=(), style_blend=N
         if tile:
             content_target = tiled.tiled_features(params, content, content_layer, model, pool, grid(content.shape))
         else:
-            feats, _ = features_forward(params, content, [content_layer], model, pool)
+            feats, _ = features_forward(params, content, [content_layer], model, pool, keep_caches=False)
             content_target = feats[content_layer].copy()                                # P^l
     style_targets = {}
     if styles:
@@ -166,7 +170,7 @@ def make_objective(params, model="vgg16", content=None, styles=(), style_blend=N
             if tile:
                 G = tiled.tiled_gram(params, style, style_layers, model, pool, grid(style.shape))   # (TL3)
             else:
-                feats, _ = features_forward(params, style, style_layers, model, pool)
+                feats, _ = features_forward(params, style, style_layers, model, pool, keep_caches=False)
                 G = {name: gram_forward(feats[name])[0] for name in style_layers}      # (S1)
             M_s = _layer_sizes(style.shape, style_layers)
             for name in style_layers:

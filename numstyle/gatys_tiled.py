@@ -57,7 +57,7 @@ def tiled_gram(params, x, layers, model, pool, grid):
     G = {}
     for t in grid:
         ys, xs = t.input_slices()
-        feats, _ = features_forward(params, x[:, :, ys, xs], layers, model, pool)
+        feats, _ = features_forward(params, x[:, :, ys, xs], layers, model, pool, keep_caches=False)
         for name in layers:
             cy, cx = t.core_in_layer(2 ** pools_before(name))
             g, _ = gram_forward(feats[name][:, :, cy, cx])               # (1, N, N)   (S1) of one core
@@ -72,7 +72,7 @@ def tiled_features(params, x, layer, model, pool, grid):
     out = None
     for t in grid:
         ys, xs = t.input_slices()
-        feats, _ = features_forward(params, x[:, :, ys, xs], [layer], model, pool)
+        feats, _ = features_forward(params, x[:, :, ys, xs], [layer], model, pool, keep_caches=False)
         F = feats[layer]
         if out is None:
             out = xp.zeros((1, F.shape[1], x.shape[2] // step, x.shape[3] // step), F.dtype)
@@ -122,6 +122,7 @@ class TiledObjective(Objective):
                 core = feats[name][:, :, cy, cx]                                      # (1, N, h, w)
                 dcore = gram_backward(dG[name], core.reshape(1, core.shape[1], -1))   # (1, N, h w)   (S2)
                 _accumulate(dfeats, name, _on_core(feats[name], cy, cx, dcore.reshape(core.shape)))
+            feats = core = None                                                       # free the copies first
             grad[:, :, ys, xs] += features_backward(dfeats, caches, self.pool)        # (V1), (TL4)
         return self._finish(x, grad, parts)
 

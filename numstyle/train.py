@@ -44,13 +44,15 @@ class PerceptualLoss:
         self.weights = (content_weight, style_weight, tv_weight)
         self.style_grams = {}
         if style_rgb is not None:
-            feats, _ = features_forward(self.vgg, rgb_to_vgg(style_rgb), self.style_layers, model, pool)
+            feats, _ = features_forward(self.vgg, rgb_to_vgg(style_rgb), self.style_layers, model, pool,
+                                        keep_caches=False)
             self.style_grams = {name: gram_normalized(feats[name])[0] for name in self.style_layers}   # (J4)
 
     def __call__(self, y_hat, y_content):
         wc, ws, wt = self.weights
         N = y_hat.shape[0]
-        target, _ = features_forward(self.vgg, rgb_to_vgg(y_content), [self.content_layer], self.model, self.pool)
+        target, _ = features_forward(self.vgg, rgb_to_vgg(y_content), [self.content_layer], self.model, self.pool,
+                                     keep_caches=False)
         layers = [self.content_layer] + [n for n in self.style_layers if n != self.content_layer]
         feats, caches = features_forward(self.vgg, rgb_to_vgg(y_hat), layers, self.model, self.pool)
         parts, dfeats = {}, {}
@@ -61,6 +63,7 @@ class PerceptualLoss:
             loss, dF = style_loss_johnson(feats[name], self.style_grams[name], ws)                  # (J5)
             parts["style"] += loss
             dfeats[name] = dfeats[name] + dF if name in dfeats else dF
+        del feats, target                       # copies the backward does not need: free them first
         dy = vgg_grad_to_rgb(features_backward(dfeats, caches, self.pool))                          # (V1), (I1)
         parts["tv"] = 0.0
         if wt:

@@ -105,7 +105,7 @@ def uses_winograd(w):
     return w.shape[1] >= WINOGRAD_MIN_CHANNELS and w.shape[2:] == (3, 3)
 
 
-def features_forward(params, x, layers, model="vgg16", pool="avg", timings=None):
+def features_forward(params, x, layers, model="vgg16", pool="avg", timings=None, keep_caches=True):
     r"""Run VGG up to the deepest of ``layers``; return their activations.
 
     Parameters
@@ -121,6 +121,9 @@ def features_forward(params, x, layers, model="vgg16", pool="avg", timings=None)
     timings : dict, optional
         When given, seconds spent in each layer are added to ``timings[(name, 'forward')]``
         (for ``numstyle bench gatys --layers``).
+    keep_caches : bool
+        False when no backward follows (content and style targets): each
+        activation is then freed as soon as the next layer has read it.
 
     Returns
     -------
@@ -128,7 +131,8 @@ def features_forward(params, x, layers, model="vgg16", pool="avg", timings=None)
         ``{name: ndarray (N, C_l, H_l, W_l)}``. Treat as read-only: they are
         shared with the caches.
     caches : list
-        ``(kind, name, cache)`` in forward order, for :func:`features_backward`.
+        ``(kind, name, cache)`` in forward order, for :func:`features_backward`
+        (empty with ``keep_caches=False``).
     """
     layers = list(layers)
     check_layers(model, layers)
@@ -151,7 +155,8 @@ def features_forward(params, x, layers, model="vgg16", pool="avg", timings=None)
             h, cache = relu_forward(h, inplace=True)
         else:
             h, cache = pool_forward(h)
-        caches.append((kind, name, cache))
+        if keep_caches:
+            caches.append((kind, name, cache))
         if name in layers and kind not in ("conv", "wino"):
             feats[name] = h
         if timings is not None:
@@ -169,8 +174,11 @@ def features_backward(dfeats, caches, pool="avg", timings=None):
     ----------
     dfeats : dict
         ``{name: dL/d(activation)}`` for every tapped layer (missing = zero).
-        The arrays are consumed: they may be overwritten.
+        Consumed: the dict is emptied and the arrays may be overwritten.
     caches : list from :func:`features_forward`
+        Consumed: emptied from the end, so that each layer's activations are
+        freed as soon as its backward has run (the peak memory is that of
+        the forward, not forward plus backward).
     timings : dict, optional
         As in :func:`features_forward`, keyed ``(name, 'backward')``.
 
@@ -180,9 +188,11 @@ def features_backward(dfeats, caches, pool="avg", timings=None):
     """
     pool_backward = POOLS[pool][1]
     dh = None
-    for kind, name, cache in reversed(caches):
+    while caches:
+        kind, name, cache = caches.pop()                              # deepest layer first
         if name in dfeats:                                            # (V1): add this layer's own loss gradient
-            dh = dfeats[name] if dh is None else _add(dh, dfeats[name])
+            dfeat = dfeats.pop(name)
+            dh = dfeat if dh is None else _add(dh, dfeat)
         if dh is None:                                                # nothing above this layer needs a gradient
             continue
         t0 = time.perf_counter()

@@ -156,10 +156,25 @@ def test_vgg_features_same_with_and_without_winograd(rng, monkeypatch):
     for threshold in (10**9, 1):                          # never Winograd, then Winograd for every 3x3 conv
         monkeypatch.setattr(vgg, "WINOGRAD_MIN_CHANNELS", threshold)
         feats, caches = vgg.features_forward(vgg.prepare(params), x, layers, "vgg19")
+        kinds = {k for k, _, _ in caches}
         dx = vgg.features_backward({n: feats[n] * 1e-2 for n in layers}, caches)
-        results.append((feats, dx, {k for k, _, _ in caches}))
+        assert caches == [], "the backward consumes the caches"
+        results.append((feats, dx, kinds))
     (f0, dx0, kinds0), (f1, dx1, kinds1) = results
     assert "wino" not in kinds0 and "wino" in kinds1 and "conv" not in kinds1
     for n in layers:
         np.testing.assert_allclose(f0[n], f1[n], rtol=1e-4, atol=1e-3 * np.abs(f0[n]).max(), err_msg=n)
     np.testing.assert_allclose(dx0, dx1, rtol=1e-4, atol=1e-4 * np.abs(dx0).max())
+
+
+def test_targets_keep_no_caches_and_match(rng):
+    # keep_caches=False (targets: no backward follows) gives the same features and frees every activation
+    from numstyle import vgg
+    params = vgg.prepare(vgg.random_params("vgg16", width=(4, 4, 6, 6, 6), seed=2))
+    x = (rng.standard_normal((1, 3, 24, 20)) * 50).astype(np.float32)
+    layers = ["conv1_1", "relu2_2", "conv4_2"]
+    kept, caches = vgg.features_forward(params, x, layers, "vgg16")
+    lean, none = vgg.features_forward(params, x, layers, "vgg16", keep_caches=False)
+    assert caches and none == []
+    for n in layers:
+        np.testing.assert_array_equal(lean[n], kept[n], err_msg=n)
