@@ -165,6 +165,17 @@ def test_output_is_written_atomically(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["result.png"], "no temporary file may be left behind"
 
 
+def test_written_files_get_a_normal_mode(tmp_path):
+    # the temporary file is 0600 (mkstemp); the finished output follows the umask like any new file
+    out = tmp_path / "result.png"
+    old = os.umask(0o022)
+    try:
+        image.save_image(str(out), np.zeros((4, 4, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert oct(os.stat(out).st_mode & 0o777) == oct(0o644)
+
+
 def test_console_script_and_help():
     r = subprocess.run([sys.executable, "-m", "numstyle.cli", "gatys", "--help"], capture_output=True, text=True)
     assert r.returncode == 0
