@@ -4,7 +4,8 @@
     python examples/super_resolution.py --image photo.png --pixel my_pixel.h5 --feature my_feature.h5
 
 The image is cropped to a multiple of 4, degraded as in training (Gaussian blur, bicubic downsampling
-by 4), and enlarged back by each method; PSNR on Y is printed under each panel.
+by 4), and enlarged back by each method; PSNR on Y is printed under each panel, and a second row
+shows one 64-px square of every panel 4x enlarged (``--zoom top,left``).
 """
 import argparse
 import os
@@ -34,6 +35,8 @@ def main():
     ap.add_argument("--feature", default="sr_x4_feature", help="feature-loss model (file or shipped name)")
     ap.add_argument("--size", type=int, default=256, help="crop the image to at most this side first")
     ap.add_argument("--out", default="out/super_resolution_x4.png", help="figure path")
+    ap.add_argument("--zoom", default="40,60", help="top,left of a 64-px square shown 4x enlarged in a "
+                    "second row ('' for none)")
     args = ap.parse_args()
 
     path = args.image or default_image()
@@ -52,7 +55,14 @@ def main():
         labels.append(f"{name} {y_psnr_ssim(out, hr, 4)[0]:.2f} dB")
     panels.append(hr)
     labels.append("original")
-    figure = grid(panels, labels, title=f"x4 super-resolution of {os.path.basename(path)} (PSNR on Y)")
+    cols = len(panels)
+    if args.zoom:                                         # the same square of every panel, 4x, nearest neighbour
+        top, left = (int(v) for v in args.zoom.split(","))
+        for k in range(cols):
+            square = panels[k][top:top + 64, left:left + 64]
+            panels.append(np.repeat(np.repeat(square, 4, axis=0), 4, axis=1))
+            labels.append(f"zoom: rows {top}-{top + 63}, columns {left}-{left + 63}" if k == 0 else "")
+    figure = grid(panels, labels, cols=cols, title=f"x4 super-resolution of {os.path.basename(path)} (PSNR on Y)")
     image.save_image(args.out, figure)
     print(f"wrote {args.out}")
 
