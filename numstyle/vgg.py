@@ -30,7 +30,7 @@ CHANNELS = (64, 128, 256, 512, 512)                              # output channe
 POOLS = {"avg": (avg_pool_forward, avg_pool_backward), "max": (max_pool_forward, max_pool_backward)}
 # Winograd F(2x2, 3x3) pays where the GEMMs dominate its transforms: layers with
 # at least this many input channels (measured: docs/benchmarks.md).
-WINOGRAD_MIN_CHANNELS = 128
+WINOGRAD_MIN_CHANNELS = 64
 
 
 def conv_names(model):

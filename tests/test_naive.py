@@ -136,6 +136,20 @@ def test_winograd_matches_naive_and_direct_convolution(m, shape, band_bytes, rng
         np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-10, err_msg=f"{name} {shape} m={m}")
 
 
+@pytest.mark.parametrize("shape", [(1, 3, 6, 6), (2, 4, 5, 7), (1, 2, 1, 3)])
+def test_winograd_input_grad_is_the_flipped_kernel_convolution(shape, rng):
+    # (W8): the forward Winograd path with B^T's rows and A^T's columns 0 and 3 swapped and w_hat read
+    # transposed is the convolution with the flipped, channel-swapped kernel (CV5), and the adjoint of (W1)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((5, shape[1], 3, 3))
+    dy = rng.standard_normal((shape[0], 5) + shape[2:])
+    dx = winograd.winograd_conv3x3_input_grad(dy, winograd.transform_kernel(w))
+    flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))          # (C, F, 3, 3)
+    np.testing.assert_allclose(dx, conv.conv2d_forward(dy, flipped, None, 1, 1)[0], rtol=1e-10, atol=1e-10)
+    y = winograd.winograd_conv3x3_forward(x, w, None)[0]
+    assert np.isclose(np.sum(y * dy), np.sum(x * dx), rtol=1e-12), "<Kx, dy> != <x, K^T dy>"
+
+
 @pytest.mark.parametrize("m, bound", [(2, 1e-5), (4, 1e-4)])
 def test_winograd_float32_error_is_small(m, bound, rng):
     # F(2x2, 3x3) transforms have entries 1 and 1/2: float32 error stays near direct convolution's;

@@ -101,13 +101,22 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None):
     out : ndarray, shape (N, F, H, W)
     cache : tuple ``(x, w, w_hat)``
     """
-    xp = get_xp(x)
-    N, C, H, W = x.shape
-    F = w.shape[0]
     if w_hat is None:
         w_hat = transform_kernel(w)                                          # (a^2, F, C)         (W2)
+    BT_, _, AT_ = TRANSFORMS[tile_size(w_hat)]
+    y = _convolve(x, w_hat, BT_, AT_)                                        # (W3)-(W5)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    cache = (x, w, w_hat)
+    return y, cache
+
+
+def _convolve(x, w_hat, bt, at):
+    r"""(W3)-(W5) band by band: ``x`` (N, C, H, W) against ``w_hat`` (alpha^2, F, C) -> (N, F, H, W)."""
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    F = w_hat.shape[1]
     m = tile_size(w_hat)
-    BT_, _, AT_ = TRANSFORMS[m]
     a = m + 2
     th, tw = -(-H // m), -(-W // m)                                          # tiles down and across
     phases = _split_columns(x, m, th, tw)
@@ -115,26 +124,61 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None):
 
     def band(rows):                                                          # tile rows i0..i1 -> Y's rows
         i0, i1 = rows
-        V = _input_transform(BT_, phases, m, i0, i1, tw)                     # (a^2, N, C, t)      (W3)
+        V = _input_transform(bt, phases, m, i0, i1, tw)                      # (a^2, N, C, t)      (W3)
         M = xp.matmul(w_hat[:, None], V)                                     # (a^2,1,F,C) @ (a^2,N,C,t) -> (a^2,N,F,t)  (W4)
         M6 = M.reshape(a, a, N, F, i1 - i0, tw)                              # (a, b, N, F, rows, tw)
-        Q = _apply(AT_, [M6[r] for r in range(a)])                           # A^T along a: m x (b, N, F, rows, tw)  (W5)
+        Q = _apply(at, [M6[r] for r in range(a)])                            # A^T along a: m x (b, N, F, rows, tw)  (W5)
         for p in range(m):
-            for q, Ypq in enumerate(_apply(AT_, [Q[p][s] for s in range(a)])):   # ... A along b            (W5)
+            for q, Ypq in enumerate(_apply(at, [Q[p][s] for s in range(a)])):    # ... A along b            (W5)
                 Y[:, :, i0:i1, p, :, q] = Ypq                                # interleave the m x m blocks
 
     for_each_band(band, _bands(th, tw, a, max(C, F), N, x.dtype), xp)       # bands are independent
     y = Y.reshape(N, F, m * th, m * tw)                                      # (N, F, m th, m tw)
     if m * th != H or m * tw != W:
         y = xp.ascontiguousarray(y[:, :, :H, :W])
-    if b is not None:
-        y += b.reshape(1, F, 1, 1)
-    cache = (x, w, w_hat)
-    return y, cache
+    return y
+
+
+FLIP = {2: [3, 1, 2, 0]}   # F(2x2, 3x3): flipping a kernel swaps rows 0 and 3 of its transform (W8)
+
+
+def winograd_conv3x3_input_grad(dout, w_hat):
+    r"""(W8): the input gradient as a forward Winograd convolution -- the flipped kernel's, (CV5).
+
+    For stride 1 and padding 1 the adjoint of a 3x3 convolution is the
+    convolution with the flipped, channel-swapped kernel (CV5). For
+    F(2x2, 3x3), flipping a kernel permutes its transform: :math:`GJ = PG`
+    with :math:`J` the 3x3 reversal and :math:`P` the swap of rows 0 and 3
+    (interpolation points 0 and infinity trade places, +-1 stay). So the
+    flipped kernel's transform is :math:`P U P^\top`, transposed over channels,
+    and the permutation can move onto the data:
+
+    .. math::  dx = (A^\top P)\Big[\sum_f U_{fc} \odot \big((P B^\top)\, dy_f\, (P B^\top)^\top\big)\Big](P^\top A)
+
+    -- the forward (W3)-(W5) with rows of :math:`B^\top` and columns of
+    :math:`A^\top` swapped, and ``w_hat`` read transposed: no new kernel, no
+    overlap-add.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, F, H, W)
+    w_hat : ndarray, shape (16, F, C)
+        The forward kernel's transform (F(2x2, 3x3) only).
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    """
+    perm = FLIP[tile_size(w_hat)]
+    BT_, _, AT_ = TRANSFORMS[tile_size(w_hat)]
+    return _convolve(dout, w_hat.transpose(0, 2, 1), BT_[perm], AT_[:, perm])   # (W8): (a^2, C, F), a view
 
 
 def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     r"""Backward of :func:`winograd_conv3x3_forward`: the adjoint of each step (W6)-(W7).
+
+    For F(2x2, 3x3) the input gradient is the forward convolution of (W8),
+    which gathers instead of overlap-adding; (W6) serves F(4x4, 3x3).
 
     Returns
     -------
@@ -143,10 +187,14 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     db : ndarray, shape (F,) or None
     """
     x, w, w_hat = cache
+    m = tile_size(w_hat)
+    input_grad_by_w8 = m in FLIP
+    dx = winograd_conv3x3_input_grad(dout, w_hat) if input_grad_by_w8 else None   # (W8)
+    if input_grad_by_w8 and not weight_grad:
+        return dx, None, None
     xp = get_xp(dout)
     N, C, H, W = x.shape
     F = w.shape[0]
-    m = tile_size(w_hat)
     BT_, G_, AT_ = TRANSFORMS[m]
     a = m + 2
     th, tw = -(-H // m), -(-W // m)
@@ -155,27 +203,32 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
         padded[:, :, :H, :W] = dout
         dout = padded
     dY = dout.reshape(N, F, th, m, tw, m)                                    # (N, F, i, p, j, q): a view, pixel (m i + p, m j + q)
-    d_phases = [xp.zeros((N, C, m * th + 2, tw + 1), dtype=dout.dtype) for _ in range(m)]  # padded columns' gradients
+    if not input_grad_by_w8:
+        d_phases = [xp.zeros((N, C, m * th + 2, tw + 1), dtype=dout.dtype) for _ in range(m)]  # padded columns' gradients
     bands = _bands(th, tw, a, max(C, F), N, dout.dtype)
     dU_parts = {}                                                            # band -> its share of dU (W7)
     if weight_grad:
         phases = _split_columns(x, m, th, tw)
 
-    def band(rows):                                                          # tile rows i0..i1 -> d_phases' rows
+    def band(rows):                                                          # tile rows i0..i1 -> d_phases' rows, dU
         i0, i1 = rows
         dM = xp.empty((a, a, N, F, i1 - i0, tw), dtype=dout.dtype)           # (a, b, N, F, rows, tw)
         dQ = [_apply(AT_.T, [dY[:, :, i0:i1, p, :, q] for q in range(m)]) for p in range(m)]   # (W5^T) along b
         for s in range(a):
             _apply(AT_.T, [dQ[p][s] for p in range(m)], out=[dM[r, s] for r in range(a)])  # (W5^T) along a
         dM = dM.reshape(a * a, N, F, (i1 - i0) * tw)                         # (a^2, N, F, t)
-        dV = xp.matmul(w_hat.transpose(0, 2, 1)[:, None], dM)                # (a^2,1,C,F) @ (a^2,N,F,t) -> (a^2,N,C,t)  (W4^T)
-        _input_transform_adjoint(BT_, dV, d_phases, m, i0, i1, tw)           # (W3^T), accumulated
+        if not input_grad_by_w8:
+            dV = xp.matmul(w_hat.transpose(0, 2, 1)[:, None], dM)            # (a^2,1,C,F) @ (a^2,N,F,t) -> (a^2,N,C,t)  (W4^T)
+            _input_transform_adjoint(BT_, dV, d_phases, m, i0, i1, tw)       # (W3^T), accumulated
         if weight_grad:
             V = _input_transform(BT_, phases, m, i0, i1, tw)                 # (a^2, N, C, t), rebuilt
             dU_parts[rows] = xp.matmul(dM, V.transpose(0, 1, 3, 2)).sum(axis=1)   # (a^2,N,F,t) @ (a^2,N,t,C) -> (a^2,F,C)  (W7)
 
-    for_each_band_no_overlap(band, bands, xp)                                # neighbours overlap-add 2 shared rows
-    dx = _merge_columns(d_phases, m, (N, C, H, W))
+    if input_grad_by_w8:
+        for_each_band(band, bands, xp)                                       # only dU: bands are independent
+    else:
+        for_each_band_no_overlap(band, bands, xp)                            # neighbours overlap-add 2 shared rows
+        dx = _merge_columns(d_phases, m, (N, C, H, W))
     if not weight_grad:
         return dx, None, None
     dU = sum(dU_parts[rows] for rows in bands)                               # (a^2, F, C), in band order
