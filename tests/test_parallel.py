@@ -108,3 +108,12 @@ def test_col2im_bands_in_parallel_when_neighbours_keep_them_apart(rng, monkeypat
     ref = conv.conv2d_backward_naive(dout, np.zeros((1, 4, 16, 16), np.float32), w, 2, 1)[0]
     assert calls == [8], calls
     np.testing.assert_allclose(dx, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_keep_freed_memory_is_applied_on_glibc():
+    # mallopt returns 1 for each accepted setting; off glibc the call is a no-op that says so
+    import platform
+
+    from numstyle.backend import keep_freed_memory
+    applied = keep_freed_memory()
+    assert applied == (platform.libc_ver()[0] == "glibc"), f"applied={applied}, libc={platform.libc_ver()}"
