@@ -144,7 +144,7 @@ def bench_stylize(args):
     from . import train, transformer
 
     spec = transformer.style_spec()
-    params = train.params_to(transformer.init_params(spec), args.device)
+    params = transformer.prepare_inference(train.params_to(transformer.init_params(spec), args.device), spec)
     state = transformer.init_state(params, args.norm)
     x = to_device(np.random.default_rng(0).uniform(-1, 1, (1, 3, args.size, args.size)).astype(np.float32),
                   args.device)

@@ -183,6 +183,7 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
 
     from . import models
     from .media import deflicker, flicker, output_path, read_media, write_media
+    from .transformer import prepare_inference
 
     if args.max_memory or args.tile:
         transform = tiled_transform(transform, (args.max_memory, args.tile), progress=not args.no_progress)
@@ -191,6 +192,7 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     check_device(args.device)
     params, config, state = models.load_model(args.model, expect=expect)
     params = {k: to_device(v, args.device) for k, v in params.items()}
+    params = prepare_inference(params, models.spec_from_config(config))              # Winograd kernels, once
     state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
     suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))
     for src in args.inputs:                                                           # fail before any work

@@ -25,6 +25,7 @@ from .ops.activations import relu_backward, relu_forward, tanh_backward, tanh_fo
 from .ops.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
 from .ops.norm import norm_backward, norm_forward, norm_inference
 from .ops.pad import reflect_pad_backward, reflect_pad_forward
+from .ops.winograd import transform_kernel, winograd_conv3x3_valid
 
 
 def style_spec(width=(32, 64, 128), n_res=5):
@@ -83,6 +84,23 @@ def init_state(params, norm):
             base = key[:-len(".gamma")]
             state[base] = {"mean": np.zeros_like(gamma), "var": np.ones_like(gamma)}
     return state
+
+
+def prepare_inference(params, spec):
+    """Parameters for stylising/upscaling only: each residual block's 3x3 kernels get their Winograd transform.
+
+    Returns a new dict with ``'<name>.w_hat'`` (W2) beside ``'<name>.w'``; the
+    inference forward then runs those convolutions by Winograd F(2x2, 3x3)
+    on the reflection-padded input (:func:`~numstyle.ops.winograd.winograd_conv3x3_valid`).
+    Made once per model: the weights must not change afterwards (training
+    uses the plain dict).
+    """
+    prepared = dict(params)
+    for layer in spec:
+        if layer[0] == "res":
+            for conv in (f"{layer[1]}.1", f"{layer[1]}.2"):
+                prepared[f"{conv}.w_hat"] = transform_kernel(params[f"{conv}.w"])    # (alpha^2, F, C)   (W2)
+    return prepared
 
 
 def to_input(rgb):
@@ -204,8 +222,12 @@ def _conv_block(params, name, h, k, stride, norm, train, state, caches, relu=Tru
     h, cache = reflect_pad_forward(h, k // 2)                               # (RP1)
     caches.append(("pad", name, cache))
     b = params.get(f"{name}.b")
-    h, cache = conv2d_forward(h, params[f"{name}.w"], b, stride, 0)        # (CV1)
-    caches.append(("conv" if b is None else "conv+b", name, cache))
+    w_hat = params.get(f"{name}.w_hat")                                     # prepare_inference's, residual blocks
+    if w_hat is not None and isinstance(caches, _Discard):
+        h = winograd_conv3x3_valid(h, w_hat, b)                             # (W3)-(W5): inference only
+    else:
+        h, cache = conv2d_forward(h, params[f"{name}.w"], b, stride, 0)    # (CV1)
+        caches.append(("conv" if b is None else "conv+b", name, cache))
     if norm is None:
         return h
     return _norm_relu(params, name, h, norm, train, state, caches, relu)

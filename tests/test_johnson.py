@@ -83,6 +83,28 @@ def test_inference_forward_equals_training_forward(norm_kind, rng):
     np.testing.assert_allclose(lean, kept, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("spec", [transformer.style_spec((4, 6, 8), 2), transformer.sr_spec(4, 6, 2)])
+def test_prepared_inference_runs_residual_convs_by_winograd_and_matches(spec, rng, monkeypatch):
+    # prepare_inference adds (W2) kernels for the residual blocks only; the lean forward uses them,
+    # a forward that keeps caches (training) ignores them; outputs agree to float32 round-off
+    params = transformer.init_params(spec, seed=3)
+    prepared = transformer.prepare_inference(params, spec)
+    assert sorted(k for k in prepared if k.endswith(".w_hat")) == sorted(
+        k[:-2] + ".w_hat" for k in params if k.startswith("r") and k.endswith(".w"))
+    calls = []
+    real = transformer.winograd_conv3x3_valid
+    monkeypatch.setattr(transformer, "winograd_conv3x3_valid", lambda *a: calls.append(1) or real(*a))
+    x = rng.uniform(-1, 1, (1, 3, 23, 18)).astype(np.float32)
+    plain, _ = transformer.transformer_forward(params, x, spec, "instance", train=False, keep_caches=False)
+    assert calls == []
+    fast, _ = transformer.transformer_forward(prepared, x, spec, "instance", train=False, keep_caches=False)
+    assert len(calls) == 2 * sum(layer[0] == "res" for layer in spec), "every residual conv through Winograd"
+    kept, caches = transformer.transformer_forward(prepared, x, spec, "instance", train=False)
+    assert len(calls) == 2 * sum(layer[0] == "res" for layer in spec), "a forward with caches stays on (CV1)"
+    np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(kept, plain, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("p,shape", [(1, (2, 3, 5, 6)), (4, (1, 2, 9, 7)), (2, (1, 1, 3, 3)), (1, (1, 2, 2, 5)), (3, (2, 3, 6, 4)), (0, (1, 1, 2, 2))])
 def test_reflect_pad_matches_naive(p, shape, rng):
     x = rng.standard_normal(shape)

@@ -111,15 +111,19 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None):
     return y, cache
 
 
-def _convolve(x, w_hat, bt, at):
-    r"""(W3)-(W5) band by band: ``x`` (N, C, H, W) against ``w_hat`` (alpha^2, F, C) -> (N, F, H, W)."""
+def _convolve(x, w_hat, bt, at, pad=1):
+    r"""(W3)-(W5) band by band: ``x`` (N, C, H, W) against ``w_hat`` (alpha^2, F, C) -> (N, F, Ho, Wo).
+
+    ``Ho, Wo = H + 2 pad - 2, W + 2 pad - 2``: ``pad=1`` zero-pads ("same"), ``pad=0`` reads an already padded ``x``.
+    """
     xp = get_xp(x)
     N, C, H, W = x.shape
     F = w_hat.shape[1]
     m = tile_size(w_hat)
     a = m + 2
+    H, W = H + 2 * pad - 2, W + 2 * pad - 2                                  # output size
     th, tw = -(-H // m), -(-W // m)                                          # tiles down and across
-    phases = _split_columns(x, m, th, tw)
+    phases = _split_columns(x, m, th, tw, pad)
     Y = xp.empty((N, F, th, m, tw, m), dtype=x.dtype)                        # output pixel (m i + p, m j + q)
 
     def band(rows):                                                          # tile rows i0..i1 -> Y's rows
@@ -136,6 +140,32 @@ def _convolve(x, w_hat, bt, at):
     y = Y.reshape(N, F, m * th, m * tw)                                      # (N, F, m th, m tw)
     if m * th != H or m * tw != W:
         y = xp.ascontiguousarray(y[:, :, :H, :W])
+    return y
+
+
+def winograd_conv3x3_valid(x, w_hat, b=None):
+    r"""Inference only: the unpadded ("valid") 3x3 convolution of an already padded ``x``, by (W3)-(W5).
+
+    The transformer's residual blocks pad by reflection and then convolve
+    without padding; with constant weights (stylising), their kernels'
+    transforms are made once (:func:`numstyle.transformer.prepare_inference`)
+    and each convolution runs here. There is no backward: training keeps
+    :func:`numstyle.ops.conv.conv2d_forward`.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), already padded
+    w_hat : ndarray, shape (alpha^2, F, C), from :func:`transform_kernel`
+    b : ndarray, shape (F,) or None
+
+    Returns
+    -------
+    out : ndarray, shape (N, F, H - 2, W - 2)
+    """
+    BT_, _, AT_ = TRANSFORMS[tile_size(w_hat)]
+    y = _convolve(x, w_hat, BT_, AT_, pad=0)                                 # (W3)-(W5)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
     return y
 
 
@@ -249,16 +279,18 @@ def _bands(th, tw, a, channels, N, dtype):
     return [(i, min(i + rows, th)) for i in range(0, th, rows)]
 
 
-def _phase_columns(m, p, W):
+def _phase_columns(m, p, W, pad=1):
     """Which x columns padded column phase p holds: ``x[..., first::m]`` goes to phase indices j0, j0+1, ..."""
-    first = p - 1 if p >= 1 else m - 1                                       # padded column c holds x's column c - 1
-    j0 = 0 if p >= 1 else 1
+    first = p - pad if p >= pad else p - pad + m                             # padded column c holds x's column c - pad
+    j0 = 0 if p >= pad else 1
     count = len(range(first, W, m))
     return slice(first, None, m), slice(j0, j0 + count)
 
 
-def _split_columns(x, m, th, tw):
+def _split_columns(x, m, th, tw, pad=1):
     """The zero-padded input split by column phase: m arrays (N, C, m th + 2, tw + 1).
+
+    ``pad=0`` when ``x`` is already padded (:func:`winograd_conv3x3_valid`).
 
     Phase p index j holds padded column m j + p, so tile column k of tile j is
     ``phases[k % m][..., j + k // m]`` -- contiguous slices, no stride-m reads
@@ -269,8 +301,8 @@ def _split_columns(x, m, th, tw):
     phases = []
     for p in range(m):
         phase = xp.zeros((N, C, m * th + 2, tw + 1), dtype=x.dtype)
-        src, dst = _phase_columns(m, p, W)
-        phase[:, :, 1:H + 1, dst] = x[:, :, :, src]
+        src, dst = _phase_columns(m, p, W, pad)
+        phase[:, :, pad:H + pad, dst] = x[:, :, :, src]
         phases.append(phase)
     return phases
 
