@@ -130,8 +130,10 @@ def keep_freed_memory():
     peak stays with the process until it exits. Raising only the trim
     threshold is much worse: it turns off glibc's adaptive mmap threshold.
 
-    ``numstyle`` (the command) calls this once at start. Returns True when
-    applied; False off glibc, where it does nothing.
+    ``numstyle`` (the command) calls this once at start; ``cli.main(argv)``
+    called from Python does not, since a long-lived process would keep its
+    peak forever. Returns True when applied; False off glibc, where it does
+    nothing.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -120,7 +120,8 @@ def build_parser(prog="numstyle"):
 def main(argv=None, prog="numstyle"):
     """Entry point of the ``numstyle`` command; returns the exit status."""
     args = build_parser(prog).parse_args(argv)
-    keep_freed_memory()                                    # reuse freed heap memory: fewer page faults
+    if argv is None:                                       # run as the command (not from Python code or tests):
+        keep_freed_memory()                                #   reuse freed heap memory, fewer page faults
     try:
         return args.run(args) or 0
     except NumstyleError as e:

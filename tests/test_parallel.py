@@ -112,8 +112,11 @@ def test_col2im_bands_in_parallel_when_neighbours_keep_them_apart(rng, monkeypat
 
 def test_keep_freed_memory_is_applied_on_glibc():
     # mallopt returns 1 for each accepted setting; off glibc the call is a no-op that says so
+    # (in a child process: the setting would outlive this test and change later tests' memory figures)
     import platform
+    import subprocess
+    import sys
 
-    from numstyle.backend import keep_freed_memory
-    applied = keep_freed_memory()
-    assert applied == (platform.libc_ver()[0] == "glibc"), f"applied={applied}, libc={platform.libc_ver()}"
+    code = "from numstyle.backend import keep_freed_memory; print(keep_freed_memory())"
+    applied = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert applied == str(platform.libc_ver()[0] == "glibc"), f"applied={applied}, libc={platform.libc_ver()}"
