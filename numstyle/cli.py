@@ -11,6 +11,7 @@ import time
 
 from .backend import keep_freed_memory
 from .errors import NumstyleError
+from .parallel import bands_take_the_cores
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,6 +121,7 @@ def build_parser(prog="numstyle"):
 def main(argv=None, prog="numstyle"):
     """Entry point of the ``numstyle`` command; returns the exit status."""
     args = build_parser(prog).parse_args(argv)
+    bands_take_the_cores()                                 # CPU: cores go to bands, BLAS stays on one thread
     if argv is None:                                       # run as the command (not from Python code or tests):
         keep_freed_memory()                                #   reuse freed heap memory, fewer page faults
     try:

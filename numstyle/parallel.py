@@ -54,6 +54,39 @@ def for_each_band(work, bands, xp=np):
             pass
 
 
+def split_rows(total, row_bytes, band_bytes):
+    """Bands ``[(r0, r1), ...]`` of ``total`` rows, each at most ``band_bytes`` (or one row), as even as possible.
+
+    Unless the whole is small (under ``band_bytes / 16``: thread hand-offs
+    would cost more than they save), their number is a multiple of
+    :func:`cpu_threads`, so that every core gets the same work.
+    """
+    count = -(-total // max(1, band_bytes // max(1, row_bytes)))          # bands needed for the size limit
+    threads = cpu_threads()
+    if total >= threads and total * row_bytes * 16 >= band_bytes:
+        count = -(-count // threads) * threads                           # round up to a multiple of the threads
+    count = max(1, min(count, total))
+    edges = [total * i // count for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def bands_take_the_cores():
+    """Keep BLAS on one thread for the rest of the process when bands run on several cores.
+
+    The bands already put every core to work, each GEMM on one thread. A GEMM
+    outside the bands (a Gram matrix, a layer too small to split) would use
+    all of BLAS's threads -- and OpenBLAS's threads then keep spinning for a
+    while after each call, competing with the next layer's bands for the
+    same cores. Measured: a Gatys step at 256² 0.60 s instead of 0.68 s,
+    stylise 256² 0.20 s instead of 0.25 s (docs/benchmarks.md). The
+    ``numstyle`` command calls this once; returns True when applied.
+    """
+    if cpu_threads() < 2 or ThreadpoolController is None:
+        return False
+    _pool_and_blas(cpu_threads())[1].limit(limits=1, user_api="blas")   # not a context: stays in force
+    return True
+
+
 def for_each_band_no_overlap(work, bands, xp=np):
     """:func:`for_each_band` for bands that share rows with their neighbours only: even bands, then odd."""
     for_each_band(work, bands[0::2], xp)

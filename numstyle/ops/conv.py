@@ -43,7 +43,7 @@ with :math:`\tilde x` the padded input flipped in space and :math:`\tilde{dy}`
 the upstream gradient flipped and zero-padded by ``k - 1``.
 """
 from ..backend import get_xp, scratch
-from ..parallel import for_each_band, for_each_band_no_overlap
+from ..parallel import for_each_band, for_each_band_no_overlap, split_rows
 from .im2col import col2im_rows, im2col_rows, output_size, unpad, zero_pad
 
 BAND_BYTES = 8 << 20     # im2col columns per band: small enough to stay in cache, big enough for fast GEMMs
@@ -51,8 +51,7 @@ BAND_BYTES = 8 << 20     # im2col columns per band: small enough to stay in cach
 
 def row_bands(Ho, N, ckk, Wo, itemsize):
     """Split ``Ho`` output rows into bands whose (N, ckk, rows*Wo) columns fit BAND_BYTES."""
-    rows = max(1, min(Ho, BAND_BYTES // (N * ckk * Wo * itemsize)))
-    return [(r, min(r + rows, Ho)) for r in range(0, Ho, rows)]
+    return split_rows(Ho, N * ckk * Wo * itemsize, BAND_BYTES)
 
 
 def conv2d_forward(x, w, b, stride=1, pad=0):

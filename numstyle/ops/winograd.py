@@ -37,7 +37,7 @@ F(4x4, 3x3) (4x fewer). The transforms are additions on strided views.
 import numpy as np
 
 from ..backend import get_xp
-from ..parallel import for_each_band, for_each_band_no_overlap
+from ..parallel import for_each_band, for_each_band_no_overlap, split_rows
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -275,8 +275,7 @@ BAND_BYTES = 4 << 20     # transform-domain bytes per band: a few MB keeps a ban
 def _bands(th, tw, a, channels, N, dtype):
     """Split the ``th`` tile rows into bands whose (a^2, N, channels, rows*tw) buffer fits BAND_BYTES."""
     per_row = a * a * N * channels * tw * dtype.itemsize
-    rows = max(1, min(th, BAND_BYTES // per_row))
-    return [(i, min(i + rows, th)) for i in range(0, th, rows)]
+    return split_rows(th, per_row, BAND_BYTES)
 
 
 def _phase_columns(m, p, W, pad=1):
