@@ -39,6 +39,7 @@ where :math:`\Delta_v x = x_{i+1,j} - x_{i,j}` and its adjoint sends each
 difference back with ``+`` to the lower pixel and ``-`` to the upper one.
 """
 from .backend import get_xp
+from .parallel import matmul
 
 
 def content_loss(F, P, weight=1.0):
@@ -77,7 +78,7 @@ def gram_forward(F):
     """
     N, C = F.shape[:2]
     Fm = F.reshape(N, C, -1)                       # (N, C, M)
-    G = Fm @ Fm.transpose(0, 2, 1)                 # (N, C, M) @ (N, M, C) -> (N, C, C)   (S1)
+    G = matmul(Fm, Fm.transpose(0, 2, 1), get_xp(F))   # (N, C, M) @ (N, M, C) -> (N, C, C)   (S1)
     return G, Fm
 
 
@@ -92,7 +93,7 @@ def gram_backward(dG, cache):
     dF : ndarray, shape (N, C, M)
     """
     Fm = cache
-    return (dG + dG.transpose(0, 2, 1)) @ Fm       # (N, C, C) @ (N, C, M) -> (N, C, M)   (S2)
+    return matmul(dG + dG.transpose(0, 2, 1), Fm, get_xp(Fm))   # (N, C, C) @ (N, C, M) -> (N, C, M)   (S2)
 
 
 def style_layer_loss(F, A, weight=1.0):

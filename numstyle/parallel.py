@@ -87,6 +87,32 @@ def bands_take_the_cores():
     return True
 
 
+MATMUL_MIN_FLOPS = 1 << 24   # smaller products run as one call: a thread hand-off would cost more
+
+
+def matmul(a, b, xp=np):
+    """``a @ b`` for stacked matrices ``(..., n, k) @ (..., k, m)``, the result's rows in bands on every core.
+
+    For the products outside the convolutions (Gram matrices and their
+    gradients): with BLAS on one thread (:func:`bands_take_the_cores`) they
+    would otherwise use one core. Small products, CuPy and one thread: plain ``a @ b``.
+    """
+    n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+    batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), dtype=np.int64))
+    threads = min(cpu_threads(), n)
+    if xp is not np or threads < 2 or 2 * batch * n * k * m < MATMUL_MIN_FLOPS:
+        return a @ b
+    out = xp.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (n, m), dtype=np.result_type(a, b))
+
+    def band(rows):
+        r0, r1 = rows
+        out[..., r0:r1, :] = a[..., r0:r1, :] @ b                        # (..., rows, k) @ (..., k, m)
+
+    edges = [n * i // threads for i in range(threads + 1)]
+    for_each_band(band, list(zip(edges[:-1], edges[1:])), xp)
+    return out
+
+
 def for_each_band_no_overlap(work, bands, xp=np):
     """:func:`for_each_band` for bands that share rows with their neighbours only: even bands, then odd."""
     for_each_band(work, bands[0::2], xp)

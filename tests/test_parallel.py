@@ -120,3 +120,14 @@ def test_keep_freed_memory_is_applied_on_glibc():
     code = "from numstyle.backend import keep_freed_memory; print(keep_freed_memory())"
     applied = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert applied == str(platform.libc_ver()[0] == "glibc"), f"applied={applied}, libc={platform.libc_ver()}"
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [((2, 37, 300), (2, 300, 37)), ((1, 64, 4096), (1, 4096, 64)),
+                                             ((3, 5, 7), (3, 7, 2))])
+def test_banded_matmul_equals_matmul(shape_a, shape_b, rng, monkeypatch):
+    # rows split across the pool (or, for the small case, one plain call) give a @ b to float32 round-off
+    monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    monkeypatch.setattr(parallel, "MATMUL_MIN_FLOPS", 1000)
+    a = rng.standard_normal(shape_a).astype(np.float32)
+    b = rng.standard_normal(shape_b).astype(np.float32)
+    np.testing.assert_allclose(parallel.matmul(a, b), a @ b, rtol=1e-5, atol=1e-4, err_msg=f"{shape_a} @ {shape_b}")
