@@ -56,16 +56,23 @@ def norm_forward(x, gamma, beta, kind="instance", eps=1e-5, running=None, moment
         var = running["var"].reshape(1, C, 1, 1)
     else:
         mu = x.mean(axis=axes, keepdims=True)                               # (N1)
-        var = x.var(axis=axes, keepdims=True)                               # (N1), biased: 1/m
+        centred = x - mu                                                    # becomes xhat below
+        m = x.size // (C if kind == "batch" else x.shape[0] * C)
+        sums = "nchw,nchw->c" if kind == "batch" else "nchw,nchw->nc"       # sum of squares: one pass, no temporary
+        var = (xp.einsum(sums, centred, centred) / m).reshape(mu.shape)     # (N1), biased: 1/m
         if kind == "batch" and running is not None:
-            m = x.size // C
             running["mean"] = (1 - momentum) * running["mean"] + momentum * mu.reshape(C)
             running["var"] = (1 - momentum) * running["var"] + momentum * var.reshape(C) * (m / max(m - 1, 1))
         elif kind == "instance":
             _record(running, mu, var, x.shape[0], C)
-    inv_std = 1.0 / xp.sqrt(var + eps)
-    xhat = (x - mu) * inv_std                                               # (N1)
-    out = gamma.reshape(1, C, 1, 1) * xhat + beta.reshape(1, C, 1, 1)       # (N1)
+    inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+    if kind == "batch" and not train:
+        xhat = (x - mu) * inv_std                                           # (N1) with the running statistics
+    else:
+        xhat = centred
+        xhat *= inv_std                                                     # (N1), in place
+    out = xp.multiply(xhat, gamma.reshape(1, C, 1, 1))                      # (N1): gamma xhat ...
+    out += beta.reshape(1, C, 1, 1)                                         # ... + beta, in place
     cache = (xhat, inv_std, gamma, axes, kind == "batch" and not train)
     return out, cache
 
@@ -118,14 +125,20 @@ def _record(running, mu, var, N, C):
 def norm_backward(dout, cache):
     r"""Backward of :func:`norm_forward` (N2)-(N3). Returns ``(dx, dgamma, dbeta)``."""
     xhat, inv_std, gamma, axes, frozen = cache
+    xp = get_xp(dout)
     C = dout.shape[1]
-    dgamma = (dout * xhat).sum(axis=(0, 2, 3))                              # (N3)
+    dgamma = xp.einsum("nchw,nchw->c", dout, xhat)                          # (N3): one pass, no temporary
     dbeta = dout.sum(axis=(0, 2, 3))                                        # (N3)
-    dxhat = dout * gamma.reshape(1, C, 1, 1)                                # (N2)
+    dx = xp.multiply(dout, gamma.reshape(1, C, 1, 1))                       # dxhat (N2); becomes dx in place
     if frozen:                                                              # inference: statistics are constants
-        return dxhat * inv_std, dgamma, dbeta
-    dx = inv_std * (dxhat - dxhat.mean(axis=axes, keepdims=True)
-                    - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))  # (N2)
+        dx *= inv_std
+        return dx, dgamma, dbeta
+    m = dout.size // (C if len(axes) == 3 else dout.shape[0] * C)
+    sums = "nchw,nchw->c" if len(axes) == 3 else "nchw,nchw->nc"
+    mean_dxhat_xhat = (xp.einsum(sums, dx, xhat) / m).reshape(inv_std.shape).astype(dx.dtype, copy=False)
+    dx -= dx.mean(axis=axes, keepdims=True)                                 # (N2): dxhat - mean(dxhat)
+    dx -= xhat * mean_dxhat_xhat                                            #       - xhat mean(dxhat xhat)
+    dx *= inv_std                                                           #       times 1/sqrt(var + eps)
     return dx, dgamma, dbeta
 
 
