@@ -52,7 +52,7 @@ def add_parser(sub):
                    help="with --compare-torch: alternate PyTorch and numstyle this many times; the ratio is "
                         "the median of the per-round ratios, so machine drift cancels")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, iterative=True)
 
 
 def run(args):

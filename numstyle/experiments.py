@@ -56,7 +56,7 @@ def add_parser(sub):
     p.add_argument("--train-iters", type=positive_int,
                    help=f"training iterations per network in johnson_layers "
                         f"(default: {FULL['train_iters']}, quick {QUICK['train_iters']})")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, iterative=True)
     return p
 
 

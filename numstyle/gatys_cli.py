@@ -27,7 +27,7 @@ def add_parser(sub):
                                    "Without --style: content reconstruction; without --content: texture synthesis.",
                        formatter_class=HelpFormatter)
     add_arguments(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, iterative=True)
     return p
 
 

@@ -47,7 +47,7 @@ def add_parsers(sub):
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(run=run_train)
+    p.set_defaults(run=run_train, iterative=True)
 
     s = sub.add_parser("stylize", help="stylise images with a trained network (one forward pass)",
                        description="Stylise images, or the frames of an animated GIF, with a trained model.",

@@ -41,7 +41,7 @@ def add_parsers(sub):
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(run=run_sr_train)
+    p.set_defaults(run=run_sr_train, iterative=True)
 
     u = sub.add_parser("upscale", help="enlarge images with a super-resolution model",
                        description="Enlarge images of any size and mode with a trained super-resolution model.",
