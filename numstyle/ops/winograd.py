@@ -30,6 +30,9 @@ overlap-add of the tiles (neighbouring tiles share two rows/columns):
            \qquad dd = B\, dV B^\top \quad (W3^T)                                      \tag{W6}
 .. math::  dU_k = \sum_n dM_{k,n} V_{k,n}^\top \quad (W4^T), \qquad dg = G^\top dU\, G \quad (W2^T)   \tag{W7}
 
+For F(2x2, 3x3) the input gradient has a shorter road, (W8): the forward
+steps themselves, with two transform rows swapped (:func:`winograd_conv3x3_input_grad`).
+
 A 3x3 convolution costs 9 multiplies per output; (W4) costs
 :math:`\alpha^2 / m^2` per output: 4 for F(2x2, 3x3) (2.25x fewer), 2.25 for
 F(4x4, 3x3) (4x fewer). The transforms are additions on strided views.
