@@ -54,16 +54,16 @@ def for_each_band(work, bands, xp=np):
             pass
 
 
-def split_rows(total, row_bytes, band_bytes):
+def split_rows(total, row_bytes, band_bytes, xp=np):
     """Bands ``[(r0, r1), ...]`` of ``total`` rows, each at most ``band_bytes`` (or one row), as even as possible.
 
-    Unless the whole is small (under ``band_bytes / 16``: thread hand-offs
-    would cost more than they save), their number is a multiple of
+    On NumPy, unless the whole is small (under ``band_bytes / 16``: thread
+    hand-offs would cost more than they save), their number is a multiple of
     :func:`cpu_threads`, so that every core gets the same work.
     """
     count = -(-total // max(1, band_bytes // max(1, row_bytes)))          # bands needed for the size limit
     threads = cpu_threads()
-    if total >= threads and total * row_bytes * 16 >= band_bytes:
+    if xp is np and total >= threads and total * row_bytes * 16 >= band_bytes:
         count = -(-count // threads) * threads                           # round up to a multiple of the threads
     count = max(1, min(count, total))
     edges = [total * i // count for i in range(count + 1)]

@@ -49,9 +49,9 @@ from .im2col import col2im_rows, im2col_rows, output_size, unpad, zero_pad
 BAND_BYTES = 8 << 20     # im2col columns per band: small enough to stay in cache, big enough for fast GEMMs
 
 
-def row_bands(Ho, N, ckk, Wo, itemsize):
+def row_bands(Ho, N, ckk, Wo, itemsize, xp):
     """Split ``Ho`` output rows into bands whose (N, ckk, rows*Wo) columns fit BAND_BYTES."""
-    return split_rows(Ho, N * ckk * Wo * itemsize, BAND_BYTES)
+    return split_rows(Ho, N * ckk * Wo * itemsize, BAND_BYTES, xp)
 
 
 def conv2d_forward(x, w, b, stride=1, pad=0):
@@ -99,7 +99,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
         y = xp.matmul(w_row, cols)                                       # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
         out[:, :, r0:r1] = y.reshape(N, F, r1 - r0, Wo)
 
-    for_each_band(band, row_bands(Ho, N, ckk, Wo, x.dtype.itemsize), xp)   # bands are independent
+    for_each_band(band, row_bands(Ho, N, ckk, Wo, x.dtype.itemsize, xp), xp)   # bands are independent
     if b is not None:
         out += b.reshape(1, F, 1, 1)                                     # (CV1) bias
     cache = (x, w, stride, pad)
@@ -155,7 +155,7 @@ def conv2d_input_grad(dout, w, x_shape, stride, pad):
         dcols = xp.matmul(w_row.T, dout_band)                            # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)  (CV2)
         col2im_rows(dcols, dxpad, kh, kw, stride, r0, r1, Wo)            # (K2)
 
-    bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize)
+    bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize, xp)
     middle = [r1 - r0 for r0, r1 in bands[1:-1]]
     if not middle or min(middle) * stride >= kh - stride:                # bands k and k+2 write no common row:
         for_each_band_no_overlap(band, bands, xp)                        #   band k+1's rows keep them apart
@@ -187,7 +187,7 @@ def conv2d_weight_grad(dout, x, w_shape, stride, pad):
         cols = im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=buf)    # (N, Ckk, L), rebuilt rather than cached
         parts[rows] = xp.matmul(dout_band, cols.transpose(0, 2, 1)).sum(axis=0)   # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
 
-    bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize)
+    bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize, xp)
     for_each_band(band, bands, xp)
     dw = sum(parts[rows] for rows in bands)                              # (F, Ckk), in band order
     return dw.reshape(w_shape)
@@ -211,7 +211,7 @@ def _weight_grad_from_dout_columns(dout, x, w_shape, pad):
         xband = xp.ascontiguousarray(xflip[:, :, r0:r1]).reshape(N, C, (r1 - r0) * Wp)   # (N, C, rows Wp)
         parts[rows] = xp.matmul(cols, xband.transpose(0, 2, 1)).sum(axis=0)   # (N, Fkk, L) @ (N, L, C) -> (Fkk, C)  (CV6)
 
-    bands = row_bands(Hp, N, fkk, Wp, dout.dtype.itemsize)
+    bands = row_bands(Hp, N, fkk, Wp, dout.dtype.itemsize, xp)
     for_each_band(band, bands, xp)
     dw = sum(parts[rows] for rows in bands)                              # (Fkk, C), in band order
     return dw.reshape(F, k, k, C).transpose(0, 3, 1, 2).copy()          # (F, C, k, k)

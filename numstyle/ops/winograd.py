@@ -139,7 +139,7 @@ def _convolve(x, w_hat, bt, at, pad=1):
             for q, Ypq in enumerate(_apply(at, [Q[p][s] for s in range(a)])):    # ... A along b            (W5)
                 Y[:, :, i0:i1, p, :, q] = Ypq                                # interleave the m x m blocks
 
-    for_each_band(band, _bands(th, tw, a, max(C, F), N, x.dtype), xp)       # bands are independent
+    for_each_band(band, _bands(th, tw, a, max(C, F), N, x.dtype, xp), xp)       # bands are independent
     y = Y.reshape(N, F, m * th, m * tw)                                      # (N, F, m th, m tw)
     if m * th != H or m * tw != W:
         y = xp.ascontiguousarray(y[:, :, :H, :W])
@@ -238,7 +238,7 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     dY = dout.reshape(N, F, th, m, tw, m)                                    # (N, F, i, p, j, q): a view, pixel (m i + p, m j + q)
     if not input_grad_by_w8:
         d_phases = [xp.zeros((N, C, m * th + 2, tw + 1), dtype=dout.dtype) for _ in range(m)]  # padded columns' gradients
-    bands = _bands(th, tw, a, max(C, F), N, dout.dtype)
+    bands = _bands(th, tw, a, max(C, F), N, dout.dtype, xp)
     dU_parts = {}                                                            # band -> its share of dU (W7)
     if weight_grad:
         phases = _split_columns(x, m, th, tw)
@@ -275,10 +275,10 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
 BAND_BYTES = 4 << 20     # transform-domain bytes per band: a few MB keeps a band in cache (measured best)
 
 
-def _bands(th, tw, a, channels, N, dtype):
+def _bands(th, tw, a, channels, N, dtype, xp):
     """Split the ``th`` tile rows into bands whose (a^2, N, channels, rows*tw) buffer fits BAND_BYTES."""
     per_row = a * a * N * channels * tw * dtype.itemsize
-    return split_rows(th, per_row, BAND_BYTES)
+    return split_rows(th, per_row, BAND_BYTES, xp)
 
 
 def _phase_columns(m, p, W, pad=1):
