@@ -106,7 +106,7 @@ def matmul(a, b, xp=np):
 
     def band(rows):
         r0, r1 = rows
-        out[..., r0:r1, :] = a[..., r0:r1, :] @ b                        # (..., rows, k) @ (..., k, m)
+        xp.matmul(a[..., r0:r1, :], b, out=out[..., r0:r1, :])           # (..., rows, k) @ (..., k, m)
 
     edges = [n * i // threads for i in range(threads + 1)]
     for_each_band(band, list(zip(edges[:-1], edges[1:])), xp)

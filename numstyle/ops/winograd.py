@@ -106,23 +106,24 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None):
     """
     if w_hat is None:
         w_hat = transform_kernel(w)                                          # (a^2, F, C)         (W2)
-    BT_, _, AT_ = TRANSFORMS[tile_size(w_hat)]
-    y = _convolve(x, w_hat, BT_, AT_)                                        # (W3)-(W5)
-    if b is not None:
-        y += b.reshape(1, -1, 1, 1)
+    y = _convolve(x, w_hat, b=b)                                             # (W3)-(W5)
     cache = (x, w, w_hat)
     return y, cache
 
 
-def _convolve(x, w_hat, bt, at, pad=1):
-    r"""(W3)-(W5) band by band: ``x`` (N, C, H, W) against ``w_hat`` (alpha^2, F, C) -> (N, F, Ho, Wo).
+def _convolve(x, w_hat, pad=1, b=None, perm=None):
+    r"""(W3)-(W5) band by band, plus bias ``b``: ``x`` (N, C, H, W) against ``w_hat`` (alpha^2, F, C) -> (N, F, Ho, Wo).
 
     ``Ho, Wo = H + 2 pad - 2, W + 2 pad - 2``: ``pad=1`` zero-pads ("same"), ``pad=0`` reads an already padded ``x``.
+    ``perm`` reorders the rows of B^T and the columns of A^T (W8).
     """
     xp = get_xp(x)
     N, C, H, W = x.shape
     F = w_hat.shape[1]
     m = tile_size(w_hat)
+    bt, _, at = TRANSFORMS[m]
+    if perm is not None:
+        bt, at = bt[perm], at[:, perm]
     a = m + 2
     H, W = H + 2 * pad - 2, W + 2 * pad - 2                                  # output size
     th, tw = -(-H // m), -(-W // m)                                          # tiles down and across
@@ -143,6 +144,8 @@ def _convolve(x, w_hat, bt, at, pad=1):
     y = Y.reshape(N, F, m * th, m * tw)                                      # (N, F, m th, m tw)
     if m * th != H or m * tw != W:
         y = xp.ascontiguousarray(y[:, :, :H, :W])
+    if b is not None:
+        y += b.reshape(1, F, 1, 1)
     return y
 
 
@@ -165,11 +168,7 @@ def winograd_conv3x3_valid(x, w_hat, b=None):
     -------
     out : ndarray, shape (N, F, H - 2, W - 2)
     """
-    BT_, _, AT_ = TRANSFORMS[tile_size(w_hat)]
-    y = _convolve(x, w_hat, BT_, AT_, pad=0)                                 # (W3)-(W5)
-    if b is not None:
-        y += b.reshape(1, -1, 1, 1)
-    return y
+    return _convolve(x, w_hat, pad=0, b=b)                                   # (W3)-(W5)
 
 
 FLIP = {2: [3, 1, 2, 0]}   # F(2x2, 3x3): flipping a kernel swaps rows 0 and 3 of its transform (W8)
@@ -178,19 +177,16 @@ FLIP = {2: [3, 1, 2, 0]}   # F(2x2, 3x3): flipping a kernel swaps rows 0 and 3 o
 def winograd_conv3x3_input_grad(dout, w_hat):
     r"""(W8): the input gradient as a forward Winograd convolution -- the flipped kernel's, (CV5).
 
-    For stride 1 and padding 1 the adjoint of a 3x3 convolution is the
-    convolution with the flipped, channel-swapped kernel (CV5). For
-    F(2x2, 3x3), flipping a kernel permutes its transform: :math:`GJ = PG`
-    with :math:`J` the 3x3 reversal and :math:`P` the swap of rows 0 and 3
-    (interpolation points 0 and infinity trade places, +-1 stay). So the
-    flipped kernel's transform is :math:`P U P^\top`, transposed over channels,
-    and the permutation can move onto the data:
+    The adjoint of a 3x3, stride-1, pad-1 convolution is the convolution with
+    the flipped, channel-swapped kernel (CV5), and flipping permutes the
+    F(2x2, 3x3) transform: :math:`GJ = PG` (:math:`J` reverses the taps,
+    :math:`P` swaps rows 0 and 3). The permutation moves onto the data:
 
     .. math::  dx = (A^\top P)\Big[\sum_f U_{fc} \odot \big((P B^\top)\, dy_f\, (P B^\top)^\top\big)\Big](P^\top A)
 
-    -- the forward (W3)-(W5) with rows of :math:`B^\top` and columns of
-    :math:`A^\top` swapped, and ``w_hat`` read transposed: no new kernel, no
-    overlap-add.
+    -- the forward (W3)-(W5) with swapped rows of :math:`B^\top` and columns
+    of :math:`A^\top`, ``w_hat`` read transposed: no new kernel, no overlap-add
+    (derivation: docs/math.md, section 9).
 
     Parameters
     ----------
@@ -202,16 +198,11 @@ def winograd_conv3x3_input_grad(dout, w_hat):
     -------
     dx : ndarray, shape (N, C, H, W)
     """
-    perm = FLIP[tile_size(w_hat)]
-    BT_, _, AT_ = TRANSFORMS[tile_size(w_hat)]
-    return _convolve(dout, w_hat.transpose(0, 2, 1), BT_[perm], AT_[:, perm])   # (W8): (a^2, C, F), a view
+    return _convolve(dout, w_hat.transpose(0, 2, 1), perm=FLIP[tile_size(w_hat)])   # (W8): (a^2, C, F), a view
 
 
 def winograd_conv3x3_backward(dout, cache, weight_grad=True):
-    r"""Backward of :func:`winograd_conv3x3_forward`: the adjoint of each step (W6)-(W7).
-
-    For F(2x2, 3x3) the input gradient is the forward convolution of (W8),
-    which gathers instead of overlap-adding; (W6) serves F(4x4, 3x3).
+    r"""Backward of :func:`winograd_conv3x3_forward`: (W8) (F(2x2)) or (W6) (F(4x4)) for dx, (W7) for dw.
 
     Returns
     -------
