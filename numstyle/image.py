@@ -13,7 +13,6 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .backend import get_xp
 from .errors import ImageError
 from .files import atomic_path
 
@@ -83,8 +82,10 @@ def deprocess(x):
 
 def rgb_to_vgg(x):
     """A batch (N, 3, H, W) RGB 0..255 -> VGG input: BGR minus the mean (I1), on any device."""
-    xp = get_xp(x)
-    return x[:, ::-1] - xp.asarray(MEAN_BGR, dtype=x.dtype).reshape(1, 3, 1, 1)     # (I1)
+    bgr = x[:, ::-1].copy()                                                          # (N, 3, H, W)
+    for c, mean in enumerate(MEAN_BGR):                                              # scalars: no host -> device copy
+        bgr[:, c] -= mean                                                            # (I1)
+    return bgr
 
 
 def vgg_grad_to_rgb(dx):

@@ -54,13 +54,22 @@ def for_each_band(work, bands, xp=np):
             pass
 
 
+DEVICE_BAND_BYTES = 1 << 30   # on a GPU: bands only bound the work buffers' memory
+
+
 def split_rows(total, row_bytes, band_bytes, xp=np):
     """Bands ``[(r0, r1), ...]`` of ``total`` rows, each at most ``band_bytes`` (or one row), as even as possible.
 
     On NumPy, unless the whole is small (under ``band_bytes / 16``: thread
     hand-offs would cost more than they save), their number is a multiple of
     :func:`cpu_threads`, so that every core gets the same work.
+
+    On a GPU, ``band_bytes`` (sized for a CPU cache) is raised to
+    ``DEVICE_BAND_BYTES``: every band costs its own kernel launches, and the
+    GPU runs best on the largest pieces, so one band is the rule there.
     """
+    if xp is not np:
+        band_bytes = max(band_bytes, DEVICE_BAND_BYTES)
     count = -(-total // max(1, band_bytes // max(1, row_bytes)))          # bands needed for the size limit
     threads = cpu_threads()
     if xp is np and total >= threads and total * row_bytes * 16 >= band_bytes:

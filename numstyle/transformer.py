@@ -93,9 +93,12 @@ def prepare_inference(params, spec):
     inference forward then runs those convolutions by Winograd F(2x2, 3x3)
     on the reflection-padded input (:func:`~numstyle.ops.winograd.winograd_conv3x3_valid`).
     Made once per model: the weights must not change afterwards (training
-    uses the plain dict).
+    uses the plain dict). On NumPy only: on a GPU the transforms' many small
+    steps cost more kernel launches than the GEMMs they save (docs/gpu.md).
     """
     prepared = dict(params)
+    if get_xp(*params.values()) is not np:
+        return prepared
     for layer in spec:
         if layer[0] == "res":
             for conv in (f"{layer[1]}.1", f"{layer[1]}.2"):

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from .backend import get_xp
 from .errors import LayerError
 from .ops.activations import relu_backward, relu_forward
 from .ops.conv import conv2d_backward, conv2d_forward
@@ -29,7 +30,9 @@ BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}   # convolutions p
 CHANNELS = (64, 128, 256, 512, 512)                              # output channels per block
 POOLS = {"avg": (avg_pool_forward, avg_pool_backward), "max": (max_pool_forward, max_pool_backward)}
 # Winograd F(2x2, 3x3) pays where the GEMMs dominate its transforms: layers with
-# at least this many input channels (measured: docs/benchmarks.md).
+# at least this many input channels (measured: docs/benchmarks.md). On NumPy only:
+# on a GPU every step of its transforms is a kernel launch (about 200 per
+# convolution, against 3 for im2col + one cuBLAS GEMM), see docs/gpu.md.
 WINOGRAD_MIN_CHANNELS = 64
 
 
@@ -101,8 +104,8 @@ def prepare(params):
 
 
 def uses_winograd(w):
-    """Whether a (F, C, 3, 3) kernel runs through Winograd F(2x2, 3x3) rather than im2col."""
-    return w.shape[1] >= WINOGRAD_MIN_CHANNELS and w.shape[2:] == (3, 3)
+    """Whether a (F, C, 3, 3) kernel runs through Winograd F(2x2, 3x3) rather than im2col (NumPy only)."""
+    return get_xp(w) is np and w.shape[1] >= WINOGRAD_MIN_CHANNELS and w.shape[2:] == (3, 3)
 
 
 def features_forward(params, x, layers, model="vgg16", pool="avg", timings=None, keep_caches=True):

@@ -1,26 +1,36 @@
 """The engine on CuPy: the same numbers as on NumPy, and no host round trips inside the loop.
 
-Marked ``gpu``; skipped where CuPy or a CUDA device is missing (CI has neither).
-Run on a GPU machine with ``pytest -m gpu`` (or the default run, which includes them).
+Every test runs twice: on ``fakecupy`` (NumPy underneath, CuPy's refusals on
+top: implicit host conversions, NumPy operands in device operations,
+NumPy-only functions) everywhere, CI included; and on real CuPy, marked
+``gpu`` and skipped where CuPy or a CUDA device is missing. Run the real ones
+on a GPU machine with ``pytest -m gpu``.
 """
+import json
 import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from numstyle import backend, gatys, train, transformer, vgg
+from numstyle.cli import main
 from numstyle.gradcheck import rel_error
 
+import fakecupy
 from conftest import TINY_WIDTH
 from test_gradcheck import CASES
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")]
+REAL_GPU = [pytest.mark.gpu, pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")]
 
 
-def _cupy():
-    import cupy
-    return cupy
+@pytest.fixture(params=["fakecupy", pytest.param("cupy", marks=REAL_GPU)])
+def cp(request, monkeypatch):
+    """The device array module: the stand-in (installed as numstyle's CuPy for this test) or CuPy itself."""
+    if request.param == "cupy":
+        import cupy
+        return cupy
+    return fakecupy.install(monkeypatch)
 
 
 def _outputs(make, dev, seed):
@@ -28,19 +38,18 @@ def _outputs(make, dev, seed):
     rng = np.random.default_rng(seed)
     f, vjp, inputs = make(rng, dev)
     y = f(*inputs)
-    dout = dev(np.random.default_rng(seed + 1).standard_normal(y.shape))
+    dout = dev(np.random.default_rng(seed + 1).standard_normal(getattr(y, "shape", ())))   # losses: a float
     grads = vjp(dout, *inputs)
     return backend.to_host(y), [None if g is None else backend.to_host(g) for g in grads], y, grads
 
 
 @pytest.mark.parametrize("name,make,tol", CASES, ids=[c[0] for c in CASES])
-def test_every_gradient_case_matches_numpy(name, make, tol):
+def test_every_gradient_case_matches_numpy(cp, name, make, tol):
     """Each row of the gradient-check table (float64): CuPy gives NumPy's forward and backward."""
-    cp = _cupy()
     seed = zlib.crc32(name.encode())
     y_cpu, g_cpu, _, _ = _outputs(make, lambda a: a, seed)
     y_gpu, g_gpu, y_dev, g_dev = _outputs(make, cp.asarray, seed)
-    assert isinstance(y_dev, cp.ndarray), f"{name}: forward left the GPU ({type(y_dev).__name__})"
+    assert isinstance(y_dev, (cp.ndarray, float)), f"{name}: forward left the GPU ({type(y_dev).__name__})"
     # float64 on both; only summation order differs: ~1e-12, far under float32's 1e-6
     assert rel_error(y_gpu, y_cpu, floor=1e-6) < 1e-6, f"{name}: forward differs on CuPy"
     for k, (a, b, d) in enumerate(zip(g_gpu, g_cpu, g_dev)):
@@ -50,10 +59,9 @@ def test_every_gradient_case_matches_numpy(name, make, tol):
         assert rel_error(a, b, floor=1e-6) < 1e-6, f"{name}: gradient {k} differs on CuPy"
 
 
-def _count_host_copies(monkeypatch):
+def _count_host_copies(cp, monkeypatch):
     """Count the array copies to the host: numstyle makes them all through ``cupy.asnumpy``
     (backend.to_host); scalar losses read with ``float()`` are not arrays and not counted."""
-    cp = _cupy()
     calls = {"n": 0}
     real_asnumpy = cp.asnumpy
 
@@ -73,20 +81,18 @@ def _tiny_objective(dev, tile=None):
     return gatys.make_objective(params, "vgg16", content=content, styles=[style], tv_weight=1e-3, tile=tile), content
 
 
-def test_objective_stays_on_the_gpu(monkeypatch):
+def test_objective_stays_on_the_gpu(cp, monkeypatch):
     """One Gatys evaluation: the gradient is a CuPy array and no array is copied to the host."""
-    cp = _cupy()
     objective, x = _tiny_objective(cp.asarray)
-    calls = _count_host_copies(monkeypatch)
+    calls = _count_host_copies(cp, monkeypatch)
     loss, grad = objective(x)
     assert isinstance(grad, cp.ndarray) and np.isfinite(loss)
     assert calls["n"] == 0, f"{calls['n']} device-to-host copies inside one objective evaluation"
 
 
 @pytest.mark.parametrize("tile", [None, 16])
-def test_gatys_run_matches_cpu(tile):
+def test_gatys_run_matches_cpu(cp, tile):
     """Ten L-BFGS-B iterations from the same start land on the same losses (float32 rounding apart)."""
-    cp = _cupy()
     runs = {}
     for name, dev in (("cpu", lambda a: a), ("gpu", cp.asarray)):
         objective, x0 = _tiny_objective(dev, tile)
@@ -97,9 +103,8 @@ def test_gatys_run_matches_cpu(tile):
 
 
 @pytest.mark.parametrize("norm", ["instance", "batch"])
-def test_training_step_matches_cpu(norm):
+def test_training_step_matches_cpu(cp, norm):
     """One training step (forward, perceptual loss, backward to every parameter) on both devices."""
-    cp = _cupy()
     spec = transformer.style_spec((4, 6, 8), 1)
     rng = np.random.default_rng(0)
     vgg_params = vgg.random_params("vgg16", TINY_WIDTH, seed=4)
@@ -116,3 +121,108 @@ def test_training_step_matches_cpu(norm):
     assert abs(out["gpu"][0]["total"] - out["cpu"][0]["total"]) <= 1e-4 * abs(out["cpu"][0]["total"])
     for k, g in out["cpu"][1].items():
         assert rel_error(out["gpu"][1][k], g, floor=1e-3) < 1e-2, f"{norm}: gradient of {k} differs on the GPU"
+
+
+# -- whole commands with --device gpu: what a user runs -------------------------------------------
+
+def _image(path, rng, shape):
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def _pixels(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float64)
+
+
+def _same_image(a, b, what):
+    """Outputs of the two devices: NumPy and the stand-in round alike; real CuPy sums in another order."""
+    diff = np.abs(_pixels(a) - _pixels(b))
+    assert diff.mean() < 0.5 and diff.max() <= 8, f"{what}: GPU output differs (mean {diff.mean():.3f}, max {diff.max()})"
+
+
+@pytest.mark.parametrize("extra", [[], ["--preserve-colors", "luminance", "--scales", "24,32"], ["--tile", "16"],
+                                   ["--optimizer", "adam", "--init", "noise"]],
+                         ids=["plain", "colour+scales", "tiles", "adam"])
+def test_gatys_command_on_the_gpu(cp, extra, synthetic_vgg, tmp_path, rng, capsys):
+    path, _ = synthetic_vgg("vgg16")
+    content, style = _image(tmp_path / "c.png", rng, (30, 36, 3)), _image(tmp_path / "s.png", rng, (28, 28, 3))
+    outs = {}
+    for device in ("cpu", "gpu"):
+        outs[device] = str(tmp_path / f"{device}.png")
+        assert main(["gatys", "--content", content, "--style", style, "--weights", path, "--model", "vgg16",
+                     "--size", "32", "--iters", "3", "--no-progress", "--out", outs[device], "--device", device]
+                    + extra) == 0, capsys.readouterr().err
+    _same_image(outs["gpu"], outs["cpu"], f"gatys {' '.join(extra)}")
+
+
+def test_train_stylize_and_upscale_commands_on_the_gpu(cp, synthetic_vgg, tmp_path, rng, capsys):
+    """Train a tiny network on each device (same seed), then stylise with it, and the same for SR."""
+    path, _ = synthetic_vgg("vgg16")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        _image(data / f"p{i}.png", rng, (40, 44, 3))
+    style = _image(tmp_path / "style.png", rng, (32, 32, 3))
+    photo = _image(tmp_path / "odd.png", rng, (37, 45, 3))
+    out = {}
+    for device in ("cpu", "gpu"):
+        model, sr_model = str(tmp_path / f"{device}.h5"), str(tmp_path / f"{device}_sr.h5")
+        common = ["--data", str(data), "--batch-size", "2", "--iters", "2", "--n-res", "1", "--no-progress",
+                  "--device", device]
+        assert main(["train", "--style", style, "--weights", path, "--size", "32", "--width", "4,6,8",
+                     "--style-layers", "relu1_2,relu2_2", "--content-layer", "relu2_2", "--out", model]
+                    + common) == 0, capsys.readouterr().err
+        assert main(["sr-train", "--scale", "2", "--size", "16", "--width", "8", "--out", sr_model] + common) == 0
+        out[device] = str(tmp_path / f"{device}_styled.png"), str(tmp_path / f"{device}_up.png")
+        assert main(["stylize", "--model", model, photo, "--out", out[device][0], "--no-progress",
+                     "--device", device]) == 0, capsys.readouterr().err
+        assert main(["upscale", "--model", sr_model, photo, "--out", out[device][1], "--no-progress",
+                     "--device", device]) == 0, capsys.readouterr().err
+    _same_image(out["gpu"][0], out["cpu"][0], "train + stylize")
+    _same_image(out["gpu"][1], out["cpu"][1], "sr-train + upscale")
+    with Image.open(out["gpu"][1]) as im:
+        assert im.size == (90, 74)
+
+
+@pytest.mark.parametrize("what", [["gatys", "--model", "vgg16", "--size", "32"], ["stylize", "--size", "32"],
+                                  ["train", "--size", "32", "--batch-size", "1"]], ids=["gatys", "stylize", "train"])
+def test_bench_on_the_gpu(cp, what, capsys):
+    assert main(["bench"] + what + ["--device", "gpu", "--runs", "1", "--json"]) == 0, capsys.readouterr().err
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["device"] == "gpu" and result["median_s"] > 0
+
+
+# -- kernel launches: what makes a GPU slow when the arithmetic is not --------------------------
+
+def _device_ops(f):
+    for key in fakecupy.LOG:
+        fakecupy.LOG[key] = 0
+    f()
+    return dict(fakecupy.LOG)
+
+
+def test_device_operations_do_not_grow_with_the_image(monkeypatch):
+    """On the device every layer is one piece (no CPU-cache bands, no Winograd steps): the count of
+    device operations -- a proxy for kernel launches, ~5-10 us each -- is the same at every size,
+    and within the budgets of docs/gpu.md. The host copies inside the loop: none."""
+    cp = fakecupy.install(monkeypatch)
+    rng = np.random.default_rng(0)
+    dev = lambda shape, lo=-100, hi=100: cp.asarray(rng.uniform(lo, hi, shape).astype(np.float32))  # noqa: E731
+    vgg_params = {k: (cp.asarray(w), cp.asarray(b)) for k, (w, b) in vgg.random_params("vgg19", seed=1).items()}
+    spec = transformer.style_spec()
+    net = transformer.prepare_inference(train.params_to(transformer.init_params(spec), "gpu"), spec)
+    counts = {}
+    for size in (48, 160):                 # 160: conv1_2's columns would be split in 6 bands on the CPU
+        objective = gatys.make_objective(vgg_params, "vgg19", content=dev((1, 3, size, size)),
+                                         styles=[dev((1, 3, size, size))], tv_weight=1e-3)
+        x = dev((1, 3, size, size))
+        counts[size] = (_device_ops(lambda: objective(x)),
+                        _device_ops(lambda: transformer.transformer_forward(net, dev((1, 3, size, size), -1, 1), spec,
+                                                                           train=False, keep_caches=False)))
+    (gatys_small, stylize_small), (gatys_large, stylize_large) = counts[48], counts[160]
+    assert gatys_small["ops"] == gatys_large["ops"], f"Gatys evaluation: {gatys_small} at 48 px, {gatys_large} at 160"
+    assert stylize_small["ops"] == stylize_large["ops"], f"stylise: {stylize_small} at 48 px, {stylize_large} at 160"
+    assert gatys_large["ops"] <= 800 and stylize_large["ops"] <= 850, (gatys_large, stylize_large)
+    assert gatys_large["to_host"] == gatys_large["to_device"] == 0 and stylize_large["to_device"] == 1, \
+        (gatys_large, stylize_large)       # stylise: its input only

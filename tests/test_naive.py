@@ -18,6 +18,10 @@ def test_im2col_and_col2im_match_naive(shape, k, stride, pad, rng):
     cols = im2col.im2col(x, k, k, stride, pad)
     np.testing.assert_allclose(cols, im2col.im2col_naive(x, k, k, stride, pad), rtol=0, atol=0,
                                err_msg=f"im2col {shape} k={k} s={stride} p={pad}")
+    xpad = im2col.zero_pad(x, pad)                       # the GPU's route: one copy of the strided view
+    Ho, Wo = im2col.output_size(shape[2], k, stride, pad), im2col.output_size(shape[3], k, stride, pad)
+    view = im2col.tap_view(xpad, k, k, stride, Ho, Wo)   # (N, C, k, k, Ho, Wo)
+    np.testing.assert_array_equal(view.reshape(cols.shape), cols, err_msg=f"tap_view {shape} k={k} s={stride}")
     d = rng.standard_normal(cols.shape)
     np.testing.assert_allclose(im2col.col2im(d, shape, k, k, stride, pad),
                                im2col.col2im_naive(d, shape, k, k, stride, pad), rtol=1e-12, atol=1e-12,

@@ -42,6 +42,8 @@ of the (flipped) upstream gradient instead of the input:
 with :math:`\tilde x` the padded input flipped in space and :math:`\tilde{dy}`
 the upstream gradient flipped and zero-padded by ``k - 1``.
 """
+import numpy as np
+
 from ..backend import get_xp, scratch
 from ..parallel import for_each_band, for_each_band_no_overlap, split_rows
 from .im2col import col2im_rows, im2col_rows, output_size, unpad, zero_pad
@@ -82,7 +84,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     F, Cw, kh, kw = w.shape
     assert C == Cw, f"conv2d: input has {C} channels, kernel expects {Cw}"
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
-    if _few_outputs(F, C, kh, kw, stride, pad):                          # (CV5) read backwards: scatter k^2 F, not k^2 C
+    if _few_outputs(F, C, kh, kw, stride, pad, xp):                      # (CV5) read backwards: scatter k^2 F, not k^2 C
         out = conv2d_input_grad(x, _flip(w), (N, F, Ho, Wo), 1, kh - 1 - pad)
         if b is not None:
             out += b.reshape(1, F, 1, 1)
@@ -174,7 +176,7 @@ def conv2d_weight_grad(dout, x, w_shape, stride, pad):
     xp = get_xp(dout)
     N, F, Ho, Wo = dout.shape
     _, C, kh, kw = w_shape
-    if _few_outputs(F, C, kh, kw, stride, pad):
+    if _few_outputs(F, C, kh, kw, stride, pad, xp):
         return _weight_grad_from_dout_columns(dout, x, w_shape, pad)
     ckk = C * kh * kw
     xpad = zero_pad(x, pad)
@@ -217,9 +219,13 @@ def _weight_grad_from_dout_columns(dout, x, w_shape, pad):
     return dw.reshape(F, k, k, C).transpose(0, 3, 1, 2).copy()          # (F, C, k, k)
 
 
-def _few_outputs(F, C, kh, kw, stride, pad):
-    """Stride-1 square convolutions with fewer outputs than inputs take the (CV5)/(CV6) routes."""
-    return stride == 1 and kh == kw and pad < kh and 2 * F <= C
+def _few_outputs(F, C, kh, kw, stride, pad, xp):
+    """Stride-1 square convolutions with fewer outputs than inputs take the (CV5)/(CV6) routes.
+
+    On NumPy only: they save memory traffic, but col2im's k^2 adds would be
+    k^2 kernel launches on a GPU, where im2col is one.
+    """
+    return xp is np and stride == 1 and kh == kw and pad < kh and 2 * F <= C
 
 
 def _flip(w):

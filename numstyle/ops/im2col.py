@@ -16,6 +16,8 @@ The ``*_rows`` variants do this for a band of output rows ``r0 <= h < r1``
 only: the convolution works band by band so that the columns (9x the size of
 the image for a 3x3 kernel) never exist for the whole image at once.
 """
+import numpy as np
+
 from ..backend import get_xp
 
 
@@ -53,18 +55,41 @@ def im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=None):
     -------
     cols : ndarray, shape (N, C*kh*kw, (r1-r0)*Wo)
         Row index ``(c*kh + i)*kw + j``, column index ``(h - r0)*Wo + w``.
+
+    Notes
+    -----
+    On NumPy, one strided slice copy per kernel tap (kh*kw copies, each fast);
+    on a GPU, one copy of :func:`tap_view` (a single kernel launch).
     """
     xp = get_xp(xpad)
     N, C = xpad.shape[:2]
     rows = r1 - r0
     shape = (N, C, kh, kw, rows, Wo)
     cols = xp.empty(shape, dtype=xpad.dtype) if out is None else out.reshape(shape)
+    if xp is not np:                                                     # a GPU: one copy kernel, not kh*kw
+        cols[...] = tap_view(xpad[:, :, stride * r0:], kh, kw, stride, rows, Wo)   # (N, C, kh, kw, rows, Wo)
+        return cols.reshape(N, C * kh * kw, rows * Wo)
     for i in range(kh):
         for j in range(kw):
             # (K1): one strided slice per kernel tap, all channels and positions of the band at once
             cols[:, :, i, j] = xpad[:, :, stride * r0 + i:stride * (r1 - 1) + i + 1:stride,
                                     j:j + stride * (Wo - 1) + 1:stride]
     return cols.reshape(N, C * kh * kw, rows * Wo)                       # (N, C*kh*kw, rows*Wo)
+
+
+def tap_view(xpad, kh, kw, stride, rows, Wo):
+    r"""(K1) as a view, nothing copied: ``view[n, c, i, j, h, w] = xpad[n, c, stride h + i, stride w + j]``.
+
+    The six-axis strided view of the padded input whose copy is the columns:
+    tap (i, j) moves along the input's own rows and columns (strides ``s_H``,
+    ``s_W``), output pixel (h, w) by ``stride`` of them. Returns shape
+    (N, C, kh, kw, rows, Wo). Read-only use: its entries overlap.
+    """
+    xp = get_xp(xpad)
+    sN, sC, sH, sW = xpad.strides
+    return xp.lib.stride_tricks.as_strided(
+        xpad, shape=(xpad.shape[0], xpad.shape[1], kh, kw, rows, Wo),
+        strides=(sN, sC, sH, sW, stride * sH, stride * sW))              # (N, C, kh, kw, rows, Wo)
 
 
 def col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo):

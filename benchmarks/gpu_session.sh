@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Everything numstyle owes a GPU, in one place: run it from the repository root on a machine
+# with CuPy and a CUDA GPU (the lent H100/H200: no internet, so from source, PYTHONPATH=.).
+#
+#   bash benchmarks/gpu_session.sh tests     # the real-GPU tests (pytest -m gpu), ~1 min
+#   bash benchmarks/gpu_session.sh bench     # numstyle vs PyTorch on the same GPU, ~5 min
+#   bash benchmarks/gpu_session.sh gatys500  # Gatys end to end: VGG19 shapes, 512 px, 500 L-BFGS iterations
+#   bash benchmarks/gpu_session.sh all
+#
+# Results go to $OUT (default ./out/gpu): pytest's summary, one JSON object per bench line in
+# bench.jsonl, gatys500.json. Weights: random of the real shapes (timing does not depend on values).
+set -uo pipefail
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+export PYTHONPATH=${PYTHONPATH:-.}
+what=${1:-all}
+
+python - <<'PY' | tee "$OUT/device.txt"
+import cupy
+p = cupy.cuda.runtime.getDeviceProperties(0)
+print(p["name"].decode(), f"{p['totalGlobalMem'] / 2**30:.0f} GiB", "CuPy", cupy.__version__)
+PY
+
+if [[ $what == tests || $what == all ]]; then
+    python -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -20 | tee "$OUT/pytest_gpu.txt"
+fi
+
+if [[ $what == bench || $what == all ]]; then
+    for size in 256 512 1024; do
+        numstyle bench gatys --model vgg19 --size $size --device gpu --runs 10 --compare-torch --json
+    done | tee -a "$OUT/bench.jsonl"
+    for size in 256 512 1024; do
+        numstyle bench stylize --size $size --device gpu --runs 20 --compare-torch --json
+    done | tee -a "$OUT/bench.jsonl"
+    numstyle bench train --size 256 --batch-size 4 --device gpu --runs 10 --compare-torch --json | tee -a "$OUT/bench.jsonl"
+fi
+
+if [[ $what == gatys500 || $what == all ]]; then
+    python - "$OUT" <<'PY'
+import json, sys, time, numpy as np
+from PIL import Image
+from numstyle import vgg, weights
+from numstyle.cli import main
+out = sys.argv[1]
+weights.save_keras_notop(f"{out}/vgg19_random.h5", vgg.random_params("vgg19", seed=0), "vgg19")
+rng = np.random.default_rng(0)
+for name in ("content", "style"):
+    Image.fromarray(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)).save(f"{out}/{name}.png")
+args = ["gatys", "--content", f"{out}/content.png", "--style", f"{out}/style.png", "--model", "vgg19",
+        "--weights", f"{out}/vgg19_random.h5", "--size", "512", "--iters", "500", "--device", "gpu",
+        "--no-progress", "--out", f"{out}/gatys500.png"]
+t = time.perf_counter()
+code = main(args)
+seconds = time.perf_counter() - t
+print(json.dumps({"bench": "gatys end to end", "size": 512, "iters": 500, "model": "vgg19",
+                  "seconds": seconds, "exit": code}))
+json.dump({"seconds": seconds, "exit": code, "argv": args}, open(f"{out}/gatys500.json", "w"))
+PY
+fi

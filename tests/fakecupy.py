@@ -1,0 +1,240 @@
+"""A stand-in for CuPy where there is no GPU: NumPy underneath, CuPy's rules on top.
+
+numstyle's GPU path is the NumPy code run with ``xp = cupy``. Most of what can
+go wrong there is not CUDA: a ``np.`` call that turns a device array into a
+host array, a NumPy constant mixed into device arithmetic, a NumPy-only
+function, a hidden copy to the host inside the loop. Real CuPy refuses each
+of those with a TypeError. This module refuses them the same way, so that the
+GPU tests run -- and catch those mistakes -- on every machine, CI included:
+
+- an ``ndarray`` that is *not* a ``numpy.ndarray``; converting it implicitly
+  (``np.asarray``, ``np.array``, a NumPy array operand or value) raises as
+  CuPy does (``cupy/_core/core.pyx``: ``__array__``, ``__array_ufunc__``);
+- NumPy functions called on it dispatch only to the functions CuPy has
+  (``__array_function__``), ufuncs only through ``__call__`` (no ``np.add.at``);
+- reductions return 0-d device arrays, not host scalars, as in CuPy;
+- ``LOG`` counts device operations (a proxy for kernel launches) and every
+  copy between host and device, so tests can bound both.
+
+What it cannot check: CUDA kernels, memory, speed. Those need the real GPU
+(``pytest -m gpu``).
+"""
+import sys
+import types
+
+import numpy as np
+
+LOG = {"ops": 0, "to_host": 0, "to_device": 0, "scalar_reads": 0}
+
+# NumPy functions that CuPy also has (the ones numstyle and its tests can reach); any other
+# NumPy function called on a device array raises TypeError, as CuPy's __array_function__ does.
+FUNCTIONS = frozenset("""
+    abs add all allclose amax amin any arange argmax argmin array array_equal asarray ascontiguousarray
+    broadcast_to clip concatenate copy count_nonzero cumsum diff divide dot einsum empty empty_like
+    exp expand_dims flip full full_like isfinite isnan linspace log log1p matmul maximum mean minimum
+    moveaxis multiply negative ones ones_like pad prod ravel repeat reshape sign sqrt square squeeze
+    stack std subtract sum swapaxes take take_along_axis tanh tensordot tile transpose true_divide
+    var vstack where zeros zeros_like
+""".split())
+
+
+class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
+    """A device array: holds a NumPy array, refuses to become one implicitly."""
+
+    __slots__ = ("_a",)
+
+    def __init__(self, a):
+        self._a = a
+
+    # -- CuPy's refusals --------------------------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. "
+                        "Please use `.get()` to construct a NumPy array explicitly.")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__":                       # np.add.at, np.add.reduce: not on CuPy arrays
+            return NotImplemented
+        out = kwargs.pop("out", None)
+        if out is not None:
+            kwargs["out"] = tuple(_device_operand(o) for o in out)
+        result = ufunc(*[_device_operand(x) for x in inputs], **kwargs)
+        _count()
+        return _wrap(result) if out is None else (out[0] if len(out) == 1 else out)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        if func.__name__ not in FUNCTIONS or func.__module__ != "numpy":
+            return NotImplemented                      # NumPy raises TypeError: "no implementation found"
+        return globals()[func.__name__](*args, **kwargs)
+
+    # -- indexing ---------------------------------------------------------------------------------
+    def __getitem__(self, key):
+        _count()
+        return _wrap(self._a[_index(key)])
+
+    def __setitem__(self, key, value):
+        _count()
+        self._a[_index(key)] = _device_operand(value)
+
+    # -- explicit host reads (each one a synchronisation) -----------------------------------------
+    def get(self):
+        LOG["to_host"] += 1
+        return self._a.copy()
+
+    def item(self):
+        LOG["scalar_reads"] += 1
+        return self._a.item()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        return bool(self.item())
+
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self):
+        return f"fakecupy.ndarray({self._a!r})"
+
+    # -- everything else: NumPy's attribute, on device arrays -------------------------------------
+    def __getattr__(self, name):
+        if name.startswith("__array"):                # __array_interface__, __array_struct__: host memory
+            raise AttributeError(name)
+        attr = getattr(self._a, name)
+        if callable(attr):
+            def method(*args, **kwargs):
+                _count()
+                kwargs = {k: _device_operand(v) if isinstance(v, (ndarray, np.ndarray)) else v
+                          for k, v in kwargs.items()}
+                return _wrap(attr(*[_device_operand(a) if isinstance(a, (ndarray, np.ndarray)) else a
+                                    for a in args], **kwargs))
+            return method
+        return _wrap(attr) if isinstance(attr, np.ndarray) else attr      # .T, .real; shape, dtype, ...
+
+
+BY_CALLER = None     # set to a dict to count operations by the numstyle function that asked for them
+
+
+def _count():
+    LOG["ops"] += 1
+    if BY_CALLER is not None:
+        frame = sys._getframe(2)
+        while frame.f_code.co_filename.endswith("fakecupy.py") or "numpy" in frame.f_code.co_filename:
+            frame = frame.f_back
+        key = f"{frame.f_code.co_filename.split('/')[-1]}:{frame.f_code.co_name}"
+        BY_CALLER[key] = BY_CALLER.get(key, 0) + 1
+
+
+def _device_operand(x):
+    """An operand of a device operation: device arrays and scalars pass, host arrays raise (as in CuPy)."""
+    if isinstance(x, ndarray):
+        return x._a
+    if isinstance(x, np.ndarray):
+        raise TypeError(f"Unsupported type {type(x)}: a NumPy array in a device operation")
+    if isinstance(x, (list, tuple)):
+        return type(x)(_device_operand(v) for v in x)
+    return x                                           # Python and NumPy scalars, None, dtypes, strings
+
+
+def _index(key):
+    if isinstance(key, tuple):
+        return tuple(_index(k) for k in key)
+    return key._a if isinstance(key, ndarray) else key
+
+
+def _wrap(x):
+    if isinstance(x, np.ndarray):
+        return ndarray(x)
+    if isinstance(x, np.generic):                      # CuPy's reductions give 0-d device arrays
+        return ndarray(np.asarray(x))
+    if isinstance(x, (list, tuple)):
+        return type(x)(_wrap(v) for v in x)
+    return x
+
+
+def _function(name):
+    numpy_function = getattr(np, name)
+
+    def device_function(*args, **kwargs):
+        _count()
+        kwargs = {k: _device_operand(v) for k, v in kwargs.items()}
+        return _wrap(numpy_function(*[_device_operand(a) for a in args], **kwargs))
+
+    device_function.__name__ = name
+    return device_function
+
+
+for _name in FUNCTIONS:
+    globals()[_name] = _function(_name)
+
+
+def _as_strided(x, shape=None, strides=None):
+    _count()
+    return ndarray(np.lib.stride_tricks.as_strided(x._a, shape=shape, strides=strides))
+
+
+lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_strided))
+
+
+def asarray(x, dtype=None):
+    """Host -> device (counted), or a device array as it is."""
+    if isinstance(x, ndarray):
+        return x if dtype is None else x.astype(dtype)
+    LOG["to_device"] += 1
+    return ndarray(np.array(x, dtype=dtype))
+
+
+array = asarray
+
+
+def asnumpy(x):
+    """Device -> host (counted)."""
+    return x.get() if isinstance(x, ndarray) else np.asarray(x)
+
+
+def get_array_module(*arrays):
+    return _this if any(isinstance(a, ndarray) for a in arrays) else np
+
+
+float32, float64, float16, int64, int32, uint8, bool_ = (np.float32, np.float64, np.float16, np.int64,
+                                                        np.int32, np.uint8, np.bool_)
+newaxis = None
+
+
+class _Stream:
+    def synchronize(self):
+        pass
+
+
+cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+                             Stream=types.SimpleNamespace(null=_Stream()))
+
+
+def _scatter_add(a, indices, values):
+    _count()
+    np.add.at(a._a, _index(indices), _device_operand(values))
+
+
+cupyx = types.ModuleType("cupyx")          # the part of cupyx numstyle uses
+cupyx.scatter_add = _scatter_add
+
+_this = None  # set by install()
+
+
+def install(monkeypatch):
+    """Make numstyle's backend see this module as CuPy (for one test); returns the module."""
+    from numstyle import backend
+
+    global _this
+    _this = sys.modules[__name__]
+    monkeypatch.setattr(backend, "_cupy", _this)
+    monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    for key in LOG:
+        LOG[key] = 0
+    return _this
