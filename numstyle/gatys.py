@@ -217,14 +217,15 @@ def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None
     history, start = [], time.perf_counter()
     bar = tqdm(total=iters, desc=f"gatys {optimizer}", disable=not progress, dynamic_ncols=True)
 
-    def after_iteration(x):
+    def after_iteration(get_x):
+        """One iteration done: record and show the losses; ``get_x()`` only when a callback wants the image."""
         parts = dict(objective.last, time=time.perf_counter() - start)
         history.append(parts)
         bar.set_postfix_str(f"total {parts['total']:.4g} content {parts['content']:.3g} "
                             f"style {parts['style']:.3g} tv {parts['tv']:.3g}", refresh=False)
         bar.update(1)
         if callback is not None:
-            callback(len(history), x, parts)
+            callback(len(history), get_x(), parts)
 
     try:
         if optimizer == "lbfgs":
@@ -237,7 +238,7 @@ def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None
                 _, g = objective(x)
                 x, state = adam(x, g, state, lr=lr)                                    # (A1)-(A4)
                 x = xp.clip(x, lo_d, hi_d)                                              # keep pixels in 0..255
-                after_iteration(x)
+                after_iteration(lambda: x)
         else:
             raise NumstyleError(f"unknown optimizer {optimizer!r}: use lbfgs or adam")
     finally:
@@ -253,8 +254,8 @@ def _lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor=10):
     device = "gpu" if xp is not np else "cpu"
     shape = objective.shape
 
-    def cb(xk):
-        after_iteration(to_device(xk.reshape(shape).astype(np.float32), device))
+    def cb(xk):                                                         # host -> device only if a callback asks
+        after_iteration(lambda: to_device(xk.reshape(shape).astype(np.float32), device))
 
     res = minimize(objective.scipy_fun, to_host(x0).astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
                    bounds=Bounds(lo.ravel(), hi.ravel()),

@@ -154,6 +154,7 @@ def test_gatys_command_on_the_gpu(cp, extra, synthetic_vgg, tmp_path, rng, capsy
                      "--size", "32", "--iters", "3", "--no-progress", "--out", outs[device], "--device", device]
                     + extra) == 0, capsys.readouterr().err
     _same_image(outs["gpu"], outs["cpu"], f"gatys {' '.join(extra)}")
+    assert cp is not fakecupy or fakecupy.LOG["ops"] > 1000, "the GPU run did not run on the stand-in"
 
 
 def test_train_stylize_and_upscale_commands_on_the_gpu(cp, synthetic_vgg, tmp_path, rng, capsys):
@@ -226,3 +227,11 @@ def test_device_operations_do_not_grow_with_the_image(monkeypatch):
     assert gatys_large["ops"] <= 800 and stylize_large["ops"] <= 850, (gatys_large, stylize_large)
     assert gatys_large["to_host"] == gatys_large["to_device"] == 0 and stylize_large["to_device"] == 1, \
         (gatys_large, stylize_large)       # stylise: its input only
+
+
+def test_scatter_add_accumulates_duplicate_indices(cp):
+    """``a[idx] += v`` keeps one write per repeated index; backend.scatter_add adds them all, on both devices."""
+    for xp in (np, cp):
+        a = xp.zeros(4)
+        backend.scatter_add(a, xp.asarray(np.array([1, 1, 3])), 2.0)
+        np.testing.assert_array_equal(backend.to_host(a), [0, 4, 0, 2], err_msg=xp.__name__)

@@ -1,0 +1,60 @@
+"""Count the device operations (a proxy for GPU kernel launches) of numstyle's three timed steps, without a GPU.
+
+Runs each step once with ``tests/fakecupy.py`` standing in for CuPy (NumPy
+underneath; random weights of the real shapes) and prints one JSON object per
+step: operations, host <-> device copies and scalar reads. docs/gpu.md explains
+why the count matters and what the figures were.
+
+    python benchmarks/device_ops.py --size 512
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import fakecupy  # noqa: E402
+
+from numstyle import backend, gatys, train, transformer, vgg  # noqa: E402
+
+
+def counted(step):
+    for key in fakecupy.LOG:
+        fakecupy.LOG[key] = 0
+    step()
+    return dict(fakecupy.LOG)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=512, help="image side for Gatys and stylise (training: 256)")
+    args = p.parse_args()
+    backend._cupy = fakecupy                    # what fakecupy.install does for a test
+    sys.modules["cupyx"] = fakecupy.cupyx
+    cp, rng, S = fakecupy, np.random.default_rng(0), args.size
+    image = lambda n, s, lo, hi: cp.asarray(rng.uniform(lo, hi, (n, 3, s, s)).astype(np.float32))  # noqa: E731
+
+    vgg19 = {k: (cp.asarray(w), cp.asarray(b)) for k, (w, b) in vgg.random_params("vgg19", seed=1).items()}
+    objective = gatys.make_objective(vgg19, "vgg19", content=image(1, S, -100, 100),
+                                     styles=[image(1, S, -100, 100)], tv_weight=1e-3)
+    x = image(1, S, -100, 100)
+    print(json.dumps({"step": "gatys objective evaluation", "model": "vgg19", "size": S, **counted(lambda: objective(x))}))
+
+    spec = transformer.style_spec()
+    net = transformer.prepare_inference(train.params_to(transformer.init_params(spec), "gpu"), spec)
+    photo = image(1, S, -1, 1)
+    print(json.dumps({"step": "stylize", "size": S, **counted(
+        lambda: transformer.transformer_forward(net, photo, spec, train=False, keep_caches=False))}))
+
+    vgg16 = {k: (cp.asarray(w), cp.asarray(b)) for k, (w, b) in vgg.random_params("vgg16", seed=1).items()}
+    loss = train.PerceptualLoss(vgg16, image(1, 256, 0, 255), "relu2_2", ["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
+                                1.0, 5.0, 1e-6)
+    params, batch = train.params_to(transformer.init_params(spec), "gpu"), image(4, 256, 0, 255)
+    print(json.dumps({"step": "training iteration", "size": 256, "batch_size": 4, **counted(
+        lambda: train.network_step(params, spec, "instance", {}, batch, loss))}))
+
+
+if __name__ == "__main__":
+    main()
