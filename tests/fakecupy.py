@@ -13,8 +13,9 @@ GPU tests run -- and catch those mistakes -- on every machine, CI included:
 - NumPy functions called on it dispatch only to the functions CuPy has
   (``__array_function__``), ufuncs only through ``__call__`` (no ``np.add.at``);
 - reductions return 0-d device arrays, not host scalars, as in CuPy;
-- ``LOG`` counts device operations (a proxy for kernel launches) and every
-  copy between host and device, so tests can bound both.
+- ``LOG`` counts device operations -- all of them, and the ``launches``: those
+  that write memory (a kernel on a GPU), not views -- and every copy between
+  host and device, so tests can bound them.
 
 What it cannot check: CUDA kernels, memory, speed. Those need the real GPU
 (``pytest -m gpu``).
@@ -24,7 +25,7 @@ import types
 
 import numpy as np
 
-LOG = {"ops": 0, "to_host": 0, "to_device": 0, "scalar_reads": 0}
+LOG = {"ops": 0, "launches": 0, "to_host": 0, "to_device": 0, "scalar_reads": 0}
 
 # NumPy functions that CuPy also has (the ones numstyle and its tests can reach); any other
 # NumPy function called on a device array raises TypeError, as CuPy's __array_function__ does.
@@ -58,21 +59,22 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
         if out is not None:
             kwargs["out"] = tuple(_device_operand(o) for o in out)
         result = ufunc(*[_device_operand(x) for x in inputs], **kwargs)
-        _count()
+        _count(launch=True)
         return _wrap(result) if out is None else (out[0] if len(out) == 1 else out)
 
     def __array_function__(self, func, types_, args, kwargs):
         if func.__name__ not in FUNCTIONS or func.__module__ != "numpy":
             return NotImplemented                      # NumPy raises TypeError: "no implementation found"
-        return globals()[func.__name__](*args, **kwargs)
+        return _DEVICE_FUNCTIONS[func.__name__](*args, **kwargs)
 
     # -- indexing ---------------------------------------------------------------------------------
     def __getitem__(self, key):
-        _count()
-        return _wrap(self._a[_index(key)])
+        result = self._a[_index(key)]
+        _count(launch=not _is_view(result, [self._a]))   # a basic slice is a view; fancy indexing gathers
+        return _wrap(result)
 
     def __setitem__(self, key, value):
-        _count()
+        _count(launch=True)
         self._a[_index(key)] = _device_operand(value)
 
     # -- explicit host reads (each one a synchronisation) -----------------------------------------
@@ -109,11 +111,12 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
         attr = getattr(self._a, name)
         if callable(attr):
             def method(*args, **kwargs):
-                _count()
                 kwargs = {k: _device_operand(v) if isinstance(v, (ndarray, np.ndarray)) else v
                           for k, v in kwargs.items()}
-                return _wrap(attr(*[_device_operand(a) if isinstance(a, (ndarray, np.ndarray)) else a
-                                    for a in args], **kwargs))
+                result = attr(*[_device_operand(a) if isinstance(a, (ndarray, np.ndarray)) else a
+                                for a in args], **kwargs)
+                _count(launch=name in ("fill", "sort") or not _is_view(result, [self._a]))
+                return _wrap(result)
             return method
         return _wrap(attr) if isinstance(attr, np.ndarray) else attr      # .T, .real; shape, dtype, ...
 
@@ -121,9 +124,11 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
 BY_CALLER = None     # set to a dict to count operations by the numstyle function that asked for them
 
 
-def _count():
+def _count(launch):
+    """One device operation; ``launch`` when it runs a kernel (writes memory), not for a view."""
     LOG["ops"] += 1
-    if BY_CALLER is not None:
+    LOG["launches"] += bool(launch)
+    if BY_CALLER is not None and launch:
         frame = sys._getframe(2)
         while frame.f_code.co_filename.endswith("fakecupy.py") or "numpy" in frame.f_code.co_filename:
             frame = frame.f_back
@@ -140,6 +145,12 @@ def _device_operand(x):
     if isinstance(x, (list, tuple)):
         return type(x)(_device_operand(v) for v in x)
     return x                                           # Python and NumPy scalars, None, dtypes, strings
+
+
+def _is_view(result, sources):
+    """Whether ``result`` reuses a source's memory (a view: no kernel) rather than new memory."""
+    return isinstance(result, np.ndarray) and any(
+        isinstance(a, np.ndarray) and np.may_share_memory(result, a) for a in sources)
 
 
 def _index(key):
@@ -162,20 +173,30 @@ def _function(name):
     numpy_function = getattr(np, name)
 
     def device_function(*args, **kwargs):
-        _count()
         kwargs = {k: _device_operand(v) for k, v in kwargs.items()}
-        return _wrap(numpy_function(*[_device_operand(a) for a in args], **kwargs))
+        args = [_device_operand(a) for a in args]
+        result = numpy_function(*args, **kwargs)
+        _count(launch=name not in ("empty", "empty_like") and not _is_view(result, args))
+        return _wrap(result)
 
     device_function.__name__ = name
     return device_function
 
 
-for _name in FUNCTIONS:
-    globals()[_name] = _function(_name)
+_DEVICE_FUNCTIONS = {name: _function(name) for name in FUNCTIONS}
+
+
+def __getattr__(name):
+    """``fakecupy.zeros``, ``fakecupy.matmul``, ...: the device functions (module attributes, so
+    that names such as ``any`` and ``sum`` stay Python's builtins inside this file)."""
+    try:
+        return _DEVICE_FUNCTIONS[name]
+    except KeyError:
+        raise AttributeError(f"module 'fakecupy' has no attribute {name!r} (not in CuPy, or not needed yet)")
 
 
 def _as_strided(x, shape=None, strides=None):
-    _count()
+    _count(launch=False)
     return ndarray(np.lib.stride_tricks.as_strided(x._a, shape=shape, strides=strides))
 
 
@@ -217,7 +238,7 @@ cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda
 
 
 def _scatter_add(a, indices, values):
-    _count()
+    _count(launch=True)
     np.add.at(a._a, _index(indices), _device_operand(values))
 
 

@@ -225,6 +225,7 @@ def test_device_operations_do_not_grow_with_the_image(monkeypatch):
     assert gatys_small["ops"] == gatys_large["ops"], f"Gatys evaluation: {gatys_small} at 48 px, {gatys_large} at 160"
     assert stylize_small["ops"] == stylize_large["ops"], f"stylise: {stylize_small} at 48 px, {stylize_large} at 160"
     assert gatys_large["ops"] <= 800 and stylize_large["ops"] <= 850, (gatys_large, stylize_large)
+    assert gatys_large["launches"] <= 360 and stylize_large["launches"] <= 380, (gatys_large, stylize_large)
     assert gatys_large["to_host"] == gatys_large["to_device"] == 0 and stylize_large["to_device"] == 1, \
         (gatys_large, stylize_large)       # stylise: its input only
 
