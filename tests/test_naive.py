@@ -100,6 +100,19 @@ def test_max_pool_tie_goes_to_first_maximum():
     np.testing.assert_array_equal(dx[0, 0], [[5.0, 0.0], [0.0, 0.0]])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_in_chunks_matches_naive(dtype, rng):
+    """More values than one chunk of zeros (and not a multiple of it), in place, and a strided view."""
+    x = rng.standard_normal((1, 3, 150, 170)).astype(dtype)               # 76,500 > RELU_CHUNK values
+    expected = activations.relu_forward_naive(x)
+    np.testing.assert_array_equal(activations.relu_forward(x)[0], expected, err_msg="copy")
+    view = x[:, :, ::2]
+    np.testing.assert_array_equal(activations.relu_forward(view)[0], expected[:, :, ::2], err_msg="view")
+    out, _ = activations.relu_forward(x, inplace=True)
+    assert out is x and out.dtype == dtype
+    np.testing.assert_array_equal(x, expected, err_msg="in place")
+
+
 def test_relu_subgradient_at_zero_is_zero():
     x = np.array([-1.0, 0.0, 2.0])
     out, cache = activations.relu_forward(x)

@@ -25,6 +25,7 @@ where the bar is the mean over the group. In inference mode batch norm uses
 the running :math:`\mu, \sigma^2` as constants, so :math:`dx = \gamma\, dy / \sqrt{\sigma^2 + \epsilon}`.
 """
 from ..backend import get_xp
+from .activations import relu_forward
 
 AXES = {"batch": (0, 2, 3), "instance": (2, 3)}
 
@@ -112,7 +113,7 @@ def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu
     x *= s[:, :, None, None].astype(x.dtype, copy=False)                    # (N1): gamma xhat + beta ...
     x += t[:, :, None, None].astype(x.dtype, copy=False)                    # ... as one multiply-add
     if relu:
-        xp.maximum(x, 0, out=x)                                             # (R1)
+        relu_forward(x, inplace=True)                                       # (R1)
     return x
 
 
