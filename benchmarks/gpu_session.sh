@@ -27,12 +27,12 @@ fi
 
 if [[ $what == bench || $what == all ]]; then
     for size in 256 512 1024; do
-        numstyle bench gatys --model vgg19 --size $size --device gpu --runs 10 --compare-torch --json
+        python -m numstyle bench gatys --model vgg19 --size $size --device gpu --runs 10 --compare-torch --json
     done | tee -a "$OUT/bench.jsonl"
     for size in 256 512 1024; do
-        numstyle bench stylize --size $size --device gpu --runs 20 --compare-torch --json
+        python -m numstyle bench stylize --size $size --device gpu --runs 20 --compare-torch --json
     done | tee -a "$OUT/bench.jsonl"
-    numstyle bench train --size 256 --batch-size 4 --device gpu --runs 10 --compare-torch --json | tee -a "$OUT/bench.jsonl"
+    python -m numstyle bench train --size 256 --batch-size 4 --device gpu --runs 10 --compare-torch --json | tee -a "$OUT/bench.jsonl"
 fi
 
 if [[ $what == gatys500 || $what == all ]]; then

@@ -38,6 +38,17 @@ def gpu_available():
         return False
 
 
+def gpu_name():
+    """The CUDA device's name and CuPy's version, for benchmark records (None without a GPU)."""
+    if not gpu_available():
+        return None
+    try:
+        name = _cupy.cuda.runtime.getDeviceProperties(_cupy.cuda.Device().id)["name"]
+        return f"{name.decode() if isinstance(name, bytes) else name}, CuPy {_cupy.__version__}"
+    except Exception:                                   # a partial CuPy install: the record goes on without it
+        return "unknown CUDA device"
+
+
 def check_device(device):
     """Validate a ``--device`` value; raise DeviceError with one line if unusable."""
     if device == "cpu":

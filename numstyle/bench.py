@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .backend import check_device, synchronize, to_device
+from .backend import check_device, gpu_name, synchronize, to_device
 from .cli import HelpFormatter, positive_int
 from .optim import adam
 from .parallel import cpu_threads
@@ -110,8 +110,11 @@ def timed(fn, runs):
 
 
 def summary(times, **fields):
-    return dict(fields, times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times),
-                runs=len(times), peak_rss_mb=peak_rss_mb(), numpy=np.__version__, threads=cpu_threads())
+    result = dict(fields, times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times),
+                  runs=len(times), peak_rss_mb=peak_rss_mb(), numpy=np.__version__, threads=cpu_threads())
+    if fields.get("device") == "gpu":
+        result["gpu"] = gpu_name()
+    return result
 
 
 def bench_train(args):

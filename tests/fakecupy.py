@@ -233,8 +233,12 @@ class _Stream:
         pass
 
 
-cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
-                             Stream=types.SimpleNamespace(null=_Stream()))
+__version__ = "0 (fakecupy: NumPy with CuPy's rules)"
+cuda = types.SimpleNamespace(
+    runtime=types.SimpleNamespace(getDeviceCount=lambda: 1,
+                                  getDeviceProperties=lambda i: {"name": b"fakecupy", "totalGlobalMem": 1 << 34}),
+    Device=lambda i=0: types.SimpleNamespace(id=i),
+    Stream=types.SimpleNamespace(null=_Stream()))
 
 
 def _scatter_add(a, indices, values):

@@ -191,7 +191,7 @@ def test_train_stylize_and_upscale_commands_on_the_gpu(cp, synthetic_vgg, tmp_pa
 def test_bench_on_the_gpu(cp, what, capsys):
     assert main(["bench"] + what + ["--device", "gpu", "--runs", "1", "--json"]) == 0, capsys.readouterr().err
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["device"] == "gpu" and result["median_s"] > 0
+    assert result["device"] == "gpu" and result["median_s"] > 0 and result["gpu"], result
 
 
 # -- kernel launches: what makes a GPU slow when the arithmetic is not --------------------------
