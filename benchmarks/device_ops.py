@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 import fakecupy  # noqa: E402
 
-from numstyle import backend, gatys, train, transformer, vgg  # noqa: E402
+from numstyle import gatys, train, transformer, vgg  # noqa: E402
 
 
 def counted(step):
@@ -31,9 +31,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=512, help="image side for Gatys and stylise (training: 256)")
     args = p.parse_args()
-    backend._cupy = fakecupy                    # what fakecupy.install does for a test
-    sys.modules["cupyx"] = fakecupy.cupyx
-    cp, rng, S = fakecupy, np.random.default_rng(0), args.size
+    cp, rng, S = fakecupy.install(), np.random.default_rng(0), args.size
     image = lambda n, s, lo, hi: cp.asarray(rng.uniform(lo, hi, (n, 3, s, s)).astype(np.float32))  # noqa: E731
 
     vgg19 = {k: (cp.asarray(w), cp.asarray(b)) for k, (w, b) in vgg.random_params("vgg19", seed=1).items()}

@@ -206,7 +206,7 @@ lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_s
 def asarray(x, dtype=None):
     """Host -> device (counted), or a device array as it is."""
     if isinstance(x, ndarray):
-        return x if dtype is None else x.astype(dtype)
+        return x if dtype is None else x.astype(dtype, copy=False)
     LOG["to_device"] += 1
     return ndarray(np.array(x, dtype=dtype))
 
@@ -220,7 +220,7 @@ def asnumpy(x):
 
 
 def get_array_module(*arrays):
-    return _this if any(isinstance(a, ndarray) for a in arrays) else np
+    return sys.modules[__name__] if any(isinstance(a, ndarray) for a in arrays) else np
 
 
 float32, float64, float16, int64, int32, uint8, bool_ = (np.float32, np.float64, np.float16, np.int64,
@@ -249,17 +249,20 @@ def _scatter_add(a, indices, values):
 cupyx = types.ModuleType("cupyx")          # the part of cupyx numstyle uses
 cupyx.scatter_add = _scatter_add
 
-_this = None  # set by install()
+def install(monkeypatch=None):
+    """Make numstyle's backend see this module as CuPy; returns the module.
 
-
-def install(monkeypatch):
-    """Make numstyle's backend see this module as CuPy (for one test); returns the module."""
+    With pytest's ``monkeypatch``, for one test; without, for the rest of the
+    process (a script such as benchmarks/device_ops.py).
+    """
     from numstyle import backend
 
-    global _this
-    _this = sys.modules[__name__]
-    monkeypatch.setattr(backend, "_cupy", _this)
-    monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    this = sys.modules[__name__]
+    if monkeypatch is None:
+        backend._cupy, sys.modules["cupyx"] = this, cupyx
+    else:
+        monkeypatch.setattr(backend, "_cupy", this)
+        monkeypatch.setitem(sys.modules, "cupyx", cupyx)
     for key in LOG:
         LOG[key] = 0
-    return _this
+    return this
