@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from . import lbfgs
 from .backend import get_xp, to_device, to_host
 from .errors import NonFiniteLossError, NumstyleError
 from .image import pixel_bounds
@@ -184,7 +185,7 @@ def make_objective(params, model="vgg16", content=None, styles=(), style_blend=N
     return Objective(*args)
 
 
-def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None, progress=True, maxcor=10):
+def optimize(objective, x0, iters=300, optimizer=None, lr=10.0, callback=None, progress=True, maxcor=10):
     r"""Minimise the objective over the pixels, within the pixel bounds.
 
     Parameters
@@ -194,7 +195,10 @@ def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None
         Starting image (preprocessed).
     iters : int
         L-BFGS-B iterations (each may take more than one evaluation) or Adam steps.
-    optimizer : {'lbfgs', 'adam'}
+    optimizer : {'lbfgs', 'lbfgs-device', 'adam'}, optional
+        SciPy's L-BFGS-B (float64, on the host), numstyle's projected L-BFGS
+        (:mod:`numstyle.lbfgs`, on ``x0``'s device) or Adam. Default:
+        'lbfgs' for NumPy arrays, 'lbfgs-device' for CuPy arrays.
     lr : float
         Adam's step size in pixel units (0..255 scale).
     callback : callable, optional
@@ -213,6 +217,8 @@ def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None
     from tqdm import tqdm
 
     xp = get_xp(x0)
+    if optimizer is None:
+        optimizer = "lbfgs" if xp is np else "lbfgs-device"
     lo, hi = pixel_bounds(objective.shape)
     history, start = [], time.perf_counter()
     bar = tqdm(total=iters, desc=f"gatys {optimizer}", disable=not progress, dynamic_ncols=True)
@@ -230,6 +236,10 @@ def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None
     try:
         if optimizer == "lbfgs":
             x = _lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor)
+        elif optimizer == "lbfgs-device":
+            lo_d, hi_d = xp.asarray(lo, dtype=np.float32), xp.asarray(hi, dtype=np.float32)
+            x = lbfgs.minimize(objective, x0.astype(np.float32), iters, lo_d, hi_d, maxcor,
+                               callback=lambda x: after_iteration(lambda: x))          # (L1)-(L4)
         elif optimizer == "adam":
             x = x0.astype(np.float32).copy()
             lo_d, hi_d = xp.asarray(lo, dtype=np.float32), xp.asarray(hi, dtype=np.float32)
@@ -240,7 +250,7 @@ def optimize(objective, x0, iters=300, optimizer="lbfgs", lr=10.0, callback=None
                 x = xp.clip(x, lo_d, hi_d)                                              # keep pixels in 0..255
                 after_iteration(lambda: x)
         else:
-            raise NumstyleError(f"unknown optimizer {optimizer!r}: use lbfgs or adam")
+            raise NumstyleError(f"unknown optimizer {optimizer!r}: use lbfgs, lbfgs-device or adam")
     finally:
         bar.close()
     return x, history

@@ -55,7 +55,10 @@ def add_arguments(p):
     p.add_argument("--init", default=None, metavar="noise|content|style|PATH",
                    help="starting image (default: content for style transfer, noise otherwise)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the noise init")
-    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="optimiser")
+    p.add_argument("--optimizer", choices=["lbfgs", "lbfgs-device", "adam"], default=None,
+                   help="lbfgs: SciPy's L-BFGS-B (on the host); lbfgs-device: numstyle's projected L-BFGS, where "
+                        "the image is (no host copies; ~10%% faster on the CPU, about as good); adam "
+                        "(default: lbfgs, or lbfgs-device with --device gpu)")
     p.add_argument("--lr", type=finite_float, default=d["lr"], help="Adam step size, pixel units")
     p.add_argument("--print-every", type=int, default=0, metavar="N", help="print the losses every N iterations (0: off)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="save the image every N iterations (0: off)")
@@ -77,6 +80,8 @@ def run(args):
     if args.preserve_colors != "none" and (args.content is None or not args.style):
         raise NumstyleError("--preserve-colors needs both --content and --style")
     check_device(args.device)
+    if args.optimizer is None:                                   # SciPy's L-BFGS-B would copy every step to the host
+        args.optimizer = "lbfgs-device" if args.device == "gpu" else "lbfgs"
     model, path = resolve_vgg(args.model, args.weights)
     params = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in load_vgg(path, model).items()}
     if args.content and (os.path.isdir(args.content) or is_video(args.content)):
@@ -193,7 +198,7 @@ def plan_tiles(args, params, model, hw, has_content, has_style):
         if len(grid) > 1:
             margin = grid[0].box[1] - grid[0].core[1]
             print(f"tiles: {len(grid)} of {tile} px + {margin} px margins"
-                  + (f"; L-BFGS-B keeps {maxcor} corrections" if args.optimizer == "lbfgs" else ""), flush=True)
+                  + (f"; L-BFGS keeps {maxcor} corrections" if args.optimizer.startswith("lbfgs") else ""), flush=True)
     return tile, maxcor
 
 

@@ -144,9 +144,11 @@ FIXED_BYTES = 64 << 20              # bands, Winograd scratch, Gram matrices
 
 
 def optimizer_bytes(n, optimizer, maxcor=10):
-    """Memory of the optimiser for ``n`` pixel values: L-BFGS-B's float64 history and copies, or Adam's moments."""
+    """Memory of the optimiser for ``n`` pixel values: L-BFGS's history and copies, or Adam's moments."""
     if optimizer == "lbfgs":
         return 8 * n * (2 * maxcor + 12)    # s, y pairs (2m n), its 5 n work vectors, x, g, bounds, float64 copies
+    if optimizer == "lbfgs-device":
+        return 4 * n * (2 * maxcor + 10)    # float32 s, y pairs; x, g, d, the trial x and g, bounds, work copies
     return 4 * n * 8                        # x, g, m, v, bounds and the clipped copy, float32
 
 
@@ -158,7 +160,7 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
     core : int or None
         Core side for :func:`vgg_grid`; None when the image fits whole.
     maxcor : int
-        L-BFGS-B's number of kept correction pairs (10 unless memory is short; at least 3).
+        L-BFGS's number of kept correction pairs (10 unless memory is short; at least 3).
     """
     from .errors import NumstyleError
     from .tiles import current_rss
@@ -177,7 +179,7 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
         return tile, 10
     smallest = per_px * (2 * margin + 4 * align) ** 2                  # a tile with a 4-step core
     best = None
-    for maxcor in ((10, 7, 5, 3) if optimizer == "lbfgs" else (10,)):  # a shorter history before smaller tiles
+    for maxcor in ((10, 7, 5, 3) if optimizer.startswith("lbfgs") else (10,)):  # a shorter history before smaller tiles
         avail = budget - fixed - optimizer_bytes(n, optimizer, maxcor)
         if avail < smallest:
             continue
@@ -190,7 +192,7 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
             break
     if best is None:
         need = (fixed + optimizer_bytes(n, optimizer, 3) + smallest) / 2 ** 20
-        hint = "; --optimizer adam needs less" if optimizer == "lbfgs" else ""
+        hint = "; --optimizer adam needs less" if optimizer.startswith("lbfgs") else ""
         raise NumstyleError(f"--max-memory {budget / 2 ** 20:.0f} MB is too small for a {W}x{H} Gatys run with "
                             f"{model}: the image, the optimiser and one tile need about {need:.0f} MB{hint}")
     core, maxcor = best

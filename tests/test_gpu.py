@@ -90,13 +90,13 @@ def test_objective_stays_on_the_gpu(cp, monkeypatch):
     assert calls["n"] == 0, f"{calls['n']} device-to-host copies inside one objective evaluation"
 
 
-@pytest.mark.parametrize("tile", [None, 16])
-def test_gatys_run_matches_cpu(cp, tile):
-    """Ten L-BFGS-B iterations from the same start land on the same losses (float32 rounding apart)."""
+@pytest.mark.parametrize("optimizer,tile", [("lbfgs", None), ("lbfgs", 16), ("lbfgs-device", None)])
+def test_gatys_run_matches_cpu(cp, optimizer, tile):
+    """Ten L-BFGS iterations from the same start land on the same losses (float32 rounding apart)."""
     runs = {}
     for name, dev in (("cpu", lambda a: a), ("gpu", cp.asarray)):
         objective, x0 = _tiny_objective(dev, tile)
-        _, history = gatys.optimize(objective, x0, iters=10, progress=False)
+        _, history = gatys.optimize(objective, x0, iters=10, optimizer=optimizer, progress=False)
         runs[name] = [h["total"] for h in history]
     np.testing.assert_allclose(runs["gpu"], runs["cpu"], rtol=1e-3,
                                err_msg="GPU and CPU Gatys runs diverged (float32 sums in another order)")
@@ -123,6 +123,16 @@ def test_training_step_matches_cpu(cp, norm):
         assert rel_error(out["gpu"][1][k], g, floor=1e-3) < 1e-2, f"{norm}: gradient of {k} differs on the GPU"
 
 
+def test_device_lbfgs_copies_nothing_to_the_host(monkeypatch):
+    """Gatys' GPU default (L1)-(L4): ten iterations, no array copied either way but the bounds, once."""
+    cp = fakecupy.install(monkeypatch)
+    objective, x0 = _tiny_objective(cp.asarray)
+    fakecupy.LOG.update(to_host=0, to_device=0)
+    x, history = gatys.optimize(objective, x0, iters=10, progress=False)
+    assert isinstance(x, cp.ndarray) and len(history) == 10
+    assert fakecupy.LOG["to_host"] == 0 and fakecupy.LOG["to_device"] == 2, fakecupy.LOG
+
+
 # -- whole commands with --device gpu: what a user runs -------------------------------------------
 
 def _image(path, rng, shape):
@@ -141,9 +151,10 @@ def _same_image(a, b, what):
     assert diff.mean() < 0.5 and diff.max() <= 8, f"{what}: GPU output differs (mean {diff.mean():.3f}, max {diff.max()})"
 
 
-@pytest.mark.parametrize("extra", [[], ["--preserve-colors", "luminance", "--scales", "24,32"], ["--tile", "16"],
-                                   ["--optimizer", "adam", "--init", "noise"]],
-                         ids=["plain", "colour+scales", "tiles", "adam"])
+@pytest.mark.parametrize("extra", [["--optimizer", "lbfgs"], ["--optimizer", "lbfgs-device"],
+                                   ["--preserve-colors", "luminance", "--scales", "24,32", "--optimizer", "lbfgs-device"],
+                                   ["--tile", "16", "--optimizer", "lbfgs"], ["--optimizer", "adam", "--init", "noise"]],
+                         ids=["scipy-lbfgs", "device-lbfgs", "colour+scales", "tiles", "adam"])
 def test_gatys_command_on_the_gpu(cp, extra, synthetic_vgg, tmp_path, rng, capsys):
     path, _ = synthetic_vgg("vgg16")
     content, style = _image(tmp_path / "c.png", rng, (30, 36, 3)), _image(tmp_path / "s.png", rng, (28, 28, 3))

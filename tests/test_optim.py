@@ -1,5 +1,6 @@
 import numpy as np
 
+from numstyle import lbfgs
 from numstyle.optim import adam
 
 
@@ -21,3 +22,29 @@ def test_adam_is_pure_and_minimises_a_quadratic(rng):
         assert state == before, "adam must not mutate its input state"
         w, state = w_new, state_new
     np.testing.assert_allclose(w, target, atol=1e-3)
+
+
+def test_lbfgs_finds_the_projected_minimum_of_a_boxed_quadratic(rng):
+    """f = 1/2 sum a (x - c)^2 in a box: the minimiser is clip(c), some coordinates held at a bound (L3)."""
+    a, c = rng.uniform(0.1, 10, 50), rng.uniform(-3, 3, 50)
+    lo, hi = np.full(50, -1.5), np.full(50, 2.0)
+    assert ((c < lo) | (c > hi)).sum() >= 5, "the case must hold some coordinates at the bounds"
+
+    def f(x):
+        return 0.5 * float(np.sum(a * (x - c) ** 2)), a * (x - c)
+
+    x = lbfgs.minimize(f, np.zeros(50), 100, lo, hi)
+    np.testing.assert_allclose(x, np.clip(c, lo, hi), atol=1e-6, err_msg="not the projected minimiser")
+
+
+def test_lbfgs_minimises_rosenbrock_and_every_step_descends():
+    """The classic curved valley, unbounded in effect: (1, 1), and each accepted iterate lowers f (L4)."""
+    def f(x):
+        u, v = x
+        return float((1 - u) ** 2 + 100 * (v - u * u) ** 2), np.array([-2 * (1 - u) - 400 * u * (v - u * u),
+                                                                       200 * (v - u * u)])
+    accepted = []
+    x = lbfgs.minimize(f, np.array([-1.2, 1.0]), 200, np.full(2, -1e9), np.full(2, 1e9),
+                       callback=lambda x: accepted.append(f(x)[0]))
+    np.testing.assert_allclose(x, [1.0, 1.0], atol=1e-5)
+    assert all(b <= a for a, b in zip(accepted, accepted[1:])), "an accepted step raised the loss"
