@@ -118,18 +118,23 @@ def _line_search(fun, x, f, g_free, d, t, lo, hi):
 
 
 def _two_loop(g, pairs):
-    """``H g`` of (L2) from the curvature pairs, oldest first; ``-g`` direction when there are none."""
+    """``-H g`` of (L2) from the curvature pairs, oldest first; ``-g`` when there are none.
+
+    The scalars stay on the device (0-d arrays on a GPU): no synchronisation inside the loops.
+    """
+    xp = get_xp(g)
+    dot = lambda a, b: xp.dot(a.ravel(), b.ravel())              # noqa: E731  (a device scalar)
     q = g.copy()
     alphas = []
     for s, y, rho in reversed(pairs):                            # newest to oldest
-        alpha = rho * _dot(s, q)
+        alpha = rho * dot(s, q)
         q -= alpha * y
         alphas.append(alpha)
     if pairs:
         s, y, _ = pairs[-1]
-        q *= _dot(s, y) / _dot(y, y)                             # gamma: the initial H scaling
+        q *= dot(s, y) / dot(y, y)                               # gamma: the initial H scaling
     for (s, y, rho), alpha in zip(pairs, reversed(alphas)):      # oldest to newest
-        beta = rho * _dot(y, q)
+        beta = rho * dot(y, q)
         q += (alpha - beta) * s
     return -q                                                    # d = -H g
 
