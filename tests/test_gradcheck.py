@@ -40,12 +40,12 @@ def _conv(stride, pad, shape=(2, 3, 7, 6), k=3):
     return make
 
 
-def _winograd(shape, m=2):
+def _winograd(shape, m=2, pad_=1):
     def make(rng, dev=_host):
         x = dev(rng.standard_normal(shape))
         w = dev(rng.standard_normal((3, shape[1], 3, 3)))
         b = dev(rng.standard_normal(3))
-        fwd = lambda x, w, b: winograd.winograd_conv3x3_forward(x, w, b, winograd.transform_kernel(w, m))  # noqa: E731
+        fwd = lambda x, w, b: winograd.winograd_conv3x3_forward(x, w, b, winograd.transform_kernel(w, m), pad_)  # noqa: E731
         f = lambda x, w, b: fwd(x, w, b)[0]  # noqa: E731
         vjp = lambda d, x, w, b: winograd.winograd_conv3x3_backward(d, fwd(x, w, b)[1])  # noqa: E731
         return f, vjp, [x, w, b]
@@ -163,6 +163,7 @@ CASES = [
     ("winograd conv even size", _winograd((2, 3, 6, 8)), SMOOTH),
     ("winograd conv odd size", _winograd((1, 2, 5, 7)), SMOOTH),
     ("winograd F(4x4) conv ragged size", _winograd((1, 2, 6, 9), m=4), SMOOTH),
+    ("winograd valid conv (pad 0) odd size", _winograd((2, 3, 7, 8), pad_=0), SMOOTH),
     ("relu", _unary(activations.relu_forward, activations.relu_backward), KINKED),
     ("avg pool 2x2 (odd size)", _unary(pool.avg_pool_forward, pool.avg_pool_backward), SMOOTH),
     ("max pool 2x2 (odd size)", _unary(pool.max_pool_forward, pool.max_pool_backward), KINKED),

@@ -153,6 +153,23 @@ def test_winograd_matches_naive_and_direct_convolution(m, shape, band_bytes, rng
         np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-10, err_msg=f"{name} {shape} m={m}")
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 3, 3), (2, 3, 6, 6), (1, 2, 7, 9), (1, 4, 10, 5)])
+@pytest.mark.parametrize("band_bytes", [1 << 30, 1500])
+def test_winograd_valid_matches_direct_convolution(shape, band_bytes, rng, monkeypatch):
+    """pad 0 (the transformer's residual blocks, after reflection padding): forward and all three
+    gradients equal im2col's, float64 round-off only; the input gradient is (W8) padded by 2."""
+    monkeypatch.setattr(winograd, "BAND_BYTES", band_bytes)
+    x, w, b = rng.standard_normal(shape), rng.standard_normal((3, shape[1], 3, 3)), rng.standard_normal(3)
+    out, cache = winograd.winograd_conv3x3_forward(x, w, b, pad=0)
+    direct, dcache = conv.conv2d_forward(x, w, b, 1, 0)
+    np.testing.assert_allclose(out, direct, rtol=1e-10, atol=1e-10, err_msg=f"forward {shape}")
+    np.testing.assert_allclose(out, winograd.winograd_conv3x3_valid(x, winograd.transform_kernel(w), b), rtol=0, atol=0)
+    d = rng.standard_normal(out.shape)
+    for fast, ref, name in zip(winograd.winograd_conv3x3_backward(d, cache), conv.conv2d_backward(d, dcache),
+                               ("dx", "dw", "db")):
+        np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-10, err_msg=f"{name} {shape}")
+
+
 @pytest.mark.parametrize("shape", [(1, 3, 6, 6), (2, 4, 5, 7), (1, 2, 1, 3)])
 def test_winograd_input_grad_is_the_flipped_kernel_convolution(shape, rng):
     # (W8): the forward Winograd path with B^T's rows and A^T's columns 0 and 3 swapped and w_hat read

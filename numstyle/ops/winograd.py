@@ -1,4 +1,4 @@
-r"""Winograd F(m x m, 3x3): the 3x3, stride-1, pad-1 convolutions of VGG with fewer multiplies.
+r"""Winograd F(m x m, 3x3): 3x3, stride-1 convolutions (VGG's pad 1, the transformer's pad 0) with fewer multiplies.
 
 Each m x m block of outputs is computed from an (m+2) x (m+2) tile of the
 padded input (Lavin & Gray, 2016). For F(2x2, 3x3), with the constant matrices
@@ -83,8 +83,8 @@ def tile_size(w_hat):
     return {16: 2, 36: 4}[w_hat.shape[0]]
 
 
-def winograd_conv3x3_forward(x, w, b, w_hat=None):
-    r"""3x3 convolution, stride 1, zero padding 1, by (W1)-(W5).
+def winograd_conv3x3_forward(x, w, b, w_hat=None, pad=1):
+    r"""3x3 convolution, stride 1, zero padding ``pad`` (1: VGG's; 0: the transformer's, after reflection), by (W1)-(W5).
 
     The image is processed in bands of tile rows so that each band's
     transform-domain buffers stay in cache (``BAND_BYTES``).
@@ -101,13 +101,13 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None):
 
     Returns
     -------
-    out : ndarray, shape (N, F, H, W)
-    cache : tuple ``(x, w, w_hat)``
+    out : ndarray, shape (N, F, H + 2 pad - 2, W + 2 pad - 2)
+    cache : tuple ``(x, w, w_hat, pad)``
     """
     if w_hat is None:
         w_hat = transform_kernel(w)                                          # (a^2, F, C)         (W2)
-    y = _convolve(x, w_hat, b=b)                                             # (W3)-(W5)
-    cache = (x, w, w_hat)
+    y = _convolve(x, w_hat, pad, b)                                          # (W3)-(W5)
+    cache = (x, w, w_hat, pad)
     return y, cache
 
 
@@ -155,8 +155,11 @@ def winograd_conv3x3_valid(x, w_hat, b=None):
     The transformer's residual blocks pad by reflection and then convolve
     without padding; with constant weights (stylising), their kernels'
     transforms are made once (:func:`numstyle.transformer.prepare_inference`)
-    and each convolution runs here. There is no backward: training keeps
-    :func:`numstyle.ops.conv.conv2d_forward`.
+    and each convolution runs here, keeping nothing for a backward. The same
+    convolution with a backward is ``winograd_conv3x3_forward(..., pad=0)``;
+    training does not use it: per call it beat im2col by 15-25 % at
+    (4, 128, 64, 64), but a whole training iteration measured the same
+    (median ratio 1.000 over 8 alternating pairs; docs/benchmarks.md).
 
     Parameters
     ----------
@@ -174,7 +177,7 @@ def winograd_conv3x3_valid(x, w_hat, b=None):
 FLIP = {2: [3, 1, 2, 0]}   # F(2x2, 3x3): flipping a kernel swaps rows 0 and 3 of its transform (W8)
 
 
-def winograd_conv3x3_input_grad(dout, w_hat):
+def winograd_conv3x3_input_grad(dout, w_hat, pad=1):
     r"""(W8): the input gradient as a forward Winograd convolution -- the flipped kernel's, (CV5).
 
     The adjoint of a 3x3, stride-1, pad-1 convolution is the convolution with
@@ -190,15 +193,17 @@ def winograd_conv3x3_input_grad(dout, w_hat):
 
     Parameters
     ----------
-    dout : ndarray, shape (N, F, H, W)
+    dout : ndarray, shape (N, F, Ho, Wo)
     w_hat : ndarray, shape (16, F, C)
         The forward kernel's transform (F(2x2, 3x3) only).
+    pad : int
+        The forward's padding; the adjoint pads ``dout`` by ``2 - pad`` (CV5).
 
     Returns
     -------
-    dx : ndarray, shape (N, C, H, W)
+    dx : ndarray, shape (N, C, Ho + 2 - 2 pad, Wo + 2 - 2 pad)
     """
-    return _convolve(dout, w_hat.transpose(0, 2, 1), perm=FLIP[tile_size(w_hat)])   # (W8): (a^2, C, F), a view
+    return _convolve(dout, w_hat.transpose(0, 2, 1), 2 - pad, perm=FLIP[tile_size(w_hat)])   # (W8): (a^2, C, F)
 
 
 def winograd_conv3x3_backward(dout, cache, weight_grad=True):
@@ -210,15 +215,16 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     dw : ndarray, shape (F, C, 3, 3) or None
     db : ndarray, shape (F,) or None
     """
-    x, w, w_hat = cache
+    x, w, w_hat, pad = cache
     m = tile_size(w_hat)
     input_grad_by_w8 = m in FLIP
-    dx = winograd_conv3x3_input_grad(dout, w_hat) if input_grad_by_w8 else None   # (W8)
+    assert input_grad_by_w8 or pad == 1, "F(4x4, 3x3)'s backward (W6) is for pad 1 only"
+    dx = winograd_conv3x3_input_grad(dout, w_hat, pad) if input_grad_by_w8 else None   # (W8)
     if input_grad_by_w8 and not weight_grad:
         return dx, None, None
     xp = get_xp(dout)
-    N, C, H, W = x.shape
-    F = w.shape[0]
+    N, C = x.shape[:2]
+    F, H, W = dout.shape[1:]                                                 # the output's size: tiles cover it
     BT_, G_, AT_ = TRANSFORMS[m]
     a = m + 2
     th, tw = -(-H // m), -(-W // m)
@@ -232,7 +238,7 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     bands = _bands(th, tw, a, max(C, F), N, dout.dtype, xp)
     dU_parts = {}                                                            # band -> its share of dU (W7)
     if weight_grad:
-        phases = _split_columns(x, m, th, tw)
+        phases = _split_columns(x, m, th, tw, pad)
 
     def band(rows):                                                          # tile rows i0..i1 -> d_phases' rows, dU
         i0, i1 = rows
@@ -252,7 +258,7 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
         for_each_band(band, bands, xp)                                       # only dU: bands are independent
     else:
         for_each_band_no_overlap(band, bands, xp)                            # neighbours overlap-add 2 shared rows
-        dx = _merge_columns(d_phases, m, (N, C, H, W))
+        dx = _merge_columns(d_phases, m, x.shape)
     if not weight_grad:
         return dx, None, None
     dU = sum(dU_parts[rows] for rows in bands)                               # (a^2, F, C), in band order
