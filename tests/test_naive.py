@@ -93,6 +93,18 @@ def test_pools_and_relu_match_naive(shape, rng):
     np.testing.assert_array_equal(activations.relu_forward(x)[0], activations.relu_forward_naive(x))
 
 
+@pytest.mark.parametrize("shape,k", [((2, 3, 8, 6), 2), ((1, 2, 7, 9), 2), ((1, 2, 9, 7), 3)])
+def test_max_pool_backward_matches_naive_with_ties(shape, k, rng):
+    """After a ReLU most windows hold ties (zeros), and integer data repeats values: the first maximum
+    in row-major order gets the gradient, odd trailing pixels none."""
+    for x in (np.maximum(rng.standard_normal(shape), 0), rng.integers(0, 3, shape).astype(np.float64)):
+        out, cache = pool.max_pool_forward(x, k)
+        np.testing.assert_array_equal(out, pool.max_pool_naive(x, k))
+        d = rng.standard_normal(out.shape)
+        np.testing.assert_array_equal(pool.max_pool_backward(d, cache), pool.max_pool_backward_naive(d, x, k),
+                                      err_msg=f"{shape} k={k}")
+
+
 def test_max_pool_tie_goes_to_first_maximum():
     x = np.ones((1, 1, 2, 2))
     out, cache = pool.max_pool_forward(x)
