@@ -57,12 +57,14 @@ def for_each_band(work, bands, xp=np):
 DEVICE_BAND_BYTES = 1 << 30   # on a GPU: bands only bound the work buffers' memory
 
 
-def split_rows(total, row_bytes, band_bytes, xp=np):
+def split_rows(total, row_bytes, band_bytes, xp=np, halves=False):
     """Bands ``[(r0, r1), ...]`` of ``total`` rows, each at most ``band_bytes`` (or one row), as even as possible.
 
     On NumPy, unless the whole is small (under ``band_bytes / 16``: thread
     hand-offs would cost more than they save), their number is a multiple of
-    :func:`cpu_threads`, so that every core gets the same work.
+    :func:`cpu_threads`, so that every core gets the same work -- of twice
+    that with ``halves``, for :func:`for_each_band_no_overlap`, which runs the
+    even and the odd bands as two rounds.
 
     On a GPU, ``band_bytes`` (sized for a CPU cache) is raised to
     ``DEVICE_BAND_BYTES``: every band costs its own kernel launches, and the
@@ -71,7 +73,7 @@ def split_rows(total, row_bytes, band_bytes, xp=np):
     if xp is not np:
         band_bytes = max(band_bytes, DEVICE_BAND_BYTES)
     count = -(-total // max(1, band_bytes // max(1, row_bytes)))          # bands needed for the size limit
-    threads = cpu_threads()
+    threads = cpu_threads() * (2 if halves else 1)
     if xp is np and total >= threads and total * row_bytes * 16 >= band_bytes:
         count = -(-count // threads) * threads                           # round up to a multiple of the threads
     count = max(1, min(count, total))

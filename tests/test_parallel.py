@@ -133,16 +133,18 @@ def test_banded_matmul_equals_matmul(shape_a, shape_b, rng, monkeypatch):
     np.testing.assert_allclose(parallel.matmul(a, b), a @ b, rtol=1e-5, atol=1e-4, err_msg=f"{shape_a} @ {shape_b}")
 
 
-@pytest.mark.parametrize("total,row_bytes,band_bytes,expected", [
-    (32, 1 << 20, 8 << 20, 4),      # 4 bands of 8 rows fit the limit; already a multiple of 2
-    (27, 1 << 20, 8 << 20, 4),      # 4 bands needed (7, 7, 6, 7 rows), not 8 + 8 + 8 + 3
-    (10, 1 << 20, 64 << 20, 2),     # fits in one band, but two cores: two bands of 5
-    (10, 100, 64 << 20, 1),         # the whole is small: one band, no hand-off
-    (1, 1 << 20, 8 << 20, 1),       # one row cannot be split
+@pytest.mark.parametrize("total,row_bytes,band_bytes,halves,expected", [
+    (32, 1 << 20, 8 << 20, False, 4),   # 4 bands of 8 rows fit the limit; already a multiple of 2
+    (27, 1 << 20, 8 << 20, False, 4),   # 4 bands needed (7, 7, 6, 7 rows), not 8 + 8 + 8 + 3
+    (10, 1 << 20, 64 << 20, False, 2),  # fits in one band, but two cores: two bands of 5
+    (10, 1 << 20, 64 << 20, True, 4),   # even and odd bands as two rounds: two bands per core each round
+    (40, 1 << 20, 8 << 20, True, 8),    # 5 bands needed: 8, so that neither round leaves a core idle
+    (10, 100, 64 << 20, False, 1),      # the whole is small: one band, no hand-off
+    (1, 1 << 20, 8 << 20, False, 1),    # one row cannot be split
 ])
-def test_split_rows_covers_every_row_in_even_bands(total, row_bytes, band_bytes, expected, monkeypatch):
+def test_split_rows_covers_every_row_in_even_bands(total, row_bytes, band_bytes, halves, expected, monkeypatch):
     monkeypatch.setenv("NUMSTYLE_THREADS", "2")
-    bands = parallel.split_rows(total, row_bytes, band_bytes)
+    bands = parallel.split_rows(total, row_bytes, band_bytes, halves=halves)
     sizes = [r1 - r0 for r0, r1 in bands]
     assert len(bands) == expected, bands
     assert bands[0][0] == 0 and bands[-1][1] == total and all(a[1] == b[0] for a, b in zip(bands, bands[1:])), bands

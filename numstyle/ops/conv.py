@@ -51,9 +51,9 @@ from .im2col import col2im_rows, im2col_rows, output_size, unpad, zero_pad
 BAND_BYTES = 8 << 20     # im2col columns per band: small enough to stay in cache, big enough for fast GEMMs
 
 
-def row_bands(Ho, N, ckk, Wo, itemsize, xp):
+def row_bands(Ho, N, ckk, Wo, itemsize, xp, halves=False):
     """Split ``Ho`` output rows into bands whose (N, ckk, rows*Wo) columns fit BAND_BYTES."""
-    return split_rows(Ho, N * ckk * Wo * itemsize, BAND_BYTES, xp)
+    return split_rows(Ho, N * ckk * Wo * itemsize, BAND_BYTES, xp, halves)
 
 
 def conv2d_forward(x, w, b, stride=1, pad=0):
@@ -157,7 +157,7 @@ def conv2d_input_grad(dout, w, x_shape, stride, pad):
         dcols = xp.matmul(w_row.T, dout_band)                            # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)  (CV2)
         col2im_rows(dcols, dxpad, kh, kw, stride, r0, r1, Wo)            # (K2)
 
-    bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize, xp)
+    bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize, xp, halves=True)   # even, then odd: both on every core
     middle = [r1 - r0 for r0, r1 in bands[1:-1]]
     if not middle or min(middle) * stride >= kh - stride:                # bands k and k+2 write no common row:
         for_each_band_no_overlap(band, bands, xp)                        #   band k+1's rows keep them apart
