@@ -155,11 +155,9 @@ def winograd_conv3x3_valid(x, w_hat, b=None):
     The transformer's residual blocks pad by reflection and then convolve
     without padding; with constant weights (stylising), their kernels'
     transforms are made once (:func:`numstyle.transformer.prepare_inference`)
-    and each convolution runs here, keeping nothing for a backward. The same
-    convolution with a backward is ``winograd_conv3x3_forward(..., pad=0)``;
-    training does not use it: per call it beat im2col by 15-25 % at
-    (4, 128, 64, 64), but a whole training iteration measured the same
-    (median ratio 1.000 over 8 alternating pairs; docs/benchmarks.md).
+    and each convolution runs here, keeping nothing for a backward. Training
+    keeps im2col: ``winograd_conv3x3_forward(..., pad=0)`` won per call but
+    not per training iteration (docs/benchmarks.md).
 
     Parameters
     ----------
@@ -194,10 +192,8 @@ def winograd_conv3x3_input_grad(dout, w_hat, pad=1):
     Parameters
     ----------
     dout : ndarray, shape (N, F, Ho, Wo)
-    w_hat : ndarray, shape (16, F, C)
-        The forward kernel's transform (F(2x2, 3x3) only).
-    pad : int
-        The forward's padding; the adjoint pads ``dout`` by ``2 - pad`` (CV5).
+    w_hat : ndarray, shape (16, F, C), the forward kernel's transform (F(2x2, 3x3) only)
+    pad : int, the forward's padding; the adjoint pads ``dout`` by ``2 - pad`` (CV5)
 
     Returns
     -------
@@ -223,8 +219,7 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     if input_grad_by_w8 and not weight_grad:
         return dx, None, None
     xp = get_xp(dout)
-    N, C = x.shape[:2]
-    F, H, W = dout.shape[1:]                                                 # the output's size: tiles cover it
+    (N, C), (F, H, W) = x.shape[:2], dout.shape[1:]                          # H, W: the output's, which tiles cover
     BT_, G_, AT_ = TRANSFORMS[m]
     a = m + 2
     th, tw = -(-H // m), -(-W // m)
@@ -386,9 +381,7 @@ def _apply(mat, parts, out=None):
 def winograd_conv3x3_naive(x, w, b, m=DEFAULT_M):
     """Loop-based twin: (W1) tile by tile, straight from the formula."""
     xp = get_xp(x)
-    N, C, H, W = x.shape
-    F = w.shape[0]
-    a = m + 2
+    (N, C, H, W), F, a = x.shape, w.shape[0], m + 2
     th, tw = -(-H // m), -(-W // m)
     xpad = xp.zeros((N, C, m * th + 2, m * tw + 2), dtype=x.dtype)
     xpad[:, :, 1:H + 1, 1:W + 1] = x
