@@ -1,9 +1,9 @@
 r"""Projected L-BFGS on the image's own device: Gatys' optimiser without SciPy's host round trips.
 
-SciPy's L-BFGS-B works on float64 host vectors and, for a million pixels, spends
-~100 ms per iteration of its own at 256² and ~280 ms at 512² (docs/benchmarks.md):
-on a GPU that is many times the objective itself, plus two copies per
-evaluation. This is the same method written with ``xp`` operations -- a few
+SciPy's L-BFGS-B works on float64 host vectors and spends 75 ms per iteration
+of its own at 256² and 272 ms at 512² on the developers' CPU (this: 9 and 30 ms;
+``benchmarks/lbfgs_compare.py --overhead``): on a GPU that is many times the
+objective itself, plus two copies per evaluation. This is the same method written with ``xp`` operations -- a few
 dozen array operations per iteration, where the pixels already are.
 
 Notes
