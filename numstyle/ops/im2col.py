@@ -16,8 +16,6 @@ The ``*_rows`` variants do this for a band of output rows ``r0 <= h < r1``
 only: the convolution works band by band so that the columns (9x the size of
 the image for a 3x3 kernel) never exist for the whole image at once.
 """
-import numpy as np
-
 from ..backend import get_xp
 
 
@@ -58,22 +56,16 @@ def im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=None):
 
     Notes
     -----
-    On NumPy, one strided slice copy per kernel tap (kh*kw copies, each fast);
-    on a GPU, one copy of :func:`tap_view` (a single kernel launch).
+    One copy of :func:`tap_view`: a single strided copy (one kernel on a
+    GPU). On NumPy it also beats one slice copy per kernel tap -- kh*kw
+    calls -- by 5 % of a whole stylise or training step (docs/benchmarks.md).
     """
     xp = get_xp(xpad)
     N, C = xpad.shape[:2]
     rows = r1 - r0
     shape = (N, C, kh, kw, rows, Wo)
     cols = xp.empty(shape, dtype=xpad.dtype) if out is None else out.reshape(shape)
-    if xp is not np:                                                     # a GPU: one copy kernel, not kh*kw
-        cols[...] = tap_view(xpad[:, :, stride * r0:], kh, kw, stride, rows, Wo)   # (N, C, kh, kw, rows, Wo)
-        return cols.reshape(N, C * kh * kw, rows * Wo)
-    for i in range(kh):
-        for j in range(kw):
-            # (K1): one strided slice per kernel tap, all channels and positions of the band at once
-            cols[:, :, i, j] = xpad[:, :, stride * r0 + i:stride * (r1 - 1) + i + 1:stride,
-                                    j:j + stride * (Wo - 1) + 1:stride]
+    cols[...] = tap_view(xpad[:, :, stride * r0:], kh, kw, stride, rows, Wo)   # (N, C, kh, kw, rows, Wo)   (K1)
     return cols.reshape(N, C * kh * kw, rows * Wo)                       # (N, C*kh*kw, rows*Wo)
 
 
