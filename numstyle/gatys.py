@@ -233,16 +233,16 @@ def optimize(objective, x0, iters=300, optimizer=None, lr=10.0, callback=None, p
         if callback is not None:
             callback(len(history), get_x(), parts)
 
+    if optimizer != "lbfgs":                                           # the bounds where the pixels are
+        lo_d, hi_d = xp.asarray(lo, dtype=np.float32), xp.asarray(hi, dtype=np.float32)
     try:
         if optimizer == "lbfgs":
             x = _lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor)
         elif optimizer == "lbfgs-device":
-            lo_d, hi_d = xp.asarray(lo, dtype=np.float32), xp.asarray(hi, dtype=np.float32)
             x = lbfgs.minimize(objective, x0.astype(np.float32), iters, lo_d, hi_d, maxcor,
                                callback=lambda x: after_iteration(lambda: x))          # (L1)-(L4)
         elif optimizer == "adam":
-            x = x0.astype(np.float32).copy()
-            lo_d, hi_d = xp.asarray(lo, dtype=np.float32), xp.asarray(hi, dtype=np.float32)
+            x = x0.astype(np.float32)                                                  # a copy
             state = {}
             for _ in range(iters):
                 _, g = objective(x)

@@ -121,19 +121,10 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
         return _wrap(attr) if isinstance(attr, np.ndarray) else attr      # .T, .real; shape, dtype, ...
 
 
-BY_CALLER = None     # set to a dict to count operations by the numstyle function that asked for them
-
-
 def _count(launch):
     """One device operation; ``launch`` when it runs a kernel (writes memory), not for a view."""
     LOG["ops"] += 1
     LOG["launches"] += bool(launch)
-    if BY_CALLER is not None and launch:
-        frame = sys._getframe(2)
-        while frame.f_code.co_filename.endswith("fakecupy.py") or "numpy" in frame.f_code.co_filename:
-            frame = frame.f_back
-        key = f"{frame.f_code.co_filename.split('/')[-1]}:{frame.f_code.co_name}"
-        BY_CALLER[key] = BY_CALLER.get(key, 0) + 1
 
 
 def _device_operand(x):

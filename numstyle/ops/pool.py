@@ -69,8 +69,8 @@ def max_pool_forward(x, k=2):
     neighbours, then of the k rows of each window -- so the first maximum in
     row-major order is the first along the row within the first row that
     holds the window's maximum. Each step remembers which one won (int8), all
-    the backward needs: no argmax over a transposed copy (6x faster at
-    (4, 64, 256, 256), a quarter of its cache).
+    the backward needs: no argmax over a transposed copy (3.5x faster at
+    (4, 64, 256, 256), and 0.75 instead of 2 bytes of cache per value).
     """
     N, C, H, W = x.shape
     Ho, Wo = H // k, W // k
