@@ -5,10 +5,12 @@
 #   bash benchmarks/gpu_session.sh tests     # the real-GPU tests (pytest -m gpu), ~1 min
 #   bash benchmarks/gpu_session.sh bench     # numstyle vs PyTorch on the same GPU, ~5 min
 #   bash benchmarks/gpu_session.sh gatys500  # Gatys end to end: VGG19 shapes, 512 px, 500 L-BFGS iterations
+#   bash benchmarks/gpu_session.sh ab        # A/B at 512 px: without the fused kernels, with TF32, ~1 min
 #   bash benchmarks/gpu_session.sh all
 #
 # Results go to $OUT (default ./out/gpu): pytest's summary, one JSON object per bench line in
-# bench.jsonl, gatys500.json. Weights: random of the real shapes (timing does not depend on values).
+# bench.jsonl (ab.jsonl for the A/B: compare median_s, and loss / output_mean_abs for TF32's
+# effect, with the same lines of bench.jsonl), gatys500.json. Weights: random of the real shapes (timing does not depend on values).
 set -uo pipefail
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
@@ -23,6 +25,7 @@ PY
 
 if [[ $what == tests || $what == all ]]; then
     python -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -20 | tee "$OUT/pytest_gpu.txt"
+    NUMSTYLE_FUSED=0 python -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -5 | tee -a "$OUT/pytest_gpu.txt"
 fi
 
 if [[ $what == bench || $what == all ]]; then
@@ -33,6 +36,13 @@ if [[ $what == bench || $what == all ]]; then
         python -m numstyle bench stylize --size $size --device gpu --runs 20 --compare-torch --json
     done | tee -a "$OUT/bench.jsonl"
     python -m numstyle bench train --size 256 --batch-size 4 --device gpu --runs 10 --compare-torch --json | tee -a "$OUT/bench.jsonl"
+fi
+
+if [[ $what == ab || $what == all ]]; then
+    for setting in NUMSTYLE_FUSED=0 CUPY_TF32=1; do
+        env $setting python -m numstyle bench gatys --model vgg19 --size 512 --device gpu --runs 10 --json
+        env $setting python -m numstyle bench stylize --size 512 --device gpu --runs 20 --json
+    done | tee -a "$OUT/ab.jsonl"
 fi
 
 if [[ $what == gatys500 || $what == all ]]; then

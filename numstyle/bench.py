@@ -112,8 +112,9 @@ def timed(fn, runs):
 def summary(times, **fields):
     result = dict(fields, times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times),
                   runs=len(times), peak_rss_mb=peak_rss_mb(), numpy=np.__version__, threads=cpu_threads())
-    if fields.get("device") == "gpu":
-        result["gpu"] = gpu_name()
+    if fields.get("device") == "gpu":                   # and the two settings gpu_session.sh A/Bs
+        result.update(gpu=gpu_name(), fused_kernels=os.environ.get("NUMSTYLE_FUSED", "1") != "0",
+                      cupy_tf32=os.environ.get("CUPY_TF32", "0") == "1")
     return result
 
 
@@ -155,6 +156,8 @@ def bench_stylize(args):
                                                           keep_caches=False), args.runs)   # as `stylize` runs it
     result = summary(times, bench="stylize", size=args.size, norm=args.norm, device=args.device)
     result["fps"] = 1.0 / result["median_s"]
+    y, _ = transformer.transformer_forward(params, x, spec, args.norm, train=False, state=state, keep_caches=False)
+    result["output_mean_abs"] = float(abs(y).mean())     # the same network and image every run: compares settings
     return result
 
 
@@ -183,6 +186,7 @@ def bench_gatys(model, size, runs, pool="avg", weights_path=None, device="cpu", 
     x = img()
     times = timed(lambda: obj(x), runs)
     result = summary(times, bench="gatys", model=model, size=size, pool=pool, device=device, weights=path or "random")
+    result["loss"] = float(obj(x)[0])                    # the same weights and images every run: compares settings
     result["gflops"] = gatys_flops(model, size) / result["median_s"] / 1e9
     if per_layer:
         result["layers"] = layer_profile(obj, x, runs)

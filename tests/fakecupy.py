@@ -25,6 +25,8 @@ import types
 
 import numpy as np
 
+import fakecupy_kernels
+
 LOG = {"ops": 0, "launches": 0, "to_host": 0, "to_device": 0, "scalar_reads": 0}
 
 # NumPy functions that CuPy also has (the ones numstyle and its tests can reach); any other
@@ -236,6 +238,9 @@ def _scatter_add(a, indices, values):
     _count(launch=True)
     np.add.at(a._a, _index(indices), _device_operand(values))
 
+
+if fakecupy_kernels.CXX:                   # CuPy's kernels as C++ on the CPU (needs g++)
+    ElementwiseKernel = fakecupy_kernels.ElementwiseKernel
 
 cupyx = types.ModuleType("cupyx")          # the part of cupyx numstyle uses
 cupyx.scatter_add = _scatter_add

@@ -16,8 +16,10 @@ from PIL import Image
 from numstyle import backend, gatys, train, transformer, vgg
 from numstyle.cli import main
 from numstyle.gradcheck import rel_error
+from numstyle.ops import im2col, kernels, norm, pad
 
 import fakecupy
+import fakecupy_kernels
 from conftest import TINY_WIDTH
 from test_gradcheck import CASES
 
@@ -235,8 +237,12 @@ def test_device_operations_do_not_grow_with_the_image(monkeypatch):
     (gatys_small, stylize_small), (gatys_large, stylize_large) = counts[48], counts[160]
     assert gatys_small["ops"] == gatys_large["ops"], f"Gatys evaluation: {gatys_small} at 48 px, {gatys_large} at 160"
     assert stylize_small["ops"] == stylize_large["ops"], f"stylise: {stylize_small} at 48 px, {stylize_large} at 160"
-    assert gatys_large["ops"] <= 800 and stylize_large["ops"] <= 850, (gatys_large, stylize_large)
-    assert gatys_large["launches"] <= 360 and stylize_large["launches"] <= 380, (gatys_large, stylize_large)
+    if kernels.enabled(cp):                # the fused kernels of numstyle/ops/kernels.py (docs/gpu.md)
+        assert gatys_large["ops"] <= 600 and stylize_large["ops"] <= 420, (gatys_large, stylize_large)
+        assert gatys_large["launches"] <= 270 and stylize_large["launches"] <= 160, (gatys_large, stylize_large)
+    else:                                  # the plain array code (NUMSTYLE_FUSED=0, or no g++ for fakecupy)
+        assert gatys_large["ops"] <= 800 and stylize_large["ops"] <= 850, (gatys_large, stylize_large)
+        assert gatys_large["launches"] <= 360 and stylize_large["launches"] <= 380, (gatys_large, stylize_large)
     assert gatys_large["to_host"] == gatys_large["to_device"] == 0 and stylize_large["to_device"] == 1, \
         (gatys_large, stylize_large)       # stylise: its input only
 
@@ -247,3 +253,80 @@ def test_scatter_add_accumulates_duplicate_indices(cp):
         a = xp.zeros(4)
         backend.scatter_add(a, xp.asarray(np.array([1, 1, 3])), 2.0)
         np.testing.assert_array_equal(backend.to_host(a), [0, 4, 0, 2], err_msg=xp.__name__)
+
+
+# -- the fused kernels (numstyle/ops/kernels.py) --------------------------------------------------
+# On fakecupy their CUDA C bodies run as C++ compiled with g++ (tests/fakecupy_kernels.py); on a
+# GPU, as CuPy compiles them. Each is checked against the plain array code it replaces, run on NumPy.
+
+def _needs_kernels(cp):
+    if not kernels.enabled(cp):
+        pytest.skip("no ElementwiseKernel: fakecupy runs kernels only where g++ is installed")
+
+
+@pytest.mark.parametrize("shape,p", [((2, 3, 5, 7), 1), ((1, 2, 4, 4), 3), ((2, 1, 9, 6), 4), ((1, 3, 2, 3), 1),
+                                     ((1, 1, 6, 5), 0)])
+def test_reflect_pad_kernels_match_the_array_code(cp, shape, p):
+    """(RP1) against the loop twin, (RP2) against the slice code -- borders, corners, p = H - 1, p = 0."""
+    _needs_kernels(cp)
+    rng = np.random.default_rng(sum(shape) + p)
+    x = rng.standard_normal(shape)
+    out_shape = shape[:2] + (shape[2] + 2 * p, shape[3] + 2 * p)
+    dy = rng.standard_normal(out_shape)
+    want_y = pad.reflect_pad_naive(x, p)
+    want_dx = pad.reflect_pad_backward(dy, (shape, p))                      # NumPy: the slice code
+    y = kernels.reflect_pad(cp.asarray(x), p)
+    dx = kernels.reflect_pad_backward(cp.asarray(dy), shape, p)
+    # a gather of copies is exact; the backward adds at most 4 values per pixel in another order: ~1e-16
+    np.testing.assert_array_equal(backend.to_host(y), want_y, err_msg=f"(RP1) shape {shape}, p={p}")
+    assert rel_error(backend.to_host(dx), want_dx) < 1e-12, f"(RP2) shape {shape}, p={p}"
+
+
+@pytest.mark.parametrize("k,stride,pad_,bands", [(3, 1, 1, [(0, 7)]), (3, 1, 1, [(0, 2), (2, 5), (5, 7)]),
+                                                 (3, 2, 1, [(0, 2), (2, 4)]), (9, 1, 4, [(0, 3), (3, 6)]),
+                                                 (4, 2, 1, [(0, 1), (1, 4)]), (1, 1, 0, [(0, 6)])])
+def test_col2im_kernel_matches_the_array_code(cp, k, stride, pad_, bands):
+    """(K2) band by band into an image that already holds values: the kernel adds what the tap loop adds."""
+    _needs_kernels(cp)
+    rng = np.random.default_rng(k * 10 + stride)
+    N, C, H, W = 2, 3, 11, 9
+    Ho, Wo = im2col.output_size(H, k, stride, pad_), im2col.output_size(W, k, stride, pad_)
+    bands = [(r0, min(r1, Ho)) for r0, r1 in bands if r0 < Ho]
+    start = rng.standard_normal((N, C, H + 2 * pad_, W + 2 * pad_))
+    want, got = start.copy(), cp.asarray(start)
+    for r0, r1 in bands:
+        cols = rng.standard_normal((N, C * k * k, (r1 - r0) * Wo))
+        im2col.col2im_rows(cols, want, k, k, stride, r0, r1, Wo)            # NumPy: one add per tap
+        kernels.col2im_rows(cp.asarray(cols), got, k, k, stride, r0, r1, Wo)
+    # each padded pixel sums at most k^2 values, in another order than the tap loop: ~1e-15
+    assert rel_error(backend.to_host(got), want) < 1e-12, f"(K2) k={k} stride={stride} bands={bands}"
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("kind", ["instance", "batch"])
+def test_normalize_kernel_matches_the_array_code(cp, kind, relu):
+    """norm_inference with the kernel (N1)+(R1) equals it without (NumPy): own or running statistics."""
+    _needs_kernels(cp)
+    rng = np.random.default_rng(int(relu))
+    x, gamma, beta = rng.standard_normal((2, 3, 4, 5)) * 3 + 1, rng.standard_normal(3), rng.standard_normal(3)
+    running = {"mean": rng.standard_normal(3), "var": rng.uniform(0.5, 2, 3)}
+    want = norm.norm_inference(x.copy(), gamma, beta, kind, running=dict(running), relu=relu)
+    xd = cp.asarray(x)
+    out = norm.norm_inference(xd, cp.asarray(gamma), cp.asarray(beta), kind,
+                              running={k: cp.asarray(v) for k, v in running.items()}, relu=relu)
+    assert out is xd, "norm_inference must work in place"
+    # the same operations per value, grouped differently ((x - mu) s + t against x s + (beta - mu s)): ~1e-15
+    assert rel_error(backend.to_host(out), want) < 1e-12, f"(N1) {kind} relu={relu}"
+
+
+def test_numstyle_fused_0_turns_the_kernels_off(cp, monkeypatch):
+    """NUMSTYLE_FUSED=0: the plain array code on the GPU too (the A/B switch of benchmarks/gpu_session.sh)."""
+    _needs_kernels(cp)
+    monkeypatch.setenv("NUMSTYLE_FUSED", "0")
+    assert not kernels.enabled(cp) and not kernels.enabled(np)
+
+
+@pytest.mark.skipif(fakecupy_kernels.NVCC is None, reason="needs nvcc (the CUDA toolkit)")
+def test_kernel_bodies_compile_as_cuda():
+    """Every body of numstyle/ops/kernels.py compiles with nvcc as a __global__ function, float and double."""
+    fakecupy_kernels.nvcc_check(kernels.SOURCES)

@@ -17,6 +17,7 @@ only: the convolution works band by band so that the columns (9x the size of
 the image for a 3x3 kernel) never exist for the whole image at once.
 """
 from ..backend import get_xp
+from . import kernels
 
 
 def output_size(size, k, stride, pad):
@@ -86,6 +87,8 @@ def tap_view(xpad, kh, kw, stride, rows, Wo):
 
 def col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo):
     r"""Adjoint of :func:`im2col_rows`: add the band's columns into ``dxpad`` (K2), in place."""
+    if kernels.enabled(get_xp(cols)):
+        return kernels.col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo)   # (K2) in one GPU kernel
     N, C = dxpad.shape[:2]
     cols6 = cols.reshape(N, C, kh, kw, r1 - r0, Wo)                      # (N, C, kh, kw, rows, Wo)
     for i in range(kh):

@@ -25,6 +25,7 @@ where the bar is the mean over the group. In inference mode batch norm uses
 the running :math:`\mu, \sigma^2` as constants, so :math:`dx = \gamma\, dy / \sqrt{\sigma^2 + \epsilon}`.
 """
 from ..backend import get_xp
+from . import kernels
 from .activations import relu_forward
 
 AXES = {"batch": (0, 2, 3), "instance": (2, 3)}
@@ -107,9 +108,11 @@ def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu
         x -= mu[:, :, None, None]                                           # x - mu, in place
         var = xp.einsum("nchw,nchw->nc", x, x) / m                          # (N, C): one pass, no temporary
         _record(running, mu, var, N, C)
-        mu = xp.zeros_like(mu)                                              # already subtracted
+    if kernels.enabled(xp):                                                 # (N1) and (R1) in one GPU kernel
+        as_x = lambda a: a[:, :, None, None].astype(x.dtype, copy=False)    # noqa: E731  (N, C, 1, 1)
+        return kernels.normalize(x, as_x(mu) if kind == "batch" else 0, as_x(var), gamma, beta, eps, relu)
     s = gamma.reshape(1, C) / xp.sqrt(var + eps)                            # (N, C)
-    t = beta.reshape(1, C) - mu * s
+    t = beta.reshape(1, C) - mu * s if kind == "batch" else beta.reshape(1, C)   # instance: mu already subtracted
     x *= s[:, :, None, None].astype(x.dtype, copy=False)                    # (N1): gamma xhat + beta ...
     x += t[:, :, None, None].astype(x.dtype, copy=False)                    # ... as one multiply-add
     if relu:

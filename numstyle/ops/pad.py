@@ -15,6 +15,7 @@ or more contributions):
 """
 from ..backend import get_xp
 from ..errors import ImageError
+from . import kernels
 
 
 def reflect_pad_forward(x, p):
@@ -24,6 +25,8 @@ def reflect_pad_forward(x, p):
     if p >= H or p >= W:
         raise ImageError(f"image too small for the network: reflection padding by {p} needs more than {p} px "
                          f"on each side at this layer, got {W}x{H}")
+    if kernels.enabled(xp):
+        return kernels.reflect_pad(x, p), (x.shape, p)                      # (RP1) in one GPU kernel
     N, C = x.shape[:2]
     out = xp.empty((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)            # (N, C, H+2p, W+2p)
     out[:, :, p:p + H, p:p + W] = x                                         # centre
@@ -38,6 +41,8 @@ def reflect_pad_forward(x, p):
 def reflect_pad_backward(dout, cache):
     """Adjoint of :func:`reflect_pad_forward` (RP2): fold the mirrored borders back in."""
     (N, C, H, W), p = cache
+    if kernels.enabled(get_xp(dout)):
+        return kernels.reflect_pad_backward(dout, (N, C, H, W), p)         # (RP2) in one GPU kernel
     d = dout[:, :, :, p:p + W].copy()                                      # (N, C, H+2p, W): centre columns
     d[:, :, :, 1:p + 1] += dout[:, :, :, p - 1::-1] if p else 0            # left border -> columns 1..p  (RP2)
     d[:, :, :, W - 1 - p:W - 1] += dout[:, :, :, W + 2 * p - 1:W + p - 1:-1] if p else 0   # right border

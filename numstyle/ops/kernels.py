@@ -1,0 +1,153 @@
+r"""Fused GPU kernels: one launch where the plain array code takes several.
+
+On a GPU every array operation is a kernel launch with a fixed cost (~5-10 µs
+of CuPy's Python and CUDA's launch) whatever its size, and every pass over
+memory costs bandwidth. Three places in numstyle issue many small operations
+per layer (docs/gpu.md counts them): reflection padding (RP1)/(RP2) as a
+dozen slice copies, col2im (K2) as one add per kernel tap (81 for a 9x9
+kernel), and inference normalisation (N1) as a dozen small operations and
+three passes over the image (scale, shift, ReLU).
+Here each is one ``cupy.ElementwiseKernel``: a few lines of CUDA C run once
+per *output* value, so each is a gather (no atomics, the same summation
+order every run).
+
+The bodies are the equations, written per output element ``i``:
+
+- ``reflect_pad`` (RP1): padded pixel (r, c) reads x at (r(r), r(c)).
+- ``reflect_pad_backward`` (RP2): pixel j sums the gradient of every padded
+  pixel that copied it -- itself, its mirror on the low side (1 <= j <= p)
+  and on the high side (H-1-p <= j <= H-2), in rows and in columns.
+- ``col2im`` (K2): padded pixel (y, x) sums ``cols[c, i, j, h, w]`` over the
+  taps with ``s h + i = y`` and ``s w + j = x``.
+- ``normalize`` (N1): ``y = (x - mu) gamma / sqrt(var + eps) + beta``, then (R1)
+  ``max(y, 0)`` if asked.
+
+Each has a plain-array twin -- the op in ``pad.py``, ``im2col.py``,
+``norm.py`` -- used on NumPy, and on CuPy when ``NUMSTYLE_FUSED=0``;
+tests/test_gpu.py checks each kernel against it. Without a GPU the tests run
+the kernel bodies as C++ on the CPU (``tests/fakecupy.py`` compiles them with
+g++) and compile them with nvcc where it is installed.
+
+Status: written and checked without a GPU, so not yet timed on one
+(docs/gpu.md). ``NUMSTYLE_FUSED=0`` turns them off.
+"""
+import os
+
+from ..backend import get_xp
+
+# name: (input params, output params, body). CuPy's ElementwiseKernel syntax: ``raw`` arrays are
+# indexed freely (here: C-contiguous, flat index); the others are this element's value; T is the
+# array dtype; ``i`` is the output element's flat index.
+SOURCES = {
+    "reflect_pad": (
+        "raw T x, int32 H, int32 W, int32 p", "T y",
+        """
+        const ptrdiff_t Wp = W + 2 * p, Hp = H + 2 * p, k = i;
+        int c = (int)(k % Wp) - p;                     // padded column, -p <= c < W + p
+        int r = (int)((k / Wp) % Hp) - p;              // padded row
+        const ptrdiff_t nc = k / (Wp * Hp);            // image * channels + channel
+        r = r < 0 ? -r : (r >= H ? 2 * (H - 1) - r : r);   // (RP1)
+        c = c < 0 ? -c : (c >= W ? 2 * (W - 1) - c : c);
+        y = x[(nc * H + r) * W + c];
+        """),
+    "reflect_pad_backward": (
+        "raw T dy, int32 H, int32 W, int32 p", "T dx",
+        """
+        const ptrdiff_t Wp = W + 2 * p, Hp = H + 2 * p, k = i;
+        const int c = (int)(k % W), r = (int)((k / W) % H);
+        const ptrdiff_t nc = k / ((ptrdiff_t)W * H);
+        int rows[3], cols[3], nr = 1, ncols = 1;       // padded pixels that copied (r, c):  (RP2)
+        rows[0] = r; cols[0] = c;
+        if (r >= 1 && r <= p) rows[nr++] = -r;                      // mirrored above
+        if (r >= H - 1 - p && r <= H - 2) rows[nr++] = 2 * (H - 1) - r;   // mirrored below
+        if (c >= 1 && c <= p) cols[ncols++] = -c;
+        if (c >= W - 1 - p && c <= W - 2) cols[ncols++] = 2 * (W - 1) - c;
+        T sum = 0;
+        for (int a = 0; a < nr; ++a)
+            for (int b = 0; b < ncols; ++b)
+                sum += dy[(nc * Hp + rows[a] + p) * Wp + cols[b] + p];
+        dx = sum;
+        """),
+    "col2im": (
+        "raw T cols, int32 kh, int32 kw, int32 s, int32 r0, int32 rows, int32 Wo, int32 y0, int32 Hb, int32 Wp",
+        "T d",
+        """
+        const ptrdiff_t k = i;
+        const int x = (int)(k % Wp), y = y0 + (int)((k / Wp) % Hb);   // this padded pixel
+        const ptrdiff_t nc = k / ((ptrdiff_t)Wp * Hb);
+        T sum = 0;
+        for (int a = 0; a < kh; ++a) {                 // taps with s h + a = y, s w + b = x:  (K2)
+            const int yy = y - a;
+            if (yy < 0 || yy % s != 0) continue;
+            const int h = yy / s - r0;                 // row within this band of output rows
+            if (h < 0 || h >= rows) continue;
+            for (int b = 0; b < kw; ++b) {
+                const int xx = x - b;
+                if (xx < 0 || xx % s != 0 || xx / s >= Wo) continue;
+                sum += cols[(((nc * kh + a) * kw + b) * rows + h) * Wo + xx / s];
+            }
+        }
+        d += sum;
+        """),
+    "normalize": (
+        "T x, T mu, T var, T gamma, T beta, T eps, int32 relu", "T y",
+        """
+        const T v = (x - mu) * (gamma / sqrt(var + eps)) + beta;    // (N1)
+        y = (relu && v < (T)0) ? (T)0 : v;                          // (R1)
+        """),
+}
+
+_compiled = {}
+
+
+def enabled(xp):
+    """True when ``xp`` is a GPU module with ElementwiseKernel and ``NUMSTYLE_FUSED`` is not '0'."""
+    return (xp.__name__ != "numpy" and hasattr(xp, "ElementwiseKernel")
+            and os.environ.get("NUMSTYLE_FUSED", "1") != "0")
+
+
+def _kernel(xp, name):
+    key = (xp.__name__, name)
+    if key not in _compiled:
+        in_params, out_params, body = SOURCES[name]
+        _compiled[key] = xp.ElementwiseKernel(in_params, out_params, body, f"numstyle_{name}")
+    return _compiled[key]
+
+
+def reflect_pad(x, p):
+    """(RP1) in one launch: (N, C, H, W) -> (N, C, H+2p, W+2p)."""
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    out = xp.empty((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)
+    _kernel(xp, "reflect_pad")(xp.ascontiguousarray(x), H, W, p, out)
+    return out
+
+
+def reflect_pad_backward(dout, x_shape, p):
+    """(RP2) in one launch: (N, C, H+2p, W+2p) -> (N, C, H, W)."""
+    xp = get_xp(dout)
+    N, C, H, W = x_shape
+    dx = xp.empty((N, C, H, W), dtype=dout.dtype)
+    _kernel(xp, "reflect_pad_backward")(xp.ascontiguousarray(dout), H, W, p, dx)
+    return dx
+
+
+def col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo):
+    """(K2) for output rows ``r0 .. r1-1`` in one launch, added into the padded rows they touch."""
+    xp = get_xp(cols)
+    Hp, Wp = dxpad.shape[2:]
+    y0, y1 = stride * r0, min(stride * (r1 - 1) + kh, Hp)               # padded rows this band writes
+    region = dxpad[:, :, y0:y1]                                          # (N, C, y1-y0, Wp): a view
+    _kernel(xp, "col2im")(xp.ascontiguousarray(cols), kh, kw, stride, r0, r1 - r0, Wo, y0, y1 - y0, Wp, region)
+    return dxpad
+
+
+def normalize(x, mu, var, gamma, beta, eps, relu):
+    """(N1) with the given statistics, then (R1) if ``relu``: in place on ``x``, one launch.
+
+    ``mu``, ``var``: (N, C, 1, 1), (1, C, 1, 1) or a number; ``gamma``, ``beta``: (C,).
+    """
+    xp = get_xp(x)
+    C = x.shape[1]
+    _kernel(xp, "normalize")(x, mu, var, gamma.reshape(1, C, 1, 1), beta.reshape(1, C, 1, 1), eps, int(relu), x)
+    return x
