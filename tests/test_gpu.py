@@ -16,7 +16,7 @@ from PIL import Image
 from numstyle import backend, gatys, train, transformer, vgg
 from numstyle.cli import main
 from numstyle.gradcheck import rel_error
-from numstyle.ops import im2col, kernels, norm, pad
+from numstyle.ops import im2col, kernels, norm, pad, pool
 
 import fakecupy
 import fakecupy_kernels
@@ -238,8 +238,8 @@ def test_device_operations_do_not_grow_with_the_image(monkeypatch):
     assert gatys_small["ops"] == gatys_large["ops"], f"Gatys evaluation: {gatys_small} at 48 px, {gatys_large} at 160"
     assert stylize_small["ops"] == stylize_large["ops"], f"stylise: {stylize_small} at 48 px, {stylize_large} at 160"
     if kernels.enabled(cp):                # the fused kernels of numstyle/ops/kernels.py (docs/gpu.md)
-        assert gatys_large["ops"] <= 600 and stylize_large["ops"] <= 420, (gatys_large, stylize_large)
-        assert gatys_large["launches"] <= 270 and stylize_large["launches"] <= 160, (gatys_large, stylize_large)
+        assert gatys_large["ops"] <= 570 and stylize_large["ops"] <= 420, (gatys_large, stylize_large)
+        assert gatys_large["launches"] <= 240 and stylize_large["launches"] <= 160, (gatys_large, stylize_large)
     else:                                  # the plain array code (NUMSTYLE_FUSED=0, or no g++ for fakecupy)
         assert gatys_large["ops"] <= 800 and stylize_large["ops"] <= 850, (gatys_large, stylize_large)
         assert gatys_large["launches"] <= 360 and stylize_large["launches"] <= 380, (gatys_large, stylize_large)
@@ -300,6 +300,21 @@ def test_col2im_kernel_matches_the_array_code(cp, k, stride, pad_, bands):
         kernels.col2im_rows(cp.asarray(cols), got, k, k, stride, r0, r1, Wo)
     # each padded pixel sums at most k^2 values, in another order than the tap loop: ~1e-15
     assert rel_error(backend.to_host(got), want) < 1e-12, f"(K2) k={k} stride={stride} bands={bands}"
+
+
+@pytest.mark.parametrize("shape,k", [((2, 3, 6, 8), 2), ((1, 2, 7, 5), 2), ((1, 1, 9, 10), 3)])
+def test_avg_pool_kernels_match_the_array_code(cp, shape, k):
+    """(P1) and its gradient, with odd edges that floor mode drops (their gradient: 0)."""
+    _needs_kernels(cp)
+    rng = np.random.default_rng(sum(shape) + k)
+    x = rng.standard_normal(shape)
+    dy = rng.standard_normal(shape[:2] + (shape[2] // k, shape[3] // k))
+    want_y, cache = pool.avg_pool_forward(x, k)                             # NumPy: one slice per window pixel
+    want_dx = pool.avg_pool_backward(dy, cache)
+    y, dx = kernels.avg_pool(cp.asarray(x), k), kernels.avg_pool_backward(cp.asarray(dy), shape, k)
+    # k^2 values summed in another order, a divide for a multiply by 1/k^2: ~1e-16
+    assert rel_error(backend.to_host(y), want_y) < 1e-12, f"(P1) forward, shape {shape}, k={k}"
+    assert rel_error(backend.to_host(dx), want_dx) < 1e-12, f"(P1) backward, shape {shape}, k={k}"
 
 
 @pytest.mark.parametrize("relu", [False, True])

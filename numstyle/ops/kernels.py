@@ -5,9 +5,8 @@ of CuPy's Python and CUDA's launch) whatever its size, and every pass over
 memory costs bandwidth. Three places in numstyle issue many small operations
 per layer (docs/gpu.md counts them): reflection padding (RP1)/(RP2) as a
 dozen slice copies, col2im (K2) as one add per kernel tap (81 for a 9x9
-kernel), and inference normalisation (N1) as a dozen small operations and
-three passes over the image (scale, shift, ReLU).
-Here each is one ``cupy.ElementwiseKernel``: a few lines of CUDA C run once
+kernel), and normalisation (N1)-(N2) as a dozen small operations and
+three to six passes over the image. Here each is one ``cupy.ElementwiseKernel``: a few lines of CUDA C run once
 per *output* value, so each is a gather (no atomics, the same summation
 order every run).
 
@@ -19,14 +18,21 @@ The bodies are the equations, written per output element ``i``:
   and on the high side (H-1-p <= j <= H-2), in rows and in columns.
 - ``col2im`` (K2): padded pixel (y, x) sums ``cols[c, i, j, h, w]`` over the
   taps with ``s h + i = y`` and ``s w + j = x``.
+- ``avg_pool``, ``avg_pool_backward`` (P1): a window's mean; each pixel's
+  share of its window's gradient (0 on the odd edge floor mode drops).
 - ``normalize`` (N1): ``y = (x - mu) gamma / sqrt(var + eps) + beta``, then (R1)
-  ``max(y, 0)`` if asked.
+  ``max(y, 0)`` if asked (inference).
+- ``norm_forward``, ``norm_backward`` (N1), (N2) for training, once the group
+  means (reductions, the array code's) are known. With ``d = dy`` and
+  :math:`\gamma` constant over a group, (N2) is
+  ``dx = inv_std * gamma * (d - mean(d) - xhat * mean(d xhat))``.
 
 Each has a plain-array twin -- the op in ``pad.py``, ``im2col.py``,
-``norm.py`` -- used on NumPy, and on CuPy when ``NUMSTYLE_FUSED=0``;
-tests/test_gpu.py checks each kernel against it. Without a GPU the tests run
-the kernel bodies as C++ on the CPU (``tests/fakecupy.py`` compiles them with
-g++) and compile them with nvcc where it is installed.
+``pool.py``, ``norm.py`` -- used on NumPy, and on CuPy when ``NUMSTYLE_FUSED=0``;
+tests/test_gpu.py checks each kernel against it (the norms through the
+gradient-check table and the training step). Without a GPU the tests run the
+kernel bodies as C++ on the CPU (``tests/fakecupy_kernels.py`` compiles them
+with g++) and compile them with nvcc where it is installed.
 
 Status: written and checked without a GPU, so not yet timed on one
 (docs/gpu.md). ``NUMSTYLE_FUSED=0`` turns them off.
@@ -89,6 +95,39 @@ SOURCES = {
         }
         d += sum;
         """),
+    "avg_pool": (
+        "raw T x, int32 k, int32 H, int32 W", "T y",
+        """
+        const int Ho = H / k, Wo = W / k;
+        const ptrdiff_t q = i;
+        const int wo = (int)(q % Wo), ho = (int)((q / Wo) % Ho);
+        const ptrdiff_t nc = q / ((ptrdiff_t)Wo * Ho);
+        T sum = 0;
+        for (int a = 0; a < k; ++a)                    // the window's k^2 pixels:  (P1)
+            for (int b = 0; b < k; ++b)
+                sum += x[(nc * H + ho * k + a) * W + wo * k + b];
+        y = sum / (T)(k * k);
+        """),
+    "avg_pool_backward": (
+        "raw T dy, int32 k, int32 H, int32 W", "T dx",
+        """
+        const int Ho = H / k, Wo = W / k;
+        const ptrdiff_t q = i;
+        const int w = (int)(q % W), h = (int)((q / W) % H);
+        const ptrdiff_t nc = q / ((ptrdiff_t)W * H);
+        dx = (h < Ho * k && w < Wo * k) ? dy[(nc * Ho + h / k) * Wo + w / k] / (T)(k * k) : (T)0;   // (P1)
+        """),
+    "norm_forward": (
+        "T x, T mu, T inv_std, T gamma, T beta", "T xhat, T y",
+        """
+        xhat = (x - mu) * inv_std;                      // (N1)
+        y = gamma * xhat + beta;
+        """),
+    "norm_backward": (
+        "T dy, T xhat, T inv_std, T gamma, T mean_dy, T mean_dy_xhat", "T dx",
+        """
+        dx = inv_std * gamma * (dy - mean_dy - xhat * mean_dy_xhat);   // (N2), gamma factored out of the means
+        """),
     "normalize": (
         "T x, T mu, T var, T gamma, T beta, T eps, int32 relu", "T y",
         """
@@ -140,6 +179,53 @@ def col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo):
     region = dxpad[:, :, y0:y1]                                          # (N, C, y1-y0, Wp): a view
     _kernel(xp, "col2im")(xp.ascontiguousarray(cols), kh, kw, stride, r0, r1 - r0, Wo, y0, y1 - y0, Wp, region)
     return dxpad
+
+
+def avg_pool(x, k):
+    """(P1) in one launch: (N, C, H, W) -> (N, C, H//k, W//k)."""
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    out = xp.empty((N, C, H // k, W // k), dtype=x.dtype)
+    _kernel(xp, "avg_pool")(xp.ascontiguousarray(x), k, H, W, out)
+    return out
+
+
+def avg_pool_backward(dout, x_shape, k):
+    """(P1)'s gradient in one launch: ``dout / k^2`` on every window pixel, 0 on dropped odd edges."""
+    xp = get_xp(dout)
+    dx = xp.empty(x_shape, dtype=dout.dtype)
+    _kernel(xp, "avg_pool_backward")(xp.ascontiguousarray(dout), k, x_shape[2], x_shape[3], dx)
+    return dx
+
+
+def norm_forward(x, mu, inv_std, gamma, beta, xhat=None):
+    """(N1) given the statistics: ``(xhat, gamma xhat + beta)`` in one launch; ``xhat`` may be ``x`` itself.
+
+    ``mu``: (N, C, 1, 1), (1, C, 1, 1) or 0 (already subtracted); ``inv_std``: like ``mu``; ``gamma``,
+    ``beta``: (C,).
+    """
+    xp = get_xp(x)
+    C = x.shape[1]
+    xhat = xp.empty_like(x) if xhat is None else xhat
+    out = xp.empty_like(x)
+    _kernel(xp, "norm_forward")(x, mu, inv_std, gamma.reshape(1, C, 1, 1), beta.reshape(1, C, 1, 1), xhat, out)
+    return xhat, out
+
+
+def norm_backward(dout, xhat, inv_std, gamma, axes, frozen):
+    """(N2): the two group means (array reductions), then ``dx`` in one launch."""
+    xp = get_xp(dout)
+    N, C = dout.shape[:2]
+    if frozen:                                                           # inference batch norm: constant statistics
+        mean_dy = mean_dy_xhat = 0
+    else:
+        m = dout.size // (C if len(axes) == 3 else N * C)
+        sums = "nchw,nchw->c" if len(axes) == 3 else "nchw,nchw->nc"
+        mean_dy = dout.mean(axis=axes, keepdims=True)                    # like inv_std: (1|N, C, 1, 1)
+        mean_dy_xhat = (xp.einsum(sums, dout, xhat) / m).reshape(inv_std.shape).astype(dout.dtype, copy=False)
+    dx = xp.empty_like(dout)
+    _kernel(xp, "norm_backward")(dout, xhat, inv_std, gamma.reshape(1, C, 1, 1), mean_dy, mean_dy_xhat, dx)
+    return dx
 
 
 def normalize(x, mu, var, gamma, beta, eps, relu):

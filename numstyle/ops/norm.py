@@ -68,14 +68,19 @@ def norm_forward(x, gamma, beta, kind="instance", eps=1e-5, running=None, moment
         elif kind == "instance":
             _record(running, mu, var, x.shape[0], C)
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
-    if kind == "batch" and not train:
+    frozen = kind == "batch" and not train
+    if kernels.enabled(xp):                                                 # (N1) in one GPU kernel
+        xhat, out = (kernels.norm_forward(x, mu.astype(x.dtype, copy=False), inv_std, gamma, beta) if frozen
+                     else kernels.norm_forward(centred, 0, inv_std, gamma, beta, xhat=centred))
+        return out, (xhat, inv_std, gamma, axes, frozen)
+    if frozen:
         xhat = (x - mu) * inv_std                                           # (N1) with the running statistics
     else:
         xhat = centred
         xhat *= inv_std                                                     # (N1), in place
     out = xp.multiply(xhat, gamma.reshape(1, C, 1, 1))                      # (N1): gamma xhat ...
     out += beta.reshape(1, C, 1, 1)                                         # ... + beta, in place
-    cache = (xhat, inv_std, gamma, axes, kind == "batch" and not train)
+    cache = (xhat, inv_std, gamma, axes, frozen)
     return out, cache
 
 
@@ -133,6 +138,8 @@ def norm_backward(dout, cache):
     C = dout.shape[1]
     dgamma = xp.einsum("nchw,nchw->c", dout, xhat)                          # (N3): one pass, no temporary
     dbeta = dout.sum(axis=(0, 2, 3))                                        # (N3)
+    if kernels.enabled(xp):                                                 # (N2) in one GPU kernel
+        return kernels.norm_backward(dout, xhat, inv_std, gamma, axes, frozen), dgamma, dbeta
     dx = xp.multiply(dout, gamma.reshape(1, C, 1, 1))                       # dxhat (N2); becomes dx in place
     if frozen:                                                              # inference: statistics are constants
         dx *= inv_std
