@@ -216,8 +216,8 @@ def get_array_module(*arrays):
     return sys.modules[__name__] if any(isinstance(a, ndarray) for a in arrays) else np
 
 
-float32, float64, float16, int64, int32, uint8, bool_ = (np.float32, np.float64, np.float16, np.int64,
-                                                        np.int32, np.uint8, np.bool_)
+float32, float64, float16, int64, int32, int8, uint8, bool_ = (np.float32, np.float64, np.float16, np.int64,
+                                                              np.int32, np.int8, np.uint8, np.bool_)
 newaxis = None
 
 

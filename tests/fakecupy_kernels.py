@@ -11,7 +11,7 @@ the part of CuPy's contract those bodies use:
   C-contiguous); ``T x``: this element's value (inputs) or a reference to
   it (outputs), broadcast to the iteration shape;
 - typed scalars (``int32 H``) passed as Python numbers, and numbers for ``T``
-  parameters (cast to T);
+  parameters (cast to T); typed arrays only as ``raw`` (``raw int8 w``);
 - outputs always passed by the caller; the iteration runs over their shape;
 - ``T`` is the dtype of the first array argument (float32 or float64).
 
@@ -34,7 +34,8 @@ NVCC = shutil.which("nvcc")
 CACHE = os.path.join(tempfile.gettempdir(), f"fakecupy-kernels-{os.getuid()}")
 
 _C_TYPES = {"float32": ("float", ctypes.c_float), "float64": ("double", ctypes.c_double),
-            "int32": ("int", ctypes.c_int), "int64": ("long long", ctypes.c_longlong)}
+            "int8": ("signed char", ctypes.c_byte), "int32": ("int", ctypes.c_int),
+            "int64": ("long long", ctypes.c_longlong)}
 _PREAMBLE = """
 #include <cmath>
 #include <cstddef>
@@ -116,11 +117,12 @@ class ElementwiseKernel:
             self._libs[ctype] = _compile(source(self.in_params, self.out_params, self.body, ctype))
         c_args, keep, write_back = [ctypes.c_ssize_t(int(np.prod(shape)))], [], []
         for k, ((raw, typ, name), a) in enumerate(zip(self.params, args)):
-            if typ != "T":
-                c_args.append(_C_TYPES[typ][1](a))
+            if typ != "T" and not raw:
+                c_args.append(_C_TYPES[typ][1](a))         # a typed scalar
                 continue
+            want = dtype if typ == "T" else np.dtype(typ)
             host = a._a if isinstance(a, ndarray) else np.asarray(a, dtype=dtype)   # a number: CuPy casts it to T
-            assert host.dtype == dtype, f"{self.name}: {name} is {host.dtype}, T is {dtype}"
+            assert host.dtype == want, f"{self.name}: {name} is {host.dtype}, expected {want}"
             buf = np.ascontiguousarray(host if raw else np.broadcast_to(host, shape))
             if k >= self.n_in and buf is not host:         # a strided output: run on a copy, write it back
                 buf = buf.copy()

@@ -317,6 +317,25 @@ def test_avg_pool_kernels_match_the_array_code(cp, shape, k):
     assert rel_error(backend.to_host(dx), want_dx) < 1e-12, f"(P1) backward, shape {shape}, k={k}"
 
 
+@pytest.mark.parametrize("shape,k,data", [((2, 3, 6, 8), 2, "normal"), ((1, 2, 7, 5), 2, "relu"),
+                                          ((1, 1, 9, 10), 3, "integers")])
+def test_max_pool_kernels_match_the_array_code(cp, shape, k, data):
+    """(P2) and its gradient, ties included (ReLU'd zeros, small integers): the first maximum wins."""
+    _needs_kernels(cp)
+    rng = np.random.default_rng(sum(shape) + k)
+    x = {"normal": rng.standard_normal(shape), "relu": np.maximum(rng.standard_normal(shape), 0),
+         "integers": rng.integers(0, 3, shape).astype(np.float64)}[data]
+    dy = rng.standard_normal(shape[:2] + (shape[2] // k, shape[3] // k))
+    want_y, cache = pool.max_pool_forward(x, k)                             # NumPy: the two-step array code
+    want_dx = pool.max_pool_backward(dy, cache)
+    y, cache_dev = pool.max_pool_forward(cp.asarray(x), k)
+    dx = pool.max_pool_backward(cp.asarray(dy), cache_dev)
+    assert cache_dev[2] is None, "the device cache should be the kernel's (winner places)"
+    # copies of values, no arithmetic: exact
+    np.testing.assert_array_equal(backend.to_host(y), want_y, err_msg=f"(P2) forward, {data}, k={k}")
+    np.testing.assert_array_equal(backend.to_host(dx), want_dx, err_msg=f"(P2) backward, {data}, k={k}")
+
+
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("kind", ["instance", "batch"])
 def test_normalize_kernel_matches_the_array_code(cp, kind, relu):

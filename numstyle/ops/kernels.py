@@ -20,6 +20,8 @@ The bodies are the equations, written per output element ``i``:
   taps with ``s h + i = y`` and ``s w + j = x``.
 - ``avg_pool``, ``avg_pool_backward`` (P1): a window's mean; each pixel's
   share of its window's gradient (0 on the odd edge floor mode drops).
+- ``max_pool``, ``max_pool_backward`` (P2): a window's first maximum and its
+  place (int8); the gradient to that place only.
 - ``normalize`` (N1): ``y = (x - mu) gamma / sqrt(var + eps) + beta``, then (R1)
   ``max(y, 0)`` if asked (inference).
 - ``norm_forward``, ``norm_backward`` (N1), (N2) for training, once the group
@@ -117,6 +119,33 @@ SOURCES = {
         const ptrdiff_t nc = q / ((ptrdiff_t)W * H);
         dx = (h < Ho * k && w < Wo * k) ? dy[(nc * Ho + h / k) * Wo + w / k] / (T)(k * k) : (T)0;   // (P1)
         """),
+    "max_pool": (
+        "raw T x, int32 k, int32 H, int32 W", "T y, raw int8 winner",
+        """
+        const int Ho = H / k, Wo = W / k;
+        const ptrdiff_t q = i;
+        const int wo = (int)(q % Wo), ho = (int)((q / Wo) % Ho);
+        const ptrdiff_t base = ((q / ((ptrdiff_t)Wo * Ho)) * H + ho * k) * W + wo * k;
+        T best = x[base];
+        int win = 0;
+        for (int a = 0; a < k; ++a)                    // strictly greater: the first maximum in
+            for (int b = 0; b < k; ++b) {              // row-major window order wins  (P2)
+                const T v = x[base + a * W + b];
+                if (v > best) { best = v; win = a * k + b; }
+            }
+        y = best;
+        winner[q] = (signed char)win;
+        """),
+    "max_pool_backward": (
+        "raw T dy, raw int8 winner, int32 k, int32 H, int32 W", "T dx",
+        """
+        const int Ho = H / k, Wo = W / k;
+        const ptrdiff_t q = i;
+        const int w = (int)(q % W), h = (int)((q / W) % H);
+        const ptrdiff_t o = ((q / ((ptrdiff_t)W * H)) * Ho + h / k) * Wo + w / k;   // this pixel's window
+        const bool inside = h < Ho * k && w < Wo * k;  // floor mode drops odd edges: gradient 0
+        dx = (inside && winner[o] == (h % k) * k + w % k) ? dy[o] : (T)0;           // (P2)
+        """),
     "norm_forward": (
         "T x, T mu, T inv_std, T gamma, T beta", "T xhat, T y",
         """
@@ -195,6 +224,24 @@ def avg_pool_backward(dout, x_shape, k):
     xp = get_xp(dout)
     dx = xp.empty(x_shape, dtype=dout.dtype)
     _kernel(xp, "avg_pool_backward")(xp.ascontiguousarray(dout), k, x_shape[2], x_shape[3], dx)
+    return dx
+
+
+def max_pool(x, k):
+    """(P2) in one launch: ``(y, winner)``, winner = a k + b, the first maximum's place in its window (int8)."""
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    out = xp.empty((N, C, H // k, W // k), dtype=x.dtype)
+    winner = xp.empty(out.shape, dtype=xp.int8)
+    _kernel(xp, "max_pool")(xp.ascontiguousarray(x), k, H, W, out, winner)
+    return out, winner
+
+
+def max_pool_backward(dout, winner, x_shape, k):
+    """(P2)'s gradient in one launch: each window's winner gets ``dout``, every other pixel 0."""
+    xp = get_xp(dout)
+    dx = xp.empty(x_shape, dtype=dout.dtype)
+    _kernel(xp, "max_pool_backward")(xp.ascontiguousarray(dout), winner, k, x_shape[2], x_shape[3], dx)
     return dx
 
 
