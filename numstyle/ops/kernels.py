@@ -260,19 +260,26 @@ def norm_forward(x, mu, inv_std, gamma, beta, xhat=None):
 
 
 def norm_backward(dout, xhat, inv_std, gamma, axes, frozen):
-    """(N2): the two group means (array reductions), then ``dx`` in one launch."""
+    """(N2) and (N3): the two group sums once (array reductions), then ``dx`` in one launch.
+
+    Returns ``(dx, dgamma, dbeta)``. The group sums of ``dy`` and ``dy xhat`` are (N3)'s
+    ``dbeta`` and ``dgamma`` (summed over the batch for instance norm) and, over ``m``, (N2)'s means.
+    """
     xp = get_xp(dout)
     N, C = dout.shape[:2]
+    batch = len(axes) == 3
+    sum_dy = dout.sum(axis=axes)                                         # (C,) batch, (N, C) instance
+    sum_dy_xhat = xp.einsum("nchw,nchw->c" if batch else "nchw,nchw->nc", dout, xhat)
+    dbeta, dgamma = (sum_dy, sum_dy_xhat) if batch else (sum_dy.sum(axis=0), sum_dy_xhat.sum(axis=0))   # (N3)
     if frozen:                                                           # inference batch norm: constant statistics
         mean_dy = mean_dy_xhat = 0
     else:
-        m = dout.size // (C if len(axes) == 3 else N * C)
-        sums = "nchw,nchw->c" if len(axes) == 3 else "nchw,nchw->nc"
-        mean_dy = dout.mean(axis=axes, keepdims=True)                    # like inv_std: (1|N, C, 1, 1)
-        mean_dy_xhat = (xp.einsum(sums, dout, xhat) / m).reshape(inv_std.shape).astype(dout.dtype, copy=False)
+        m = dout.size // (C if batch else N * C)
+        as_group = lambda a: (a / m).reshape(inv_std.shape).astype(dout.dtype, copy=False)   # noqa: E731
+        mean_dy, mean_dy_xhat = as_group(sum_dy), as_group(sum_dy_xhat)  # like inv_std: (1|N, C, 1, 1)
     dx = xp.empty_like(dout)
     _kernel(xp, "norm_backward")(dout, xhat, inv_std, gamma.reshape(1, C, 1, 1), mean_dy, mean_dy_xhat, dx)
-    return dx
+    return dx, dgamma, dbeta
 
 
 def normalize(x, mu, var, gamma, beta, eps, relu):

@@ -135,11 +135,11 @@ def norm_backward(dout, cache):
     r"""Backward of :func:`norm_forward` (N2)-(N3). Returns ``(dx, dgamma, dbeta)``."""
     xhat, inv_std, gamma, axes, frozen = cache
     xp = get_xp(dout)
+    if kernels.enabled(xp):                                                 # (N2) in one GPU kernel, (N3)
+        return kernels.norm_backward(dout, xhat, inv_std, gamma, axes, frozen)
     C = dout.shape[1]
     dgamma = xp.einsum("nchw,nchw->c", dout, xhat)                          # (N3): one pass, no temporary
     dbeta = dout.sum(axis=(0, 2, 3))                                        # (N3)
-    if kernels.enabled(xp):                                                 # (N2) in one GPU kernel
-        return kernels.norm_backward(dout, xhat, inv_std, gamma, axes, frozen), dgamma, dbeta
     dx = xp.multiply(dout, gamma.reshape(1, C, 1, 1))                       # dxhat (N2); becomes dx in place
     if frozen:                                                              # inference: statistics are constants
         dx *= inv_std
