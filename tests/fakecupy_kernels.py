@@ -16,7 +16,8 @@ the part of CuPy's contract those bodies use:
 - ``T`` is the dtype of the first array argument (float32 or float64).
 
 Device-side maths that CUDA has and C++ lacks (``max``, ``min``, ``rsqrt``)
-is defined in the preamble. What this cannot check is CUDA itself: launch
+is defined in the preamble, and ``__device__`` defined away, so a kernel's own
+``preamble=`` (its device helpers) compiles as plain C++ too. What this cannot check is CUDA itself: launch
 configuration, memory, NVRTC's dialect (``nvcc_check`` compiles the bodies
 with nvcc for that, where installed).
 """
@@ -39,6 +40,7 @@ _C_TYPES = {"float32": ("float", ctypes.c_float), "float64": ("double", ctypes.c
 _PREAMBLE = """
 #include <cmath>
 #include <cstddef>
+#define __device__
 template <class A> static inline A max(A a, A b) { return a > b ? a : b; }
 template <class A> static inline A min(A a, A b) { return a < b ? a : b; }
 static inline float rsqrt(float a) { return 1.0f / std::sqrt(a); }
@@ -73,10 +75,10 @@ def signature(in_params, out_params, ctype):
     return ", ".join(args), " ".join(lets)
 
 
-def source(in_params, out_params, body, ctype):
+def source(in_params, out_params, body, ctype, preamble=""):
     """The C++ of one kernel: ``void run(ptrdiff_t n, <one argument per parameter>)``, a loop over i."""
     args, lets = signature(in_params, out_params, ctype)
-    return (f"{_PREAMBLE}\ntypedef {ctype} T;\n"
+    return (f"{_PREAMBLE}\ntypedef {ctype} T;\n{preamble}\n"
             f'extern "C" void run({args}) {{\n'
             f"  for (ptrdiff_t i = 0; i < _n; ++i) {{\n    {lets}\n    {{ {body} }}\n  }}\n}}\n")
 
@@ -97,8 +99,9 @@ def _compile(src):
 class ElementwiseKernel:
     """``cupy.ElementwiseKernel`` run as compiled C++ on fakecupy's host arrays."""
 
-    def __init__(self, in_params, out_params, operation, name="kernel", **kwargs):
+    def __init__(self, in_params, out_params, operation, name="kernel", preamble="", **kwargs):
         self.in_params, self.out_params, self.body, self.name = in_params, out_params, operation, name
+        self.preamble = preamble
         self.params = parse(in_params) + parse(out_params)
         self.n_in = len(parse(in_params))
         self._libs = {}
@@ -114,7 +117,7 @@ class ElementwiseKernel:
         outs = [args[k]._a for k in range(self.n_in, len(args))]
         shape = outs[0].shape
         if ctype not in self._libs:
-            self._libs[ctype] = _compile(source(self.in_params, self.out_params, self.body, ctype))
+            self._libs[ctype] = _compile(source(self.in_params, self.out_params, self.body, ctype, self.preamble))
         c_args, keep, write_back = [ctypes.c_ssize_t(int(np.prod(shape)))], [], []
         for k, ((raw, typ, name), a) in enumerate(zip(self.params, args)):
             if typ != "T" and not raw:
@@ -136,13 +139,13 @@ class ElementwiseKernel:
         return args[self.n_in] if len(outs) == 1 else tuple(args[self.n_in:])
 
 
-def nvcc_check(sources):
+def nvcc_check(sources, preamble=""):
     """Compile kernel bodies as CUDA (as CuPy's ElementwiseKernel would wrap them) with nvcc.
 
-    ``sources``: {name: (in_params, out_params, body)}. Raises CalledProcessError with nvcc's
-    messages on a compile error. A check of the dialect (device maths, types), not of the results.
+    ``sources``: {name: (in_params, out_params, body)}; ``preamble``: code before them all (CuPy's
+    ``preamble=``). Raises CalledProcessError with nvcc's messages on a compile error. A check of the dialect (device maths, types), not of the results.
     """
-    units = ["#include <cstddef>"]
+    units = ["#include <cstddef>", preamble]
     for name, (in_params, out_params, body) in sources.items():
         for ctype in ("float", "double"):
             args, lets = signature(in_params, out_params, ctype)

@@ -363,4 +363,4 @@ def test_numstyle_fused_0_turns_the_kernels_off(cp, monkeypatch):
 @pytest.mark.skipif(fakecupy_kernels.NVCC is None, reason="needs nvcc (the CUDA toolkit)")
 def test_kernel_bodies_compile_as_cuda():
     """Every body of numstyle/ops/kernels.py compiles with nvcc as a __global__ function, float and double."""
-    fakecupy_kernels.nvcc_check(kernels.SOURCES)
+    fakecupy_kernels.nvcc_check(kernels.SOURCES, kernels.PREAMBLE)

@@ -10,7 +10,8 @@ three to six passes over the image. Here each is one ``cupy.ElementwiseKernel``:
 per *output* value, so each is a gather (no atomics, the same summation
 order every run).
 
-The bodies are the equations, written per output element ``i``:
+The bodies are the equations, written per output element ``i`` (``PREAMBLE``'s
+``pixel`` turns a flat index into image-channel, row and column):
 
 - ``reflect_pad`` (RP1): padded pixel (r, c) reads x at (r(r), r(c)).
 - ``reflect_pad_backward`` (RP2): pixel j sums the gradient of every padded
@@ -43,6 +44,19 @@ import os
 
 from ..backend import get_xp
 
+# The one helper the image kernels share: where flat index q falls in an array of shape
+# (N*C, rows, cols) -- the output element the thread computes, or a pixel it reads.
+PREAMBLE = """
+struct Pixel { ptrdiff_t nc; int r, c; };       // image * channels + channel, row, column
+__device__ inline Pixel pixel(ptrdiff_t q, int rows, int cols) {
+    Pixel p;
+    p.c = (int)(q % cols);
+    p.r = (int)((q / cols) % rows);
+    p.nc = q / ((ptrdiff_t)cols * rows);
+    return p;
+}
+"""
+
 # name: (input params, output params, body). CuPy's ElementwiseKernel syntax: ``raw`` arrays are
 # indexed freely (here: C-contiguous, flat index); the others are this element's value; T is the
 # array dtype; ``i`` is the output element's flat index.
@@ -50,20 +64,18 @@ SOURCES = {
     "reflect_pad": (
         "raw T x, int32 H, int32 W, int32 p", "T y",
         """
-        const ptrdiff_t Wp = W + 2 * p, Hp = H + 2 * p, k = i;
-        int c = (int)(k % Wp) - p;                     // padded column, -p <= c < W + p
-        int r = (int)((k / Wp) % Hp) - p;              // padded row
-        const ptrdiff_t nc = k / (Wp * Hp);            // image * channels + channel
+        const Pixel o = pixel(i, H + 2 * p, W + 2 * p);
+        int r = o.r - p, c = o.c - p;                  // padded row and column, -p <= r < H + p
         r = r < 0 ? -r : (r >= H ? 2 * (H - 1) - r : r);   // (RP1)
         c = c < 0 ? -c : (c >= W ? 2 * (W - 1) - c : c);
-        y = x[(nc * H + r) * W + c];
+        y = x[(o.nc * H + r) * W + c];
         """),
     "reflect_pad_backward": (
         "raw T dy, int32 H, int32 W, int32 p", "T dx",
         """
-        const ptrdiff_t Wp = W + 2 * p, Hp = H + 2 * p, k = i;
-        const int c = (int)(k % W), r = (int)((k / W) % H);
-        const ptrdiff_t nc = k / ((ptrdiff_t)W * H);
+        const int Hp = H + 2 * p, Wp = W + 2 * p;
+        const Pixel o = pixel(i, H, W);
+        const int r = o.r, c = o.c;
         int rows[3], cols[3], nr = 1, ncols = 1;       // padded pixels that copied (r, c):  (RP2)
         rows[0] = r; cols[0] = c;
         if (r >= 1 && r <= p) rows[nr++] = -r;                      // mirrored above
@@ -73,16 +85,15 @@ SOURCES = {
         T sum = 0;
         for (int a = 0; a < nr; ++a)
             for (int b = 0; b < ncols; ++b)
-                sum += dy[(nc * Hp + rows[a] + p) * Wp + cols[b] + p];
+                sum += dy[(o.nc * Hp + rows[a] + p) * Wp + cols[b] + p];
         dx = sum;
         """),
     "col2im": (
         "raw T cols, int32 kh, int32 kw, int32 s, int32 r0, int32 rows, int32 Wo, int32 y0, int32 Hb, int32 Wp",
         "T d",
         """
-        const ptrdiff_t k = i;
-        const int x = (int)(k % Wp), y = y0 + (int)((k / Wp) % Hb);   // this padded pixel
-        const ptrdiff_t nc = k / ((ptrdiff_t)Wp * Hb);
+        const Pixel o = pixel(i, Hb, Wp);
+        const int x = o.c, y = y0 + o.r;               // this padded pixel
         T sum = 0;
         for (int a = 0; a < kh; ++a) {                 // taps with s h + a = y, s w + b = x:  (K2)
             const int yy = y - a;
@@ -92,7 +103,7 @@ SOURCES = {
             for (int b = 0; b < kw; ++b) {
                 const int xx = x - b;
                 if (xx < 0 || xx % s != 0 || xx / s >= Wo) continue;
-                sum += cols[(((nc * kh + a) * kw + b) * rows + h) * Wo + xx / s];
+                sum += cols[(((o.nc * kh + a) * kw + b) * rows + h) * Wo + xx / s];
             }
         }
         d += sum;
@@ -100,32 +111,26 @@ SOURCES = {
     "avg_pool": (
         "raw T x, int32 k, int32 H, int32 W", "T y",
         """
-        const int Ho = H / k, Wo = W / k;
-        const ptrdiff_t q = i;
-        const int wo = (int)(q % Wo), ho = (int)((q / Wo) % Ho);
-        const ptrdiff_t nc = q / ((ptrdiff_t)Wo * Ho);
+        const Pixel o = pixel(i, H / k, W / k);        // output pixel: window (o.r, o.c)
         T sum = 0;
         for (int a = 0; a < k; ++a)                    // the window's k^2 pixels:  (P1)
             for (int b = 0; b < k; ++b)
-                sum += x[(nc * H + ho * k + a) * W + wo * k + b];
+                sum += x[(o.nc * H + o.r * k + a) * W + o.c * k + b];
         y = sum / (T)(k * k);
         """),
     "avg_pool_backward": (
         "raw T dy, int32 k, int32 H, int32 W", "T dx",
         """
         const int Ho = H / k, Wo = W / k;
-        const ptrdiff_t q = i;
-        const int w = (int)(q % W), h = (int)((q / W) % H);
-        const ptrdiff_t nc = q / ((ptrdiff_t)W * H);
-        dx = (h < Ho * k && w < Wo * k) ? dy[(nc * Ho + h / k) * Wo + w / k] / (T)(k * k) : (T)0;   // (P1)
+        const Pixel o = pixel(i, H, W);                // input pixel, in window (o.r / k, o.c / k)
+        const bool inside = o.r < Ho * k && o.c < Wo * k;    // floor mode drops odd edges: gradient 0
+        dx = inside ? dy[(o.nc * Ho + o.r / k) * Wo + o.c / k] / (T)(k * k) : (T)0;   // (P1)
         """),
     "max_pool": (
         "raw T x, int32 k, int32 H, int32 W", "T y, raw int8 winner",
         """
-        const int Ho = H / k, Wo = W / k;
-        const ptrdiff_t q = i;
-        const int wo = (int)(q % Wo), ho = (int)((q / Wo) % Ho);
-        const ptrdiff_t base = ((q / ((ptrdiff_t)Wo * Ho)) * H + ho * k) * W + wo * k;
+        const Pixel o = pixel(i, H / k, W / k);        // output pixel: window (o.r, o.c)
+        const ptrdiff_t base = (o.nc * H + o.r * k) * W + o.c * k;
         T best = x[base];
         int win = 0;
         for (int a = 0; a < k; ++a)                    // strictly greater: the first maximum in
@@ -134,17 +139,16 @@ SOURCES = {
                 if (v > best) { best = v; win = a * k + b; }
             }
         y = best;
-        winner[q] = (signed char)win;
+        winner[i] = (signed char)win;
         """),
     "max_pool_backward": (
         "raw T dy, raw int8 winner, int32 k, int32 H, int32 W", "T dx",
         """
         const int Ho = H / k, Wo = W / k;
-        const ptrdiff_t q = i;
-        const int w = (int)(q % W), h = (int)((q / W) % H);
-        const ptrdiff_t o = ((q / ((ptrdiff_t)W * H)) * Ho + h / k) * Wo + w / k;   // this pixel's window
-        const bool inside = h < Ho * k && w < Wo * k;  // floor mode drops odd edges: gradient 0
-        dx = (inside && winner[o] == (h % k) * k + w % k) ? dy[o] : (T)0;           // (P2)
+        const Pixel o = pixel(i, H, W);                // input pixel, in window (o.r / k, o.c / k)
+        const ptrdiff_t window = (o.nc * Ho + o.r / k) * Wo + o.c / k;
+        const bool inside = o.r < Ho * k && o.c < Wo * k;    // floor mode drops odd edges: gradient 0
+        dx = (inside && winner[window] == (o.r % k) * k + o.c % k) ? dy[window] : (T)0;   // (P2)
         """),
     "norm_forward": (
         "T x, T mu, T inv_std, T gamma, T beta", "T xhat, T y",
@@ -178,7 +182,7 @@ def _kernel(xp, name):
     key = (xp.__name__, name)
     if key not in _compiled:
         in_params, out_params, body = SOURCES[name]
-        _compiled[key] = xp.ElementwiseKernel(in_params, out_params, body, f"numstyle_{name}")
+        _compiled[key] = xp.ElementwiseKernel(in_params, out_params, body, f"numstyle_{name}", preamble=PREAMBLE)
     return _compiled[key]
 
 
