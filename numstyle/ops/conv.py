@@ -46,7 +46,7 @@ import numpy as np
 
 from ..backend import get_xp, scratch
 from ..parallel import for_each_band, for_each_band_no_overlap, split_rows
-from .im2col import col2im_rows, im2col_rows, output_size, unpad, zero_pad
+from .im2col import band_columns, col2im_rows, im2col_rows, output_size, unpad, zero_pad
 
 BAND_BYTES = 8 << 20     # im2col columns per band: small enough to stay in cache, big enough for fast GEMMs
 
@@ -91,13 +91,13 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
         return out, (x, w, stride, pad)
     ckk = C * kh * kw
     w_row = w.reshape(F, ckk)                                            # (F, Ckk)
-    xpad = zero_pad(x, pad)                                              # (N, C, H+2p, W+2p)
+    columns = band_columns(x, kh, kw, stride, pad)                       # zero-pads x (once, or as it reads)
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
 
     def band(rows):                                                      # output rows r0..r1
         r0, r1 = rows
         buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)  # this thread's buffer
-        cols = im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=buf)    # (N, Ckk, rows*Wo)              (K1)
+        cols = columns(r0, r1, Wo, out=buf)                              # (N, Ckk, rows*Wo)              (K1)
         y = xp.matmul(w_row, cols)                                       # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
         out[:, :, r0:r1] = y.reshape(N, F, r1 - r0, Wo)
 
@@ -179,14 +179,14 @@ def conv2d_weight_grad(dout, x, w_shape, stride, pad):
     if _few_outputs(F, C, kh, kw, stride, pad, xp):
         return _weight_grad_from_dout_columns(dout, x, w_shape, pad)
     ckk = C * kh * kw
-    xpad = zero_pad(x, pad)
+    columns = band_columns(x, kh, kw, stride, pad)
     parts = {}                                                           # band -> its share of dW
 
     def band(rows):
         r0, r1 = rows
         dout_band = dout[:, :, r0:r1].reshape(N, F, (r1 - r0) * Wo)     # (N, F, L): a view
         buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)
-        cols = im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=buf)    # (N, Ckk, L), rebuilt rather than cached
+        cols = columns(r0, r1, Wo, out=buf)                              # (N, Ckk, L), rebuilt rather than cached
         parts[rows] = xp.matmul(dout_band, cols.transpose(0, 2, 1)).sum(axis=0)   # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
 
     bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize, xp)

@@ -70,6 +70,20 @@ def im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=None):
     return cols.reshape(N, C * kh * kw, rows * Wo)                       # (N, C*kh*kw, rows*Wo)
 
 
+def band_columns(x, kh, kw, stride, pad):
+    r"""The columns (K1) of ``x`` zero-padded by ``pad``, a band at a time: ``columns(r0, r1, Wo, out=None)``.
+
+    On NumPy ``x`` is padded once here and each band is :func:`im2col_rows`
+    of the padded copy. On a GPU with the fused kernels each band is one
+    gather that reads zeros outside ``x`` (``kernels.im2col_rows``): no padded
+    copy, and two launches fewer per convolution.
+    """
+    if kernels.enabled(get_xp(x)):
+        return lambda r0, r1, Wo, out=None: kernels.im2col_rows(x, kh, kw, stride, pad, r0, r1, Wo, out)
+    xpad = zero_pad(x, pad)                                              # (N, C, H+2p, W+2p)
+    return lambda r0, r1, Wo, out=None: im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out)
+
+
 def tap_view(xpad, kh, kw, stride, rows, Wo):
     r"""(K1) as a view, nothing copied: ``view[n, c, i, j, h, w] = xpad[n, c, stride h + i, stride w + j]``.
 

@@ -17,6 +17,8 @@ The bodies are the equations, written per output element ``i`` (``PREAMBLE``'s
 - ``reflect_pad_backward`` (RP2): pixel j sums the gradient of every padded
   pixel that copied it -- itself, its mirror on the low side (1 <= j <= p)
   and on the high side (H-1-p <= j <= H-2), in rows and in columns.
+- ``im2col`` (K1): column entry (c, a, b, h, w) copies x at (s h + a - pad,
+  s w + b - pad), or 0 outside x: the padding is read, never built.
 - ``col2im`` (K2): padded pixel (y, x) sums ``cols[c, i, j, h, w]`` over the
   taps with ``s h + i = y`` and ``s w + j = x``.
 - ``avg_pool``, ``avg_pool_backward`` (P1): a window's mean; each pixel's
@@ -87,6 +89,16 @@ SOURCES = {
             for (int b = 0; b < ncols; ++b)
                 sum += dy[(o.nc * Hp + rows[a] + p) * Wp + cols[b] + p];
         dx = sum;
+        """),
+    "im2col": (
+        "raw T x, int32 kh, int32 kw, int32 s, int32 pad, int32 r0, int32 H, int32 W, int32 rows, int32 Wo",
+        "T col",
+        """
+        const Pixel o = pixel(i, rows, Wo);            // entry (n, c, a, b, h, w): o.nc = ((n C + c) kh + a) kw + b
+        const int b = (int)(o.nc % kw), a = (int)((o.nc / kw) % kh);
+        const ptrdiff_t nc = o.nc / ((ptrdiff_t)kw * kh);
+        const int y = s * (r0 + o.r) + a - pad, xx = s * o.c + b - pad;     // the input pixel it copies  (K1)
+        col = (y >= 0 && y < H && xx >= 0 && xx < W) ? x[(nc * H + y) * W + xx] : (T)0;   // zero padding
         """),
     "col2im": (
         "raw T cols, int32 kh, int32 kw, int32 s, int32 r0, int32 rows, int32 Wo, int32 y0, int32 Hb, int32 Wp",
@@ -202,6 +214,16 @@ def reflect_pad_backward(dout, x_shape, p):
     dx = xp.empty((N, C, H, W), dtype=dout.dtype)
     _kernel(xp, "reflect_pad_backward")(xp.ascontiguousarray(dout), H, W, p, dx)
     return dx
+
+
+def im2col_rows(x, kh, kw, stride, pad, r0, r1, Wo, out=None):
+    """(K1) for output rows ``r0 .. r1-1`` of ``x`` zero-padded by ``pad``, in one launch: (N, C*kh*kw, rows*Wo)."""
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    shape = (N, C, kh, kw, r1 - r0, Wo)
+    cols = xp.empty(shape, dtype=x.dtype) if out is None else out.reshape(shape)
+    _kernel(xp, "im2col")(xp.ascontiguousarray(x), kh, kw, stride, pad, r0, H, W, r1 - r0, Wo, cols)
+    return cols.reshape(N, C * kh * kw, (r1 - r0) * Wo)                 # (N, C*kh*kw, rows*Wo)
 
 
 def col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo):
