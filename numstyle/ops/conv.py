@@ -93,13 +93,17 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     w_row = w.reshape(F, ckk)                                            # (F, Ckk)
     columns = band_columns(x, kh, kw, stride, pad)                       # zero-pads x (once, or as it reads)
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
+    out_rows = out.reshape(N, F, Ho * Wo)                                # (N, F, Ho*Wo): a view
 
     def band(rows):                                                      # output rows r0..r1
         r0, r1 = rows
         buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)  # this thread's buffer
         cols = columns(r0, r1, Wo, out=buf)                              # (N, Ckk, rows*Wo)              (K1)
-        y = xp.matmul(w_row, cols)                                       # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
-        out[:, :, r0:r1] = y.reshape(N, F, r1 - r0, Wo)
+        if xp is np:                                                     # a copy: measured 1-5 % faster than
+            y = xp.matmul(w_row, cols)                                   # NumPy's matmul into a strided slice
+            out[:, :, r0:r1] = y.reshape(N, F, r1 - r0, Wo)              # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
+        else:                                                            # GPU: one band, so straight into out
+            xp.matmul(w_row, cols, out=out_rows[:, :, r0 * Wo:r1 * Wo])  # (N, F, L)                        (CV1)
 
     for_each_band(band, row_bands(Ho, N, ckk, Wo, x.dtype.itemsize, xp), xp)   # bands are independent
     if b is not None:
