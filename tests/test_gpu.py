@@ -7,6 +7,8 @@ NumPy-only functions) everywhere, CI included; and on real CuPy, marked
 on a GPU machine with ``pytest -m gpu``.
 """
 import json
+import os
+import warnings
 import zlib
 
 import numpy as np
@@ -260,8 +262,33 @@ def test_scatter_add_accumulates_duplicate_indices(cp):
 # GPU, as CuPy compiles them. Each is checked against the plain array code it replaces, run on NumPy.
 
 def _needs_kernels(cp):
-    if not kernels.enabled(cp):
+    if not hasattr(cp, "ElementwiseKernel"):
         pytest.skip("no ElementwiseKernel: fakecupy runs kernels only where g++ is installed")
+    if os.environ.get("NUMSTYLE_FUSED") == "0":
+        pytest.skip("NUMSTYLE_FUSED=0: the kernels are off")
+    assert kernels.enabled(cp), "the fused kernels failed their self-test: see the warning"
+
+
+def test_kernels_pass_their_self_test(cp):
+    """kernels.self_test (run before the first use on a device) passes, with no warning."""
+    _needs_kernels(cp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert kernels.self_test(cp)
+
+
+def test_a_kernel_that_does_not_compile_falls_back_to_the_array_code(cp, monkeypatch):
+    """A body CuPy (here: g++) rejects costs one warning and the array code: the results stay right."""
+    _needs_kernels(cp)
+    in_params, out_params, _ = kernels.SOURCES["avg_pool"]
+    monkeypatch.setitem(kernels.SOURCES, "avg_pool", (in_params, out_params, "y = not C++;"))
+    monkeypatch.setattr(kernels, "_compiled", {})
+    monkeypatch.setattr(kernels, "_passed", {})
+    with pytest.warns(RuntimeWarning, match="'avg_pool' failed its self-test"):
+        assert not kernels.enabled(cp)
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    got, _ = pool.avg_pool_forward(cp.asarray(x), 2)                        # the array code, on the device
+    np.testing.assert_allclose(backend.to_host(got), pool.avg_pool_forward(x, 2)[0], rtol=1e-12)
 
 
 @pytest.mark.parametrize("shape,p", [((2, 3, 5, 7), 1), ((1, 2, 4, 4), 3), ((2, 1, 9, 6), 4), ((1, 3, 2, 3), 1),
