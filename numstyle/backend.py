@@ -76,6 +76,26 @@ def to_host(x):
     return np.asarray(x)
 
 
+def scalar(x):
+    """A reduction's value (a loss): a float on NumPy; on a GPU the 0-d device array, unread.
+
+    Reading it with ``float()`` would make the host wait for the GPU in the middle of a step (one
+    sync per loss term, each stalling the queue of launches); :func:`to_floats` reads all of a step's
+    terms at its end, in one copy.
+    """
+    return float(x) if get_xp(x) is np else x
+
+
+def to_floats(values):
+    """``{name: float or 0-d device array}`` -> ``{name: float}``, with at most one device -> host copy."""
+    on_device = [k for k, v in values.items() if not isinstance(v, (int, float))]
+    if not on_device:
+        return {k: float(v) for k, v in values.items()}
+    xp = get_xp(*(values[k] for k in on_device))
+    read = dict(zip(on_device, to_host(xp.stack([values[k] for k in on_device]))))   # (K,): one copy
+    return {k: float(read[k]) if k in read else float(v) for k, v in values.items()}
+
+
 def scatter_add(a, indices, values):
     """``a[indices] += values`` with duplicate indices accumulated.
 

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from . import lbfgs
-from .backend import get_xp, to_device, to_host
+from .backend import get_xp, to_device, to_floats, to_host
 from .errors import NonFiniteLossError, NumstyleError
 from .image import pixel_bounds
 from .losses import content_loss, gram_forward, style_layer_loss, style_target, tv_loss
@@ -83,6 +83,7 @@ class Objective:
             parts["tv"] = self.tv_weight * loss
             grad += self.tv_weight * dx
         parts["total"] = parts["content"] + parts["style"] + parts["tv"]               # (G1)
+        parts = to_floats(parts)                                                         # the one read (GPU: one copy)
         self.evaluations += 1
         if not np.isfinite(parts["total"]):
             raise NonFiniteLossError(f"the loss became {parts['total']} at evaluation {self.evaluations} "

@@ -38,7 +38,7 @@ Total variation (squared differences of neighbouring pixels):
 where :math:`\Delta_v x = x_{i+1,j} - x_{i,j}` and its adjoint sends each
 difference back with ``+`` to the lower pixel and ``-`` to the upper one.
 """
-from .backend import get_xp
+from .backend import get_xp, scalar
 from .parallel import matmul
 
 
@@ -58,10 +58,10 @@ def content_loss(F, P, weight=1.0):
     dF : ndarray, shape of F (a new array the caller owns)
     """
     diff = F - P
-    loss = 0.5 * float(diff.ravel() @ diff.ravel())    # (C1): a dot product, no squared copy
+    loss = (0.5 * weight) * scalar(diff.ravel() @ diff.ravel())   # (C1), times alpha: a dot product
     if weight != 1.0:
         diff *= diff.dtype.type(weight)
-    return weight * loss, diff                          # (C2)
+    return loss, diff                                   # (C2)
 
 
 def gram_forward(F):
@@ -141,9 +141,9 @@ def style_loss_from_gram(G, A, M_l, weight=1.0):
     N_l = G.shape[1]
     diff = G - A
     scale = 1.0 / (4.0 * N_l ** 2 * M_l ** 2)
-    loss = scale * float((diff * diff).sum())                   # (S3)
+    loss = (weight * scale) * scalar(diff.ravel() @ diff.ravel())   # (S3), times beta w_l: a dot product
     dG = (2.0 * scale * weight) * diff                          # (S4), times beta w_l
-    return weight * loss, dG
+    return loss, dG
 
 
 def style_target(G_style, M_style, M_target):
@@ -178,7 +178,7 @@ def tv_loss(x):
     xp = get_xp(x)
     dv = x[:, :, 1:, :] - x[:, :, :-1, :]          # (N, C, H-1, W)  vertical differences
     dh = x[:, :, :, 1:] - x[:, :, :, :-1]          # (N, C, H, W-1)  horizontal differences
-    loss = float((dv * dv).sum() + (dh * dh).sum())  # (TV1)
+    loss = scalar((dv * dv).sum() + (dh * dh).sum())  # (TV1)
     dx = xp.zeros_like(x)
     dx[:, :, 1:, :] += 2 * dv                      # (TV2) adjoint of Δv: + to the lower pixel
     dx[:, :, :-1, :] -= 2 * dv                     #        - to the upper pixel
@@ -238,7 +238,7 @@ def feature_loss(F, P, weight=1.0):
     """
     N, C, H, W = F.shape
     diff = F - P
-    loss = weight * float(diff.ravel() @ diff.ravel()) / (N * C * H * W)       # (J3), mean over the batch
+    loss = weight * scalar(diff.ravel() @ diff.ravel()) / (N * C * H * W)      # (J3), mean over the batch
     diff *= diff.dtype.type(2.0 * weight / (N * C * H * W))
     return loss, diff
 
@@ -267,6 +267,6 @@ def style_loss_johnson(F, Gs, weight=1.0):
     N, C, H, W = F.shape
     G, Fm = gram_normalized(F)                                                 # (J4)
     diff = G - Gs                                                              # (N, C, C)
-    loss = weight * float((diff * diff).sum()) / N                             # (J5), mean over the batch
+    loss = weight * scalar((diff * diff).sum()) / N                            # (J5), mean over the batch
     dG = diff * (2.0 * weight / (N * C * H * W))                               # d(J5)/dG, through the 1/(CHW) of (J4)
     return loss, gram_backward(dG, Fm).reshape(F.shape)                        # (S2)

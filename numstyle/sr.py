@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from .backend import to_device, to_host
+from .backend import scalar, to_device, to_host
 from .errors import ImageError
 
 
@@ -70,7 +70,7 @@ class PixelLoss:
     def __call__(self, y_hat, y):
         n = y_hat.size
         diff = y_hat - y
-        loss = float(diff.ravel() @ diff.ravel()) / n                                # (SR3)
+        loss = scalar(diff.ravel() @ diff.ravel()) / n                               # (SR3)
         return {"total": loss, "content": loss, "style": 0.0, "tv": 0.0}, diff * (2.0 / n)
 
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .backend import get_xp, to_device, to_host
+from .backend import get_xp, to_device, to_floats, to_host
 from .errors import NonFiniteLossError
 from .image import rgb_to_vgg, vgg_grad_to_rgb
 from .losses import feature_loss, gram_normalized, style_loss_johnson, tv_loss
@@ -116,6 +116,7 @@ def fit(params, step, batches, iters, lr=1e-3, start=0, adam_state=None, checkpo
             for it in range(start, iters):
                 batch = _to_device(batches[it], device)
                 parts, grads = step(params, batch)
+                parts = to_floats(parts)                                                # the step's one read
                 if not math.isfinite(parts["total"]):
                     raise NonFiniteLossError(f"the loss became {parts['total']} at iteration {it + 1}: "
                                              "lower --lr or the loss weights")

@@ -65,7 +65,7 @@ def test_every_gradient_case_matches_numpy(cp, name, make, tol):
 
 def _count_host_copies(cp, monkeypatch):
     """Count the array copies to the host: numstyle makes them all through ``cupy.asnumpy``
-    (backend.to_host); scalar losses read with ``float()`` are not arrays and not counted."""
+    (backend.to_host)."""
     calls = {"n": 0}
     real_asnumpy = cp.asnumpy
 
@@ -86,12 +86,13 @@ def _tiny_objective(dev, tile=None):
 
 
 def test_objective_stays_on_the_gpu(cp, monkeypatch):
-    """One Gatys evaluation: the gradient is a CuPy array and no array is copied to the host."""
+    """One Gatys evaluation: the gradient is a CuPy array, and one copy reaches the host: the loss terms,
+    read together at the end (backend.to_floats) rather than one sync per layer."""
     objective, x = _tiny_objective(cp.asarray)
     calls = _count_host_copies(cp, monkeypatch)
     loss, grad = objective(x)
     assert isinstance(grad, cp.ndarray) and np.isfinite(loss)
-    assert calls["n"] == 0, f"{calls['n']} device-to-host copies inside one objective evaluation"
+    assert calls["n"] == 1, f"{calls['n']} device-to-host copies inside one objective evaluation"
 
 
 @pytest.mark.parametrize("optimizer,tile", [("lbfgs", None), ("lbfgs", 16), ("lbfgs-device", None)])
@@ -128,13 +129,14 @@ def test_training_step_matches_cpu(cp, norm):
 
 
 def test_device_lbfgs_copies_nothing_to_the_host(monkeypatch):
-    """Gatys' GPU default (L1)-(L4): ten iterations, no array copied either way but the bounds, once."""
+    """Gatys' GPU default (L1)-(L4): ten iterations; to the device only the bounds, once; to the host
+    only each evaluation's loss terms (one small copy each)."""
     cp = fakecupy.install(monkeypatch)
     objective, x0 = _tiny_objective(cp.asarray)
     fakecupy.LOG.update(to_host=0, to_device=0)
     x, history = gatys.optimize(objective, x0, iters=10, progress=False)
     assert isinstance(x, cp.ndarray) and len(history) == 10
-    assert fakecupy.LOG["to_host"] == 0 and fakecupy.LOG["to_device"] == 2, fakecupy.LOG
+    assert fakecupy.LOG["to_host"] == objective.evaluations and fakecupy.LOG["to_device"] == 2, fakecupy.LOG
 
 
 # -- whole commands with --device gpu: what a user runs -------------------------------------------
@@ -221,7 +223,7 @@ def _device_ops(f):
 def test_device_operations_do_not_grow_with_the_image(monkeypatch):
     """On the device every layer is one piece (no CPU-cache bands, no Winograd steps): the count of
     device operations -- a proxy for kernel launches, ~5-10 us each -- is the same at every size,
-    and within the budgets of docs/gpu.md. The host copies inside the loop: none."""
+    and within the budgets of docs/gpu.md. Host reads: Gatys' loss terms, in one copy; no scalar syncs."""
     cp = fakecupy.install(monkeypatch)
     rng = np.random.default_rng(0)
     dev = lambda shape, lo=-100, hi=100: cp.asarray(rng.uniform(lo, hi, shape).astype(np.float32))  # noqa: E731
@@ -240,13 +242,14 @@ def test_device_operations_do_not_grow_with_the_image(monkeypatch):
     assert gatys_small["ops"] == gatys_large["ops"], f"Gatys evaluation: {gatys_small} at 48 px, {gatys_large} at 160"
     assert stylize_small["ops"] == stylize_large["ops"], f"stylise: {stylize_small} at 48 px, {stylize_large} at 160"
     if kernels.enabled(cp):                # the fused kernels of numstyle/ops/kernels.py (docs/gpu.md)
-        assert gatys_large["ops"] <= 500 and stylize_large["ops"] <= 400, (gatys_large, stylize_large)
-        assert gatys_large["launches"] <= 175 and stylize_large["launches"] <= 145, (gatys_large, stylize_large)
+        assert gatys_large["ops"] <= 520 and stylize_large["ops"] <= 400, (gatys_large, stylize_large)
+        assert gatys_large["launches"] <= 185 and stylize_large["launches"] <= 145, (gatys_large, stylize_large)
     else:                                  # the plain array code (NUMSTYLE_FUSED=0, or no g++ for fakecupy)
         assert gatys_large["ops"] <= 800 and stylize_large["ops"] <= 850, (gatys_large, stylize_large)
         assert gatys_large["launches"] <= 360 and stylize_large["launches"] <= 380, (gatys_large, stylize_large)
-    assert gatys_large["to_host"] == gatys_large["to_device"] == 0 and stylize_large["to_device"] == 1, \
-        (gatys_large, stylize_large)       # stylise: its input only
+    assert gatys_large["to_host"] == 1 and gatys_large["to_device"] == 0 and stylize_large["to_device"] == 1, \
+        (gatys_large, stylize_large)       # Gatys: the loss terms, once; stylise: its input only
+    assert gatys_large["scalar_reads"] == stylize_large["scalar_reads"] == 0, (gatys_large, stylize_large)
 
 
 def test_scatter_add_accumulates_duplicate_indices(cp):
