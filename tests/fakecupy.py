@@ -169,7 +169,8 @@ def _function(name):
         kwargs = {k: _device_operand(v) for k, v in kwargs.items()}
         args = [_device_operand(a) for a in args]
         result = numpy_function(*args, **kwargs)
-        _count(launch=name not in ("empty", "empty_like") and not _is_view(result, args))
+        writes = kwargs.get("out") is not None or not _is_view(result, args)    # out=: a kernel writing in place
+        _count(launch=name not in ("empty", "empty_like") and writes)
         return _wrap(result)
 
     device_function.__name__ = name

@@ -14,6 +14,7 @@ extra memory and the forward may overwrite its input (``inplace=True``).
 import numpy as np
 
 from ..backend import get_xp
+from . import kernels
 
 RELU_CHUNK = 1 << 16     # values per np.maximum call against a block of zeros (256 KB: stays in cache)
 _ZEROS = {}
@@ -49,6 +50,8 @@ def relu_backward(dout, cache, inplace=False):
     """Backward of ReLU (R1): subgradient 0 at 0. ``inplace`` overwrites ``dout``."""
     xp = get_xp(dout)
     out = cache
+    if kernels.enabled(xp):                                             # (R1) in one GPU kernel
+        return kernels.relu_backward(dout, out, out=dout if inplace else None)
     return xp.multiply(dout, out > 0, out=dout if inplace else None)  # (R1)
 
 

@@ -25,6 +25,7 @@ The bodies are the equations, written per output element ``i`` (``PREAMBLE``'s
   share of its window's gradient (0 on the odd edge floor mode drops).
 - ``max_pool``, ``max_pool_backward`` (P2): a window's first maximum and its
   place (int8); the gradient to that place only.
+- ``relu_backward`` (R1): ``dy`` where the output is positive, else 0.
 - ``normalize`` (N1): ``y = (x - mu) gamma / sqrt(var + eps) + beta``, then (R1)
   ``max(y, 0)`` if asked (inference).
 - ``norm_forward``, ``norm_backward`` (N1), (N2) for training, once the group
@@ -167,6 +168,11 @@ SOURCES = {
         const bool inside = o.r < Ho * k && o.c < Wo * k;    // floor mode drops odd edges: gradient 0
         dx = (inside && winner[window] == (o.r % k) * k + o.c % k) ? dy[window] : (T)0;   // (P2)
         """),
+    "relu_backward": (
+        "T dy, T y", "T dx",
+        """
+        dx = y > (T)0 ? dy : (T)0;                     // (R1): the mask from the output, no mask array
+        """),
     "norm_forward": (
         "T x, T mu, T inv_std, T gamma, T beta", "T xhat, T y",
         """
@@ -208,7 +214,7 @@ def self_test(xp):
     itself: NVRTC is not g++, and CuPy wraps the bodies its own way. A kernel that fails here costs
     one warning and the array code, not a broken run.
     """
-    from . import im2col, norm, pad, pool              # the array code (each imports this module)
+    from . import activations, im2col, norm, pad, pool   # the array code (each imports this module)
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)                   # odd: floor-mode edges
@@ -236,6 +242,8 @@ def self_test(xp):
         "normalize": (lambda: normalize(d(x), d(stats["mean"])[None, :, None, None],
                                         d(stats["var"])[None, :, None, None], d(g), d(b), 1e-5, True),
                       lambda: norm.norm_inference(x.copy(), g, b, "batch", running=stats, relu=True)),
+        "relu_backward": (lambda: relu_backward(d(x), d(np.maximum(dy_pad[:, :, :7, :6], 0))),
+                          lambda: activations.relu_backward(x, np.maximum(dy_pad[:, :, :7, :6], 0))),
         "norm_forward": (lambda: norm_forward(d(x), d(x.mean(axis=(2, 3), keepdims=True)), d(norm_cache[1]),
                                               d(g), d(b))[1],
                          lambda: norm.norm_forward(x, g, b, "instance")[0]),
@@ -335,6 +343,14 @@ def max_pool_backward(dout, winner, x_shape, k):
     dx = xp.empty(x_shape, dtype=dout.dtype)
     _kernel(xp, "max_pool_backward")(xp.ascontiguousarray(dout), winner, k, x_shape[2], x_shape[3], dx)
     return dx
+
+
+def relu_backward(dout, y, out=None):
+    """(R1)'s gradient in one launch (the array code: a comparison, then a multiply); ``out`` may be ``dout``."""
+    xp = get_xp(dout)
+    out = xp.empty_like(dout) if out is None else out
+    _kernel(xp, "relu_backward")(dout, y, out)
+    return out
 
 
 def norm_forward(x, mu, inv_std, gamma, beta, xhat=None):
