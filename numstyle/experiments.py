@@ -236,8 +236,8 @@ def pooling(lab):
 
 
 def loss_curves(lab):
-    done = {opt: lab.run(opt, content=True, style=True, optimizer=opt) for opt in ("lbfgs", "adam")}
-    names = {"lbfgs": "L-BFGS", "adam": "Adam"}
+    done = {opt: lab.run(opt, content=True, style=True, optimizer=opt) for opt in ("lbfgs", "lbfgs-device", "adam")}
+    names = {"lbfgs": "L-BFGS-B", "lbfgs-device": "projected L-BFGS", "adam": "Adam"}
     series, curves = {}, {}
     for opt, (_, _, history) in done.items():
         curves[opt] = {k: [float(h[k]) for h in history] for k in ("total", "content", "style", "time")}
@@ -245,7 +245,8 @@ def loss_curves(lab):
     chart = figures.plot(series, "Style transfer from noise: loss per iteration", "iteration", "loss", log_y=True)
     results = [(x, f"{names[opt]}: {r['loss']['total']:.4g}\n{r['iterations']} it, {r['time_s']:.1f} s")
                for opt, (x, r, _) in done.items()]
-    fig = stack(figure([[(chart, "")]], "L-BFGS vs Adam (lr 10)", label_height=18),
+    fig = stack(figure([[(chart, "")]], "L-BFGS-B (SciPy) vs projected L-BFGS (numstyle) vs Adam (lr 10)",
+                       label_height=18),
                 figure([results], None, min_side=256))
     return fig, {"adam_lr": 10.0, "curves": curves, "runs": [r for _, r, _ in done.values()]}
 
@@ -267,7 +268,7 @@ EXPERIMENTS = {
     "initialisation": (initialisation, "style transfer from noise, content, style, black and a checkerboard: "
                        "iterations to reach a common loss"),
     "pooling": (pooling, "average vs max pooling, same settings"),
-    "loss_curves": (loss_curves, "total/content/style loss per iteration, L-BFGS vs Adam"),
+    "loss_curves": (loss_curves, "total/content/style loss per iteration: L-BFGS-B, projected L-BFGS, Adam"),
     "johnson_layers": (johnson_layers, "Johnson et al.: three style networks trained with content layer relu2_2, "
                        "relu3_3 and relu4_3, each stylising the same photo"),
 }

@@ -142,12 +142,12 @@ def check_pooling(results, settings, out):
 
 
 def check_loss_curves(results, settings, out):
-    assert [r["optimizer"] for r in results["runs"]] == ["lbfgs", "adam"]
+    assert [r["optimizer"] for r in results["runs"]] == ["lbfgs", "lbfgs-device", "adam"]
     for r in results["runs"]:
         curve = results["curves"][r["optimizer"]]
         assert {len(curve[k]) for k in ("total", "content", "style", "time")} == {r["iterations"]}
         assert curve["total"][-1] == pytest.approx(r["loss"]["total"])
-    adam = results["runs"][1]
+    adam = results["runs"][2]
     assert adam["evaluations"] == adam["iterations"]                       # one gradient per Adam step
 
 
