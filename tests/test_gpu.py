@@ -18,7 +18,7 @@ from PIL import Image
 from numstyle import backend, gatys, train, transformer, vgg
 from numstyle.cli import main
 from numstyle.gradcheck import rel_error
-from numstyle.ops import im2col, kernels, norm, pad, pool
+from numstyle.ops import im2col, kernel_check, kernels, norm, pad, pool
 
 import fakecupy
 import fakecupy_kernels
@@ -273,11 +273,11 @@ def _needs_kernels(cp):
 
 
 def test_kernels_pass_their_self_test(cp):
-    """kernels.self_test (run before the first use on a device) passes, with no warning."""
+    """kernel_check.self_test (run before the first use on a device) passes, with no warning."""
     _needs_kernels(cp)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert kernels.self_test(cp)
+        assert kernel_check.self_test(cp)
 
 
 def test_a_kernel_that_does_not_compile_falls_back_to_the_array_code(cp, monkeypatch):

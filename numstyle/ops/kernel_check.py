@@ -1,0 +1,71 @@
+"""The fused GPU kernels' self-test: each kernel once against the array code, before first use.
+
+``kernels.enabled`` runs :func:`self_test` the first time a GPU op asks for a
+kernel. The tests check the kernels without a GPU (their bodies compiled as
+C++); this checks them where they run, under CuPy.
+"""
+import warnings
+
+import numpy as np
+
+from ..backend import to_host
+from .kernels import (avg_pool, avg_pool_backward, col2im_rows, im2col_rows, max_pool, max_pool_backward,
+                      norm_backward, norm_forward, normalize, reflect_pad, reflect_pad_backward, relu_backward)
+
+
+def self_test(xp):
+    """Run every kernel once on small arrays against the array code on NumPy; warn and return False
+    if one fails to compile or disagrees.
+
+    The kernels are checked by the tests without a GPU (their bodies compiled as C++), not by CuPy
+    itself: NVRTC is not g++, and CuPy wraps the bodies its own way. A kernel that fails here costs
+    one warning and the array code, not a broken run.
+    """
+    from . import activations, im2col, norm, pad, pool   # the array code (each imports kernels)
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)                   # odd: floor-mode edges
+    g, b = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    dy_pad, dy_pool = rng.standard_normal((2, 3, 11, 10)).astype(np.float32), x[:, :, :3, :3].copy()
+    cols = rng.standard_normal((2, 27, 6)).astype(np.float32)                  # (N, C*3*3, 2 rows * 3)
+    stats = {"mean": x.mean(axis=(0, 2, 3)), "var": x.var(axis=(0, 2, 3)) + 0.5}
+    _, norm_cache = norm.norm_forward(x, g, b, "instance")
+    _, max_cache = pool.max_pool_forward(x, 2)
+    d = xp.asarray
+    checks = {    # name: (kernel on the device, the same computation by the array code on NumPy)
+        "reflect_pad": (lambda: reflect_pad(d(x), 2), lambda: pad.reflect_pad_forward(x, 2)[0]),
+        "reflect_pad_backward": (lambda: reflect_pad_backward(d(dy_pad), x.shape, 2),
+                                 lambda: pad.reflect_pad_backward(dy_pad, (x.shape, 2))),
+        "im2col": (lambda: im2col_rows(d(x), 3, 3, 2, 1, 1, 3, 3),
+                   lambda: im2col.im2col_rows(im2col.zero_pad(x, 1), 3, 3, 2, 1, 3, 3)),
+        "col2im": (lambda: col2im_rows(d(cols), xp.zeros((2, 3, 9, 8), xp.float32), 3, 3, 2, 1, 3, 3),
+                   lambda: im2col.col2im_rows(cols, np.zeros((2, 3, 9, 8), np.float32), 3, 3, 2, 1, 3, 3)),
+        "avg_pool": (lambda: avg_pool(d(x), 2), lambda: pool.avg_pool_forward(x, 2)[0]),
+        "avg_pool_backward": (lambda: avg_pool_backward(d(dy_pool), x.shape, 2),
+                              lambda: pool.avg_pool_backward(dy_pool, (x.shape, 2))),
+        "max_pool": (lambda: max_pool(d(x), 2)[0], lambda: pool.max_pool_forward(x, 2)[0]),
+        "max_pool_backward": (lambda: max_pool_backward(d(dy_pool), max_pool(d(x), 2)[1], x.shape, 2),
+                              lambda: pool.max_pool_backward(dy_pool, max_cache)),
+        "normalize": (lambda: normalize(d(x), d(stats["mean"])[None, :, None, None],
+                                        d(stats["var"])[None, :, None, None], d(g), d(b), 1e-5, True),
+                      lambda: norm.norm_inference(x.copy(), g, b, "batch", running=stats, relu=True)),
+        "relu_backward": (lambda: relu_backward(d(x), d(np.maximum(dy_pad[:, :, :7, :6], 0))),
+                          lambda: activations.relu_backward(x, np.maximum(dy_pad[:, :, :7, :6], 0))),
+        "norm_forward": (lambda: norm_forward(d(x), d(x.mean(axis=(2, 3), keepdims=True)), d(norm_cache[1]),
+                                              d(g), d(b))[1],
+                         lambda: norm.norm_forward(x, g, b, "instance")[0]),
+        "norm_backward": (lambda: norm_backward(d(x), d(norm_cache[0]), d(norm_cache[1]), d(g), (2, 3), False)[0],
+                          lambda: norm.norm_backward(x, norm_cache)[0]),
+    }
+    for name, (kernel, array_code) in checks.items():
+        try:
+            got, want = to_host(kernel()), array_code()
+            ok = got.shape == want.shape and np.allclose(got, want, rtol=1e-4, atol=1e-4)   # float32 sums
+        except Exception as e:                             # CuPy's compile errors, type errors, ...
+            ok, want = False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if not ok:
+            warnings.warn(f"numstyle: the fused GPU kernel {name!r} failed its self-test "
+                          f"({want if isinstance(want, str) else 'wrong values'}); using the array code",
+                          RuntimeWarning, stacklevel=2)
+            return False
+    return True
