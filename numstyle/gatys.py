@@ -241,7 +241,7 @@ def optimize(objective, x0, iters=300, optimizer=None, lr=10.0, callback=None, p
             x = _lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor)
         elif optimizer == "lbfgs-device":
             x = lbfgs.minimize(objective, x0.astype(np.float32), iters, lo_d, hi_d, maxcor,
-                               callback=lambda x: after_iteration(lambda: x))          # (L1)-(L4)
+                               callback=lambda x: after_iteration(lambda: x))          # (L1)-(L5)
         elif optimizer == "adam":
             x = x0.astype(np.float32)                                                  # a copy
             state = {}

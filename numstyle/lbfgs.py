@@ -1,10 +1,11 @@
 r"""Projected L-BFGS on the image's own device: Gatys' optimiser without SciPy's host round trips.
 
 SciPy's L-BFGS-B works on float64 host vectors and spends 75 ms per iteration
-of its own at 256² and 272 ms at 512² on the developers' CPU (this: 9 and 30 ms;
-``benchmarks/lbfgs_compare.py --overhead``): on a GPU that is many times the
-objective itself, plus two copies per evaluation. This is the same method written with ``xp`` operations -- a few
-dozen array operations per iteration, where the pixels already are.
+of its own at 256² and 272 ms at 512² on the developers' CPU
+(``benchmarks/lbfgs_compare.py --overhead``): on a GPU that is many times the
+objective itself, plus two copies per evaluation. This is the same method
+written with ``xp`` operations, where the pixels already are: about twenty
+array operations per iteration, three of them passes over the stored pairs.
 
 Notes
 -----
@@ -40,15 +41,34 @@ the scale of every later step. (Measured: starting with
 :math:`1/\lVert g \rVert_2` or :math:`1/\lVert g \rVert_\infty` instead left the loss
 20x higher after 10 iterations.) Usually ``t = 1`` is accepted: one evaluation
 per iteration, as with L-BFGS-B.
+
+The two-loop recursion (L2) costs ``4 m`` dot products and axpys: on a GPU,
+~160 small launches per iteration. Its compact form (Byrd, Nocedal &
+Schnabel 1994; Nocedal & Wright eq. 7.24) gives the same :math:`H g` from
+two passes over the pairs held as the rows of one matrix and a little
+``m x m`` algebra on the host. With :math:`S = [s_i]`, :math:`Y = [y_i]` (n, m),
+oldest first, :math:`R` the upper triangle of :math:`S^\top Y`
+(:math:`R_{ij} = s_i^\top y_j,\ i \le j`) and :math:`D` its diagonal,
+
+.. math::  H g = \gamma g + S p + \gamma Y q, \qquad
+           q = -R^{-1} S^\top g, \qquad
+           p = R^{-\top}\big((D + \gamma Y^\top Y)(-q) - \gamma Y^\top g\big)            \tag{L5}
+
+:math:`S^\top g` and :math:`Y^\top g` come from one matrix-vector product,
+:math:`H g` from one more; :math:`S^\top Y` and :math:`Y^\top Y` change by one
+column per iteration, :math:`S^\top y_{new}` and :math:`Y^\top y_{new}`: a third.
 """
-from .backend import get_xp
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from .backend import get_xp, to_host
 
 C1 = 1e-4              # Armijo's sufficient decrease (L4)
 MAX_HALVINGS = 20      # then the step is below float32 resolution: stop
 
 
 def minimize(fun, x0, iters, lo, hi, memory=10, callback=None):
-    r"""Minimise ``fun`` over the box ``lo <= x <= hi`` by projected L-BFGS (L1)-(L4).
+    r"""Minimise ``fun`` over the box ``lo <= x <= hi`` by projected L-BFGS (L1)-(L5).
 
     Parameters
     ----------
@@ -62,7 +82,7 @@ def minimize(fun, x0, iters, lo, hi, memory=10, callback=None):
     lo, hi : ndarray, the shape of ``x0``
         Bounds, on ``x0``'s device.
     memory : int
-        Curvature pairs kept, ``m`` in (L2): ``2 m`` copies of ``x`` in memory.
+        Curvature pairs kept, ``m`` in (L2): ``2 (m + 1)`` copies of ``x`` in memory.
     callback : callable, optional
         ``callback(x)`` after each iteration.
 
@@ -73,27 +93,24 @@ def minimize(fun, x0, iters, lo, hi, memory=10, callback=None):
     xp = get_xp(x0)
     x = xp.clip(x0, lo, hi)
     f, g = fun(x)
-    pairs = []                                                   # [(s, y, rho)], oldest first   (L1)
+    pairs = Pairs(x, memory)                                     # (L1)
     for _ in range(iters):
         held = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))     # (L3)
         g_free = xp.where(held, 0, g)
-        d = xp.where(held, 0, _two_loop(g_free, pairs))          # (L2), (L3)
+        d = xp.where(held, 0, pairs.direction(g_free))           # (L5) = (L2), (L3)
         slope = _dot(g_free, d)
         if not slope < 0:                                        # not downhill (float32 noise): forget the pairs
-            pairs, d = [], -g_free
+            pairs.clear()
+            d = -g_free
             slope = _dot(g_free, d)
             if slope == 0:
                 break                                            # nothing free to move: a stationary point
-        t = 1.0 if pairs else min(1.0, 1.0 / float(xp.abs(g_free).sum()))
+        t = 1.0 if len(pairs) else min(1.0, 1.0 / float(xp.abs(g_free).sum()))
         step = _line_search(fun, x, f, g_free, d, t, lo, hi)     # (L4)
         if step is None:
             break                                                # no decrease at any step size: converged
         x_new, f_new, g_new = step
-        s, y = x_new - x, g_new - g                              # (L1)
-        sy = _dot(s, y)
-        if sy > 1e-10 * _dot(y, y):                              # curvature condition: keep the pair
-            pairs.append((s, y, 1.0 / sy))
-            del pairs[:-memory]
+        pairs.add(x_new, x, g_new, g)                            # (L1)
         x, f, g = x_new, f_new, g_new
         if callback is not None:
             callback(x)
@@ -117,24 +134,110 @@ def _line_search(fun, x, f, g_free, d, t, lo, hi):
     return None
 
 
-def _two_loop(g, pairs):
-    """``-H g`` of (L2) from the curvature pairs, oldest first; ``-g`` when there are none.
+class Pairs:
+    r"""The last ``m`` curvature pairs (L1), as rows of one device matrix, and ``-H g`` from them (L5).
 
-    The scalars stay on the device (0-d arrays on a GPU): no synchronisation inside the loops.
+    ``rows[k] = (s, y)`` for ``m + 1`` slots: the pairs kept, oldest first in
+    ``order``, and one free slot the next pair is written into (so a pair that
+    fails the curvature condition overwrites nothing). ``sy[i, j] = s_i . y_j``
+    and ``yy[i, j] = y_i . y_j`` (slots, float64 on the host) are filled one
+    column per new pair.
+    """
+
+    def __init__(self, x, memory):
+        xp = get_xp(x)
+        self.memory, self.n = memory, x.size
+        self.rows = xp.zeros((memory + 1, 2, x.size), dtype=x.dtype)   # (m + 1, 2, n): slot -> (s, y)
+        self.sy = np.zeros((memory + 1, memory + 1))
+        self.yy = np.zeros((memory + 1, memory + 1))
+        self.order = []                                          # slots of the kept pairs, oldest first
+
+    def __len__(self):
+        return len(self.order)
+
+    def clear(self):
+        self.order = []
+
+    def _products(self, v, used):
+        """``[s_k . v, y_k . v]`` for slots ``k < used``: one matrix-vector product, read to the host."""
+        rows = self.rows[:used].reshape(-1, self.n)              # (2 used, n)
+        products = np.zeros((self.memory + 1, 2))
+        products[:used] = to_host(rows @ v.ravel()).reshape(used, 2)   # (2 used,) -> (used, 2)
+        return products                                          # (m + 1, 2), float64
+
+    def add(self, x_new, x, g_new, g):
+        """(L1): ``s = x_new - x``, ``y = g_new - g`` into the free slot; kept if ``s.y > 1e-10 y.y``."""
+        xp = get_xp(x)
+        k = next(i for i in range(self.memory + 1) if i not in self.order)
+        xp.subtract(x_new.ravel(), x.ravel(), out=self.rows[k, 0])     # s   (n,)
+        xp.subtract(g_new.ravel(), g.ravel(), out=self.rows[k, 1])     # y   (n,)
+        products = self._products(self.rows[k, 1], max(self.order + [k]) + 1)   # [s_i . y, y_i . y]
+        if not products[k, 0] > 1e-10 * products[k, 1]:
+            return                                               # curvature condition failed: not kept
+        self.sy[:, k] = products[:, 0]                           # column k of S^T Y
+        self.yy[:, k] = self.yy[k, :] = products[:, 1]           # row and column k of Y^T Y
+        self.order = (self.order + [k])[-self.memory:]
+
+    def direction(self, g):
+        """``d = -H g`` by (L5); ``-g`` with no pairs."""
+        if not self.order:
+            return -g
+        xp = get_xp(g)
+        o = self.order
+        used = max(o) + 1                                        # slots from `used` on are empty
+        products = self._products(g, used)                       # (m + 1, 2): [s_i . g, y_i . g]
+        gamma, p, q = compact_coefficients(products[o, 0], products[o, 1],
+                                           self.sy[np.ix_(o, o)], self.yy[np.ix_(o, o)])
+        minus = np.zeros((used, 2))
+        minus[o, 0], minus[o, 1] = -p, -gamma * q                # -(coefficients of s_i and y_i in (L5))
+        c = xp.asarray(minus.reshape(-1), dtype=g.dtype)         # (2 used,)
+        d = c @ self.rows[:used].reshape(-1, self.n)             # (2 used,) @ (2 used, n) -> (n,): -(S p + gamma Y q)
+        d -= gamma * g.ravel()                                   # d = -H g   (L5)
+        return d.reshape(g.shape)
+
+
+def compact_coefficients(Sg, Yg, SY, YY):
+    r"""The ``m x m`` part of (L5): ``H g = gamma g + S p + gamma Y q``.
+
+    Parameters
+    ----------
+    Sg, Yg : ndarray, shape (k,)
+        ``S^T g`` and ``Y^T g``, pairs oldest first.
+    SY, YY : ndarray, shape (k, k)
+        ``S^T Y`` (only its upper triangle is read) and ``Y^T Y``.
+
+    Returns
+    -------
+    gamma : float
+        ``s^T y / y^T y`` of the newest pair: ``H_0 = gamma I``.
+    p, q : ndarray, shape (k,)
+    """
+    R = np.triu(SY)                                              # (k, k): s_i . y_j, i <= j
+    D = np.diag(np.diag(SY))                                     # (k, k): s_i . y_i
+    gamma = SY[-1, -1] / YY[-1, -1]
+    q = -solve_triangular(R, Sg)                                 # -R^{-1} S^T g
+    p = solve_triangular(R, (D + gamma * YY) @ -q - gamma * Yg, trans="T")
+    return gamma, p, q
+
+
+def two_loop(g, pairs):
+    """Loop-based twin of :meth:`Pairs.direction`: ``-H g`` by the two-loop recursion (L2).
+
+    ``pairs`` is ``[(s, y), ...]``, oldest first; ``-g`` when empty.
     """
     xp = get_xp(g)
-    dot = lambda a, b: xp.dot(a.ravel(), b.ravel())              # noqa: E731  (a device scalar)
+    dot = lambda a, b: xp.dot(a.ravel(), b.ravel())              # noqa: E731
     q = g.copy()
     alphas = []
-    for s, y, rho in reversed(pairs):                            # newest to oldest
-        alpha = rho * dot(s, q)
+    for s, y in reversed(pairs):                                 # newest to oldest
+        alpha = dot(s, q) / dot(y, s)                            # rho_i s_i^T q
         q -= alpha * y
         alphas.append(alpha)
     if pairs:
-        s, y, _ = pairs[-1]
+        s, y = pairs[-1]
         q *= dot(s, y) / dot(y, y)                               # gamma: the initial H scaling
-    for (s, y, rho), alpha in zip(pairs, reversed(alphas)):      # oldest to newest
-        beta = rho * dot(y, q)
+    for (s, y), alpha in zip(pairs, reversed(alphas)):           # oldest to newest
+        beta = dot(y, q) / dot(y, s)                             # rho_i y_i^T r
         q += (alpha - beta) * s
     return -q                                                    # d = -H g
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numstyle import backend, gatys, train, transformer, vgg
+from numstyle import backend, gatys, lbfgs, train, transformer, vgg
 from numstyle.cli import main
 from numstyle.gradcheck import rel_error
 from numstyle.ops import im2col, kernel_check, kernels, norm, pad, pool
@@ -129,14 +129,41 @@ def test_training_step_matches_cpu(cp, norm):
 
 
 def test_device_lbfgs_copies_nothing_to_the_host(monkeypatch):
-    """Gatys' GPU default (L1)-(L4): ten iterations; to the device only the bounds, once; to the host
-    only each evaluation's loss terms (one small copy each)."""
+    """Gatys' GPU default (L1)-(L5): ten iterations; to the device the bounds, once, and each
+    iteration's 2 (m + 1) coefficients of (L5); to the host each evaluation's loss terms and the
+    2 (m + 1) products of (L5) twice an iteration -- small copies, never an image."""
     cp = fakecupy.install(monkeypatch)
     objective, x0 = _tiny_objective(cp.asarray)
-    fakecupy.LOG.update(to_host=0, to_device=0)
+    fakecupy.LOG.update(to_host=0, to_device=0, ops=0)
     x, history = gatys.optimize(objective, x0, iters=10, progress=False)
     assert isinstance(x, cp.ndarray) and len(history) == 10
-    assert fakecupy.LOG["to_host"] == objective.evaluations and fakecupy.LOG["to_device"] == 2, fakecupy.LOG
+    directions = 9                                   # iterations with pairs (the first has none)
+    pairs = 10                                       # S^T y, Y^T y of each new pair
+    assert fakecupy.LOG["to_host"] == objective.evaluations + directions + pairs, fakecupy.LOG
+    assert fakecupy.LOG["to_device"] == 2 + directions, fakecupy.LOG
+
+
+def test_device_lbfgs_iteration_is_a_few_operations(monkeypatch):
+    """(L5) keeps the optimiser's own work per iteration to a few dozen device operations
+    (43 here; the two-loop recursion (L2) took 143): counted with the objective's left out."""
+    cp = fakecupy.install(monkeypatch)
+    shape, n = (1, 3, 16, 16), 768
+    target = cp.asarray(np.linspace(-1, 1, n, dtype=np.float32).reshape(shape))
+    scale = cp.asarray(np.logspace(0, -4, n, dtype=np.float32).reshape(shape))   # curvatures over 4 decades
+    evaluations = []
+
+    def fun(x):                                      # f = 1/2 sum scale (x - target)^2: far from done in 30
+        before = fakecupy.LOG["ops"]
+        g = (x - target) * scale
+        f = float(0.5 * (g * (x - target)).sum())
+        evaluations.append(fakecupy.LOG["ops"] - before)
+        return f, g
+
+    lo, hi = cp.asarray(np.full(shape, -0.5, np.float32)), cp.asarray(np.full(shape, 2, np.float32))
+    fakecupy.LOG.update(ops=0)
+    lbfgs.minimize(fun, cp.asarray(np.zeros(shape, np.float32)), 30, lo, hi, memory=10)
+    per_iteration = (fakecupy.LOG["ops"] - sum(evaluations)) / 30
+    assert len(evaluations) <= 33 and per_iteration <= 45, f"{per_iteration:.0f} operations per L-BFGS iteration"
 
 
 # -- whole commands with --device gpu: what a user runs -------------------------------------------

@@ -48,3 +48,24 @@ def test_lbfgs_minimises_rosenbrock_and_every_step_descends():
                        callback=lambda x: accepted.append(f(x)[0]))
     np.testing.assert_allclose(x, [1.0, 1.0], atol=1e-5)
     assert all(b <= a for a, b in zip(accepted, accepted[1:])), "an accepted step raised the loss"
+
+
+def test_compact_direction_matches_the_two_loop_recursion(rng):
+    """(L5) against its loop-based twin (L2), float64, as pairs fill, wrap round the slots and one fails
+    the curvature condition. Both compute the same -H g; the difference is rounding, ~1e-15 relative."""
+    n, memory = 40, 4
+    A = rng.standard_normal((n, n))
+    A = A @ A.T + n * np.eye(n)                           # an SPD Hessian: y = A s gives s.y > 0
+    x = rng.standard_normal(n)
+    pairs, kept = lbfgs.Pairs(x, memory), []
+    for trial in range(9):
+        s = rng.standard_normal(n)
+        y = -s if trial == 5 else A @ s                   # trial 5: s.y < 0, must not be kept
+        pairs.add(x + s, x, y, np.zeros(n))
+        if trial != 5:
+            kept = (kept + [(s, y)])[-memory:]
+        assert len(pairs) == len(kept), f"trial {trial}: {len(pairs)} pairs kept, expected {len(kept)}"
+        g = rng.standard_normal(n)
+        want = lbfgs.two_loop(g, kept)
+        err = np.abs(pairs.direction(g) - want).max() / np.abs(want).max()
+        assert err < 1e-12, f"trial {trial}: compact form off the two-loop recursion by {err:.1e}"
