@@ -46,18 +46,19 @@ if [[ $what == ab || $what == all ]]; then
 fi
 
 if [[ $what == gatys500 || $what == all ]]; then
-    python - "$OUT" <<'PY'
+    scratch=$(mktemp -d)       # the 80 MB weights file and the inputs stay out of $OUT (it travels back)
+    python - "$OUT" "$scratch" <<'PY'
 import json, sys, time, numpy as np
 from PIL import Image
 from numstyle import vgg, weights
 from numstyle.cli import main
-out = sys.argv[1]
-weights.save_keras_notop(f"{out}/vgg19_random.h5", vgg.random_params("vgg19", seed=0), "vgg19")
+out, tmp = sys.argv[1], sys.argv[2]
+weights.save_keras_notop(f"{tmp}/vgg19_random.h5", vgg.random_params("vgg19", seed=0), "vgg19")
 rng = np.random.default_rng(0)
 for name in ("content", "style"):
-    Image.fromarray(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)).save(f"{out}/{name}.png")
-args = ["gatys", "--content", f"{out}/content.png", "--style", f"{out}/style.png", "--model", "vgg19",
-        "--weights", f"{out}/vgg19_random.h5", "--size", "512", "--iters", "500", "--device", "gpu",
+    Image.fromarray(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)).save(f"{tmp}/{name}.png")
+args = ["gatys", "--content", f"{tmp}/content.png", "--style", f"{tmp}/style.png", "--model", "vgg19",
+        "--weights", f"{tmp}/vgg19_random.h5", "--size", "512", "--iters", "500", "--device", "gpu",
         "--no-progress", "--out", f"{out}/gatys500.png"]
 t = time.perf_counter()
 code = main(args)
@@ -66,4 +67,5 @@ print(json.dumps({"bench": "gatys end to end", "size": 512, "iters": 500, "model
                   "seconds": seconds, "exit": code}))
 json.dump({"seconds": seconds, "exit": code, "argv": args}, open(f"{out}/gatys500.json", "w"))
 PY
+    rm -rf "$scratch"
 fi
