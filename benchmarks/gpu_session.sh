@@ -40,8 +40,10 @@ fi
 
 if [[ $what == ab || $what == all ]]; then
     for setting in NUMSTYLE_FUSED=0 CUPY_TF32=1; do
-        env $setting python -m numstyle bench gatys --model vgg19 --size 512 --device gpu --runs 10 --json
-        env $setting python -m numstyle bench stylize --size 512 --device gpu --runs 20 --json
+        torch=""                   # with TF32 ours, PyTorch's reference runs with TF32 too (--tf32 on)
+        [[ $setting == CUPY_TF32=1 ]] && torch=--compare-torch
+        env $setting python -m numstyle bench gatys --model vgg19 --size 512 --device gpu --runs 10 $torch --json
+        env $setting python -m numstyle bench stylize --size 512 --device gpu --runs 20 $torch --json
     done | tee -a "$OUT/ab.jsonl"
 fi
 

@@ -128,11 +128,14 @@ def main():
     ap.add_argument("--pool", choices=["avg", "max"], default="avg")
     ap.add_argument("--weights", default=None, help="Keras notop HDF5 file (default: random)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--tf32", choices=["on", "off"], default="off",
+                    help="cuda: TF32 tensor cores for convolutions and matmuls (PyTorch's own default turns them on for cuDNN convolutions only); off: float32 throughout, as numstyle without CUPY_TF32=1")
     args = ap.parse_args()
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but torch.cuda.is_available() is False")
     torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     specs = layer_specs(args.model)
@@ -169,6 +172,7 @@ def main():
         "peak_rss_mb": peak_rss_mb(),
     }
     if dev.type == "cuda":
+        result["tf32"] = args.tf32 == "on"
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(result))
 

@@ -172,6 +172,8 @@ def main():
     ap.add_argument("--pool", choices=["max", "avg"], default="max", help="VGG pooling (train only)")
     ap.add_argument("--weights", default=None, help="Keras VGG16 notop HDF5 file (train only; default: random)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--tf32", choices=["on", "off"], default="off",
+                    help="cuda: TF32 tensor cores for convolutions and matmuls (PyTorch's own default turns them on for cuDNN convolutions only); off: float32 throughout, as numstyle without CUPY_TF32=1")
     args = ap.parse_args()
     size = args.size or (256 if args.mode == "train" else 512)
     batch_size = args.batch_size if args.mode == "train" else 1
@@ -179,6 +181,7 @@ def main():
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but torch.cuda.is_available() is False")
     torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     net = Transformer(args.norm).to(dev)
@@ -236,6 +239,7 @@ def main():
     else:
         result["fps"] = 1.0 / median if median else None
     if dev.type == "cuda":
+        result["tf32"] = args.tf32 == "on"
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(result))
 

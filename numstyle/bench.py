@@ -239,7 +239,8 @@ def torch_reference(args):
     model = args.model if args.what == "gatys" else "vgg16"
     path = args.weights or weights.find_vgg(model)
     cmd = [sys.executable, script, "--size", str(args.size), "--runs", str(args.runs), "--threads", str(os.cpu_count()),
-           "--device", "cuda" if args.device == "gpu" else "cpu"]
+           "--device", "cuda" if args.device == "gpu" else "cpu",
+           "--tf32", "on" if os.environ.get("CUPY_TF32", "0") == "1" else "off"]     # the same arithmetic as ours
     if args.what == "gatys":
         cmd += ["--model", model, "--pool", args.pool]
     else:
