@@ -183,3 +183,29 @@ def test_console_script_and_help():
                  "--optimizer", "--lr", "--print-every", "--save-every", "--device", "--pool", "--weights"]:
         assert flag in r.stdout
     assert "(default: 300)" in r.stdout
+
+
+@pytest.mark.parametrize("cupy_tf32,expected", [(None, "off"), ("1", "on")])
+def test_bench_asks_pytorch_for_our_arithmetic(monkeypatch, cupy_tf32, expected):
+    """The PyTorch reference runs TF32 exactly when numstyle does (CUPY_TF32=1): its own default
+    would put cuDNN convolutions on tensor cores against our float32."""
+    import argparse
+    import json
+
+    from numstyle import bench
+
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps({"median_s": 1.0}) + "\n", stderr="")
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.delenv("CUPY_TF32", raising=False)
+    if cupy_tf32:
+        monkeypatch.setenv("CUPY_TF32", cupy_tf32)
+    args = argparse.Namespace(what="stylize", size=64, runs=1, device="gpu", model="vgg16", weights=None,
+                              batch_size=1, norm="instance", pool="avg")
+    assert bench.torch_reference(args) == {"median_s": 1.0}
+    cmd = calls[0]
+    assert cmd[cmd.index("--tf32") + 1] == expected and cmd[cmd.index("--device") + 1] == "cuda", cmd
