@@ -241,7 +241,7 @@ def loss_curves(lab):
     series, curves = {}, {}
     for opt, (_, _, history) in done.items():
         curves[opt] = {k: [float(h[k]) for h in history] for k in ("total", "content", "style", "time")}
-        series.update({f"{names[opt]} {k}": curves[opt][k] for k in ("total", "content", "style")})
+        series.update({f"{names[opt]}: {k}": curves[opt][k] for k in ("total", "content", "style")})
     chart = figures.plot(series, "Style transfer from noise: loss per iteration", "iteration", "loss", log_y=True)
     results = [(x, f"{names[opt]}: {r['loss']['total']:.4g}\n{r['iterations']} it, {r['time_s']:.1f} s")
                for opt, (x, r, _) in done.items()]

@@ -26,6 +26,7 @@ from .ops.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward
 from .ops.norm import norm_backward, norm_forward, norm_inference
 from .ops.pad import reflect_pad_backward, reflect_pad_forward
 from .ops.winograd import transform_kernel, winograd_conv3x3_valid
+from .ops.winograd_kernels import available
 
 
 def style_spec(width=(32, 64, 128), n_res=5):
@@ -93,11 +94,11 @@ def prepare_inference(params, spec):
     inference forward then runs those convolutions by Winograd F(2x2, 3x3)
     on the reflection-padded input (:func:`~numstyle.ops.winograd.winograd_conv3x3_valid`).
     Made once per model: the weights must not change afterwards (training
-    uses the plain dict). On NumPy only: on a GPU the transforms' many small
-    steps cost more kernel launches than the GEMMs they save (docs/gpu.md).
+    uses the plain dict). On a GPU only with the fused kernels (without them
+    the transforms' many small steps cost more launches than the GEMMs save).
     """
     prepared = dict(params)
-    if get_xp(*params.values()) is not np:
+    if not available(get_xp(*params.values())):
         return prepared
     for layer in spec:
         if layer[0] == "res":

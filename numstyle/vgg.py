@@ -25,6 +25,7 @@ from .ops.activations import relu_backward, relu_forward
 from .ops.conv import conv2d_backward, conv2d_forward
 from .ops.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from .ops.winograd import transform_kernel, winograd_conv3x3_backward, winograd_conv3x3_forward
+from .ops.winograd_kernels import available
 
 BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}   # convolutions per block
 CHANNELS = (64, 128, 256, 512, 512)                              # output channels per block
@@ -104,8 +105,9 @@ def prepare(params):
 
 
 def uses_winograd(w):
-    """Whether a (F, C, 3, 3) kernel runs through Winograd F(2x2, 3x3) rather than im2col (NumPy only)."""
-    return get_xp(w) is np and w.shape[1] >= WINOGRAD_MIN_CHANNELS and w.shape[2:] == (3, 3)
+    """Whether a (F, C, 3, 3) kernel runs through Winograd F(2x2, 3x3) rather than im2col
+    (NumPy, or a GPU with the fused kernels: ``winograd_kernels.available``)."""
+    return w.shape[1] >= WINOGRAD_MIN_CHANNELS and w.shape[2:] == (3, 3) and available(get_xp(w))
 
 
 def features_forward(params, x, layers, model="vgg16", pool="avg", timings=None, keep_caches=True):

@@ -3,10 +3,23 @@ import os
 import numpy as np
 import pytest
 
-from numstyle import vgg, weights
+from numstyle import backend, vgg, weights
+
+import fakecupy
 
 SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 TINY_WIDTH = (3, 4, 5, 5, 6)   # channels per block of the tiny VGGs used for gradient checks
+REAL_GPU = [pytest.mark.gpu, pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")]
+
+
+@pytest.fixture(params=["fakecupy", pytest.param("cupy", marks=REAL_GPU)])
+def cp(request, monkeypatch):
+    """The device array module for the GPU tests (test_gpu*.py): the stand-in, installed as numstyle's
+    CuPy for the test, everywhere; real CuPy, marked ``gpu``, where CuPy sees a CUDA GPU."""
+    if request.param == "cupy":
+        import cupy
+        return cupy
+    return fakecupy.install(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

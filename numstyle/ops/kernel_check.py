@@ -57,6 +57,12 @@ def self_test(xp):
         "norm_backward": (lambda: norm_backward(d(x), d(norm_cache[0]), d(norm_cache[1]), d(g), (2, 3), False)[0],
                           lambda: norm.norm_backward(x, norm_cache)[0]),
     }
+    from . import winograd, winograd_kernels    # (W3)-(W5), and (W8)'s flipped transforms, against the array code
+    xw, w_hat = x[:, :, :, :5], winograd.transform_kernel(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    checks["winograd"] = (lambda: winograd_kernels.convolve(d(xw), d(w_hat), 1, d(b[:1].repeat(4))),
+                          lambda: winograd._convolve(xw, w_hat, 1, b[:1].repeat(4)))
+    checks["winograd_flipped"] = (lambda: winograd_kernels.convolve(d(x), d(w_hat[:, :3]), 0, flip=True),
+                                  lambda: winograd._convolve(x, w_hat[:, :3], 0, perm=winograd.FLIP[2]))
     for name, (kernel, array_code) in checks.items():
         try:
             got, want = to_host(kernel()), array_code()

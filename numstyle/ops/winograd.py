@@ -41,6 +41,7 @@ import numpy as np
 
 from ..backend import get_xp
 from ..parallel import for_each_band, for_each_band_no_overlap, split_rows
+from . import kernels, winograd_kernels
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -86,8 +87,8 @@ def tile_size(w_hat):
 def winograd_conv3x3_forward(x, w, b, w_hat=None, pad=1):
     r"""3x3 convolution, stride 1, zero padding ``pad`` (1: VGG's; 0: the transformer's, after reflection), by (W1)-(W5).
 
-    The image is processed in bands of tile rows so that each band's
-    transform-domain buffers stay in cache (``BAND_BYTES``).
+    On NumPy in bands of tile rows, each band's buffers in cache (``BAND_BYTES``); on a GPU
+    F(2x2, 3x3) is three launches (:mod:`numstyle.ops.winograd_kernels`).
 
     Parameters
     ----------
@@ -118,9 +119,11 @@ def _convolve(x, w_hat, pad=1, b=None, perm=None):
     ``perm`` reorders the rows of B^T and the columns of A^T (W8).
     """
     xp = get_xp(x)
+    m = tile_size(w_hat)
+    if xp is not np and m == 2 and kernels.enabled(xp):                      # the GPU: three launches
+        return winograd_kernels.convolve(x, w_hat, pad, b, flip=perm is not None)
     N, C, H, W = x.shape
     F = w_hat.shape[1]
-    m = tile_size(w_hat)
     bt, _, at = TRANSFORMS[m]
     if perm is not None:
         bt, at = bt[perm], at[:, perm]
@@ -152,12 +155,11 @@ def _convolve(x, w_hat, pad=1, b=None, perm=None):
 def winograd_conv3x3_valid(x, w_hat, b=None):
     r"""Inference only: the unpadded ("valid") 3x3 convolution of an already padded ``x``, by (W3)-(W5).
 
-    The transformer's residual blocks pad by reflection and then convolve
-    without padding; with constant weights (stylising), their kernels'
-    transforms are made once (:func:`numstyle.transformer.prepare_inference`)
-    and each convolution runs here, keeping nothing for a backward. Training
-    keeps im2col: ``winograd_conv3x3_forward(..., pad=0)`` won per call but
-    not per training iteration (docs/benchmarks.md).
+    The transformer's residual blocks pad by reflection, then convolve without
+    padding; for stylising their kernels' transforms are made once
+    (:func:`numstyle.transformer.prepare_inference`). Training keeps im2col:
+    ``winograd_conv3x3_forward(..., pad=0)`` won per call but not per
+    training iteration (docs/benchmarks.md).
 
     Parameters
     ----------
@@ -353,8 +355,7 @@ def _input_transform_adjoint(bt, dV, d_phases, m, i0, i1, tw):
 def _apply(mat, parts, out=None):
     """``result[r] = sum_j mat[r, j] * parts[j]`` for a small constant matrix, skipping zeros.
 
-    The transforms are this one operation along one tile axis at a time; with
-    ``out`` the rows are written into the given arrays.
+    The transforms are this along one tile axis at a time; ``out``: the rows' destinations.
     """
     xp = get_xp(parts[0])
     results = []
