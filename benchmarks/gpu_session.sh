@@ -5,7 +5,8 @@
 #   bash benchmarks/gpu_session.sh tests     # the real-GPU tests (pytest -m gpu), ~1 min
 #   bash benchmarks/gpu_session.sh bench     # numstyle vs PyTorch on the same GPU, ~5 min
 #   bash benchmarks/gpu_session.sh gatys500  # Gatys end to end: VGG19 shapes, 512 px, 500 L-BFGS iterations
-#   bash benchmarks/gpu_session.sh ab        # A/B at 512 px: without the fused kernels, with TF32, ~1 min
+#   bash benchmarks/gpu_session.sh ab        # A/B at 512 px: without the fused kernels, im2col for Winograd,
+#                                            # with TF32 (and PyTorch with TF32), ~3 min
 #   bash benchmarks/gpu_session.sh all
 #
 # Results go to $OUT (default ./out/gpu): pytest's summary, one JSON object per bench line in
@@ -24,7 +25,7 @@ print(p["name"].decode(), f"{p['totalGlobalMem'] / 2**30:.0f} GiB", "CuPy", cupy
 PY
 
 if [[ $what == tests || $what == all ]]; then
-    python -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -20 | tee "$OUT/pytest_gpu.txt"
+    python -m pytest -q -m gpu tests/test_gpu.py tests/test_gpu_kernels.py 2>&1 | tail -20 | tee "$OUT/pytest_gpu.txt"
     NUMSTYLE_FUSED=0 python -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -5 | tee -a "$OUT/pytest_gpu.txt"
 fi
 
@@ -39,7 +40,7 @@ if [[ $what == bench || $what == all ]]; then
 fi
 
 if [[ $what == ab || $what == all ]]; then
-    for setting in NUMSTYLE_FUSED=0 CUPY_TF32=1; do
+    for setting in NUMSTYLE_FUSED=0 NUMSTYLE_WINOGRAD=0 CUPY_TF32=1; do
         torch=""                   # with TF32 ours, PyTorch's reference runs with TF32 too (--tf32 on)
         [[ $setting == CUPY_TF32=1 ]] && torch=--compare-torch
         env $setting python -m numstyle bench gatys --model vgg19 --size 512 --device gpu --runs 10 $torch --json

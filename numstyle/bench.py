@@ -112,7 +112,8 @@ def timed(fn, runs):
 def summary(times, **fields):
     result = dict(fields, times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times),
                   runs=len(times), peak_rss_mb=peak_rss_mb(), numpy=np.__version__, threads=cpu_threads())
-    if fields.get("device") == "gpu":                   # and the two settings gpu_session.sh A/Bs
+    result["winograd"] = os.environ.get("NUMSTYLE_WINOGRAD", "1") != "0"
+    if fields.get("device") == "gpu":                   # and the other settings gpu_session.sh A/Bs
         result.update(gpu=gpu_name(), fused_kernels=os.environ.get("NUMSTYLE_FUSED", "1") != "0",
                       cupy_tf32=os.environ.get("CUPY_TF32", "0") == "1")
     return result
