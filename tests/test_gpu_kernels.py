@@ -196,3 +196,21 @@ def test_winograd_runs_on_the_gpu_only_with_the_kernels(cp, monkeypatch):
     monkeypatch.setenv("NUMSTYLE_WINOGRAD", "1")
     monkeypatch.setenv("NUMSTYLE_FUSED", "0")
     assert not winograd_kernels.available(cp) and winograd_kernels.available(np)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_winograd_kernels_in_bands_of_tile_rows(cp, monkeypatch, flip):
+    """Past parallel.DEVICE_BAND_BYTES (1 GiB) the GPU's V and M go band by band, as im2col's columns do:
+    here a band budget of one byte, so one tile row per band (the last one ragged)."""
+    _needs_kernels(cp)
+    from numstyle import parallel
+
+    monkeypatch.setattr(parallel, "DEVICE_BAND_BYTES", 1)
+    monkeypatch.setattr(winograd, "BAND_BYTES", 1)                       # (the CPU's, which it raises to the GPU's)
+    assert len(winograd._bands(5, 4, 4, 4, 2, np.dtype(np.float64), cp)) == 5
+    rng = np.random.default_rng(5)
+    x, b = rng.standard_normal((2, 3, 9, 7)), rng.standard_normal(4)
+    w_hat = winograd.transform_kernel(rng.standard_normal((4, 3, 3, 3)))
+    want = winograd._convolve(x, w_hat, 1, b, perm=winograd.FLIP[2] if flip else None)
+    got = winograd_kernels.convolve(cp.asarray(x), cp.asarray(w_hat), 1, cp.asarray(b), flip=flip)
+    assert rel_error(backend.to_host(got), want) < 1e-12, f"flip={flip}: bands of one tile row differ"

@@ -28,14 +28,14 @@ from . import kernels
 
 SOURCES = {
     "winograd_input": (
-        "raw T x, int32 C, int32 N, int32 H, int32 W, int32 pad, int32 th, int32 tw, int32 flip", "T v",
+        "raw T x, int32 C, int32 N, int32 H, int32 W, int32 pad, int32 i0, int32 rows, int32 tw, int32 flip", "T v",
         """
         const int BT[16] = {1, 0, -1, 0,  0, 1, 1, 0,  0, -1, 1, 0,  0, 1, 0, -1};   // B^T of F(2x2, 3x3)
-        const Pixel o = pixel(i, th, tw);              // V entry (k, c, n, tile row, tile column)
+        const Pixel o = pixel(i, rows, tw);            // V entry (k, c, n, tile row i0 + o.r, tile column)
         const int n = (int)(o.nc % N), c = (int)((o.nc / N) % C), k = (int)(o.nc / ((ptrdiff_t)N * C));
         int r = k / 4, s = k % 4;                      // transform-domain position (r, s)
         if (flip) { r = r % 3 ? r : 3 - r; s = s % 3 ? s : 3 - s; }    // (W8): rows 0 and 3 swapped
-        const int y0 = 2 * o.r - pad, x0 = 2 * o.c - pad;   // the tile's first input pixel
+        const int y0 = 2 * (i0 + o.r) - pad, x0 = 2 * o.c - pad;   // the tile's first input pixel
         const ptrdiff_t image = ((ptrdiff_t)n * C + c) * H;
         T sum = 0;
         for (int u = 0; u < 4; ++u) {                  // (B^T d B)[r, s] = sum_uw B^T[r, u] d[u, w] B^T[s, w]  (W3)
@@ -50,15 +50,15 @@ SOURCES = {
         v = sum;
         """),
     "winograd_output": (
-        "raw T M, raw T b, int32 F, int32 N, int32 Ho, int32 Wo, int32 th, int32 tw, int32 bias, int32 flip",
+        "raw T M, raw T b, int32 F, int32 N, int32 Hb, int32 Wo, int32 rows, int32 tw, int32 bias, int32 flip",
         "T y",
         """
         const int AT[8] = {1, 1, 1, 0,  0, 1, -1, -1};  // A^T of F(2x2, 3x3)
-        const Pixel o = pixel(i, Ho, Wo);              // output pixel (n, f, row, column)
+        const Pixel o = pixel(i, Hb, Wo);              // output pixel (n, f, row in the band, column)
         const int f = (int)(o.nc % F), n = (int)(o.nc / F);
         const int p = o.r % 2, q = o.c % 2;            // its place in its 2x2 block
-        const ptrdiff_t tiles = (ptrdiff_t)N * th * tw;
-        const ptrdiff_t t = ((ptrdiff_t)n * th + o.r / 2) * tw + o.c / 2;   // its tile, among all images'
+        const ptrdiff_t tiles = (ptrdiff_t)N * rows * tw;
+        const ptrdiff_t t = ((ptrdiff_t)n * rows + o.r / 2) * tw + o.c / 2;   // its tile, among the band's
         T sum = 0;
         for (int r = 0; r < 4; ++r) {                  // (A^T M A)[p, q] = sum_rs A^T[p, r] M[r, s] A^T[q, s]  (W5)
             const int ar = AT[p * 4 + (flip && r % 3 == 0 ? 3 - r : r)];   // (W8): columns 0 and 3 swapped
@@ -85,17 +85,23 @@ def available(xp):
 def convolve(x, w_hat, pad=1, b=None, flip=False):
     r"""(W3)-(W5) of F(2x2, 3x3) in three launches: ``x`` (N, C, H, W), ``w_hat`` (16, F, C) -> (N, F, Ho, Wo).
 
-    ``Ho, Wo = H + 2 pad - 2, W + 2 pad - 2``; ``flip`` runs (W8)'s permuted transforms.
+    ``Ho, Wo = H + 2 pad - 2, W + 2 pad - 2``; ``flip`` runs (W8)'s permuted transforms. One band of
+    tile rows unless V and M would pass ``parallel.DEVICE_BAND_BYTES`` (as im2col's columns).
     """
+    from .winograd import _bands                                           # (winograd imports this module)
+
     xp = get_xp(x)
     N, C, H, W = x.shape
     F = w_hat.shape[1]
     Ho, Wo = H + 2 * pad - 2, W + 2 * pad - 2
     th, tw = -(-Ho // 2), -(-Wo // 2)                                        # tiles down and across
-    V = xp.empty((16, C, N * th * tw), dtype=x.dtype)                        # (16, C, N tiles)
-    kernels._kernel(xp, "winograd_input")(xp.ascontiguousarray(x), C, N, H, W, pad, th, tw, int(flip), V)   # (W3)
-    M = xp.matmul(w_hat, V)                                                  # (16, F, C) @ (16, C, N t) -> (16, F, N t)  (W4)
+    x = xp.ascontiguousarray(x)
     y = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
-    kernels._kernel(xp, "winograd_output")(M, M if b is None else b, F, N, Ho, Wo, th, tw,
-                                           int(b is not None), int(flip), y)   # (W5) + bias
+    for i0, i1 in _bands(th, tw, 4, max(C, F), N, x.dtype, xp):              # tile rows i0..i1
+        rows, y_band = i1 - i0, y[:, :, 2 * i0:min(2 * i1, Ho)]              # (N, F, Hb, Wo): a view
+        V = xp.empty((16, C, N * rows * tw), dtype=x.dtype)                  # (16, C, N tiles)
+        kernels._kernel(xp, "winograd_input")(x, C, N, H, W, pad, i0, rows, tw, int(flip), V)   # (W3)
+        M = xp.matmul(w_hat, V)                                              # (16, F, C) @ (16, C, N t) -> (16, F, N t)  (W4)
+        kernels._kernel(xp, "winograd_output")(M, M if b is None else b, F, N, y_band.shape[2], Wo, rows, tw,
+                                               int(b is not None), int(flip), y_band)   # (W5) + bias
     return y
