@@ -65,6 +65,16 @@ def positive_int(text):
     return v
 
 
+def non_negative_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return v
+
+
 def positive_float(text):
     v = finite_float(text)
     if v <= 0:
@@ -73,14 +83,14 @@ def positive_float(text):
 
 
 def int_list(text):
-    values = [positive_int(t) for t in name_list(text)]
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one size")
-    return values
+    return [positive_int(t) for t in name_list(text)]
 
 
 def name_list(text):
-    return [t.strip() for t in text.split(",") if t.strip()]
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"give at least one value, got {text!r}")
+    return names
 
 
 def float_list(text):
@@ -108,6 +118,7 @@ def build_parser(prog="numstyle"):
     from . import bench, experiments, gatys_cli, johnson_cli, sr_cli
 
     parser = _Parser(prog=prog, description="Neural style transfer from scratch on NumPy/CuPy.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     gatys_cli.add_parser(sub)
@@ -116,6 +127,15 @@ def build_parser(prog="numstyle"):
     bench.add_parser(sub)
     experiments.add_parser(sub)
     return parser
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("numstyle")
+    except PackageNotFoundError:                           # run from a source tree (PYTHONPATH=.)
+        return "(not installed)"
 
 
 def main(argv=None, prog="numstyle"):
@@ -132,6 +152,13 @@ def main(argv=None, prog="numstyle"):
         return 1
     except MemoryError:
         print(f"{prog}: error: out of memory: try a smaller --size", file=sys.stderr)
+        return 1
+    except BrokenPipeError:                                # `numstyle ... | head`: the reader left; stdout to
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # /dev/null so exit's flush is quiet
+        return 1
+    except OSError as e:                                   # a disk that filled up or went away mid-write
+        where = f": {e.filename}" if e.filename else ""
+        print(f"{prog}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -14,6 +14,8 @@ import numpy as np
 from .errors import ImageError, NumstyleError
 from .image import IMAGE_EXTS, load_image, resize
 
+FLAT_STD = 0.5          # grey levels: an image whose channels each vary less than this is one flat colour
+
 
 def list_images(folder):
     """Every file with an image extension under ``folder``, sorted (deterministic)."""
@@ -47,8 +49,11 @@ class Batches:
     """``batches[i]`` -> float32 (batch_size, 3, size, size) RGB 0..255, prefetched in a thread
     (a tuple of such arrays when ``transform`` returns tuples).
 
-    Unreadable files are skipped with one warning each, and replaced by the
-    next readable file (deterministically, so resuming stays exact).
+    Unreadable files, and images of one flat colour (a constant crop has zero
+    variance: each instance norm would scale its gradient by 1/sqrt(eps) ~ 316,
+    and a few layers of that overflow float32), are skipped with one warning
+    each and replaced by the next usable file (deterministically, so resuming
+    stays exact).
     """
 
     def __init__(self, folder, size, batch_size, seed=0, transform=None, prefetch=3, warn=None):
@@ -75,11 +80,14 @@ class Batches:
             if path in self.bad:
                 continue
             try:
-                return load_image(path, what="training image")
+                rgb = load_image(path, what="training image")
+                if float(rgb.std(axis=(0, 1)).max()) < FLAT_STD:    # per channel: instance norm would divide by 0
+                    raise ImageError(f"training image is one flat colour, nothing to learn from: {path}")
+                return rgb
             except ImageError as e:
                 self.bad.add(path)
                 self.warn(f"numstyle: warning: skipped: {e}")
-        raise NumstyleError(f"none of the {len(self.paths)} training images could be read")
+        raise NumstyleError(f"none of the {len(self.paths)} training images could be used")
 
     def __getitem__(self, i):
         """Batch ``i``; batches are expected in increasing order and prepared ahead in a thread."""

@@ -1,7 +1,10 @@
-"""Atomic file writes: nothing a user keeps is ever half-written."""
+"""Atomic file writes: nothing a user keeps is ever half-written -- and no output found unwritable
+only after the work that makes it."""
 import contextlib
 import os
 import tempfile
+
+from .errors import NumstyleError
 
 
 @contextlib.contextmanager
@@ -28,3 +31,27 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_writable(path, folder=False):
+    """Raise NumstyleError now if ``path`` (a file, or with ``folder`` a folder) could not be written later.
+
+    Checked before a long optimisation or training, so that a read-only disk, a file where a folder
+    should be, or an existing folder named like the output fails in one line at the start, not after
+    the work. The folders it would create are not created here; the first existing one must take a file.
+    """
+    if os.path.isdir(path) and not folder:
+        raise NumstyleError(f"cannot write {path}: it is a folder (give a file name)")
+    if os.path.exists(path) and folder and not os.path.isdir(path):
+        raise NumstyleError(f"cannot write the folder {path}: a file has that name")
+    parent = os.path.abspath(path if folder else os.path.dirname(os.path.abspath(path)))
+    while not os.path.exists(parent):                                 # the folders to be made: their first existing parent
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NumstyleError(f"cannot write {path}: {parent} is a file, not a folder")
+    try:                                                              # the real test (permissions, read-only disks)
+        fd, probe = tempfile.mkstemp(prefix=".numstyle-probe-", dir=parent)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise NumstyleError(f"cannot write {path}: {e.strerror or e} in {parent}") from None

@@ -10,12 +10,13 @@ import numpy as np
 
 from . import gatys
 from .backend import check_device, to_device, to_host
-from .cli import (HelpFormatter, add_tiling_arguments, default_out, finite_float, float_list, int_list, name_list, non_negative,
-                  positive_float, positive_int)
+from .cli import (HelpFormatter, add_tiling_arguments, default_out, float_list, int_list, name_list, non_negative,
+                  non_negative_int, positive_float, positive_int)
 from .color import luminance_image, match_color, restore_chroma
 from .errors import NumstyleError
 from .media import flicker, is_video, output_path, read_media, write_media
-from .image import deprocess, load_image, preprocess, resize, save_image
+from .files import check_writable
+from .image import check_image_output, deprocess, load_image, preprocess, resize, save_image
 from .weights import load_vgg, resolve_vgg
 
 DEFAULTS = dict(size=384, iters=300, content_weight=1.0, style_weight=1e3, tv_weight=1e-3, lr=10.0)
@@ -54,14 +55,16 @@ def add_arguments(p):
     p.add_argument("--tv-weight", type=non_negative, default=d["tv_weight"], help="total variation weight")
     p.add_argument("--init", default=None, metavar="noise|content|style|PATH",
                    help="starting image (default: content for style transfer, noise otherwise)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for the noise init")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed for the noise init")
     p.add_argument("--optimizer", choices=["lbfgs", "lbfgs-device", "adam"], default=None,
                    help="lbfgs: SciPy's L-BFGS-B (on the host); lbfgs-device: numstyle's projected L-BFGS, where "
                         "the image is (no host copies; ~10%% faster on the CPU, about as good); adam "
                         "(default: lbfgs, or lbfgs-device with --device gpu)")
-    p.add_argument("--lr", type=finite_float, default=d["lr"], help="Adam step size, pixel units")
-    p.add_argument("--print-every", type=int, default=0, metavar="N", help="print the losses every N iterations (0: off)")
-    p.add_argument("--save-every", type=int, default=0, metavar="N", help="save the image every N iterations (0: off)")
+    p.add_argument("--lr", type=positive_float, default=d["lr"], help="Adam step size, pixel units")
+    p.add_argument("--print-every", type=non_negative_int, default=0, metavar="N",
+                   help="print the losses every N iterations (0: off)")
+    p.add_argument("--save-every", type=non_negative_int, default=0, metavar="N",
+                   help="save the image every N iterations (0: off)")
     p.add_argument("--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
                    help="keep the photo's colours: transfer on luminance only, or match the style's colour "
                         "histogram to the photo first")
@@ -82,14 +85,22 @@ def run(args):
     check_device(args.device)
     if args.optimizer is None:                                   # SciPy's L-BFGS-B would copy every step to the host
         args.optimizer = "lbfgs-device" if args.device == "gpu" else "lbfgs"
+    frames = args.content and (os.path.isdir(args.content) or is_video(args.content))
+    if frames:                                                   # where the result goes, checked before the work
+        out = output_path(args.content, args.out, "gatys", many=False)
+        check_writable(out, folder=os.path.isdir(args.content))
+    else:
+        out = args.out or default_out(args.content, args.style)
+        check_image_output(out)
     model, path = resolve_vgg(args.model, args.weights)
     params = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in load_vgg(path, model).items()}
-    if args.content and (os.path.isdir(args.content) or is_video(args.content)):
-        return run_video(args, params, model, start)
+    if frames:
+        return run_video(args, params, model, out, start)
     content_full = load_image(args.content, None, "content image") if args.content else None
     styles_full = [load_image(s, None, "style image") for s in args.style]
-    out = args.out or default_out(args.content, args.style)
     sizes = args.scales or [args.size]
+    if sorted(sizes) != sizes:
+        raise NumstyleError(f"--scales {','.join(map(str, sizes))}: give them coarse to fine (smallest first)")
     if len(args.iters) not in (1, len(sizes)):
         raise NumstyleError(f"--iters gives {len(args.iters)} numbers for {len(sizes)} scale(s): give one, or one per scale")
     iters = args.iters * len(sizes) if len(args.iters) == 1 else args.iters
@@ -115,22 +126,31 @@ def run(args):
     return 0
 
 
-def run_video(args, params, model, start):
-    """A video or folder of frames: each frame optimised from the previous frame's result (less flicker)."""
+def run_video(args, params, model, out, start):
+    """A video or folder of frames: each frame optimised from the previous frame's result (less flicker).
+
+    Interrupted (Ctrl-C), it writes the frames finished so far, in the output's own form.
+    """
     frames, meta = read_media(args.content, args.size)
     styles = [load_image(s, None, "style image") for s in args.style]
-    out = output_path(args.content, args.out, "gatys", many=False)
     results, prev = [], None
-    for t, frame in enumerate(frames):
-        content, styles_t = scaled_inputs(frame, styles, max(frame.shape[:2]), args.style_scale, args.preserve_colors)
-        if prev is None:
-            x0 = initial_image(args.init, content, styles_t, content.shape[:2], args.seed, args.size)
-        else:                                                   # start from the last result: same strokes, less flicker
-            x0 = prev
-        prev, last, _ = optimize_one_scale(args, params, model, content, styles_t, x0, out, args.iters[0])
-        result = restore_chroma(prev, frame) if args.preserve_colors == "luminance" else prev
-        results.append(np.clip(result, 0, 255).round().astype(np.uint8))
-        print(f"frame {t + 1}/{len(frames)}: total {last['total']:.5g}", flush=True)
+    try:
+        for t, frame in enumerate(frames):
+            content, styles_t = scaled_inputs(frame, styles, max(frame.shape[:2]), args.style_scale, args.preserve_colors)
+            if prev is None:
+                x0 = initial_image(args.init, content, styles_t, content.shape[:2], args.seed, args.size)
+            else:                                               # start from the last result: same strokes, less flicker
+                x0 = prev
+            prev, last, _ = optimize_one_scale(args, params, model, content, styles_t, x0, None, args.iters[0])
+            result = restore_chroma(prev, frame) if args.preserve_colors == "luminance" else prev
+            results.append(np.clip(result, 0, 255).round().astype(np.uint8))
+            print(f"frame {t + 1}/{len(frames)}: total {last['total']:.5g}", flush=True)
+    except KeyboardInterrupt:
+        if results:
+            done = dict(meta, names=meta["names"][:len(results)]) if "names" in meta else meta
+            write_media(out, results, done)
+            print(f"interrupted: wrote the {len(results)} finished frame(s) of {len(frames)} to {out}")
+        raise
     write_media(out, results, meta)
     print(f"wrote {out} ({len(results)} frames, flicker {flicker(results):.2f}, "
           f"{time.perf_counter() - start:.1f} s wall-clock, {model})")
@@ -150,7 +170,10 @@ def scaled_inputs(content_full, styles_full, size, style_scale, preserve_colors)
 
 
 def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, iters):
-    """One L-BFGS-B (or Adam) run at one size; returns (RGB result, last losses, evaluations)."""
+    """One L-BFGS-B (or Adam) run at one size; returns (RGB result, last losses, evaluations).
+
+    ``out``: the image file for ``--save-every`` and for the latest image on Ctrl-C (None: neither).
+    """
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
     tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None, bool(styles_rgb))
     objective = gatys.make_objective(
@@ -159,7 +182,7 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
         content_layer=args.content_layer, style_layers=args.style_layers,
         style_layer_weights=args.style_layer_weights, content_weight=args.content_weight,
         style_weight=args.style_weight if args.style else 0.0, tv_weight=args.tv_weight, tile=tile)
-    stem, ext = os.path.splitext(out)
+    stem, ext = os.path.splitext(out or "")
     latest = {"x": None}
 
     def callback(it, x, parts):
@@ -167,14 +190,14 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
         if args.print_every and it % args.print_every == 0:
             print(f"iter {it}: total {parts['total']:.5g} content {parts['content']:.4g} "
                   f"style {parts['style']:.4g} tv {parts['tv']:.4g} ({parts['time']:.1f} s)", flush=True)
-        if args.save_every and it % args.save_every == 0:
+        if out and args.save_every and it % args.save_every == 0:
             save_image(f"{stem}_{it:04d}{ext}", deprocess(to_host(x)))
 
     try:
         x, history = gatys.optimize(objective, dev(x0), iters, args.optimizer, args.lr, callback,
                                     progress=not args.no_progress, maxcor=maxcor)
     except KeyboardInterrupt:
-        if latest["x"] is not None:
+        if out and latest["x"] is not None:                    # (frames: run_video writes the finished ones)
             save_image(out, deprocess(to_host(latest["x"])))
             print(f"interrupted: wrote the latest image to {out}")
         raise
@@ -217,4 +240,6 @@ def initial_image(init, content_rgb, styles_rgb, hw, seed, size):
         if not styles_rgb:
             raise NumstyleError("--init style needs --style")
         return resize(styles_rgb[0], shape=hw)
+    if not os.path.exists(init):
+        raise NumstyleError(f"--init {init}: not noise, content, style, or an image file that exists")
     return resize(load_image(init, None, "init image"), shape=hw)

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
-from .files import atomic_path
+from .files import atomic_path, check_writable
 
 MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -99,14 +99,24 @@ def pixel_bounds(shape):
     return lo, lo + 255.0
 
 
-def save_image(path, rgb):
-    """Write uint8 RGB atomically: a temporary file in the same folder, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+def image_format(path):
+    """Pillow's format name for ``path``'s extension (none: PNG); ImageError for one it cannot write."""
     ext = os.path.splitext(path)[1].lower() or ".png"
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
         raise ImageError(f"cannot write {path}: unknown image extension {ext!r} (use .png or .jpg)")
+    return fmt
+
+
+def check_image_output(path):
+    """Before the work: ``path`` has an image extension Pillow writes, and its folder takes a file."""
+    image_format(path)
+    check_writable(path)
+
+
+def save_image(path, rgb):
+    """Write uint8 RGB atomically: a temporary file in the same folder, then rename."""
+    fmt = image_format(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=fmt)
     return path

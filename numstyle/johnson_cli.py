@@ -1,4 +1,5 @@
 """``numstyle train`` and ``numstyle stylize``: Johnson et al.'s feed-forward style transfer."""
+import argparse
 import hashlib
 import os
 import time
@@ -6,8 +7,10 @@ import time
 import numpy as np
 
 from .backend import check_device, to_device, to_host
-from .cli import HelpFormatter, add_tiling_arguments, default_out, name_list, non_negative, positive_int
+from .cli import (HelpFormatter, add_tiling_arguments, default_out, int_list, name_list, non_negative,
+                  non_negative_int, positive_float, positive_int)
 from .errors import NumstyleError
+from .files import check_writable
 from .image import load_image
 from .models import shipped_models
 from .tiles import tiled_transform
@@ -28,7 +31,7 @@ def add_parsers(sub):
     p.add_argument("--style-size", type=positive_int, help="longer side of the style image (default: --size)")
     p.add_argument("--batch-size", type=positive_int, default=d["batch_size"], help="images per iteration")
     p.add_argument("--iters", type=positive_int, default=d["iters"], help="training iterations")
-    p.add_argument("--lr", type=non_negative, default=d["lr"], help="Adam learning rate")
+    p.add_argument("--lr", type=positive_float, default=d["lr"], help="Adam learning rate")
     p.add_argument("--content-weight", type=non_negative, default=d["content_weight"], help="lambda_c")
     p.add_argument("--style-weight", type=non_negative, default=d["style_weight"], help="lambda_s")
     p.add_argument("--tv-weight", type=non_negative, default=d["tv_weight"], help="lambda_TV")
@@ -36,11 +39,11 @@ def add_parsers(sub):
     p.add_argument("--style-layers", type=name_list, default=["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
                    metavar="A,B,...", help="VGG16 style layers")
     p.add_argument("--norm", choices=["instance", "batch"], default=d["norm"], help="normalisation layers")
-    p.add_argument("--width", type=name_list, default=["32", "64", "128"], metavar="A,B,C",
+    p.add_argument("--width", type=three_widths, default=[32, 64, 128], metavar="A,B,C",
                    help="channels of the three down-sampling convolutions")
     p.add_argument("--n-res", type=positive_int, default=5, help="residual blocks")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the batches")
-    p.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], metavar="N",
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights and the batches")
+    p.add_argument("--checkpoint-every", type=non_negative_int, default=d["checkpoint_every"], metavar="N",
                    help="write <out>.ckpt.h5 every N iterations (0: only when interrupted)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a training from its checkpoint")
     p.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: searched)")
@@ -59,7 +62,7 @@ def add_parsers(sub):
                         "in its own form")
     s.add_argument("--out", metavar="PATH|DIR", help="output file (one input) or folder (default: out/)")
     s.add_argument("--size", type=positive_int, help="resize so the longer side is N px (default: keep)")
-    s.add_argument("--deflicker", type=non_negative, default=0.0, metavar="S",
+    s.add_argument("--deflicker", type=fraction, default=0.0, metavar="S",
                    help="videos: blend each frame towards the previous output where the input did not change "
                         "(0 off, 0.8 strong)")
     s.add_argument("--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
@@ -71,13 +74,29 @@ def add_parsers(sub):
     s.set_defaults(run=run_stylize)
 
 
+def fraction(text):
+    """argparse type: a number in [0, 1]."""
+    v = non_negative(text)
+    if v > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return v
+
+
+def three_widths(text):
+    """argparse type for ``--width``: the channels of the three down-sampling convolutions."""
+    widths = int_list(text)
+    if len(widths) != 3:
+        raise argparse.ArgumentTypeError(f"give three channel counts, e.g. 32,64,128; got {text!r}")
+    return widths
+
+
 def run_train(args):
     from . import train, weights
 
     style_rgb = load_image(args.style, args.style_size or args.size, "style image")
     with open(args.style, "rb") as f:
         style_hash = hashlib.sha256(f.read()).hexdigest()
-    config = {"kind": "style", "norm": args.norm, "width": [int(w) for w in args.width], "n_res": args.n_res,
+    config = {"kind": "style", "norm": args.norm, "width": list(args.width), "n_res": args.n_res,
               "style_sha256": style_hash, "style": os.path.basename(args.style),
               "settings": settings(args, ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
                                           "style_weight", "tv_weight", "content_layer", "style_layers", "seed"))}
@@ -108,6 +127,8 @@ def run_training(args, config, out, make_loss, make_step, transform):
     start_time = time.perf_counter()
     check_device(args.device)
     ckpt_path = os.path.splitext(out)[0] + ".ckpt.h5"
+    check_writable(out)                                         # before the training, not after it
+    check_writable(ckpt_path)
     spec = models.spec_from_config(config)
     params = transformer.init_params(spec, seed=args.seed)
     state = transformer.init_state(params, config["norm"])
@@ -125,12 +146,21 @@ def run_training(args, config, out, make_loss, make_step, transform):
     print(f"training on {len(batches.paths)} images from {args.data}: {args.iters} iterations of "
           f"{args.batch_size}x{args.size}x{args.size}, checkpoints in {ckpt_path}")
 
+    saved = {}
+
     def checkpoint(iteration, p, a):
         models.save_checkpoint(ckpt_path, p, a, iteration, config, state)
+        saved["iteration"] = iteration
 
-    params, adam_state, history = train.fit(params, make_step(spec, state, loss), batches, args.iters, args.lr,
-                                            start, adam_state, checkpoint, args.checkpoint_every,
-                                            not args.no_progress, args.command, args.device)
+    try:
+        params, adam_state, history = train.fit(params, make_step(spec, state, loss), batches, args.iters, args.lr,
+                                                start, adam_state, checkpoint, args.checkpoint_every,
+                                                not args.no_progress, args.command, args.device)
+    except KeyboardInterrupt:
+        if saved:
+            print(f"interrupted: wrote {ckpt_path} at iteration {saved['iteration']}; continue with the same "
+                  f"command and --resume {ckpt_path}")
+        raise
     if args.checkpoint_every:
         checkpoint(args.iters, params, adam_state)
     models.save_model(out, params, config, state, half=args.half)
@@ -198,9 +228,13 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     for src in args.inputs:                                                           # fail before any work
         if not os.path.exists(src):
             raise NumstyleError(f"input not found: {src}")
+    dests = [output_path(src, args.out, suffix, len(args.inputs) > 1) for src in args.inputs]
+    for src, dst in zip(args.inputs, dests):
+        check_writable(dst, folder=os.path.isdir(src))
     strength = getattr(args, "deflicker", 0.0)
     start, count = time.perf_counter(), 0
-    for src in tqdm(args.inputs, desc=args.command, unit="input", disable=args.no_progress or len(args.inputs) == 1):
+    for src, dst in tqdm(list(zip(args.inputs, dests)), desc=args.command, unit="input",
+                         disable=args.no_progress or len(args.inputs) == 1):
         frames, meta = read_media(src, args.size)
         results, prev_in, prev_out = [], None, None
         for frame in tqdm(frames, desc="frames", unit="frame", leave=False,
@@ -213,7 +247,7 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
                 out = deflicker(prev_in, prev_out, frame, out, strength)              # (VD1)
             prev_in, prev_out = frame, out
             results.append(np.rint(out).astype(np.uint8))
-        dst = write_media(output_path(src, args.out, suffix, len(args.inputs) > 1), results, meta)
+        dst = write_media(dst, results, meta)
         count += len(results)
         extra = f" (flicker {flicker(results):.2f})" if len(results) > 1 else ""
         print(f"wrote {dst}{extra}")

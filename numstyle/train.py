@@ -112,7 +112,7 @@ def fit(params, step, batches, iters, lr=1e-3, start=0, adam_state=None, checkpo
     bar = tqdm(total=iters, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
     stop = _StopOnInterrupt()
     try:
-        with stop:
+        with stop, np.errstate(over="ignore", invalid="ignore"):     # an overflow is caught below, as a NaN loss
             for it in range(start, iters):
                 batch = _to_device(batches[it], device)
                 parts, grads = step(params, batch)

@@ -112,7 +112,8 @@ def test_bad_input_gives_one_line_error(case, needles, imgs, synthetic_vgg, tmp_
 
 
 @pytest.mark.parametrize("flag,value", [("--content-weight", "nan"), ("--size", "0"), ("--tv-weight", "-1"),
-                                        ("--pool", "median")])
+                                        ("--pool", "median"), ("--seed", "-1"), ("--style-layers", ""),
+                                        ("--lr", "0"), ("--print-every", "-1"), ("--scales", ",")])
 def test_bad_flag_values_are_one_line_errors(flag, value, capsys):
     with pytest.raises(SystemExit) as e:
         main(["gatys", flag, value])
@@ -209,3 +210,102 @@ def test_bench_asks_pytorch_for_our_arithmetic(monkeypatch, cupy_tf32, expected)
     assert bench.torch_reference(args) == {"median_s": 1.0}
     cmd = calls[0]
     assert cmd[cmd.index("--tf32") + 1] == expected and cmd[cmd.index("--device") + 1] == "cuda", cmd
+
+
+@pytest.mark.parametrize("command,flag,value", [("train", "--width", "8,16"), ("train", "--width", "0,1,2"),
+                                                ("train", "--lr", "-1"), ("train", "--checkpoint-every", "-5"),
+                                                ("stylize", "--deflicker", "2")])
+def test_bad_training_and_stylize_flags_are_one_line_errors(command, flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, flag, value])
+    assert e.value.code == 2
+    assert_one_line_error(1, capsys.readouterr().err, flag)
+
+
+def test_unwritable_outputs_fail_before_the_work(imgs, synthetic_vgg, tmp_path, capsys, monkeypatch):
+    """A folder named like the output, a file where a folder should be, an unknown extension, --scales
+    fine to coarse, an --init typo: one line at the start, never after the optimisation."""
+    from numstyle import gatys
+
+    monkeypatch.setattr(gatys, "optimize", lambda *a, **k: pytest.fail("optimised before checking the output"))
+    path, _ = synthetic_vgg("vgg16")
+    (tmp_path / "afile").write_text("x")
+    for out, extra, needle in [(str(tmp_path), [], "is a folder"), (str(tmp_path / "afile" / "x.png"), [], "is a file"),
+                               (str(tmp_path / "w.xyz"), [], "unknown image extension"),
+                               (str(tmp_path / "o.png"), ["--scales", "32,24"], "coarse to fine"),
+                               (str(tmp_path / "o.png"), ["--init", "nosie"], "not noise, content, style")]:
+        argv = gatys_args(path, tmp_path, *extra, content=imgs["rgb"], style=imgs["rgb"])
+        argv[argv.index("--out") + 1] = out
+        code, _, err = run(argv, capsys)
+        assert_one_line_error(code, err, needle)
+
+
+def test_training_output_checked_before_training_and_ctrl_c_says_how_to_resume(imgs, synthetic_vgg, tmp_path,
+                                                                               capsys, monkeypatch):
+    from numstyle import train
+
+    path, _ = synthetic_vgg("vgg16")
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.open(imgs["rgb"]).save(data / "a.png")
+    (tmp_path / "afile").write_text("x")
+    argv = ["train", "--style", imgs["rgb"], "--data", str(data), "--weights", path, "--size", "16",
+            "--batch-size", "1", "--width", "4,6,8", "--n-res", "1", "--iters", "5", "--no-progress"]
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained before checking the output"))
+    code, _, err = run(argv + ["--out", str(tmp_path / "afile" / "m.h5")], capsys)
+    assert_one_line_error(code, err, "is a file")
+
+    def interrupted_fit(params, step, batches, iters, lr, start, adam_state, checkpoint, *rest):
+        checkpoint(3, params, adam_state)                   # what fit does on the first Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "fit", interrupted_fit)
+    code, out, err = run(argv + ["--out", str(tmp_path / "m.h5")], capsys)
+    ckpt = str(tmp_path / "m.ckpt.h5")
+    assert code == 130 and os.path.isfile(ckpt)
+    assert f"wrote {ckpt} at iteration 3" in out and f"--resume {ckpt}" in out, out
+
+
+def test_interrupted_gatys_on_frames_writes_the_finished_frames(imgs, synthetic_vgg, tmp_path, capsys, monkeypatch):
+    """Ctrl-C in frame 2 of 3: frame 1, done, is written in the output's own form (a folder of frames)."""
+    from numstyle import gatys_cli
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        Image.open(imgs["rgb"]).save(frames / f"f{i}.png")
+    real, calls = gatys_cli.optimize_one_scale, []
+
+    def optimize_one_scale(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(gatys_cli, "optimize_one_scale", optimize_one_scale)
+    path, _ = synthetic_vgg("vgg16")
+    argv = gatys_args(path, tmp_path, content=str(frames), style=imgs["rgb"])
+    argv[argv.index("--out") + 1] = str(tmp_path / "result")
+    code, out, _ = run(argv, capsys)
+    assert code == 130 and "wrote the 1 finished frame(s) of 3" in out, out
+    assert sorted(os.listdir(tmp_path / "result" / "frames_gatys")) == ["f0.png"]
+
+
+def test_flat_training_images_are_skipped(tmp_path, rng):
+    """A flat-colour image would make every instance norm divide by a zero variance (NaN training):
+    skipped with one warning, like an unreadable file."""
+    from numstyle.dataset import Batches
+
+    Image.new("RGB", (40, 40), (90, 120, 200)).save(tmp_path / "flat.png")
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    warnings = []
+    b = Batches(str(tmp_path), 16, 4, seed=0, warn=warnings.append)
+    batches = [b.make(i) for i in range(4)]
+    assert all(x.reshape(4, -1).std(axis=1).min() > 10 for x in batches), "a flat crop reached a batch"
+    assert len(warnings) == 1 and "flat.png" in warnings[0] and "flat colour" in warnings[0], warnings
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("numstyle ")
