@@ -141,11 +141,11 @@ def _version():
 def main(argv=None, prog="numstyle"):
     """Entry point of the ``numstyle`` command; returns the exit status."""
     args = build_parser(prog).parse_args(argv)
-    bands_take_the_cores()                                 # CPU: cores go to bands, BLAS stays on one thread
-    if argv is None and getattr(args, "iterative", False) and not (getattr(args, "max_memory", None)
-                                                              or getattr(args, "tile", None)):
-        keep_freed_memory()    # the command's repeated same-shape steps reuse freed heap memory: fewer page faults
     try:
+        bands_take_the_cores()                             # CPU: cores go to bands, BLAS stays on one thread
+        if argv is None and getattr(args, "iterative", False) and not (getattr(args, "max_memory", None)
+                                                                  or getattr(args, "tile", None)):
+            keep_freed_memory()  # the command's repeated same-shape steps reuse freed heap memory: fewer page faults
         return args.run(args) or 0
     except NumstyleError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

@@ -20,7 +20,8 @@ FLAT_STD = 0.5          # grey levels: an image whose channels each vary less th
 def list_images(folder):
     """Every file with an image extension under ``folder``, sorted (deterministic)."""
     if not os.path.isdir(folder):
-        raise NumstyleError(f"training data folder not found: {folder}")
+        what = "is a file, not a folder" if os.path.exists(folder) else "not found"
+        raise NumstyleError(f"training data folder {what}: {folder}")
     paths = []
     for root, _, files in os.walk(folder):
         paths += [os.path.join(root, f) for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTS]

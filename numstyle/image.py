@@ -35,6 +35,8 @@ def load_image(path, size=None, what="image"):
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
             rgb = to_rgb_array(img)
+    except Image.DecompressionBombError as e:                 # Pillow's guard: ~179 megapixels
+        raise ImageError(f"{what} is too large to read: {path} ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{what} is not a readable image: {path} ({type(e).__name__})") from None
     if size is not None:

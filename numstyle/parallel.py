@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .errors import NumstyleError
+
 try:  # the BLAS thread switch; without it, bands run one after another
     from threadpoolctl import ThreadpoolController
 except ImportError:  # pragma: no cover - threadpoolctl is a dependency
@@ -35,7 +37,11 @@ _lock = threading.Lock()
 def cpu_threads():
     """Threads used for bands: ``NUMSTYLE_THREADS`` if set, else the CPU count."""
     value = os.environ.get("NUMSTYLE_THREADS")
-    return max(1, int(value)) if value else (os.cpu_count() or 1)
+    if not value:
+        return os.cpu_count() or 1
+    if not value.strip().isdigit() or int(value) < 1:
+        raise NumstyleError(f"NUMSTYLE_THREADS={value}: give a whole number of threads, 1 or more")
+    return int(value)
 
 
 def for_each_band(work, bands, xp=np):

@@ -41,7 +41,7 @@ def resolve_vgg(model=None, path=None, log=print):
     """
     if path is not None:
         if not os.path.isfile(path):
-            raise WeightsError(f"weight file not found: {path}")
+            raise WeightsError(f"weight file {'is a folder' if os.path.isdir(path) else 'not found'}: {path}")
         found_model = infer_model(path)
         if model is not None and model != found_model:
             raise WeightsError(f"{path} holds {found_model} weights but --model {model} was asked for")

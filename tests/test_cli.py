@@ -309,3 +309,17 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("numstyle ")
+
+
+def test_bad_environment_and_huge_images_are_one_line_errors(imgs, synthetic_vgg, tmp_path, capsys, monkeypatch):
+    from PIL import Image as PILImage
+
+    path, _ = synthetic_vgg("vgg16")
+    argv = gatys_args(path, tmp_path, content=imgs["rgb"], style=imgs["rgb"])
+    monkeypatch.setenv("NUMSTYLE_THREADS", "abc")
+    assert_one_line_error(*run(argv, capsys)[::2], "NUMSTYLE_THREADS=abc")
+    monkeypatch.delenv("NUMSTYLE_THREADS")
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)          # Pillow refuses over twice this: a "bomb"
+    assert_one_line_error(*run(argv, capsys)[::2], "too large to read")
+    code, _, err = run(gatys_args(str(tmp_path), tmp_path, content=imgs["rgb"]), capsys)
+    assert_one_line_error(code, err, "weight file is a folder")
