@@ -192,7 +192,9 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
             break
     if best is None:
         need = (fixed + optimizer_bytes(n, optimizer, 3) + smallest) / 2 ** 20
-        hint = "; --optimizer adam needs less" if optimizer.startswith("lbfgs") else ""
+        adam = (fixed + optimizer_bytes(n, "adam") + smallest) / 2 ** 20
+        fits = optimizer.startswith("lbfgs") and adam <= budget / 2 ** 20
+        hint = f"; --optimizer adam needs about {adam:.0f} MB" if fits else ""
         raise NumstyleError(f"--max-memory {budget / 2 ** 20:.0f} MB is too small for a {W}x{H} Gatys run with "
                             f"{model}: the image, the optimiser and one tile need about {need:.0f} MB{hint}")
     core, maxcor = best
