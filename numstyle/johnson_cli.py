@@ -129,6 +129,7 @@ def run_training(args, config, out, make_loss, make_step, transform):
     ckpt_path = os.path.splitext(out)[0] + ".ckpt.h5"
     check_writable(out)                                         # before the training, not after it
     check_writable(ckpt_path)
+    check_training_memory(args)
     spec = models.spec_from_config(config)
     params = transformer.init_params(spec, seed=args.seed)
     state = transformer.init_state(params, config["norm"])
@@ -172,6 +173,19 @@ def run_training(args, config, out, make_loss, make_step, transform):
         print(f"no iterations left: the checkpoint is at iteration {start}, --iters is {args.iters}")
     print(f"wrote {out}")
     return 0
+
+
+TRAIN_BYTES_PER_PIXEL = 4300    # peak RSS per pixel of a batch (256², batch 4: ~1.4 GB; docs/benchmarks.md)
+
+
+def check_training_memory(args):
+    """Refuse a CPU training that could not fit in this machine's memory at all (it would be killed)."""
+    pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    need = TRAIN_BYTES_PER_PIXEL * args.batch_size * args.size ** 2
+    if args.device == "cpu" and pages > 0 and need > pages * page:
+        raise NumstyleError(f"--size {args.size} --batch-size {args.batch_size} needs about {need / 2 ** 30:.0f} GB "
+                            f"of memory, more than this machine's {pages * page / 2 ** 30:.0f} GB: "
+                            "train on smaller crops or batches")
 
 
 RESUME_MUST_MATCH = ("size", "style_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",

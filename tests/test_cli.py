@@ -323,3 +323,16 @@ def test_bad_environment_and_huge_images_are_one_line_errors(imgs, synthetic_vgg
     assert_one_line_error(*run(argv, capsys)[::2], "too large to read")
     code, _, err = run(gatys_args(str(tmp_path), tmp_path, content=imgs["rgb"]), capsys)
     assert_one_line_error(code, err, "weight file is a folder")
+
+
+def test_training_too_large_for_the_machine_is_refused(imgs, tmp_path, capsys, monkeypatch):
+    """A crop the machine cannot hold is a one-line error up front, not an out-of-memory kill mid-run."""
+    import os as os_module
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.open(imgs["rgb"]).save(data / "a.png")
+    monkeypatch.setattr(os_module, "sysconf", lambda name: {"SC_PHYS_PAGES": 2 ** 20, "SC_PAGE_SIZE": 4096}[name])
+    code, _, err = run(["train", "--style", imgs["rgb"], "--data", str(data), "--size", "1024", "--batch-size", "4",
+                        "--out", str(tmp_path / "m.h5"), "--no-progress"], capsys)     # 4 GB of RAM, ~17 GB needed
+    assert_one_line_error(code, err, "needs about 17 GB", "4 GB")
