@@ -167,8 +167,9 @@ def run_training(args, config, out, make_loss, make_step, transform):
     models.save_model(out, params, config, state, half=args.half)
     if history:
         last = history[-1]
-        print(f"final loss: total {last['total']:.5g}, content {last['content']:.4g}, style {last['style']:.4g}, "
-              f"tv {last['tv']:.4g}; {len(history)} iterations in {time.perf_counter() - start_time:.1f} s")
+        terms = "".join(f", {k} {last[k]:.4g}" for k in ("content", "style", "tv") if last.get(k))   # sr: no style, tv
+        print(f"last iteration's loss: total {last['total']:.5g}{terms}; {len(history)} iterations in "
+              f"{time.perf_counter() - start_time:.1f} s (the progress bar shows a running mean)")
     else:                                   # resumed at --iters: the checkpoint is exported as the model
         print(f"no iterations left: the checkpoint is at iteration {start}, --iters is {args.iters}")
     print(f"wrote {out}")
