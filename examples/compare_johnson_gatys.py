@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from _common import run
 from numstyle import gatys, image, models, train, weights
 from numstyle.data import sample_image, search_dirs
 from numstyle.johnson_cli import stylize_array
@@ -94,4 +95,4 @@ def _sample_photos():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "examples/compare_johnson_gatys.py"))

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from _common import run
 from numstyle import image, models
 from numstyle.data import sample_image, search_dirs
 from numstyle.figures import grid
@@ -84,4 +85,4 @@ def _differences(config, configs):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "examples/figure_johnson.py"))

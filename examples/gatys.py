@@ -13,21 +13,18 @@ numstyle/ops/conv.py.
 """
 import sys
 
+from _common import run
 from numstyle.cli import main
 from numstyle.data import sample_image
-from numstyle.errors import NumstyleError
 
 
 def with_sample_images(argv):
     """Add the sample content and style images when the user gave neither."""
-    if any(a in ("-h", "--help") for a in argv) or any(a in argv for a in ("--content", "--style")):
+    if any(a in ("-h", "--help") for a in argv) or any(a.split("=")[0] in ("--content", "--style") for a in argv):
         return argv
-    try:
-        return ["--content", sample_image("tubingen.jpg"), "--style", sample_image("starry_night.jpg")] + argv
-    except NumstyleError as e:
-        print(f"examples/gatys.py: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    return ["--content", sample_image("tubingen.jpg"), "--style", sample_image("starry_night.jpg")] + argv
 
 
 if __name__ == "__main__":
-    sys.exit(main(["gatys"] + with_sample_images(sys.argv[1:]), prog="examples/gatys.py"))
+    prog = "examples/gatys.py"
+    sys.exit(run(lambda: main(["gatys"] + with_sample_images(sys.argv[1:]), prog=prog), prog))

@@ -9,8 +9,10 @@ photo (Tubingen) and the first model shipped in weights/.
 import os
 import sys
 
+from _common import run
 from numstyle.cli import main
 from numstyle.data import sample_image
+from numstyle.errors import NumstyleError
 from numstyle.models import BUILTIN_DIR
 
 
@@ -20,7 +22,8 @@ def shipped_style_models():
     return sorted(f[:-3] for f in os.listdir(BUILTIN_DIR) if f.endswith(".h5") and not f.startswith("sr_"))
 
 
-VALUED = ("--model", "--out", "--size", "--device")   # flags of `numstyle stylize` that take a value
+# flags of `numstyle stylize` that take a value
+VALUED = ("--model", "--out", "--size", "--deflicker", "--preserve-colors", "--max-memory", "--tile", "--device")
 
 
 def has_inputs(argv):
@@ -28,16 +31,21 @@ def has_inputs(argv):
     return any(not a.startswith("-") and (i == 0 or argv[i - 1] not in VALUED) for i, a in enumerate(argv))
 
 
+def with_defaults(argv):
+    """Add the first shipped model and the sample photo where not given."""
+    if any(a in ("-h", "--help") for a in argv):
+        return argv
+    if not any(a.split("=")[0] == "--model" for a in argv):
+        shipped = shipped_style_models()
+        if not shipped:
+            raise NumstyleError("no model shipped in weights/; train one with examples/train_johnson.py and "
+                                "pass --model")
+        argv = ["--model", shipped[0]] + argv
+    if not has_inputs(argv):
+        argv = argv + [sample_image("tubingen.jpg")]
+    return argv
+
+
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    if not any(a in ("-h", "--help") for a in argv):
-        if "--model" not in argv:
-            shipped = shipped_style_models()
-            if not shipped:
-                print("examples/stylize.py: error: no model shipped in weights/; train one with "
-                      "examples/train_johnson.py and pass --model", file=sys.stderr)
-                sys.exit(1)
-            argv = ["--model", shipped[0]] + argv
-        if not has_inputs(argv):
-            argv = argv + [sample_image("tubingen.jpg")]
-    sys.exit(main(["stylize"] + argv, prog="examples/stylize.py"))
+    prog = "examples/stylize.py"
+    sys.exit(run(lambda: main(["stylize"] + with_defaults(sys.argv[1:]), prog=prog), prog))

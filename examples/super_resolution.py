@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from _common import run
 from numstyle import image, models, sr
 from numstyle.data import search_dirs
 from numstyle.figures import grid
@@ -68,4 +69,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "examples/super_resolution.py"))

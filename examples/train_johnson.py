@@ -7,16 +7,21 @@ Takes the flags of ``numstyle train`` (all optional here). Defaults: the
 sample painting (The Starry Night), the photos under $NUMSTYLE_DATA/datasets/
 photos, 128 px crops, batch 4, a few hundred iterations -- minutes, not hours.
 The full recipe of the paper is ``--size 256 --iters 40000`` on MS-COCO.
+The model goes to ``out/<style>_<size>.h5`` unless ``--out`` says otherwise.
 
 Reading on: numstyle/johnson_cli.py -> numstyle/train.py (the loss and the
 loop) -> numstyle/transformer.py (the network) -> numstyle/ops/.
 """
+import argparse
 import os
 import sys
 
+from _common import run
 from numstyle.cli import main
 from numstyle.data import sample_image, search_dirs
 from numstyle.errors import NumstyleError
+
+PROG = "examples/train_johnson.py"
 
 
 def photos_folder():
@@ -27,35 +32,47 @@ def photos_folder():
 
 
 def defaults(argv):
-    """Fill in the sample style, the shared photos and a CPU-sized schedule where not given."""
+    """Fill in the sample style, the shared photos and a CPU-sized schedule where not given.
+
+    Returns the arguments of ``numstyle train`` and the model file, ``out/<style>_<size>.h5`` by default.
+    """
+    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)   # reads these flags,
+    for flag in ("--style", "--data", "--size", "--iters", "--out", "--checkpoint-every"):   # --out=x.h5 too
+        ap.add_argument(flag)
+    try:
+        given, _ = ap.parse_known_args(argv)
+    except argparse.ArgumentError as e:
+        raise NumstyleError(str(e)) from None
     add = []
-    if "--style" not in argv:
-        add += ["--style", sample_image("starry_night.jpg")]
-    if "--data" not in argv:
+    if given.style is None:
+        given.style = sample_image("starry_night.jpg")
+        add += ["--style", given.style]
+    if given.data is None:
         folder = photos_folder()
         if folder is None:
             raise NumstyleError("no training photos found: pass --data DIR (any folder of images), "
                                 "or set NUMSTYLE_DATA to a folder with datasets/photos")
         add += ["--data", folder]
-    for flag, value in (("--size", "128"), ("--iters", "300"), ("--out", "out/starry_night_128.h5"),
-                        ("--checkpoint-every", "100")):
-        if flag not in argv:
+    stem = os.path.splitext(os.path.basename(given.style))[0]
+    out = given.out or os.path.join("out", f"{stem}_{given.size or 128}.h5")
+    for flag, value in (("--size", "128"), ("--iters", "300"), ("--out", out), ("--checkpoint-every", "100")):
+        if getattr(given, flag[2:].replace("-", "_")) is None:
             add += [flag, value]
-    return add + argv
+    return add + argv, out
+
+
+def train_then_stylize(argv):
+    """Train, then stylise the sample photo with the new model."""
+    if any(a in ("-h", "--help") for a in argv):
+        return main(["train"] + argv, prog=PROG)
+    argv, model = defaults(argv)
+    photo = sample_image("tubingen.jpg")                    # found (or not) before the training
+    code = main(["train"] + argv, prog=PROG)
+    if code == 0:
+        code = main(["stylize", "--model", model, photo, "--out", os.path.splitext(model)[0] + "_tubingen.png"],
+                    prog=PROG)
+    return code
 
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    if not any(a in ("-h", "--help") for a in argv):
-        try:
-            argv = defaults(argv)
-        except NumstyleError as e:
-            print(f"examples/train_johnson.py: error: {e}", file=sys.stderr)
-            sys.exit(1)
-    code = main(["train"] + argv, prog="examples/train_johnson.py")
-    if code == 0 and "--out" in argv:
-        model = argv[argv.index("--out") + 1]
-        photo = sample_image("tubingen.jpg")
-        code = main(["stylize", "--model", model, photo, "--out", os.path.splitext(model)[0] + "_tubingen.png"],
-                    prog="examples/train_johnson.py")
-    sys.exit(code)
+    sys.exit(run(lambda: train_then_stylize(sys.argv[1:]), PROG))

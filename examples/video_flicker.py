@@ -18,11 +18,13 @@ import argparse
 import io
 import json
 import os
+import sys
 import time
 
 import numpy as np
 from PIL import Image
 
+from _common import run
 from numstyle import gatys, models
 from numstyle.data import sample_image
 from numstyle.figures import grid
@@ -80,7 +82,7 @@ def change(a, b):
     return np.clip(8 * np.abs(b.astype(np.float32) - a.astype(np.float32)), 0, 255)
 
 
-if __name__ == "__main__":
+def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--photo", help="the still photo (default: the sample content image)")
     ap.add_argument("--style", help="style image of the Gatys runs (default: the sample style image)")
@@ -126,3 +128,7 @@ if __name__ == "__main__":
     for k, v in numbers.items():
         print(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
     print(f"wrote {args.out}/flicker.png and flicker.json")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, "examples/video_flicker.py"))

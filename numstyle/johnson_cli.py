@@ -227,7 +227,7 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     from tqdm import tqdm
 
     from . import models
-    from .media import deflicker, flicker, output_path, read_media, write_media
+    from .media import deflicker, flicker, output_paths, read_media, write_media
     from .transformer import prepare_inference
 
     if args.max_memory or args.tile:
@@ -243,7 +243,7 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     for src in args.inputs:                                                           # fail before any work
         if not os.path.exists(src):
             raise NumstyleError(f"input not found: {src}")
-    dests = [output_path(src, args.out, suffix, len(args.inputs) > 1) for src in args.inputs]
+    dests = output_paths(args.inputs, args.out, suffix)                              # distinct, checked
     for src, dst in zip(args.inputs, dests):
         check_writable(dst, folder=os.path.isdir(src))
     strength = getattr(args, "deflicker", 0.0)

@@ -49,23 +49,79 @@ def write_media(path, frames, meta):
         return write_folder(path, meta["names"], frames)
     if kind == "video":
         return write_video(path, frames, meta["fps"])
-    if kind == "gif":
+    if kind == "gif" and os.path.splitext(path)[1].lower() == ".gif":
         return write_gif(path, frames, meta["durations"])
+    if len(frames) > 1:                                   # output_path refuses this before the work
+        raise NumstyleError(f"cannot write {len(frames)} frames to the image {path}: give a .gif name or a folder")
     return save_image(path, frames[0])
 
 
-def output_path(src, out, suffix, many):
-    """Where the result of ``src`` goes: ``out`` itself (one input, a file name) or ``out/`` (default ``out/``)."""
-    kind_ext = ".gif" if src.lower().endswith(".gif") else (os.path.splitext(src)[1] if is_video(src) else ".png")
-    if out and not many and not os.path.isdir(src) and os.path.splitext(out)[1]:
+def output_path(src, out, suffix, many=False):
+    """Where the result of ``src`` goes: ``out`` itself when it is a file name (one input), else
+    ``<out>/<name>_<suffix>`` in the input's own form (default folder ``out/``).
+
+    Raises NumstyleError, before any work, for a file name that cannot hold the result: several
+    inputs or a folder of frames (they need a folder), an animated GIF without ``.gif``, a video
+    without a video extension, an image without an image extension.
+    """
+    kind = input_kind(src)
+    if out and os.path.splitext(out)[1] and not os.path.isdir(out):           # a file name
         ext = os.path.splitext(out)[1].lower()
-        if is_video(src) != (ext in VIDEO_EXTS) or (not is_video(src) and ext not in IMAGE_EXTS):
-            raise NumstyleError(f"--out {out}: a {'video' if is_video(src) else 'image'} input needs a "
-                                f"{'video' if is_video(src) else 'image'} file name (or a folder)")
+        if many:
+            raise NumstyleError(f"--out {out}: several inputs need a folder for --out, not a file name")
+        if kind == "folder":
+            raise NumstyleError(f"--out {out}: a folder of frames needs a folder name for --out, not a file name")
+        if kind == "video" and ext not in VIDEO_EXTS:
+            raise NumstyleError(f"--out {out}: a video input needs a video file name "
+                                f"({', '.join(sorted(VIDEO_EXTS))}) or a folder")
+        if kind == "gif" and ext != ".gif":
+            raise NumstyleError(f"--out {out}: an animated GIF input needs a .gif file name or a folder")
+        if kind == "image" and ext not in IMAGE_EXTS:
+            raise NumstyleError(f"--out {out}: an image input needs an image file name (.png, .jpg, ...) "
+                                "or a folder")
         return out
-    stem = os.path.basename(os.path.normpath(src))
-    stem = stem if os.path.isdir(src) else os.path.splitext(stem)[0]
-    return os.path.join(out or "out", f"{stem}_{suffix}" + ("" if os.path.isdir(src) else kind_ext))
+    name = os.path.basename(os.path.normpath(src))
+    if kind == "folder":
+        return os.path.join(out or "out", f"{name}_{suffix}")
+    stem, ext = os.path.splitext(name)
+    ext = ext if kind == "video" else ".gif" if ext.lower() == ".gif" else ".png"
+    return os.path.join(out or "out", f"{stem}_{suffix}{ext}")
+
+
+def output_paths(inputs, out, suffix):
+    """:func:`output_path` of every input, checked before any work, made distinct: a second input
+    named like an earlier one (``a/x.jpg``, ``b/x.jpg``) gets ``x_<suffix>_2.png``, so that no result
+    overwrites another."""
+    def key(path):
+        return os.path.normcase(os.path.abspath(path))
+
+    paths = []
+    for src in inputs:
+        path = first = output_path(src, out, suffix, many=len(inputs) > 1)
+        base, ext = (first, "") if os.path.isdir(src) else os.path.splitext(first)
+        n = 1
+        while key(path) in {key(p) for p in paths}:
+            n += 1
+            path = f"{base}_{n}{ext}"
+        paths.append(path)
+    return paths
+
+
+def input_kind(path):
+    """'folder', 'video', 'gif' (an animated GIF) or 'image' (a still GIF too): the form of the result."""
+    if os.path.isdir(path):
+        return "folder"
+    if is_video(path):
+        return "video"
+    if os.path.splitext(path)[1].lower() == ".gif":
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                return "gif" if getattr(im, "is_animated", False) else "image"
+        except OSError:                                   # unreadable: read_media says so
+            return "gif"
+    return "image"
 
 
 def read_gif(path, size=None):

@@ -6,8 +6,9 @@ import os
 import numpy as np
 
 from .backend import check_device, to_device
-from .cli import HelpFormatter, add_tiling_arguments, non_negative, positive_int
-from .errors import NumstyleError
+from .cli import HelpFormatter, add_tiling_arguments, non_negative, non_negative_int, positive_float, positive_int
+from .data import search_dirs
+from .errors import ImageError, NumstyleError
 from .image import IMAGE_EXTS, load_image
 from .johnson_cli import run_stylize, run_training, settings
 from .models import shipped_models
@@ -22,10 +23,11 @@ def add_parsers(sub):
                    help="per-pixel MSE, or VGG16 relu2_2 feature reconstruction (+ TV)")
     p.add_argument("--data", metavar="DIR", required=True, help="folder of training photos (searched recursively)")
     p.add_argument("--out", metavar="MODEL.h5", required=True, help="model file")
-    p.add_argument("--size", type=positive_int, default=96, help="high-resolution crop size, px (paper: 288)")
+    p.add_argument("--size", type=positive_int, default=96,
+                   help="high-resolution crop size, px, a multiple of --scale (paper: 288)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="crops per iteration")
     p.add_argument("--iters", type=positive_int, default=4000, help="training iterations")
-    p.add_argument("--lr", type=non_negative, default=1e-3, help="Adam learning rate")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
     p.add_argument("--blur", type=non_negative, default=1.0, help="Gaussian blur sigma before downsampling")
     p.add_argument("--tv-weight", type=non_negative, default=1e-5, help="total variation weight (feature loss)")
     p.add_argument("--content-layer", default="relu2_2", metavar="NAME", help="VGG16 layer of the feature loss")
@@ -34,8 +36,9 @@ def add_parsers(sub):
     p.add_argument("--n-res", type=positive_int, default=4, help="residual blocks")
     p.add_argument("--no-skip", action="store_true", help="predict the image itself, as the paper (default: "
                                                           "the difference from bicubic)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the crops")
-    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="checkpoint every N iterations")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights and the crops")
+    p.add_argument("--checkpoint-every", type=non_negative_int, default=500, metavar="N",
+                   help="write <out>.ckpt.h5 every N iterations (0: only when interrupted)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a training from its checkpoint")
     p.add_argument("--weights", metavar="PATH", help="VGG16 weights for the feature loss (default: searched)")
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
@@ -64,7 +67,8 @@ def add_parsers(sub):
                                    "low-resolution inputs made with the model's own degradation.",
                        formatter_class=HelpFormatter)
     e.add_argument("--model", required=True, metavar="MODEL.h5|NAME", help="model file or shipped name")
-    e.add_argument("--set", dest="sets", action="append", required=True, metavar="DIR", help="a folder of images")
+    e.add_argument("--set", dest="sets", action="append", required=True, metavar="DIR|NAME",
+                   help="a folder of images, or the name of one in $NUMSTYLE_DATA/datasets/sr (Set5, Set14, BSD68)")
     e.add_argument("--blur", type=non_negative, help="blur sigma of the degradation (default: the model's)")
     e.add_argument("--match-histogram", action="store_true", help="apply the histogram matching first")
     e.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
@@ -81,6 +85,10 @@ def run_sr_train(args):
                                           "scale", "loss", "blur"))}
     if args.size < 4 * args.scale:
         raise NumstyleError(f"--size {args.size} is too small for x{args.scale}: use at least {4 * args.scale}")
+    if args.size % args.scale:
+        lower = args.size - args.size % args.scale
+        raise NumstyleError(f"--size {args.size} is not a multiple of --scale {args.scale}: use {lower} or "
+                            f"{lower + args.scale}")
 
     def make_loss():
         if args.loss == "pixel":
@@ -113,15 +121,24 @@ def run_sr_eval(args):
     scale = config["scale"]
     blur = config.get("blur", 1.0) if args.blur is None else args.blur
     results = {}
-    for folder in args.sets:
+    folders = [find_test_set(name) for name in args.sets]                         # all found before any work
+    for folder in folders:
         files = sorted(f for f in glob.glob(os.path.join(folder, "*")) if os.path.splitext(f)[1].lower() in IMAGE_EXTS)
         if not files:
             raise NumstyleError(f"no images in test set {folder}")
         rows = []
         for path in files:
-            hr = sr.modcrop(load_image(path, what="test image"), scale)
-            lr = sr.degrade(hr, scale, blur)
-            out = sr.upscale_array(params, config, state, lr, args.device)
+            full = load_image(path, what="test image")
+            hr = sr.modcrop(full, scale)
+            try:
+                if min(hr.shape[:2]) == 0:
+                    raise ImageError("smaller than the scale")
+                lr = sr.degrade(hr, scale, blur)
+                out = sr.upscale_array(params, config, state, lr, args.device)
+            except ImageError:
+                h, w = (n // scale for n in hr.shape[:2])
+                raise NumstyleError(f"test image {path} ({full.shape[1]}x{full.shape[0]}) is too small for the "
+                                    f"x{scale} network: {w}x{h} px once downscaled by {scale}") from None
             if args.match_histogram:
                 out = sr.match_histograms(out, lr)
             bic = np.clip(sr.bicubic(lr, hr.shape[:2]), 0, 255)
@@ -141,3 +158,19 @@ def run_sr_eval(args):
         print(f"{name:<10} {r['images']:>6} {r['psnr']:>7.2f} {r['ssim']:>7.4f} {r['bicubic_psnr']:>13.2f} "
               f"{r['bicubic_ssim']:>13.4f}")
     return 0
+
+
+def find_test_set(name):
+    """The folder of a ``--set``: ``name`` itself if it is a folder, else ``$NUMSTYLE_DATA/datasets/sr/<name>``
+    (and the user cache) for a bare name such as ``Set5``."""
+    if os.path.isdir(name):
+        return name
+    tried = [name]
+    if os.sep not in name.rstrip(os.sep):
+        for d in search_dirs(os.path.join("datasets", "sr", name)):
+            if os.path.isdir(d):
+                return d
+            tried.append(d)
+    if os.path.exists(name):
+        raise NumstyleError(f"test set {name} is a file: give a folder of images")
+    raise NumstyleError(f"test set not found: {name}" + (f" (looked in {', '.join(tried)})" if tried[1:] else ""))

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from numstyle import backend, vgg, weights
+from numstyle import backend, models, transformer, vgg, weights
 
 import fakecupy
 
@@ -57,3 +57,23 @@ def synthetic_vgg(tmp_path_factory):
         return made[model]
 
     return make
+
+
+def assert_one_line_error(code, err, *needles):
+    """A user error: a non-zero exit and one line on stderr, ``...: error: ...``, holding each needle."""
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected a one-line error, got:\n{err}"
+    assert "error" in lines[0] and "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], f"{n!r} not in {lines[0]!r}"
+
+
+@pytest.fixture
+def style_model(tmp_path):
+    """A tiny style model file (widths 4, 6, 8; one residual block), random weights."""
+    spec = transformer.style_spec((4, 6, 8), 1)
+    path = str(tmp_path / "m.h5")
+    models.save_model(path, transformer.init_params(spec, seed=3),
+                      {"kind": "style", "norm": "instance", "width": [4, 6, 8], "n_res": 1})
+    return path

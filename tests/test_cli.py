@@ -11,6 +11,8 @@ from PIL import Image
 from numstyle import image, vgg, weights
 from numstyle.cli import main
 
+from conftest import assert_one_line_error
+
 
 @pytest.fixture
 def imgs(tmp_path, rng):
@@ -42,15 +44,6 @@ def gatys_args(weights_path, tmp_path, *extra, content=None, style=None):
     if style:
         args += ["--style", style]
     return args + list(extra)
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"expected a one-line error, got:\n{err}"
-    assert "error" in lines[0] and "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], f"{n!r} not in {lines[0]!r}"
 
 
 @pytest.mark.parametrize("mode", ["grey", "rgba", "palette", "grey16"])

@@ -5,34 +5,25 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numstyle import media, models, transformer
+from numstyle import media
 from numstyle.cli import main
 
 
-@pytest.fixture
-def model(tmp_path):
-    spec = transformer.style_spec((4, 6, 8), 1)
-    path = str(tmp_path / "m.h5")
-    models.save_model(path, transformer.init_params(spec, seed=3),
-                      {"kind": "style", "norm": "instance", "width": [4, 6, 8], "n_res": 1})
-    return path
-
-
-def test_video_round_trip_keeps_frame_count_and_size(tmp_path, model, rng, capsys):
+def test_video_round_trip_keeps_frame_count_and_size(tmp_path, style_model, rng, capsys):
     pytest.importorskip("imageio")
     src = str(tmp_path / "clip.mp4")
     media.write_video(src, [rng.integers(0, 256, (24, 40, 3), dtype=np.uint8) for _ in range(3)], fps=5)
-    assert main(["stylize", "--model", model, src, "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert main(["stylize", "--model", style_model, src, "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     frames, fps = media.read_video(str(tmp_path / "out" / "clip_stylized.mp4"))
     assert len(frames) == 3 and frames[0].shape == (24, 40, 3) and fps == pytest.approx(5)
 
 
-def test_frame_folder_round_trip(tmp_path, model, rng, capsys):
+def test_frame_folder_round_trip(tmp_path, style_model, rng, capsys):
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (18, 22, 3), dtype=np.uint8)).save(folder / f"f{i:03d}.png")
-    assert main(["stylize", "--model", model, str(folder), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert main(["stylize", "--model", style_model, str(folder), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     out = tmp_path / "out" / "frames_stylized"
     assert sorted(os.listdir(out)) == ["f000.png", "f001.png", "f002.png"]
     with Image.open(out / "f001.png") as im:
@@ -55,11 +46,11 @@ def test_deflicker_reduces_flicker_on_a_static_scene(rng):
     np.testing.assert_allclose(blended[changed], outputs[1][changed], atol=0.1)
 
 
-def test_bad_video_out_names(tmp_path, model, rng, capsys):
+def test_bad_video_out_names(tmp_path, style_model, rng, capsys):
     pytest.importorskip("imageio")
     src = str(tmp_path / "clip.mp4")
     media.write_video(src, [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(2)], fps=5)
-    assert main(["stylize", "--model", model, src, "--out", str(tmp_path / "x.png")]) == 1
+    assert main(["stylize", "--model", style_model, src, "--out", str(tmp_path / "x.png")]) == 1
     assert "needs a video file name" in capsys.readouterr().err
 
 
