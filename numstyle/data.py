@@ -55,21 +55,21 @@ def sample_image(name):
         return found
     dest = os.path.join(cache_dir(), sub, name)
     fetch(_NEURAL_STYLE + name, dest, sha256=sha256, what=f"sample image {name}", looked=search_dirs(sub),
-          hint="pass --content/--style PATH")
+          hint="give an image of your own")
     return dest
 
 
 def fetch(url, dest, md5=None, sha256=None, what="file", looked=(), hint=""):
     """Download with a one-line :class:`NumstyleError` that says where we looked and what to do."""
     where = ", ".join(looked)
+    data = os.environ.get("NUMSTYLE_DATA")
+    todo = f"{hint} or put it under NUMSTYLE_DATA ({data})" if data else f"{hint} or set NUMSTYLE_DATA"
     if os.environ.get("NUMSTYLE_NO_DOWNLOAD"):
-        raise NumstyleError(f"{what} not found (looked in {where}) and downloads are off (NUMSTYLE_NO_DOWNLOAD); "
-                            f"{hint} or set NUMSTYLE_DATA")
+        raise NumstyleError(f"{what} not found (looked in {where}) and downloads are off (NUMSTYLE_NO_DOWNLOAD); {todo}")
     try:
         download(url, dest, md5=md5, sha256=sha256)
     except (OSError, ValueError) as e:
-        raise NumstyleError(f"{what} not found (looked in {where}) and the download failed ({e}); "
-                            f"{hint} or set NUMSTYLE_DATA") from None
+        raise NumstyleError(f"{what} not found (looked in {where}) and the download failed ({e}); {todo}") from None
     return dest
 
 
