@@ -15,6 +15,7 @@ pipeline) -- everything ``--resume`` needs to continue exactly.
 """
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -23,7 +24,17 @@ from .files import atomic_path
 from .transformer import sr_spec, style_spec
 
 FORMAT, CHECKPOINT_FORMAT, VERSION = "numstyle-model", "numstyle-checkpoint", 1
-BUILTIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
+
+
+def _shipped_dir():
+    """The shipped models' folder: ``weights/`` of the source tree (a checkout, ``pip install -e``), else
+    where ``pip install .`` puts them (setup.cfg's data_files: ``<prefix>/share/numstyle/weights``)."""
+    source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
+    installed = os.path.join(sys.prefix, "share", "numstyle", "weights")
+    return source if os.path.isdir(source) or not os.path.isdir(installed) else installed
+
+
+BUILTIN_DIR = _shipped_dir()
 
 
 def spec_from_config(config):

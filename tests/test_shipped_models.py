@@ -36,3 +36,18 @@ def test_shipped_model_matches_its_readme_hash_and_runs(name, rng):
         out = upscale_array(params, config, state, rgb)
         assert out.shape == (37 * config["scale"], 50 * config["scale"], 3)
     assert np.isfinite(out).all() and out.min() >= -1 and out.max() <= 256, (out.min(), out.max())
+
+
+def test_shipped_models_are_found_after_a_plain_pip_install(tmp_path, monkeypatch):
+    """From a source tree (checkout, ``pip install -e``) weights/ is beside the package; ``pip install .``
+    puts the models in <prefix>/share/numstyle/weights (setup.cfg's data_files), found there instead."""
+    import sys
+
+    assert models._shipped_dir() == WEIGHTS
+    installed = tmp_path / "share" / "numstyle" / "weights"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    monkeypatch.setattr(models.os.path, "isdir", lambda p: p == str(installed))   # no source tree
+    assert models._shipped_dir() == str(installed)
+    setup = open(os.path.join(os.path.dirname(WEIGHTS), "setup.cfg")).read()
+    assert "share/numstyle/weights = weights/*.h5" in setup
