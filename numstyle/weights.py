@@ -65,7 +65,7 @@ def download_vgg(model):
     dest = os.path.join(cache_dir(), "weights", name)
     try:
         return fetch(_KERAS + name, dest, md5=VGG_FILES[model]["md5"], what=f"{model} weights",
-                     looked=search_dirs("weights"), hint=f"pass --weights PATH, put weights/{name} under NUMSTYLE_DATA,")
+                     looked=search_dirs("weights"), hint="pass --weights PATH")
     except NumstyleError as e:
         raise WeightsError(str(e)) from None
 
