@@ -56,22 +56,20 @@ def non_negative(text):
 
 
 def positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return v
+    return _int_at_least(text, 1)
 
 
 def non_negative_int(text):
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text, least):
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    if v < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {text!r}")
     return v
 
 
