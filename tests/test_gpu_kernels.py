@@ -214,3 +214,17 @@ def test_winograd_kernels_in_bands_of_tile_rows(cp, monkeypatch, flip):
     want = winograd._convolve(x, w_hat, 1, b, perm=winograd.FLIP[2] if flip else None)
     got = winograd_kernels.convolve(cp.asarray(x), cp.asarray(w_hat), 1, cp.asarray(b), flip=flip)
     assert rel_error(backend.to_host(got), want) < 1e-12, f"flip={flip}: bands of one tile row differ"
+
+
+def test_kernel_bodies_avoid_cupys_reserved_names():
+    """CuPy reserves ``n``, ``i`` and names starting with ``_`` inside an ElementwiseKernel (its docs,
+    "User-Defined Kernels"): ``i`` may be read, never declared; g++ and nvcc would not notice."""
+    import re
+
+    for name, (in_params, out_params, body) in kernels.SOURCES.items():
+        params = [p.split()[-1] for p in f"{in_params}, {out_params}".split(",")]
+        code = re.sub(r"//[^\n]*", "", body)                                  # comments may say anything
+        declared = re.findall(r"\b(?:int|ptrdiff_t|T|bool|Pixel|auto)\s+(\w+)|,\s*(\w+)\s*=", code)
+        names = params + [a or b for a, b in declared]
+        bad = [v for v in names if v in ("n", "i") or v.startswith("_")] + re.findall(r"\bn\b", code)
+        assert not bad, f"kernel {name!r} uses CuPy's reserved names {bad}"

@@ -31,12 +31,12 @@ SOURCES = {
         "raw T x, int32 C, int32 N, int32 H, int32 W, int32 pad, int32 i0, int32 rows, int32 tw, int32 flip", "T v",
         """
         const int BT[16] = {1, 0, -1, 0,  0, 1, 1, 0,  0, -1, 1, 0,  0, 1, 0, -1};   // B^T of F(2x2, 3x3)
-        const Pixel o = pixel(i, rows, tw);            // V entry (k, c, n, tile row i0 + o.r, tile column)
-        const int n = (int)(o.nc % N), c = (int)((o.nc / N) % C), k = (int)(o.nc / ((ptrdiff_t)N * C));
+        const Pixel o = pixel(i, rows, tw);            // V entry (k, c, img, tile row i0 + o.r, tile column)
+        const int img = (int)(o.nc % N), c = (int)((o.nc / N) % C), k = (int)(o.nc / ((ptrdiff_t)N * C));
         int r = k / 4, s = k % 4;                      // transform-domain position (r, s)
         if (flip) { r = r % 3 ? r : 3 - r; s = s % 3 ? s : 3 - s; }    // (W8): rows 0 and 3 swapped
         const int y0 = 2 * (i0 + o.r) - pad, x0 = 2 * o.c - pad;   // the tile's first input pixel
-        const ptrdiff_t image = ((ptrdiff_t)n * C + c) * H;
+        const ptrdiff_t plane = ((ptrdiff_t)img * C + c) * H;
         T sum = 0;
         for (int u = 0; u < 4; ++u) {                  // (B^T d B)[r, s] = sum_uw B^T[r, u] d[u, w] B^T[s, w]  (W3)
             const int yy = y0 + u;
@@ -44,7 +44,7 @@ SOURCES = {
             for (int w = 0; w < 4; ++w) {
                 const int xx = x0 + w;
                 if (BT[s * 4 + w] == 0 || xx < 0 || xx >= W) continue;
-                sum += (T)(BT[r * 4 + u] * BT[s * 4 + w]) * x[(image + yy) * W + xx];
+                sum += (T)(BT[r * 4 + u] * BT[s * 4 + w]) * x[(plane + yy) * W + xx];
             }
         }
         v = sum;
@@ -54,11 +54,11 @@ SOURCES = {
         "T y",
         """
         const int AT[8] = {1, 1, 1, 0,  0, 1, -1, -1};  // A^T of F(2x2, 3x3)
-        const Pixel o = pixel(i, Hb, Wo);              // output pixel (n, f, row in the band, column)
-        const int f = (int)(o.nc % F), n = (int)(o.nc / F);
+        const Pixel o = pixel(i, Hb, Wo);              // output pixel (img, f, row in the band, column)
+        const int f = (int)(o.nc % F), img = (int)(o.nc / F);
         const int p = o.r % 2, q = o.c % 2;            // its place in its 2x2 block
         const ptrdiff_t tiles = (ptrdiff_t)N * rows * tw;
-        const ptrdiff_t t = ((ptrdiff_t)n * rows + o.r / 2) * tw + o.c / 2;   // its tile, among the band's
+        const ptrdiff_t t = ((ptrdiff_t)img * rows + o.r / 2) * tw + o.c / 2;   // its tile, among the band's
         T sum = 0;
         for (int r = 0; r < 4; ++r) {                  // (A^T M A)[p, q] = sum_rs A^T[p, r] M[r, s] A^T[q, s]  (W5)
             const int ar = AT[p * 4 + (flip && r % 3 == 0 ? 3 - r : r)];   // (W8): columns 0 and 3 swapped
