@@ -228,3 +228,17 @@ def test_kernel_bodies_avoid_cupys_reserved_names():
         names = params + [a or b for a, b in declared]
         bad = [v for v in names if v in ("n", "i") or v.startswith("_")] + re.findall(r"\bn\b", code)
         assert not bad, f"kernel {name!r} uses CuPy's reserved names {bad}"
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 7, 6), (2, 2, 1, 5), (1, 1, 4, 1), (2, 3, 2, 2)])
+def test_tv_kernel_matches_the_array_code(cp, shape):
+    """(TV1)-(TV2) in one kernel and a sum, against the slice code: edges, one row, one column."""
+    _needs_kernels(cp)
+    from numstyle import losses
+
+    x = np.random.default_rng(sum(shape)).standard_normal(shape)
+    want_loss, want_dx = losses.tv_loss(x)                                  # NumPy: the array code
+    loss, dx = kernels.tv_loss(cp.asarray(x))
+    # sums of the same squares in another order: ~1e-15 relative; the gradient is exact
+    assert abs(float(loss) - want_loss) <= 1e-12 * max(1.0, want_loss), f"(TV1) {shape}: {float(loss)} vs {want_loss}"
+    np.testing.assert_allclose(backend.to_host(dx), want_dx, rtol=0, atol=1e-12, err_msg=f"(TV2) {shape}")

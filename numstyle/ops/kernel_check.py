@@ -10,7 +10,8 @@ import numpy as np
 
 from ..backend import to_host
 from .kernels import (avg_pool, avg_pool_backward, col2im_rows, im2col_rows, max_pool, max_pool_backward,
-                      norm_backward, norm_forward, normalize, reflect_pad, reflect_pad_backward, relu_backward)
+                      norm_backward, norm_forward, normalize, reflect_pad, reflect_pad_backward, relu_backward,
+                      tv_loss)
 
 
 def self_test(xp):
@@ -57,6 +58,9 @@ def self_test(xp):
         "norm_backward": (lambda: norm_backward(d(x), d(norm_cache[0]), d(norm_cache[1]), d(g), (2, 3), False)[0],
                           lambda: norm.norm_backward(x, norm_cache)[0]),
     }
+    from .. import losses                          # (TV1)-(TV2): the loss and the gradient, as one array
+    checks["tv"] = (lambda: xp.concatenate([tv_loss(d(x))[0].reshape(1), tv_loss(d(x))[1].ravel()]),
+                    lambda: np.concatenate([[losses.tv_loss(x)[0]], losses.tv_loss(x)[1].ravel()]))
     from . import winograd, winograd_kernels    # (W3)-(W5), and (W8)'s flipped transforms, against the array code
     xw, w_hat = x[:, :, :, :5], winograd.transform_kernel(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
     checks["winograd"] = (lambda: winograd_kernels.convolve(d(xw), d(w_hat), 1, d(b[:1].repeat(4))),

@@ -26,6 +26,8 @@ The bodies are the equations, written per output element ``i`` (``PREAMBLE``'s
 - ``max_pool``, ``max_pool_backward`` (P2): a window's first maximum and its
   place (int8); the gradient to that place only.
 - ``relu_backward`` (R1): ``dy`` where the output is positive, else 0.
+- ``tv`` (TV1)-(TV2): each pixel's gradient from its four neighbours, and the
+  squares of its own two forward differences (summed after, for the loss).
 - ``normalize`` (N1): ``y = (x - mu) gamma / sqrt(var + eps) + beta``, then (R1)
   ``max(y, 0)`` if asked (inference).
 - ``norm_forward``, ``norm_backward`` (N1), (N2) for training, once the group
@@ -181,6 +183,19 @@ SOURCES = {
         """
         dx = inv_std * gamma * (dy - mean_dy - xhat * mean_dy_xhat);   // (N2), gamma factored out of the means
         """),
+    "tv": (
+        "raw T x, int32 H, int32 W", "T dx, T sq",
+        """
+        const Pixel o = pixel(i, H, W);                // pixel i of the (contiguous) image x
+        const T c = x[i];
+        T g = 0, e = 0;                                // each difference counted once, at its first pixel:
+        if (o.r > 0) g += c - x[i - W];                // (TV2): + the difference from the pixel above,
+        if (o.c > 0) g += c - x[i - 1];                //        and from the pixel to the left
+        if (o.r < H - 1) { const T d = x[i + W] - c; g -= d; e += d * d; }   // - its own differences  (TV1)
+        if (o.c < W - 1) { const T d = x[i + 1] - c; g -= d; e += d * d; }
+        dx = 2 * g;
+        sq = e;
+        """),
     "normalize": (
         "T x, T mu, T var, T gamma, T beta, T eps, int32 relu", "T y",
         """
@@ -329,6 +344,14 @@ def norm_backward(dout, xhat, inv_std, gamma, axes, frozen):
     dx = xp.empty_like(dout)
     _kernel(xp, "norm_backward")(dout, xhat, inv_std, gamma.reshape(1, C, 1, 1), mean_dy, mean_dy_xhat, dx)
     return dx, dgamma, dbeta
+
+
+def tv_loss(x):
+    """(TV1) and (TV2) in one launch and a sum: ``(0-d loss, dx)`` for (N, C, H, W)."""
+    xp = get_xp(x)
+    dx, sq = xp.empty_like(x), xp.empty_like(x)
+    _kernel(xp, "tv")(xp.ascontiguousarray(x), x.shape[2], x.shape[3], dx, sq)
+    return sq.sum(), dx
 
 
 def normalize(x, mu, var, gamma, beta, eps, relu):
