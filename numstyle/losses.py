@@ -140,8 +140,11 @@ def style_loss_from_gram(G, A, M_l, weight=1.0):
     dG : ndarray, shape (1, N_l, N_l)
     """
     N_l = G.shape[1]
-    diff = G - A
     scale = 1.0 / (4.0 * N_l ** 2 * M_l ** 2)
+    if kernels.enabled(get_xp(G)):                                  # the GPU: (S3) and (S4) in one pass
+        loss, dG = kernels.gram_loss(G, A, weight * scale, 2.0 * scale * weight)
+        return scalar(loss), dG
+    diff = G - A
     loss = (weight * scale) * scalar(diff.ravel() @ diff.ravel())   # (S3), times beta w_l: a dot product
     dG = (2.0 * scale * weight) * diff                          # (S4), times beta w_l
     return loss, dG
@@ -270,6 +273,9 @@ def style_loss_johnson(F, Gs, weight=1.0):
     """
     N, C, H, W = F.shape
     G, Fm = gram_normalized(F)                                                 # (J4)
+    if kernels.enabled(get_xp(G)):                                             # the GPU: (J5) and its gradient in one pass
+        loss, dG = kernels.gram_loss(G, Gs, weight / N, 2.0 * weight / (N * C * H * W))
+        return scalar(loss), gram_backward(dG, Fm).reshape(F.shape)            # (S2)
     diff = G - Gs                                                              # (N, C, C)
     loss = weight * scalar((diff * diff).sum()) / N                            # (J5), mean over the batch
     dG = diff * (2.0 * weight / (N * C * H * W))                               # d(J5)/dG, through the 1/(CHW) of (J4)

@@ -242,3 +242,17 @@ def test_tv_kernel_matches_the_array_code(cp, shape):
     # sums of the same squares in another order: ~1e-15 relative; the gradient is exact
     assert abs(float(loss) - want_loss) <= 1e-12 * max(1.0, want_loss), f"(TV1) {shape}: {float(loss)} vs {want_loss}"
     np.testing.assert_allclose(backend.to_host(dx), want_dx, rtol=0, atol=1e-12, err_msg=f"(TV2) {shape}")
+
+
+@pytest.mark.parametrize("shape,target", [((1, 5, 5), (1, 5, 5)), ((3, 4, 4), (1, 4, 4)), ((2, 6, 6), (2, 6, 6))],
+                         ids=["gatys", "batch-one-target", "batch-targets"])
+def test_gram_loss_kernel_matches_the_array_code(cp, shape, target):
+    """The style losses' tail, (S3)-(S4) and (J5), in one kernel and a sum, against the array code."""
+    _needs_kernels(cp)
+    rng = np.random.default_rng(shape[0] + shape[1])
+    G, A = rng.standard_normal(shape), rng.standard_normal(target)
+    loss, dG = kernels.gram_loss(cp.asarray(G), cp.asarray(A), 0.25, 3.0)
+    diff = G - A                                                            # NumPy, broadcast like the kernel
+    # a sum of the same squares in another order: ~1e-15 relative; the gradient is exact
+    assert abs(float(loss) - 0.25 * (diff ** 2).sum()) <= 1e-12 * max(1.0, (diff ** 2).sum()), shape
+    np.testing.assert_allclose(backend.to_host(dG), 3.0 * diff, rtol=0, atol=1e-12, err_msg=str(shape))

@@ -2,13 +2,13 @@ r"""Fused GPU kernels: one launch where the plain array code takes several.
 
 On a GPU every array operation is a kernel launch with a fixed cost (~5-10 µs
 of CuPy's Python and CUDA's launch) whatever its size, and every pass over
-memory costs bandwidth. Three places in numstyle issue many small operations
+memory costs bandwidth. Some places in numstyle issue many small operations
 per layer (docs/gpu.md counts them): reflection padding (RP1)/(RP2) as a
 dozen slice copies, col2im (K2) as one add per kernel tap (81 for a 9x9
-kernel), and normalisation (N1)-(N2) as a dozen small operations and
-three to six passes over the image. Here each is one ``cupy.ElementwiseKernel``: a few lines of CUDA C run once
-per *output* value, so each is a gather (no atomics, the same summation
-order every run).
+kernel), normalisation (N1)-(N2) as a dozen small operations and three to
+six passes over the image, the losses' tails. Here each is one
+``cupy.ElementwiseKernel``: a few lines of CUDA C run once per *output*
+value, so each is a gather (no atomics, the same summation order every run).
 
 The bodies are the equations, written per output element ``i`` (``PREAMBLE``'s
 ``pixel`` turns a flat index into image-channel, row and column):
@@ -26,6 +26,8 @@ The bodies are the equations, written per output element ``i`` (``PREAMBLE``'s
 - ``max_pool``, ``max_pool_backward`` (P2): a window's first maximum and its
   place (int8); the gradient to that place only.
 - ``relu_backward`` (R1): ``dy`` where the output is positive, else 0.
+- ``gram_loss`` (S3)-(S4), (J5): the style loss's squared differences and its
+  gradient, one pass over the (C, C) matrices.
 - ``tv`` (TV1)-(TV2): each pixel's gradient from its four neighbours, and the
   squares of its own two forward differences (summed after, for the loss).
 - ``normalize`` (N1): ``y = (x - mu) gamma / sqrt(var + eps) + beta``, then (R1)
@@ -196,6 +198,13 @@ SOURCES = {
         dx = 2 * g;
         sq = e;
         """),
+    "gram_loss": (
+        "T G, T A, T s, T c", "T dG, T sq",
+        """
+        const T d = G - A;                             // the Gram matrix against its target
+        dG = c * d;                                    // (S4) / d(J5)/dG: the gradient, scaled
+        sq = s * d * d;                                // (S3) / (J5): the loss's share, scaled; summed after
+        """),
     "normalize": (
         "T x, T mu, T var, T gamma, T beta, T eps, int32 relu", "T y",
         """
@@ -352,6 +361,15 @@ def tv_loss(x):
     dx, sq = xp.empty_like(x), xp.empty_like(x)
     _kernel(xp, "tv")(xp.ascontiguousarray(x), x.shape[2], x.shape[3], dx, sq)
     return sq.sum(), dx
+
+
+def gram_loss(G, A, s, c):
+    """A style layer's loss and ``dL/dG`` in one launch and a sum: ``(s sum (G - A)^2, c (G - A))``;
+    ``A`` broadcasts (one target for a batch)."""
+    xp = get_xp(G)
+    dG, sq = xp.empty_like(G), xp.empty_like(G)
+    _kernel(xp, "gram_loss")(G, A, s, c, dG, sq)
+    return sq.sum(), dG
 
 
 def normalize(x, mu, var, gamma, beta, eps, relu):
