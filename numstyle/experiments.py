@@ -23,7 +23,7 @@ from . import figures, gatys
 from .cli import HelpFormatter, positive_int
 from .data import sample_image
 from .errors import NumstyleError
-from .files import atomic_path
+from .files import atomic_path, check_writable
 from .image import deprocess, load_image, preprocess, resize, save_image
 from .vgg import BLOCKS
 
@@ -69,6 +69,7 @@ def run(args):
     if args.name not in EXPERIMENTS:
         raise NumstyleError(f"unknown experiment {args.name!r}: choose from {', '.join(EXPERIMENTS)}")
     func, description = EXPERIMENTS[args.name]
+    check_writable(args.out, folder=True)                    # before minutes of optimising, not after
     start = time.perf_counter()
     print(f"experiment {args.name}: {description}", flush=True)
     lab = Lab(args)

@@ -329,3 +329,12 @@ def test_training_too_large_for_the_machine_is_refused(imgs, tmp_path, capsys, m
     code, _, err = run(["train", "--style", imgs["rgb"], "--data", str(data), "--size", "1024", "--batch-size", "4",
                         "--out", str(tmp_path / "m.h5"), "--no-progress"], capsys)     # 4 GB of RAM, ~17 GB needed
     assert_one_line_error(code, err, "needs about 17 GB", "4 GB")
+
+
+def test_experiments_output_folder_checked_before_the_work(tmp_path, capsys, monkeypatch):
+    from numstyle import experiments
+
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(experiments, "Lab", lambda args: pytest.fail("experimented before checking --out"))
+    code, _, err = run(["experiments", "pooling", "--quick", "--out", str(tmp_path / "afile")], capsys)
+    assert_one_line_error(code, err, "a file has that name")
