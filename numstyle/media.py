@@ -95,15 +95,16 @@ def output_paths(inputs, out, suffix):
     def key(path):
         return os.path.normcase(os.path.abspath(path))
 
-    paths = []
+    paths, taken = [], set()
     for src in inputs:
         path = first = output_path(src, out, suffix, many=len(inputs) > 1)
         base, ext = (first, "") if os.path.isdir(src) else os.path.splitext(first)
         n = 1
-        while key(path) in {key(p) for p in paths}:
+        while key(path) in taken:
             n += 1
             path = f"{base}_{n}{ext}"
         paths.append(path)
+        taken.add(key(path))
     return paths
 
 

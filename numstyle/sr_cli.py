@@ -130,15 +130,16 @@ def run_sr_eval(args):
         for path in files:
             full = load_image(path, what="test image")
             hr = sr.modcrop(full, scale)
+            too_small = NumstyleError(f"test image {path} ({full.shape[1]}x{full.shape[0]}) is too small for the "
+                                      f"x{scale} network: {hr.shape[1] // scale}x{hr.shape[0] // scale} px once "
+                                      f"downscaled by {scale}")
+            if min(hr.shape[:2]) == 0:
+                raise too_small
+            lr = sr.degrade(hr, scale, blur)
             try:
-                if min(hr.shape[:2]) == 0:
-                    raise ImageError("smaller than the scale")
-                lr = sr.degrade(hr, scale, blur)
                 out = sr.upscale_array(params, config, state, lr, args.device)
-            except ImageError:
-                h, w = (n // scale for n in hr.shape[:2])
-                raise NumstyleError(f"test image {path} ({full.shape[1]}x{full.shape[0]}) is too small for the "
-                                    f"x{scale} network: {w}x{h} px once downscaled by {scale}") from None
+            except ImageError:                                    # the network's padding needs more pixels
+                raise too_small from None
             if args.match_histogram:
                 out = sr.match_histograms(out, lr)
             bic = np.clip(sr.bicubic(lr, hr.shape[:2]), 0, 255)

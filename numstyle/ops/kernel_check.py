@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from ..backend import to_host
+from ..backend import get_xp, to_host
 from .kernels import (avg_pool, avg_pool_backward, col2im_rows, im2col_rows, max_pool, max_pool_backward,
                       norm_backward, norm_forward, normalize, reflect_pad, reflect_pad_backward, relu_backward,
                       gram_loss, tv_loss)
@@ -59,12 +59,15 @@ def self_test(xp):
                           lambda: norm.norm_backward(x, norm_cache)[0]),
     }
     from .. import losses                          # (TV1)-(TV2): the loss and the gradient, as one array
-    checks["tv"] = (lambda: xp.concatenate([tv_loss(d(x))[0].reshape(1), tv_loss(d(x))[1].ravel()]),
-                    lambda: np.concatenate([[losses.tv_loss(x)[0]], losses.tv_loss(x)[1].ravel()]))
+    def joined(loss_and_grad):                     # (loss, gradient) -> one array to compare
+        loss, grad = loss_and_grad
+        m = get_xp(grad)
+        return m.concatenate([m.asarray(loss, dtype=grad.dtype).reshape(1), grad.ravel()])
+
+    checks["tv"] = (lambda: joined(tv_loss(d(x))), lambda: joined(losses.tv_loss(x)))
     G, A = x[0, :, :3, :3].copy(), x[1, :, :3, :3].copy()                    # two (3, 3, 3): a batch and its target
-    checks["gram_loss"] = (lambda: xp.concatenate([gram_loss(d(G), d(A[:1]), 0.5, 2.0)[0].reshape(1),
-                                                   gram_loss(d(G), d(A[:1]), 0.5, 2.0)[1].ravel()]),
-                           lambda: np.concatenate([[0.5 * ((G - A[:1]) ** 2).sum()], (2.0 * (G - A[:1])).ravel()]))
+    checks["gram_loss"] = (lambda: joined(gram_loss(d(G), d(A[:1]), 0.5, 2.0)),
+                           lambda: joined((0.5 * ((G - A[:1]) ** 2).sum(), 2.0 * (G - A[:1]))))
     from . import winograd, winograd_kernels    # (W3)-(W5), and (W8)'s flipped transforms, against the array code
     xw, w_hat = x[:, :, :, :5], winograd.transform_kernel(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
     checks["winograd"] = (lambda: winograd_kernels.convolve(d(xw), d(w_hat), 1, d(b[:1].repeat(4))),
