@@ -36,6 +36,8 @@ if [[ $what == bench || $what == all ]]; then
     for size in 256 512 1024; do
         python -m numstyle bench stylize --size $size --device gpu --runs 20 --compare-torch --json
     done | tee -a "$OUT/bench.jsonl"
+    python -m numstyle bench stylize --size 512 --upsample nearest --device gpu --runs 20 --compare-torch --json \
+        | tee -a "$OUT/bench.jsonl"            # PyTorch's own example network (resize-convolutions)
     python -m numstyle bench train --size 256 --batch-size 4 --device gpu --runs 10 --compare-torch --json | tee -a "$OUT/bench.jsonl"
 fi
 

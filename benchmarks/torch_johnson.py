@@ -7,7 +7,9 @@ bias, then a norm (InstanceNorm2d(affine=True, eps=1e-5), or BatchNorm2d with
 
 * c1 3->32 k9 s1, c2 32->64 k3 s2, c3 64->128 k3 s2
 * r1..r5: x + norm(conv3x3(relu(norm(conv3x3(x))))), no ReLU after the sum
-* u1 128->64, u2 64->32: ConvTranspose2d(k3, s2, padding 1, output_padding 1, no bias) + norm + ReLU
+* u1 128->64, u2 64->32: ConvTranspose2d(k3, s2, padding 1, output_padding 1, no bias) + norm + ReLU;
+  with --upsample nearest: Upsample(x2, nearest) + ReflectionPad2d(1) + Conv2d(k3, no bias) + norm + ReLU
+  (numstyle's ``style_spec(..., upsample='nearest')``, PyTorch's fast_neural_style UpsampleConvLayer)
 * c4 32->3 k9 with bias (reflection pad 4), output 127.5 * (tanh + 1), RGB 0..255
 
 --mode train times ONE whole training iteration on a random batch (--batch-size
@@ -100,12 +102,15 @@ class Residual(nn.Module):
 class Transformer(nn.Module):
     """numstyle's style_spec((32, 64, 128), n_res=5), He-normal init like init_params."""
 
-    def __init__(self, norm="instance", width=(32, 64, 128), n_res=5):
+    def __init__(self, norm="instance", width=(32, 64, 128), n_res=5, upsample="transposed"):
         super().__init__()
         a, b, c = width
         up = lambda cin, cout: nn.Sequential(  # noqa: E731
             nn.ConvTranspose2d(cin, cout, 3, 2, padding=1, output_padding=1, bias=False),
             norm_layer(norm, cout), nn.ReLU())
+        if upsample == "nearest":
+            up = lambda cin, cout: nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),  # noqa: E731
+                                                 conv_block(cin, cout, 3, 1, norm))
         self.body = nn.Sequential(
             conv_block(3, a, 9, 1, norm), conv_block(a, b, 3, 2, norm), conv_block(b, c, 3, 2, norm),
             *[Residual(c, norm) for _ in range(n_res)], up(c, b), up(b, a),
@@ -169,6 +174,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--norm", choices=["instance", "batch"], default="instance")
+    ap.add_argument("--upsample", choices=["transposed", "nearest"], default="transposed")
     ap.add_argument("--pool", choices=["max", "avg"], default="max", help="VGG pooling (train only)")
     ap.add_argument("--weights", default=None, help="Keras VGG16 notop HDF5 file (train only; default: random)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -184,7 +190,7 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    net = Transformer(args.norm).to(dev)
+    net = Transformer(args.norm, upsample=args.upsample).to(dev)
     gen = torch.Generator().manual_seed(1)
     batch = (torch.rand((batch_size, 3, size, size), generator=gen) * 255.0).to(dev)    # RGB 0..255
     x = batch / 127.5 - 1.0                                                               # input in [-1, 1]
@@ -230,7 +236,7 @@ def main():
     median = statistics.median(times) if times else None
     result = {
         "framework": "torch", "torch_version": torch.__version__, "mode": args.mode, "size": size,
-        "batch_size": batch_size, "norm": args.norm, "device": args.device, "threads": args.threads,
+        "batch_size": batch_size, "norm": args.norm, "upsample": args.upsample, "device": args.device, "threads": args.threads,
         "runs": args.runs, "warmup": args.warmup, "times_s": times, "median_s": median,
         "params": sum(p.numel() for p in net.parameters()), "peak_rss_mb": peak_rss_mb(),
     }

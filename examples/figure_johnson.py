@@ -5,7 +5,8 @@
 
 With several models the photos come once, then one row of outputs per model: led by its style
 image when the models have different styles, else labelled with what differs between their
-settings (normalisation, content layer, ...).
+settings (normalisation, content layer, up-sampling ...), each output with its checkerboard
+ratio (Q4), also printed.
 """
 import argparse
 import os
@@ -15,7 +16,7 @@ import time
 import numpy as np
 
 from _common import run
-from numstyle import image, models
+from numstyle import image, metrics, models
 from numstyle.data import sample_image, search_dirs
 from numstyle.figures import grid
 from numstyle.johnson_cli import stylize_array
@@ -56,7 +57,10 @@ def main():
         for name, model in zip(names, loaded):
             row = [_stylize(model, photo)[0] for photo in photos]
             panels += [np.full_like(photos[0], 255)] + row
-            labels += [_differences(model[1], [m[1] for m in loaded]) or os.path.basename(name)] + [""] * len(row)
+            checkerboard = [metrics.checkerboard_ratio(out) for out in row]                          # (Q4)
+            labels += [_differences(model[1], [m[1] for m in loaded]) or os.path.basename(name)]
+            labels += [f"checkerboard (Q4) {cb:.1f}" for cb in checkerboard]
+            print(f"{name}: checkerboard ratio (Q4) " + ", ".join(f"{cb:.1f}" for cb in checkerboard))
         image.save_image(args.out, grid(panels, labels, cols=len(photos) + 1,
                                         title="the same training, one setting changed per row"))
     print(f"wrote {args.out}")
@@ -78,7 +82,8 @@ def _stylize(model, photo):
 
 def _differences(config, configs):
     """The settings of ``config`` that are not the same in every one of ``configs``."""
-    flat = lambda c: {**{k: v for k, v in c.items() if k != "settings"}, **c.get("settings", {})}  # noqa: E731
+    flat = lambda c: {"upsample": "transposed", **{k: v for k, v in c.items() if k != "settings"},  # noqa: E731
+                      **c.get("settings", {})}                   # files from before --upsample: transposed
     mine, others = flat(config), [flat(c) for c in configs]
     keys = [k for k in mine if any(o.get(k) != mine[k] for o in others) and k not in ("seed_hash", "style_sha256")]
     return ", ".join(f"{k} {mine[k]}" for k in keys)

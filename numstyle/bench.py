@@ -41,6 +41,8 @@ def add_parser(sub):
     p.add_argument("--size", type=positive_int, help="image side, px (default: 256; stylize 512)")
     p.add_argument("--batch-size", type=positive_int, default=4, help="train: images per iteration")
     p.add_argument("--norm", choices=["instance", "batch"], default="instance", help="train/stylize: normalisation")
+    p.add_argument("--upsample", choices=["transposed", "nearest"], default="transposed",
+                   help="train/stylize: the style network's up-sampling layers")
     p.add_argument("--runs", type=positive_int, default=5, help="timed runs (after one warm-up)")
     p.add_argument("--pool", choices=["avg", "max"], default="avg", help="pooling")
     p.add_argument("--weights", metavar="PATH", help="weight file (default: the real one if found, else random "
@@ -129,7 +131,7 @@ def bench_train(args):
     rng = np.random.default_rng(0)
     img = lambda n: to_device(rng.uniform(0, 255, (n, 3, args.size, args.size)).astype(np.float32), args.device)  # noqa: E731
     loss = train.PerceptualLoss(vgg, img(1))
-    spec = transformer.style_spec()
+    spec = transformer.style_spec(upsample=args.upsample)
     params = train.params_to(transformer.init_params(spec), args.device)
     state = transformer.init_state(params, args.norm)
     batch = img(args.batch_size)
@@ -141,21 +143,22 @@ def bench_train(args):
             params[key], adam_state[key] = adam(params[key], grads[key], adam_state.get(key, {}))
 
     return summary(timed(iteration, args.runs), bench="train", size=args.size, batch_size=args.batch_size,
-                   norm=args.norm, device=args.device, weights=path or "random")
+                   norm=args.norm, upsample=args.upsample, device=args.device, weights=path or "random")
 
 
 def bench_stylize(args):
     """One forward pass of the style network (inference mode) on one image."""
     from . import train, transformer
 
-    spec = transformer.style_spec()
+    spec = transformer.style_spec(upsample=args.upsample)
     params = transformer.prepare_inference(train.params_to(transformer.init_params(spec), args.device), spec)
     state = transformer.init_state(params, args.norm)
     x = to_device(np.random.default_rng(0).uniform(-1, 1, (1, 3, args.size, args.size)).astype(np.float32),
                   args.device)
     times = timed(lambda: transformer.transformer_forward(params, x, spec, args.norm, train=False, state=state,
                                                           keep_caches=False), args.runs)   # as `stylize` runs it
-    result = summary(times, bench="stylize", size=args.size, norm=args.norm, device=args.device)
+    result = summary(times, bench="stylize", size=args.size, norm=args.norm, upsample=args.upsample,
+                     device=args.device)
     result["fps"] = 1.0 / result["median_s"]
     y, _ = transformer.transformer_forward(params, x, spec, args.norm, train=False, state=state, keep_caches=False)
     result["output_mean_abs"] = float(abs(y).mean())     # the same network and image every run: compares settings
@@ -245,7 +248,8 @@ def torch_reference(args):
     if args.what == "gatys":
         cmd += ["--model", model, "--pool", args.pool]
     else:
-        cmd += ["--mode", args.what, "--batch-size", str(args.batch_size), "--norm", args.norm, "--pool", "max"]
+        cmd += ["--mode", args.what, "--batch-size", str(args.batch_size), "--norm", args.norm, "--pool", "max",
+                "--upsample", args.upsample]
     if path and args.what != "stylize":
         cmd += ["--weights", path]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -257,8 +261,10 @@ def torch_reference(args):
 
 def print_report(r):
     what = {"gatys": f"gatys objective, {r.get('model')} {r['size']}x{r['size']} {r.get('pool')} pool",
-            "train": f"training iteration, batch {r.get('batch_size')} of {r['size']}x{r['size']}, {r.get('norm')} norm",
-            "stylize": f"stylize one {r['size']}x{r['size']} image, {r.get('norm')} norm"}[r["bench"]]
+            "train": f"training iteration, batch {r.get('batch_size')} of {r['size']}x{r['size']}, {r.get('norm')} norm, "
+                     f"{r.get('upsample')} up-sampling",
+            "stylize": f"stylize one {r['size']}x{r['size']} image, {r.get('norm')} norm, {r.get('upsample')} up-sampling"
+            }[r["bench"]]
     print(f"{what}, {r['device']}" + (f", weights: {os.path.basename(r['weights'])}" if "weights" in r else ""))
     rate = f", {r['gflops']:.0f} GFLOP/s" if "gflops" in r else (f", {r['fps']:.2f} images/s" if "fps" in r else "")
     print(f"  numstyle: median {r['median_s']:.3f} s (min {r['min_s']:.3f}, max {r['max_s']:.3f}, "

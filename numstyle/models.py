@@ -4,7 +4,7 @@ A model file records its architecture and settings, so stylising needs
 nothing else:
 
 - attributes ``format`` (``numstyle-model``), ``version``, ``config`` (JSON:
-  ``kind`` style|sr, ``norm``, ``width``, ``n_res``, ``scale``, training
+  ``kind`` style|sr, ``norm``, ``width``, ``n_res``, ``scale``, ``upsample``, training
   settings, the style image's sha256);
 - group ``params``: one dataset per parameter (float32 or float16);
 - group ``state``: batch norm running means and variances.
@@ -39,9 +39,10 @@ BUILTIN_DIR = _shipped_dir()
 
 def spec_from_config(config):
     """The layer list a config describes."""
+    upsample = config.get("upsample", "transposed")                      # files before --upsample: transposed
     if config["kind"] == "style":
-        return style_spec(tuple(config["width"]), config["n_res"])
-    return sr_spec(config["scale"], config["width"], config["n_res"])
+        return style_spec(tuple(config["width"]), config["n_res"], upsample)
+    return sr_spec(config["scale"], config["width"], config["n_res"], upsample)
 
 
 def save_model(path, params, config, state=None, half=False):

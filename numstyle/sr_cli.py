@@ -10,7 +10,7 @@ from .cli import HelpFormatter, add_tiling_arguments, non_negative, non_negative
 from .data import search_dirs
 from .errors import ImageError, NumstyleError
 from .image import IMAGE_EXTS, load_image
-from .johnson_cli import run_stylize, run_training, settings
+from .johnson_cli import add_upsample_argument, run_stylize, run_training, settings
 from .models import shipped_models
 
 
@@ -34,6 +34,7 @@ def add_parsers(sub):
     p.add_argument("--norm", choices=["batch", "instance"], default="batch", help="normalisation (paper: batch)")
     p.add_argument("--width", type=positive_int, default=64, help="channels")
     p.add_argument("--n-res", type=positive_int, default=4, help="residual blocks")
+    add_upsample_argument(p, "transposed")
     p.add_argument("--no-skip", action="store_true", help="predict the image itself, as the paper (default: "
                                                           "the difference from bicubic)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights and the crops")
@@ -80,7 +81,7 @@ def run_sr_train(args):
     from . import sr, train, weights
 
     config = {"kind": "sr", "norm": args.norm, "width": args.width, "n_res": args.n_res, "scale": args.scale,
-              "skip": not args.no_skip, "loss": args.loss, "blur": args.blur,
+              "upsample": args.upsample, "skip": not args.no_skip, "loss": args.loss, "blur": args.blur,
               "settings": settings(args, ("size", "batch_size", "iters", "lr", "tv_weight", "content_layer", "seed",
                                           "scale", "loss", "blur"))}
     if args.size < 4 * args.scale:

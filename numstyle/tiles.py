@@ -143,6 +143,9 @@ def transformer_radius(spec):
         elif kind == "up":
             r += j / 2                                                  # a 3x3 stride-1/2 convolution reaches
             j /= 2                                                      # one output pixel = half an input one
+        elif kind == "resize":                                          # (U1) then a 3x3 convolution: output
+            r += j                                                      # 2a +- 1 reads input a - 1 .. a + 1
+            j /= 2
         else:
             r += (layer[4] // 2) * j
     return int(math.ceil(r)), align
@@ -221,9 +224,9 @@ def transformer_bytes_per_pixel(spec):
         if kind == "conv":
             density /= layer[5] ** 2
             widest = max(widest, layer[3] * density)
-        elif kind == "up":
+        elif kind in ("up", "resize"):
             density *= 4
-            widest = max(widest, layer[3] * density)
+            widest = max(widest, layer[3 if kind == "up" else 2] * density)   # resize: its input, up-sampled
     return COPIES_PER_ACTIVATION * 4 * widest
 
 

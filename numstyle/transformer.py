@@ -4,7 +4,9 @@ The style network of the paper's supplementary material (and, with another
 layer list, the super-resolution network): reflection-padded convolutions,
 normalisation + ReLU after every non-residual convolution except the last,
 residual blocks, stride-2 convolutions down and stride-1/2 (transposed)
-convolutions up, and a scaled tanh output:
+convolutions up -- or, with ``upsample='nearest'``, nearest-neighbour
+up-sampling (U1) followed by a stride-1 convolution, which has no
+checkerboard (:mod:`numstyle.ops.upsample`) -- and a scaled tanh output:
 
 .. math::  \hat y = 127.5\, (\tanh(z) + 1) \in [0, 255]                        \tag{J1}
 
@@ -25,25 +27,35 @@ from .ops.activations import relu_backward, relu_forward, tanh_backward, tanh_fo
 from .ops.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
 from .ops.norm import norm_backward, norm_forward, norm_inference
 from .ops.pad import reflect_pad_backward, reflect_pad_forward
+from .ops.upsample import upsample_nearest_backward, upsample_nearest_forward
 from .ops.winograd import transform_kernel, winograd_conv3x3_valid
 from .ops.winograd_kernels import available
 
 
-def style_spec(width=(32, 64, 128), n_res=5):
-    """Layer list of the style transfer network (Johnson et al., supplementary Table 1)."""
+UPSAMPLING = {"transposed": "up", "nearest": "resize"}    # --upsample -> the layer kind of each x2 step
+
+
+def style_spec(width=(32, 64, 128), n_res=5, upsample="transposed"):
+    """Layer list of the style transfer network (Johnson et al., supplementary Table 1).
+
+    ``upsample``: 'transposed' (the paper's stride-1/2 convolutions, (T1)) or
+    'nearest' (up-sampling (U1), then a 3x3 stride-1 convolution).
+    """
     a, b, c = width
+    up = UPSAMPLING[upsample]
     return ([("conv", "c1", 3, a, 9, 1), ("conv", "c2", a, b, 3, 2), ("conv", "c3", b, c, 3, 2)]
             + [("res", f"r{i + 1}", c) for i in range(n_res)]
-            + [("up", "u1", c, b), ("up", "u2", b, a), ("out", "c4", a, 3, 9)])
+            + [(up, "u1", c, b), (up, "u2", b, a), ("out", "c4", a, 3, 9)])
 
 
-def sr_spec(scale=4, width=64, n_res=4):
+def sr_spec(scale=4, width=64, n_res=4, upsample="transposed"):
     """Layer list of the super-resolution network: log2(scale) upsampling layers."""
     n_up = int(np.log2(scale))
     if 2 ** n_up != scale:
         raise ValueError(f"scale must be a power of two, got {scale}")
+    up = UPSAMPLING[upsample]
     return ([("conv", "c1", 3, width, 9, 1)] + [("res", f"r{i + 1}", width) for i in range(n_res)]
-            + [("up", f"u{i + 1}", width, width) for i in range(n_up)] + [("out", "c2", width, 3, 9)])
+            + [(up, f"u{i + 1}", width, width) for i in range(n_up)] + [("out", "c2", width, 3, 9)])
 
 
 def init_params(spec, seed=0, dtype=np.float32):
@@ -69,6 +81,8 @@ def init_params(spec, seed=0, dtype=np.float32):
             conv(f"{name}.2", layer[2], layer[2], 3)
         elif kind == "up":
             conv(name, layer[2], layer[3], 3, transposed=True)
+        elif kind == "resize":
+            conv(name, layer[2], layer[3], 3)
         else:
             conv(name, *layer[2:5], norm=False)
             params[f"{name}.w"] *= 0.1                                     # start near mid-grey output
@@ -90,7 +104,8 @@ def init_state(params, norm):
 def prepare_inference(params, spec):
     """Parameters for stylising/upscaling only: each residual block's 3x3 kernels get their Winograd transform.
 
-    Returns a new dict with ``'<name>.w_hat'`` (W2) beside ``'<name>.w'``; the
+    Returns a new dict with ``'<name>.w_hat'`` (W2) beside ``'<name>.w'`` (also
+    for the 3x3 convolutions after nearest up-sampling); the
     inference forward then runs those convolutions by Winograd F(2x2, 3x3)
     on the reflection-padded input (:func:`~numstyle.ops.winograd.winograd_conv3x3_valid`).
     Made once per model: the weights must not change afterwards (training
@@ -101,9 +116,9 @@ def prepare_inference(params, spec):
     if not available(get_xp(*params.values())):
         return prepared
     for layer in spec:
-        if layer[0] == "res":
-            for conv in (f"{layer[1]}.1", f"{layer[1]}.2"):
-                prepared[f"{conv}.w_hat"] = transform_kernel(params[f"{conv}.w"])    # (alpha^2, F, C)   (W2)
+        convs = {"res": (f"{layer[1]}.1", f"{layer[1]}.2"), "resize": (layer[1],)}.get(layer[0], ())
+        for conv in convs:
+            prepared[f"{conv}.w_hat"] = transform_kernel(params[f"{conv}.w"])    # (alpha^2, F, C)   (W2)
     return prepared
 
 
@@ -156,6 +171,10 @@ def transformer_forward(params, x, spec, norm="instance", train=True, state=None
             h, cache = conv_transpose2d_forward(h, params[f"{name}.w"], None, 2, 1, 1)   # (T1)
             caches.append(("upconv", name, cache))
             h = _norm_relu(params, name, h, norm, train, state, caches)
+        elif kind == "resize":
+            h, cache = upsample_nearest_forward(h, 2)                       # (U1)
+            caches.append(("upsample", name, cache))
+            h = _conv_block(params, name, h, 3, 1, norm, train, state, caches)
         else:
             h = _conv_block(params, name, h, layer[4], 1, None, train, state, caches, relu=False)
             h, cache = tanh_forward(h)                                      # (J1)
@@ -208,6 +227,8 @@ def transformer_backward(dy, caches, input_grad=True):
                 grads[f"{name}.b"] = db
         elif kind == "upconv":
             dh, grads[f"{name}.w"], _ = conv_transpose2d_backward(dh, cache)    # (T2)
+        elif kind == "upsample":
+            dh = upsample_nearest_backward(dh, cache)                       # (U2)
         elif kind == "pad":
             if dh is None:                                                  # before the first conv: nothing to do
                 continue
@@ -252,7 +273,7 @@ def _norm_relu(params, name, h, norm, train, state, caches, relu=True):
 def _out_size(spec, H, W):
     """Output size: the input's, times 2 per up-sampling layer beyond the down-sampling ones."""
     downs = sum(1 for layer in spec if layer[0] == "conv" and layer[5] == 2)
-    ups = sum(1 for layer in spec if layer[0] == "up")
+    ups = sum(1 for layer in spec if layer[0] in UPSAMPLING.values())
     return H * 2 ** (ups - downs), W * 2 ** (ups - downs)
 
 

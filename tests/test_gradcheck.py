@@ -13,7 +13,7 @@ import pytest
 
 from numstyle import gatys, losses, transformer, vgg
 from numstyle.gradcheck import check_vjp
-from numstyle.ops import activations, conv, norm, pad, pool, winograd
+from numstyle.ops import activations, conv, norm, pad, pool, upsample, winograd
 
 from conftest import TINY_WIDTH
 from numstyle.backend import get_xp
@@ -74,17 +74,22 @@ def _norm(kind, train=True):
     return make
 
 
-def _transformer(spec, norm_kind, shape):
+def _transformer(spec, norm_kind, shape, train=True):
     def make(rng, dev=_host):
         params = {k: dev(v.astype(np.float64) + 0.1 * rng.standard_normal(v.shape))
                   for k, v in transformer.init_params(spec, seed=0).items()}
         keys = sorted(params)
+        state = None if train else {name: {k: dev(v.astype(np.float64) + (k == "var")) for k, v in stats.items()}
+                                    for name, stats in transformer.init_state(params, norm_kind).items()}
+
+        def forward(x, vals):
+            return transformer.transformer_forward(dict(zip(keys, vals)), x, spec, norm_kind, train=train, state=state)
 
         def f(x, *vals):
-            return transformer.transformer_forward(dict(zip(keys, vals)), x, spec, norm_kind)[0]
+            return forward(x, vals)[0]
 
         def vjp(d, x, *vals):
-            y, caches = transformer.transformer_forward(dict(zip(keys, vals)), x, spec, norm_kind)
+            y, caches = forward(x, vals)
             grads, dx = transformer.transformer_backward(d, caches)
             return [dx] + [grads[k] for k in keys]
         return f, vjp, [dev(rng.standard_normal(shape))] + [params[k] for k in keys]
@@ -174,6 +179,8 @@ CASES = [
     ("batch norm (running averages)", _norm("batch", train=False), SMOOTH),
     ("reflection pad 1", _unary(lambda x: pad.reflect_pad_forward(x, 1), pad.reflect_pad_backward), SMOOTH),
     ("reflection pad 4", _unary(lambda x: pad.reflect_pad_forward(x, 4), pad.reflect_pad_backward, (1, 2, 6, 5)), SMOOTH),
+    ("nearest up-sampling x2", _unary(upsample.upsample_nearest_forward, upsample.upsample_nearest_backward), SMOOTH),
+    ("nearest up-sampling x3", _unary(lambda x: upsample.upsample_nearest_forward(x, 3), upsample.upsample_nearest_backward, (1, 2, 3, 4)), SMOOTH),
     ("tanh", _unary(activations.tanh_forward, activations.tanh_backward), SMOOTH),
     ("gram matrix", _gram, SMOOTH),
     ("content loss", _loss(losses.content_loss, (1, 3, 4, 5), extra=[(1, 3, 4, 5)]), SMOOTH),
@@ -187,7 +194,13 @@ CASES = [
     ("gatys objective max", _gatys_objective("max", 0.0), NETWORK),
     ("style transformer (instance norm, odd size)", _transformer(transformer.style_spec((2, 3, 4), 2), "instance", (2, 3, 11, 9)), NETWORK),
     ("style transformer (batch norm)", _transformer(transformer.style_spec((2, 3, 4), 1), "batch", (2, 3, 8, 8)), NETWORK),
+    # Nearest up-sampling with a norm in training mode after it would give the last residual block's beta a
+    # gradient of exactly 0 (a per-channel constant stays constant through (U1) and the reflection-padded
+    # conv, and the norm subtracts it), which centred differences only see as round-off: rel_error ~1.
+    # Running averages make every parameter count.
+    ("style transformer, nearest up-sampling (odd size)", _transformer(transformer.style_spec((2, 3, 4), 1, "nearest"), "batch", (2, 3, 9, 10), train=False), NETWORK),
     ("super-resolution x4 network", _transformer(transformer.sr_spec(4, 3, 1), "instance", (2, 3, 6, 5)), NETWORK),
+    ("super-resolution x2 network, nearest up-sampling", _transformer(transformer.sr_spec(2, 3, 1, "nearest"), "batch", (2, 3, 5, 6), train=False), NETWORK),
 ]
 
 

@@ -83,14 +83,17 @@ def test_inference_forward_equals_training_forward(norm_kind, rng):
     np.testing.assert_allclose(lean, kept, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("spec", [transformer.style_spec((4, 6, 8), 2), transformer.sr_spec(4, 6, 2)])
+@pytest.mark.parametrize("spec", [transformer.style_spec((4, 6, 8), 2), transformer.sr_spec(4, 6, 2),
+                                  transformer.style_spec((4, 6, 8), 1, "nearest")])
 def test_prepared_inference_runs_residual_convs_by_winograd_and_matches(spec, rng, monkeypatch):
-    # prepare_inference adds (W2) kernels for the residual blocks only; the lean forward uses them,
-    # a forward that keeps caches (training) ignores them; outputs agree to float32 round-off
+    # prepare_inference adds (W2) kernels for the residual blocks' 3x3 convolutions and those after nearest
+    # up-sampling; the lean forward uses them, a forward that keeps caches (training) ignores them; outputs
+    # agree to float32 round-off
     params = transformer.init_params(spec, seed=3)
     prepared = transformer.prepare_inference(params, spec)
-    assert sorted(k for k in prepared if k.endswith(".w_hat")) == sorted(
-        k[:-2] + ".w_hat" for k in params if k.startswith("r") and k.endswith(".w"))
+    convs = [c for kind, name, *_ in spec for c in {"res": [f"{name}.1", f"{name}.2"], "resize": [name]}.get(kind, [])]
+    winograd_convs = len(convs)
+    assert sorted(k for k in prepared if k.endswith(".w_hat")) == sorted(f"{c}.w_hat" for c in convs)
     calls = []
     real = transformer.winograd_conv3x3_valid
     monkeypatch.setattr(transformer, "winograd_conv3x3_valid", lambda *a: calls.append(1) or real(*a))
@@ -98,9 +101,9 @@ def test_prepared_inference_runs_residual_convs_by_winograd_and_matches(spec, rn
     plain, _ = transformer.transformer_forward(params, x, spec, "instance", train=False, keep_caches=False)
     assert calls == []
     fast, _ = transformer.transformer_forward(prepared, x, spec, "instance", train=False, keep_caches=False)
-    assert len(calls) == 2 * sum(layer[0] == "res" for layer in spec), "every residual conv through Winograd"
+    assert len(calls) == winograd_convs, "every residual (and resize) conv through Winograd"
     kept, caches = transformer.transformer_forward(prepared, x, spec, "instance", train=False)
-    assert len(calls) == 2 * sum(layer[0] == "res" for layer in spec), "a forward with caches stays on (CV1)"
+    assert len(calls) == winograd_convs, "a forward with caches stays on (CV1)"
     np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(kept, plain, rtol=1e-5, atol=1e-4)
 
@@ -255,3 +258,22 @@ def test_resume_with_other_settings_is_refused(tmp_path, synthetic_vgg, style_an
                             "--out", out)) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--seed 0, not 9" in err[0], err
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt, "--upsample", "nearest",
+                            "--out", out)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has upsample transposed, not nearest" in err[0], err
+
+
+def test_nearest_upsampling_trains_saves_and_stylizes(tmp_path, synthetic_vgg, style_and_data, capsys, rng):
+    path, _ = synthetic_vgg("vgg16")
+    model = str(tmp_path / "nearest.h5")
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--upsample", "nearest",
+                            "--out", model)) == 0
+    params, config, _ = models.load_model(model)
+    assert config["upsample"] == "nearest" and params["u1.w"].shape == (6, 8, 3, 3)   # a plain conv: (out, in)
+    photo = str(tmp_path / "p.png")
+    Image.fromarray(rng.integers(0, 256, (37, 50, 3), dtype=np.uint8)).save(photo)
+    out = str(tmp_path / "p_out.png")
+    assert main(["stylize", "--model", model, photo, "--out", out, "--no-progress"]) == 0
+    with Image.open(out) as im:
+        assert im.size == (50, 37)

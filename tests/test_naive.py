@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from numstyle import losses
-from numstyle.ops import activations, conv, im2col, pool, winograd
+from numstyle.ops import activations, conv, im2col, pool, upsample, winograd
 
 SHAPES = [(1, 1, 5, 5), (2, 3, 7, 6), (1, 2, 4, 9), (2, 8, 6, 7)]   # the last: F = 3 < C / 2 (CV5/CV6 routes)
 CONV = [(3, 1, 1), (3, 2, 1), (3, 1, 0), (1, 1, 0), (5, 2, 2)]   # (kernel, stride, pad)
@@ -103,6 +103,17 @@ def test_max_pool_backward_matches_naive_with_ties(shape, k, rng):
         d = rng.standard_normal(out.shape)
         np.testing.assert_array_equal(pool.max_pool_backward(d, cache), pool.max_pool_backward_naive(d, x, k),
                                       err_msg=f"{shape} k={k}")
+
+
+@pytest.mark.parametrize("shape,s", [((2, 3, 4, 5), 2), ((1, 2, 3, 1), 3)])
+def test_nearest_upsampling_matches_naive(shape, s, rng):
+    x = rng.standard_normal(shape)
+    y, cache = upsample.upsample_nearest_forward(x, s)
+    np.testing.assert_array_equal(y, upsample.upsample_nearest_naive(x, s), err_msg=f"(U1) {shape} s={s}")
+    d = rng.standard_normal(y.shape)                                       # float64: the sums differ only in order
+    np.testing.assert_allclose(upsample.upsample_nearest_backward(d, cache),
+                               upsample.upsample_nearest_backward_naive(d, s), rtol=1e-12, atol=1e-14,
+                               err_msg=f"(U2) {shape} s={s}")
 
 
 def test_max_pool_tie_goes_to_first_maximum():

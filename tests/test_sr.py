@@ -40,6 +40,21 @@ def test_ssim_by_hand(rng):
     assert metrics.ssim(p, q) == pytest.approx(expected)
 
 
+def test_checkerboard_ratio_sees_periods_2_and_4_only(rng):
+    """(Q4): a smooth image scores ~1; adding a faint period-2 or period-4 pattern makes it a peak."""
+    from scipy.ndimage import gaussian_filter
+    smooth = gaussian_filter(rng.uniform(0, 255, (90, 130, 3)), (3, 3, 0))      # odd sizes: cropped to x4
+    yy, xx = np.mgrid[:90, :130]
+    patterns = {"period 2": (-1.0) ** (yy + xx), "period 4 rows": np.where(yy % 4 < 2, 1.0, -1.0),
+                "period 4 columns": np.cos(np.pi * xx / 2)}
+    assert metrics.checkerboard_ratio(smooth) < 2
+    for name, pattern in patterns.items():
+        marked = smooth + 4.0 * pattern[..., None]                              # +-4 of 255
+        assert metrics.checkerboard_ratio(marked) > 10, name
+    with pytest.raises(ValueError, match="at least 32x32"):
+        metrics.checkerboard_ratio(smooth[:20])
+
+
 def test_degradation_pipeline_on_a_known_image():
     flat = np.full((16, 24, 3), 77.0)
     np.testing.assert_allclose(sr.degrade(flat, 4), 77.0, atol=1e-3)   # blur and bicubic keep a constant image
@@ -74,11 +89,12 @@ def sr_data(tmp_path, rng):
     return str(folder)
 
 
-def test_pixel_training_lowers_the_loss_and_upscale_keeps_scale(tmp_path, sr_data, capsys, rng):
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
+def test_pixel_training_lowers_the_loss_and_upscale_keeps_scale(upsample, tmp_path, sr_data, capsys, rng):
     from numstyle import models, train, transformer
     from numstyle.dataset import Batches
 
-    config = {"kind": "sr", "norm": "batch", "width": 8, "n_res": 1, "scale": 2, "skip": True}
+    config = {"kind": "sr", "norm": "batch", "width": 8, "n_res": 1, "scale": 2, "skip": True, "upsample": upsample}
     spec = models.spec_from_config(config)
     params = transformer.init_params(spec, seed=0)
     state = transformer.init_state(params, "batch")
@@ -91,7 +107,8 @@ def test_pixel_training_lowers_the_loss_and_upscale_keeps_scale(tmp_path, sr_dat
 
     model = str(tmp_path / "sr.h5")
     assert main(["sr-train", "--data", sr_data, "--out", model, "--scale", "2", "--size", "16", "--batch-size", "2",
-                 "--iters", "2", "--width", "8", "--n-res", "1", "--no-progress"]) == 0
+                 "--iters", "2", "--width", "8", "--n-res", "1", "--upsample", upsample, "--no-progress"]) == 0
+    assert models.load_model(model)[1]["upsample"] == upsample
     grey = str(tmp_path / "grey.png")
     Image.fromarray(rng.integers(0, 256, (13, 17), dtype=np.uint8)).save(grey)
     rgba = str(tmp_path / "rgba.png")

@@ -42,9 +42,10 @@ def test_blend_weights_sum_to_one(size, core, band):
     np.testing.assert_allclose(total, 1.0, atol=1e-6, err_msg="the blend weights (TL2) must sum to one")
 
 
-def test_transformer_radius_is_the_reach_of_one_pixel():
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
+def test_transformer_radius_is_the_reach_of_one_pixel(upsample):
     """(TL1): changing one input pixel changes outputs within the radius, and some at its edge."""
-    config = dict(STYLE_CONFIG, norm="batch")                     # fixed statistics: a local function
+    config = dict(STYLE_CONFIG, norm="batch", upsample=upsample)  # fixed statistics: a local function
     spec = spec_from_config(config)
     params = init_params(spec, seed=3)
     state = init_state(params, "batch")
@@ -113,8 +114,8 @@ def test_tiles_need_their_margin(monkeypatch):
     assert np.abs(g_short - g_whole).max() / np.abs(g_whole).max() > 1e-3
 
 
-def _style_net(seed=1):
-    spec = spec_from_config(STYLE_CONFIG)
+def _style_net(seed=1, config=STYLE_CONFIG):
+    spec = spec_from_config(config)
     params = init_params(spec, seed=seed)
     rng = np.random.default_rng(seed)
     for k in params:                         # non-trivial norms, so that wrong statistics would show
@@ -123,12 +124,14 @@ def _style_net(seed=1):
     return params
 
 
-def test_tiled_stylize_equals_untiled():
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
+def test_tiled_stylize_equals_untiled(upsample):
     """Statistics of the whole image, tiles with exact margins: equal everywhere, blend zones included."""
-    params = _style_net()
+    config = dict(STYLE_CONFIG, upsample=upsample)
+    params = _style_net(config=config)
     rgb = np.random.default_rng(0).uniform(0, 255, (150, 203, 3)).astype(np.float32)   # odd sizes
-    whole = stylize_array(params, STYLE_CONFIG, {}, rgb)
-    tiled = tiled_transform(stylize_array, (None, 40))(params, STYLE_CONFIG, {}, rgb, "cpu")
+    whole = stylize_array(params, config, {}, rgb)
+    tiled = tiled_transform(stylize_array, (None, 40))(params, config, {}, rgb, "cpu")
     assert tiled.shape == whole.shape
     assert np.abs(tiled - whole).max() < 1e-2, f"max difference {np.abs(tiled - whole).max()} (0..255 scale)"
 
