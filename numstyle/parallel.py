@@ -88,17 +88,20 @@ def split_rows(total, row_bytes, band_bytes, xp=np, halves=False):
 
 
 def bands_take_the_cores():
-    """Keep BLAS on one thread for the rest of the process when bands run on several cores.
+    """Keep BLAS on one thread for the rest of the process.
 
-    The bands already put every core to work, each GEMM on one thread. A GEMM
-    outside the bands (a Gram matrix, a layer too small to split) would use
-    all of BLAS's threads -- and OpenBLAS's threads then keep spinning for a
-    while after each call, competing with the next layer's bands for the
-    same cores. Measured: a Gatys step at 256² 0.60 s instead of 0.68 s,
-    stylise 256² 0.20 s instead of 0.25 s (docs/benchmarks.md). The
-    ``numstyle`` command calls this once; returns True when applied.
+    When bands run on several cores, they already put every core to work,
+    each GEMM on one thread. A GEMM outside the bands (a Gram matrix, a layer
+    too small to split) would use all of BLAS's threads -- and OpenBLAS's
+    threads then keep spinning for a while after each call, competing with
+    the next layer's bands for the same cores. Measured: a Gatys step at 256²
+    0.60 s instead of 0.68 s, stylise 256² 0.20 s instead of 0.25 s
+    (docs/benchmarks.md). With ``NUMSTYLE_THREADS=1`` on a machine with more
+    cores, one thread means one core, BLAS included: two trainings side by
+    side, each with BLAS on both cores, took 9 s per iteration instead of ~3.
+    The ``numstyle`` command calls this once; returns True when applied.
     """
-    if cpu_threads() < 2 or ThreadpoolController is None:
+    if ThreadpoolController is None or (cpu_threads() < 2 and (os.cpu_count() or 1) < 2):
         return False
     _pool_and_blas(cpu_threads())[1].limit(limits=1, user_api="blas")   # not a context: stays in force
     return True

@@ -149,3 +149,21 @@ def test_split_rows_covers_every_row_in_even_bands(total, row_bytes, band_bytes,
     assert len(bands) == expected, bands
     assert bands[0][0] == 0 and bands[-1][1] == total and all(a[1] == b[0] for a, b in zip(bands, bands[1:])), bands
     assert max(sizes) - min(sizes) <= 1 and max(sizes) * row_bytes <= max(band_bytes, row_bytes), sizes
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_the_command_keeps_blas_on_one_thread_even_with_one_band_thread(threads):
+    """NUMSTYLE_THREADS=1 means one core: BLAS must not spread a job over the others (run in a fresh process:
+    the limit lasts for the process)."""
+    import os
+    import subprocess
+    import sys
+    code = ("from numstyle.parallel import bands_take_the_cores\n"
+            "from threadpoolctl import threadpool_info\n"
+            "applied = bands_take_the_cores()\n"
+            "print(applied, max(p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'))")
+    env = dict(os.environ, NUMSTYLE_THREADS=threads)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    applied, blas_threads = out.split()
+    if (os.cpu_count() or 1) > 1:
+        assert applied == "True" and blas_threads == "1", out
