@@ -6,7 +6,7 @@
 With several models the photos come once, then one row of outputs per model: led by its style
 image when the models have different styles, else labelled with what differs between their
 settings (normalisation, content layer, up-sampling ...), each output with its checkerboard
-ratio (Q4), also printed.
+(Q4), also printed.
 """
 import argparse
 import os
@@ -57,10 +57,10 @@ def main():
         for name, model in zip(names, loaded):
             row = [_stylize(model, photo)[0] for photo in photos]
             panels += [np.full_like(photos[0], 255)] + row
-            checkerboard = [metrics.checkerboard_ratio(out) for out in row]                          # (Q4)
+            checkerboard = [metrics.checkerboard(out) for out in row]                                # (Q4)
             labels += [_differences(model[1], [m[1] for m in loaded]) or os.path.basename(name)]
             labels += [f"checkerboard (Q4) {cb:.1f}" for cb in checkerboard]
-            print(f"{name}: checkerboard ratio (Q4) " + ", ".join(f"{cb:.1f}" for cb in checkerboard))
+            print(f"{name}: checkerboard (Q4), luma levels: " + ", ".join(f"{cb:.1f}" for cb in checkerboard))
         image.save_image(args.out, grid(panels, labels, cols=len(photos) + 1,
                                         title="the same training, one setting changed per row"))
     print(f"wrote {args.out}")

@@ -12,18 +12,15 @@ with local statistics under an 11x11 Gaussian window (sigma 1.5), valid
 positions only, :math:`c_1 = (0.01 \cdot 255)^2`, :math:`c_2 = (0.03 \cdot 255)^2`
 (Wang et al., 2004).
 
-And, for the up-sampling layers of a style network, how strongly an image
-repeats with period 2 or 4 pixels (the checkerboard of stride-2 transposed
-convolutions): with :math:`\bar P_x(f)` the power spectrum of the
-Hann-windowed luma at horizontal frequency ``f`` cycles per pixel, averaged
-over all vertical frequencies (and :math:`\bar P_y` the other way round),
+And, for a style network, the part of an image that repeats with the
+network's total stride (4 px: two stride-2 convolutions down, two x2
+up-samplings up), where its checkerboard lives. The network treats pixels
+differently by their phase :math:`(i \bmod 4, j \bmod 4)`, so its artefacts
+survive averaging over all pixels of one phase while the picture averages
+out (a photo or a painting scores about 0.2):
 
-.. math::  \mathrm{CB} = \max_{a \in \{x, y\},\ f \in \{1/4,\, 1/2\}}
-           \frac{\bar P_a(f)}{\operatorname{mean}_{|k| \in \{3, 4\}} \bar P_a(f + k/n_a)}     \tag{Q4}
-
-the peak over its neighbours 3 and 4 frequency bins away (the window's main
-lobe is 2 bins wide). About 1 for a photo or a painting; a visible
-checkerboard is 10 or more.
+.. math::  \mathrm{CB} = \Big(\frac1{16} \sum_{a,b=0}^{3} \big(\overline{Y}_{i \equiv a,\, j \equiv b} - \overline{Y}\big)^2\Big)^{1/2}
+           \quad \text{(luma levels, (Q1))}                                      \tag{Q4}
 """
 import numpy as np
 from scipy.ndimage import correlate1d
@@ -77,20 +74,12 @@ def y_psnr_ssim(out_rgb, ref_rgb, border):
     return psnr(y1, y2), ssim(y1, y2)
 
 
-def checkerboard_ratio(rgb):
-    """(Q4) of an (H, W, 3) RGB image: power at periods 2 and 4 px over its spectral neighbours."""
+def checkerboard(rgb, period=4):
+    """(Q4) of an (H, W, 3) RGB image: RMS, in luma levels, of its mean over each pixel phase mod ``period``."""
     y = rgb_to_y(rgb)
-    y = y[:y.shape[0] // 4 * 4, :y.shape[1] // 4 * 4]                   # f = 1/4, 1/2 fall on exact bins
-    if min(y.shape) < 32:
-        raise ValueError(f"checkerboard_ratio needs at least 32x32 px, got {y.shape[1]}x{y.shape[0]}")
-    window = np.outer(np.hanning(y.shape[0]), np.hanning(y.shape[1]))  # (H, W): no leakage from the borders
-    power = np.abs(np.fft.fft2((y - y.mean()) * window)) ** 2           # (H, W), bin k = k / n cycles per px
-    ratios = []
-    for axis in (0, 1):                                                 # 0: vertical frequency, 1: horizontal
-        n = y.shape[axis]
-        mean_power = power.mean(axis=1 - axis)                          # (n,): averaged over the other axis
-        for f in (0.25, 0.5):
-            k = int(round(f * n))
-            neighbours = [mean_power[(k + d) % n] for d in (-4, -3, 3, 4)]
-            ratios.append(mean_power[k] / max(np.mean(neighbours), 1e-30))
-    return float(max(ratios))
+    H, W = y.shape[0] // period * period, y.shape[1] // period * period
+    if min(H, W) < 8 * period:
+        raise ValueError(f"checkerboard needs at least {8 * period}x{8 * period} px, got {y.shape[1]}x{y.shape[0]}")
+    y = y[:H, :W].reshape(H // period, period, W // period, period)   # (H/p, p, W/p, p): phase axes 1 and 3
+    phases = y.mean(axis=(0, 2))                                        # (p, p): mean of each phase
+    return float(np.sqrt(np.mean((phases - phases.mean()) ** 2)))      # (Q4)

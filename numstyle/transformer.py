@@ -104,8 +104,7 @@ def init_state(params, norm):
 def prepare_inference(params, spec):
     """Parameters for stylising/upscaling only: each residual block's 3x3 kernels get their Winograd transform.
 
-    Returns a new dict with ``'<name>.w_hat'`` (W2) beside ``'<name>.w'`` (also
-    for the 3x3 convolutions after nearest up-sampling); the
+    Returns a new dict with ``'<name>.w_hat'`` (W2) beside ``'<name>.w'``; the
     inference forward then runs those convolutions by Winograd F(2x2, 3x3)
     on the reflection-padded input (:func:`~numstyle.ops.winograd.winograd_conv3x3_valid`).
     Made once per model: the weights must not change afterwards (training
@@ -115,10 +114,10 @@ def prepare_inference(params, spec):
     prepared = dict(params)
     if not available(get_xp(*params.values())):
         return prepared
-    for layer in spec:
-        convs = {"res": (f"{layer[1]}.1", f"{layer[1]}.2"), "resize": (layer[1],)}.get(layer[0], ())
-        for conv in convs:
-            prepared[f"{conv}.w_hat"] = transform_kernel(params[f"{conv}.w"])    # (alpha^2, F, C)   (W2)
+    for layer in spec:                           # not the convolutions after (U1): with 64 or 32 outputs at
+        if layer[0] == "res":                    # 2x and 4x the size, im2col measured faster (22 vs 28 ms)
+            for conv in (f"{layer[1]}.1", f"{layer[1]}.2"):
+                prepared[f"{conv}.w_hat"] = transform_kernel(params[f"{conv}.w"])    # (alpha^2, F, C)   (W2)
     return prepared
 
 

@@ -86,12 +86,12 @@ def test_inference_forward_equals_training_forward(norm_kind, rng):
 @pytest.mark.parametrize("spec", [transformer.style_spec((4, 6, 8), 2), transformer.sr_spec(4, 6, 2),
                                   transformer.style_spec((4, 6, 8), 1, "nearest")])
 def test_prepared_inference_runs_residual_convs_by_winograd_and_matches(spec, rng, monkeypatch):
-    # prepare_inference adds (W2) kernels for the residual blocks' 3x3 convolutions and those after nearest
-    # up-sampling; the lean forward uses them, a forward that keeps caches (training) ignores them; outputs
+    # prepare_inference adds (W2) kernels for the residual blocks' 3x3 convolutions (not those after nearest
+    # up-sampling); the lean forward uses them, a forward that keeps caches (training) ignores them; outputs
     # agree to float32 round-off
     params = transformer.init_params(spec, seed=3)
     prepared = transformer.prepare_inference(params, spec)
-    convs = [c for kind, name, *_ in spec for c in {"res": [f"{name}.1", f"{name}.2"], "resize": [name]}.get(kind, [])]
+    convs = [c for kind, name, *_ in spec if kind == "res" for c in (f"{name}.1", f"{name}.2")]
     winograd_convs = len(convs)
     assert sorted(k for k in prepared if k.endswith(".w_hat")) == sorted(f"{c}.w_hat" for c in convs)
     calls = []

@@ -40,19 +40,21 @@ def test_ssim_by_hand(rng):
     assert metrics.ssim(p, q) == pytest.approx(expected)
 
 
-def test_checkerboard_ratio_sees_periods_2_and_4_only(rng):
-    """(Q4): a smooth image scores ~1; adding a faint period-2 or period-4 pattern makes it a peak."""
+def test_checkerboard_measures_the_period_4_part_in_luma_levels(rng):
+    """(Q4): a smooth random image scores near 0; adding a +-4 pattern of period 2 or 4 scores its RMS."""
     from scipy.ndimage import gaussian_filter
     smooth = gaussian_filter(rng.uniform(0, 255, (90, 130, 3)), (3, 3, 0))      # odd sizes: cropped to x4
     yy, xx = np.mgrid[:90, :130]
-    patterns = {"period 2": (-1.0) ** (yy + xx), "period 4 rows": np.where(yy % 4 < 2, 1.0, -1.0),
-                "period 4 columns": np.cos(np.pi * xx / 2)}
-    assert metrics.checkerboard_ratio(smooth) < 2
-    for name, pattern in patterns.items():
-        marked = smooth + 4.0 * pattern[..., None]                              # +-4 of 255
-        assert metrics.checkerboard_ratio(marked) > 10, name
+    patterns = {"period 2": ((-1.0) ** (yy + xx), 4.0), "period 4 rows": (np.where(yy % 4 < 2, 1.0, -1.0), 4.0),
+                "period 4 columns": (np.cos(np.pi * xx / 2), 4.0 / np.sqrt(2))}  # RMS of 4 cos: 4 / sqrt(2)
+    assert metrics.checkerboard(smooth) < 0.5
+    for name, (pattern, rms) in patterns.items():
+        marked = smooth + 4.0 * pattern[..., None]                              # +-4 of 255 in R, G and B
+        # the luma (Q1) of a grey step of 4 is 4 * (65.481 + 128.553 + 24.966) / 255 = 3.43 levels
+        expected = rms * (65.481 + 128.553 + 24.966) / 255
+        assert abs(metrics.checkerboard(marked) - expected) < 0.5, (name, metrics.checkerboard(marked), expected)
     with pytest.raises(ValueError, match="at least 32x32"):
-        metrics.checkerboard_ratio(smooth[:20])
+        metrics.checkerboard(smooth[:20])
 
 
 def test_degradation_pipeline_on_a_known_image():

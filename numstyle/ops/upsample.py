@@ -26,15 +26,26 @@ from ..backend import get_xp
 def upsample_nearest_forward(x, s=2):
     """Repeat every pixel of (N, C, H, W) into an s x s block (U1): (N, C, s*H, s*W)."""
     xp = get_xp(x)
-    N, C, H, W = x.shape
-    blocks = xp.broadcast_to(x[:, :, :, None, :, None], (N, C, H, s, W, s))   # (N, C, H, s, W, s): a view
-    return blocks.reshape(N, C, H * s, W * s), (x.shape, s)                # (N, C, sH, sW): one copy
+    wide = xp.repeat(x, s, axis=3)                                         # (N, C, H, sW): columns first,
+    return xp.repeat(wide, s, axis=2), (x.shape, s)                        # (N, C, sH, sW): then whole rows
 
 
 def upsample_nearest_backward(dy, cache):
-    """Adjoint of :func:`upsample_nearest_forward` (U2): sum each s x s block of ``dy``."""
+    """Adjoint of :func:`upsample_nearest_forward` (U2): sum each s x s block of ``dy``.
+
+    As two passes of slice additions, the s rows of each block and then its s
+    columns: one ``sum(axis=(3, 5))`` over the 6-axis view was 6-8x slower on NumPy.
+    """
     (N, C, H, W), s = cache
-    return dy.reshape(N, C, H, s, W, s).sum(axis=(3, 5))                   # (N, C, H, W)   (U2)
+    rows = dy.reshape(N, C, H, s, s * W)                                   # (N, C, H, s, sW): a block's rows
+    d = rows[:, :, :, 0].copy()                                            # (N, C, H, sW)
+    for p in range(1, s):
+        d += rows[:, :, :, p]                                              # (U2): sum over p
+    cols = d.reshape(N, C, H, W, s)                                        # (N, C, H, W, s): a block's columns
+    dx = cols[..., 0].copy()                                               # (N, C, H, W)
+    for q in range(1, s):
+        dx += cols[..., q]                                                 # (U2): sum over q
+    return dx
 
 
 def upsample_nearest_naive(x, s=2):
