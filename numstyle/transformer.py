@@ -5,8 +5,9 @@ layer list, the super-resolution network): reflection-padded convolutions,
 normalisation + ReLU after every non-residual convolution except the last,
 residual blocks, stride-2 convolutions down and stride-1/2 (transposed)
 convolutions up -- or, with ``upsample='nearest'``, nearest-neighbour
-up-sampling (U1) followed by a stride-1 convolution, which has no
-checkerboard (:mod:`numstyle.ops.upsample`) -- and a scaled tanh output:
+up-sampling (U1) followed by a stride-1 convolution, which has no period-2
+checkerboard, computed as four 2x2 convolutions of the small image
+(:mod:`numstyle.ops.upsample`) -- and a scaled tanh output:
 
 .. math::  \hat y = 127.5\, (\tanh(z) + 1) \in [0, 255]                        \tag{J1}
 
@@ -27,7 +28,7 @@ from .ops.activations import relu_backward, relu_forward, tanh_backward, tanh_fo
 from .ops.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
 from .ops.norm import norm_backward, norm_forward, norm_inference
 from .ops.pad import reflect_pad_backward, reflect_pad_forward
-from .ops.upsample import upsample_nearest_backward, upsample_nearest_forward
+from .ops.upsample import resize_conv_backward, resize_conv_forward
 from .ops.winograd import transform_kernel, winograd_conv3x3_valid
 from .ops.winograd_kernels import available
 
@@ -170,10 +171,10 @@ def transformer_forward(params, x, spec, norm="instance", train=True, state=None
             h, cache = conv_transpose2d_forward(h, params[f"{name}.w"], None, 2, 1, 1)   # (T1)
             caches.append(("upconv", name, cache))
             h = _norm_relu(params, name, h, norm, train, state, caches)
-        elif kind == "resize":
-            h, cache = upsample_nearest_forward(h, 2)                       # (U1)
-            caches.append(("upsample", name, cache))
-            h = _conv_block(params, name, h, 3, 1, norm, train, state, caches)
+        elif kind == "resize":                                              # (U1), (RP1), (CV1) as four
+            h, cache = resize_conv_forward(h, params[f"{name}.w"])         # 2x2 convolutions: (U3), (U4)
+            caches.append(("resize", name, cache))
+            h = _norm_relu(params, name, h, norm, train, state, caches)
         else:
             h = _conv_block(params, name, h, layer[4], 1, None, train, state, caches, relu=False)
             h, cache = tanh_forward(h)                                      # (J1)
@@ -226,8 +227,8 @@ def transformer_backward(dy, caches, input_grad=True):
                 grads[f"{name}.b"] = db
         elif kind == "upconv":
             dh, grads[f"{name}.w"], _ = conv_transpose2d_backward(dh, cache)    # (T2)
-        elif kind == "upsample":
-            dh = upsample_nearest_backward(dh, cache)                       # (U2)
+        elif kind == "resize":
+            dh, grads[f"{name}.w"] = resize_conv_backward(dh, cache)        # (U5)
         elif kind == "pad":
             if dh is None:                                                  # before the first conv: nothing to do
                 continue

@@ -104,6 +104,16 @@ def _unary(forward, backward, shape=(2, 3, 7, 5)):
     return make
 
 
+def _resize_conv(shape):
+    def make(rng, dev=_host):
+        x = dev(rng.standard_normal(shape))
+        w = dev(rng.standard_normal((3, shape[1], 3, 3)))
+        f = lambda x, w: upsample.resize_conv_forward(x, w)[0]  # noqa: E731
+        vjp = lambda d, x, w: upsample.resize_conv_backward(d, upsample.resize_conv_forward(x, w)[1])  # noqa: E731
+        return f, vjp, [x, w]
+    return make
+
+
 def _loss(fn, shape, extra=()):
     """A scalar (loss, grad) function: the VJP of a scalar is dout * grad."""
     def make(rng, dev=_host):
@@ -181,6 +191,8 @@ CASES = [
     ("reflection pad 4", _unary(lambda x: pad.reflect_pad_forward(x, 4), pad.reflect_pad_backward, (1, 2, 6, 5)), SMOOTH),
     ("nearest up-sampling x2", _unary(upsample.upsample_nearest_forward, upsample.upsample_nearest_backward), SMOOTH),
     ("nearest up-sampling x3", _unary(lambda x: upsample.upsample_nearest_forward(x, 3), upsample.upsample_nearest_backward, (1, 2, 3, 4)), SMOOTH),
+    ("resize-convolution (U3)-(U5)", _resize_conv((2, 3, 4, 5)), SMOOTH),
+    ("resize-convolution, one row", _resize_conv((1, 2, 1, 3)), SMOOTH),
     ("tanh", _unary(activations.tanh_forward, activations.tanh_backward), SMOOTH),
     ("gram matrix", _gram, SMOOTH),
     ("content loss", _loss(losses.content_loss, (1, 3, 4, 5), extra=[(1, 3, 4, 5)]), SMOOTH),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from numstyle import losses
-from numstyle.ops import activations, conv, im2col, pool, upsample, winograd
+from numstyle.ops import activations, conv, im2col, pad, pool, upsample, winograd
 
 SHAPES = [(1, 1, 5, 5), (2, 3, 7, 6), (1, 2, 4, 9), (2, 8, 6, 7)]   # the last: F = 3 < C / 2 (CV5/CV6 routes)
 CONV = [(3, 1, 1), (3, 2, 1), (3, 1, 0), (1, 1, 0), (5, 2, 2)]   # (kernel, stride, pad)
@@ -114,6 +114,24 @@ def test_nearest_upsampling_matches_naive(shape, s, rng):
     np.testing.assert_allclose(upsample.upsample_nearest_backward(d, cache),
                                upsample.upsample_nearest_backward_naive(d, s), rtol=1e-12, atol=1e-14,
                                err_msg=f"(U2) {shape} s={s}")
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 4), (1, 2, 1, 3), (1, 4, 6, 7)])
+def test_resize_conv_equals_upsample_pad_conv(shape, rng):
+    """(U3)-(U5): four 2x2 convolutions of the small image are the 3x3 convolution of the up-sampled,
+    reflection-padded one -- forward, input gradient and weight gradient."""
+    x, w = rng.standard_normal(shape), rng.standard_normal((5, shape[1], 3, 3))
+    y, cache = upsample.resize_conv_forward(x, w)
+    up, up_cache = upsample.upsample_nearest_forward(x)                   # the long way: (U1), (RP1), (CV1)
+    padded, pad_cache = pad.reflect_pad_forward(up, 1)
+    want, conv_cache = conv.conv2d_forward(padded, w, None, 1, 0)
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12, err_msg=f"forward {shape}")
+    d = rng.standard_normal(y.shape)
+    dx, dw = upsample.resize_conv_backward(d, cache)
+    dpadded, want_dw, _ = conv.conv2d_backward(d, conv_cache)
+    want_dx = upsample.upsample_nearest_backward(pad.reflect_pad_backward(dpadded, pad_cache), up_cache)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-10, atol=1e-12, err_msg=f"dx {shape}")
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-10, atol=1e-12, err_msg=f"dw {shape}")
 
 
 def test_max_pool_tie_goes_to_first_maximum():
