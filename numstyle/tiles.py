@@ -224,9 +224,9 @@ def transformer_bytes_per_pixel(spec):
         if kind == "conv":
             density /= layer[5] ** 2
             widest = max(widest, layer[3] * density)
-        elif kind in ("up", "resize"):
-            density *= 4
-            widest = max(widest, layer[3 if kind == "up" else 2] * density)   # resize: its input, up-sampled
+        elif kind in ("up", "resize"):                             # resize: no up-sampled copy of its input
+            density *= 4                                           # ((U4) works on the small image)
+            widest = max(widest, layer[3] * density)
     return COPIES_PER_ACTIVATION * 4 * widest
 
 

@@ -1,4 +1,4 @@
-r"""Nearest-neighbour up-sampling: the "resize" half of a resize-convolution.
+r"""Nearest-neighbour up-sampling, and the resize-convolution run at the small size.
 
 A transposed convolution with stride 2 stamps its kernel onto the output two
 pixels apart, so output pixels receive one, two or four stamps, and an
