@@ -82,8 +82,8 @@ def _stylize(model, photo):
 
 def _differences(config, configs):
     """The settings of ``config`` that are not the same in every one of ``configs``."""
-    flat = lambda c: {"upsample": "transposed", **{k: v for k, v in c.items() if k != "settings"},  # noqa: E731
-                      **c.get("settings", {})}                   # files from before --upsample: transposed
+    flat = lambda c: {**models.CONFIG_DEFAULTS, **{k: v for k, v in c.items() if k != "settings"},  # noqa: E731
+                      **c.get("settings", {})}
     mine, others = flat(config), [flat(c) for c in configs]
     keys = [k for k in mine if any(o.get(k) != mine[k] for o in others) and k not in ("seed_hash", "style_sha256")]
     return ", ".join(f"{k} {mine[k]}" for k in keys)

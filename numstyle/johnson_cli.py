@@ -12,7 +12,7 @@ from .cli import (HelpFormatter, add_tiling_arguments, default_out, int_list, na
 from .errors import NumstyleError
 from .files import check_writable
 from .image import load_image
-from .models import shipped_models
+from .models import CONFIG_DEFAULTS, shipped_models
 from .tiles import tiled_transform
 
 TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=2e-4,
@@ -202,7 +202,6 @@ def check_training_memory(args):
 
 RESUME_MUST_MATCH = ("size", "style_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",
                      "content_layer", "style_layers", "seed", "scale", "loss", "blur")
-DEFAULTS_BEFORE = {"upsample": "transposed"}     # what a checkpoint written before a config key existed used
 
 
 def check_resume(path, saved, now):
@@ -212,7 +211,7 @@ def check_resume(path, saved, now):
         raise NumstyleError(f"{path} was trained with another style image ({saved.get('style')}); "
                             "pass the same --style to resume")
     for key in ("kind", "norm", "width", "n_res", "scale", "skip", "upsample"):
-        if saved.get(key, DEFAULTS_BEFORE.get(key)) != now.get(key):
+        if saved.get(key, CONFIG_DEFAULTS.get(key)) != now.get(key):
             raise NumstyleError(f"{path} has {key} {saved.get(key)}, not {now.get(key)}: pass the same flags to resume")
     for key in RESUME_MUST_MATCH:
         old, new = saved.get("settings", {}).get(key), now["settings"].get(key)

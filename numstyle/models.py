@@ -24,6 +24,7 @@ from .files import atomic_path
 from .transformer import sr_spec, style_spec
 
 FORMAT, CHECKPOINT_FORMAT, VERSION = "numstyle-model", "numstyle-checkpoint", 1
+CONFIG_DEFAULTS = {"upsample": "transposed"}    # what files written before a config key existed used
 
 
 def _shipped_dir():
@@ -39,7 +40,7 @@ BUILTIN_DIR = _shipped_dir()
 
 def spec_from_config(config):
     """The layer list a config describes."""
-    upsample = config.get("upsample", "transposed")                      # files before --upsample: transposed
+    upsample = config.get("upsample", CONFIG_DEFAULTS["upsample"])
     if config["kind"] == "style":
         return style_spec(tuple(config["width"]), config["n_res"], upsample)
     return sr_spec(config["scale"], config["width"], config["n_res"], upsample)

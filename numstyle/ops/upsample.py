@@ -145,11 +145,8 @@ def resize_conv_backward(dy, cache):
         dz[:, n * F:(n + 1) * F, a:a + H, b:b + W] = dy[:, :, a::2, b::2]  # undo the shuffle
     de, dk, _ = conv2d_backward(dz, conv_cache)                            # (CV2)-(CV3) of (U4)
     dw = sum(S[a].T @ dk[n * F:(n + 1) * F] @ S[b] for n, (a, b) in enumerate(PHASES))   # (F, C, 3, 3)  (U5)
-    dx = de[:, :, 1:H + 1, 1:W + 1].copy()                                 # (N, C, H, W): E^T, the centre ...
-    dx[:, :, 0] += de[:, :, 0, 1:W + 1]                                    # ... plus the edge copies (U5)
-    dx[:, :, -1] += de[:, :, H + 1, 1:W + 1]
-    dx[:, :, :, 0] += de[:, :, 1:H + 1, 0]
-    dx[:, :, :, -1] += de[:, :, 1:H + 1, W + 1]
-    for i, j in ((0, 0), (0, -1), (-1, 0), (-1, -1)):                       # corners: one pixel each
-        dx[:, :, i, j] += de[:, :, 0 if i == 0 else H + 1, 0 if j == 0 else W + 1]
-    return dx, dw
+    de[:, :, 1] += de[:, :, 0]                                             # E^T (U5): fold the padded rows
+    de[:, :, H] += de[:, :, H + 1]                                         # onto the edge rows (corners too),
+    de[:, :, :, 1] += de[:, :, :, 0]                                       # then the padded columns
+    de[:, :, :, W] += de[:, :, :, W + 1]
+    return de[:, :, 1:H + 1, 1:W + 1], dw                                  # (N, C, H, W)
