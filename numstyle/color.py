@@ -22,6 +22,8 @@ Two ways to keep the photo's colours:
 """
 import numpy as np
 
+from .image import resize
+
 YIQ = np.array([[0.299, 0.587, 0.114],
                 [0.595716, -0.274453, -0.321263],
                 [0.211456, -0.522591, 0.311135]])
@@ -48,8 +50,6 @@ def luminance_image(rgb, like=None):
 
 def restore_chroma(result_rgb, photo_rgb):
     """(CC1): the result's luminance with the photo's chroma (the photo resized to the result first)."""
-    from .image import resize
-
     photo = resize(photo_rgb, shape=result_rgb.shape[:2])
     yiq = rgb_to_yiq(photo)
     yiq[..., 0] = rgb_to_yiq(result_rgb)[..., 0]

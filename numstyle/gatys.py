@@ -2,7 +2,7 @@ r"""Gatys et al. style transfer: optimise an image's pixels.
 
 ``make_objective`` builds ``f(x) -> (loss, grad)`` from VGG weights, a content
 image and style images; ``optimize`` drives it with SciPy's L-BFGS-B (or our
-Adam) within the pixel bounds.
+projected L-BFGS, or Adam) within the pixel bounds.
 
 Notes
 -----
@@ -17,20 +17,17 @@ import time
 
 import numpy as np
 
-from . import lbfgs
+from . import engine, lbfgs
 from .backend import get_xp, to_device, to_floats, to_host
+from .config import GATYS
 from .errors import NonFiniteLossError, NumstyleError
 from .image import pixel_bounds
-from .losses import content_loss, gram_forward, style_layer_loss, style_target, tv_loss
 from .optim import adam
-from .vgg import check_layers, features_backward, features_forward, min_input_size, pools_before, prepare
-
-DEFAULT_CONTENT_LAYER = "relu4_2"
-DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+from .vgg import VGG, check_layers, min_input_size, pools_before
 
 
 class Objective:
-    r"""The Gatys loss (G1) as a callable ``f(x) -> (loss, grad)``.
+    r"""The Gatys loss (G1) as a callable ``f(x) -> (loss, grad)``; built by :func:`make_objective`.
 
     Attributes
     ----------
@@ -42,48 +39,47 @@ class Objective:
         Number of calls so far.
     """
 
-    def __init__(self, params, model, pool, shape, content_layer, style_layers, style_layer_weights,
-                 content_weight, style_weight, tv_weight, content_target, style_targets):
-        self.params, self.model, self.pool, self.shape = params, model, pool, tuple(shape)
+    def __init__(self, net, shape, content_layer, style_layers, style_layer_weights, content_weight,
+                 style_weight, tv_weight, content_target, style_targets, losses):
+        self.net, self.shape, self.losses = net, tuple(shape), losses
         self.content_layer, self.style_layers = content_layer, list(style_layers)
         self.style_layer_weights = list(style_layer_weights)
         self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
         self.content_target, self.style_targets = content_target, style_targets
+        self.xp = get_xp(*[t for t in [content_target, *style_targets.values()] if t is not None])
         self.layers = ([content_layer] if content_target is not None else []) + \
                       (self.style_layers if style_targets else [])
         self.last, self.evaluations = {}, 0
 
     def __call__(self, x):
         """Loss (G1) and its gradient with respect to ``x`` (1, 3, H, W)."""
-        feats, caches = features_forward(self.params, x, self.layers, self.model, self.pool)
-        dfeats, parts = {}, {"content": 0.0, "style": 0.0, "tv": 0.0}
-        # each tapped activation is dropped after its last use, so that a layer's
-        # feature copy and its gradient are not both held for every layer at once
-        styled = set(self.style_layers) if self.style_targets else set()
+        L = self.losses                                                # numstyle.losses, or a fast drop-in
+        feats, cache = self.net.forward(x, self.layers)                # VGG up to the deepest layer
+        parts, dfeats = {"content": 0.0, "style": 0.0, "tv": 0.0}, {}
         if self.content_target is not None:
-            name = self.content_layer
-            F = feats[name] if name in styled else feats.pop(name)
-            loss, dF = content_loss(F, self.content_target, self.content_weight)       # alpha (C1), (C2)
+            loss, dF = L.content_loss(feats[self.content_layer], self.content_target,
+                                      self.content_weight)             # alpha (C1), (C2)
             parts["content"] = loss
-            _accumulate(dfeats, name, dF)
+            dfeats[self.content_layer] = dF
         for name, w_l in zip(self.style_layers, self.style_layer_weights):
-            if not styled:
+            if not self.style_targets:
                 break
-            loss, dF = style_layer_loss(feats.pop(name), self.style_targets[name],      # beta w_l (S3), (S5)
-                                        self.style_weight * w_l)
-            parts["style"] += loss                                                      # (S6)
-            _accumulate(dfeats, name, dF)
-        grad = features_backward(dfeats, caches, self.pool)                              # (V1)
-        return self._finish(x, grad, parts)
+            loss, dF = L.style_layer_loss(feats.pop(name), self.style_targets[name],
+                                          self.style_weight * w_l)     # beta w_l (S3), (S5)
+            parts["style"] += loss                                     # (S6)
+            dfeats[name] = dfeats[name] + dF if name in dfeats else dF
+        feats.clear()                                                  # free the copies before the backward
+        grad = self.net.backward(dfeats, cache)                        # (V1)
+        return self.finish(x, grad, parts)
 
-    def _finish(self, x, grad, parts):
-        """Add total variation, check the loss is finite, keep the terms."""
+    def finish(self, x, grad, parts):
+        """Add total variation (TV1)-(TV2), check the loss is finite, keep the terms."""
         if self.tv_weight:
-            loss, dx = tv_loss(x)                                                        # (TV1), (TV2)
+            loss, dx = self.losses.tv_loss(x)
             parts["tv"] = self.tv_weight * loss
             grad += self.tv_weight * dx
-        parts["total"] = parts["content"] + parts["style"] + parts["tv"]               # (G1)
-        parts = to_floats(parts)                                                         # the one read (GPU: one copy)
+        parts["total"] = parts["content"] + parts["style"] + parts["tv"]       # (G1)
+        parts = to_floats(parts)                                               # the one read (GPU: one copy)
         self.evaluations += 1
         if not np.isfinite(parts["total"]):
             raise NonFiniteLossError(f"the loss became {parts['total']} at evaluation {self.evaluations} "
@@ -94,16 +90,15 @@ class Objective:
 
     def scipy_fun(self, x_flat):
         """SciPy's ``jac=True`` contract: float64 host vector in, ``(float, float64 vector)`` out."""
-        xp = get_xp(self.params["conv1_1"][0])
-        x = xp.asarray(x_flat.reshape(self.shape), dtype=np.float32)   # (1, 3, H, W), host -> device at the edge
+        x = self.xp.asarray(x_flat.reshape(self.shape), dtype=np.float32)   # (1, 3, H, W), host -> device
         f, g = self(x)
         return float(f), to_host(g).astype(np.float64).ravel()
 
 
-def make_objective(params, model="vgg16", content=None, styles=(), style_blend=None, pool="avg",
-                   content_layer=DEFAULT_CONTENT_LAYER, style_layers=DEFAULT_STYLE_LAYERS,
-                   style_layer_weights=None, content_weight=1.0, style_weight=1e3, tv_weight=0.0, shape=None,
-                   tile=None):
+def make_objective(params, model=GATYS.model, content=None, styles=(), style_blend=None, pool=GATYS.pool,
+                   content_layer=GATYS.content_layer, style_layers=GATYS.style_layers,
+                   style_layer_weights=None, content_weight=GATYS.content_weight,
+                   style_weight=GATYS.style_weight, tv_weight=GATYS.tv_weight, shape=None):
     r"""Build the Gatys objective (G1) with its targets precomputed.
 
     Parameters
@@ -124,69 +119,77 @@ def make_objective(params, model="vgg16", content=None, styles=(), style_blend=N
     shape : tuple, optional
         Shape of the generated image; default the content image's (or the
         first style image's for texture synthesis).
-    tile : int, optional
-        Compute everything in tiles with cores of about this many pixels
-        (:mod:`numstyle.gatys_tiled`): the same loss and gradient in the memory
-        of one tile's activations.
 
     Returns
     -------
     Objective
     """
+    spec = check_inputs(model, content, styles, style_blend, content_layer, style_layers,
+                        style_layer_weights, shape)
+    taps = ([content_layer] if content is not None else []) + (list(style_layers) if styles else [])
+    net = VGG(params, model, pool, taps)
+    L = engine.losses(get_xp(params["conv1_1"][0]))
+    content_target = None
+    if content is not None:
+        feats, _ = net.forward(content, [content_layer], keep_cache=False)
+        content_target = feats[content_layer].copy()                              # P^l
+    grams = []
+    for style in styles:
+        feats, _ = net.forward(style, style_layers, keep_cache=False)
+        grams.append({name: L.gram_forward(feats[name])[0] for name in style_layers})   # (S1)
+    style_targets = blend_targets(grams, [s.shape for s in styles], spec["shape"], style_layers,
+                                  spec["style_blend"], L)
+    return Objective(net, spec["shape"], content_layer, style_layers, spec["style_layer_weights"],
+                     content_weight, style_weight, tv_weight, content_target, style_targets, L)
+
+
+def check_inputs(model, content, styles, style_blend, content_layer, style_layers, style_layer_weights,
+                 shape):
+    """Check the arguments of :func:`make_objective`; fill in the defaults that depend on them."""
     style_layers = list(style_layers)
     if content is None and not styles:
         raise NumstyleError("nothing to optimise for: give a content image, a style image, or both")
-    check_layers(model, ([content_layer] if content is not None else []) + (style_layers if styles else []))
+    layers = ([content_layer] if content is not None else []) + (style_layers if styles else [])
+    check_layers(model, layers)
     if style_layer_weights is None:
         style_layer_weights = [1.0 / len(style_layers)] * len(style_layers)
     if len(style_layer_weights) != len(style_layers):
-        raise NumstyleError(f"{len(style_layer_weights)} style layer weights given for {len(style_layers)} style layers")
+        raise NumstyleError(f"{len(style_layer_weights)} style layer weights given for "
+                            f"{len(style_layers)} style layers")
     if style_blend is None:
         style_blend = [1.0] * len(styles)
     if styles and (len(style_blend) != len(styles) or sum(style_blend) <= 0 or min(style_blend) < 0):
-        raise NumstyleError(f"--style-blend needs one non-negative weight per style image ({len(styles)}), not all zero")
+        raise NumstyleError(f"--style-blend needs one non-negative weight per style image ({len(styles)}), "
+                            "not all zero")
     shape = tuple(shape or (content if content is not None else styles[0]).shape)
-    params = prepare(params)                                                          # Winograd kernels, once
-    need = min_input_size(model, ([content_layer] if content is not None else []) + (style_layers if styles else []))
+    need = min_input_size(model, layers)
     for what, s in [("output image", shape)] + [("style image", st.shape) for st in styles]:
         if min(s[2:]) < need:
             raise NumstyleError(f"{what} is {s[3]}x{s[2]} px, too small for the chosen layers: "
                                 f"they need at least {need} px on the shorter side")
-
-    if tile:
-        from . import gatys_tiled as tiled
-        tiled_layers = ([content_layer] if content is not None else []) + (style_layers if styles else [])
-        grid = lambda s: tiled.vgg_grid(s, model, tiled_layers, tile)                   # noqa: E731
-    content_target = None
-    if content is not None:
-        if tile:
-            content_target = tiled.tiled_features(params, content, content_layer, model, pool, grid(content.shape))
-        else:
-            feats, _ = features_forward(params, content, [content_layer], model, pool, keep_caches=False)
-            content_target = feats[content_layer].copy()                                # P^l
-    style_targets = {}
-    if styles:
-        M_l = _layer_sizes(shape, style_layers)
-        total = float(sum(style_blend))
-        for style, b in zip(styles, style_blend):
-            if tile:
-                G = tiled.tiled_gram(params, style, style_layers, model, pool, grid(style.shape))   # (TL3)
-            else:
-                feats, _ = features_forward(params, style, style_layers, model, pool, keep_caches=False)
-                G = {name: gram_forward(feats[name])[0] for name in style_layers}      # (S1)
-            M_s = _layer_sizes(style.shape, style_layers)
-            for name in style_layers:
-                A = (b / total) * style_target(G[name], M_s[name], M_l[name])           # (S7)
-                style_targets[name] = A if name not in style_targets else style_targets[name] + A
-    args = (params, model, pool, shape, content_layer, style_layers, style_layer_weights,
-            content_weight, style_weight, tv_weight, content_target, style_targets)
-    tiles = grid(shape) if tile else []
-    if len(tiles) > 1:
-        return tiled.TiledObjective(*args, grid=tiles)
-    return Objective(*args)
+    return {"shape": shape, "style_blend": style_blend, "style_layer_weights": style_layer_weights}
 
 
-def optimize(objective, x0, iters=300, optimizer=None, lr=10.0, callback=None, progress=True, maxcor=10):
+def blend_targets(grams, style_shapes, shape, style_layers, style_blend, losses):
+    """``{layer: A}``: each style image's Gram matrices rescaled to ``shape`` and blended (S7)."""
+    targets, total = {}, float(sum(style_blend))
+    M = layer_sizes(shape, style_layers)
+    for G, style_shape, b in zip(grams, style_shapes, style_blend):
+        M_s = layer_sizes(style_shape, style_layers)
+        for name in style_layers:
+            A = (b / total) * losses.style_target(G[name], M_s[name], M[name])     # (S7)
+            targets[name] = A if name not in targets else targets[name] + A
+    return targets
+
+
+def layer_sizes(shape, layers):
+    """``{layer: M_l = H_l W_l}`` for an input of ``shape``: each 2x2 pooling floors H and W by 2."""
+    H, W = shape[2], shape[3]
+    return {name: (H >> pools_before(name)) * (W >> pools_before(name)) for name in layers}
+
+
+def optimize(objective, x0, iters=GATYS.iters, optimizer=None, lr=GATYS.lr, callback=None, progress=True,
+             maxcor=GATYS.maxcor):
     r"""Minimise the objective over the pixels, within the pixel bounds.
 
     Parameters
@@ -207,7 +210,7 @@ def optimize(objective, x0, iters=300, optimizer=None, lr=10.0, callback=None, p
     progress : bool
         Show a progress bar with the losses.
     maxcor : int
-        L-BFGS-B's number of kept correction pairs (its memory: ``2 maxcor`` float64 copies of the image).
+        L-BFGS's number of kept correction pairs (its memory: ``2 maxcor`` copies of the image).
 
     Returns
     -------
@@ -238,13 +241,12 @@ def optimize(objective, x0, iters=300, optimizer=None, lr=10.0, callback=None, p
         lo_d, hi_d = xp.asarray(lo, dtype=np.float32), xp.asarray(hi, dtype=np.float32)
     try:
         if optimizer == "lbfgs":
-            x = _lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor)
+            x = scipy_lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor)
         elif optimizer == "lbfgs-device":
             x = lbfgs.minimize(objective, x0.astype(np.float32), iters, lo_d, hi_d, maxcor,
                                callback=lambda x: after_iteration(lambda: x))          # (L1)-(L5)
         elif optimizer == "adam":
-            x = x0.astype(np.float32)                                                  # a copy
-            state = {}
+            x, state = x0.astype(np.float32), {}                                       # a copy
             for _ in range(iters):
                 _, g = objective(x)
                 x, state = adam(x, g, state, lr=lr)                                    # (A1)-(A4)
@@ -257,32 +259,18 @@ def optimize(objective, x0, iters=300, optimizer=None, lr=10.0, callback=None, p
     return x, history
 
 
-def _lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor=10):
+def scipy_lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor=GATYS.maxcor):
     """L-BFGS-B from SciPy on a float64 host copy of the pixels."""
     from scipy.optimize import Bounds, minimize
 
-    xp = get_xp(x0)
-    device = "gpu" if xp is not np else "cpu"
+    device = "cpu" if get_xp(x0) is np else "gpu"
     shape = objective.shape
 
     def cb(xk):                                                         # host -> device only if a callback asks
         after_iteration(lambda: to_device(xk.reshape(shape).astype(np.float32), device))
 
     res = minimize(objective.scipy_fun, to_host(x0).astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
-                   bounds=Bounds(lo.ravel(), hi.ravel()),
-                   callback=cb, options={"maxiter": iters, "maxfun": 2 * iters + 20, "ftol": 0.0, "gtol": 0.0,
-                                         "maxcor": maxcor})
+                   bounds=Bounds(lo.ravel(), hi.ravel()), callback=cb,
+                   options={"maxiter": iters, "maxfun": 2 * iters + 20, "ftol": 0.0, "gtol": 0.0,
+                            "maxcor": maxcor})
     return to_device(res.x.reshape(shape).astype(np.float32), device)
-
-
-def _layer_sizes(shape, layers):
-    """``{layer: M_l = H_l W_l}`` for an input of ``shape``: each 2x2 pooling floors H and W by 2."""
-    H, W = shape[2], shape[3]
-    return {name: (H >> pools_before(name)) * (W >> pools_before(name)) for name in layers}
-
-
-def _accumulate(d, name, g):
-    if name in d:
-        d[name] += g            # the same layer used for content and style
-    else:
-        d[name] = g

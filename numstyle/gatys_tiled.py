@@ -25,11 +25,13 @@ receptive radius (TL1). So one evaluation is two passes over the tiles:
 The cost is one extra forward pass per evaluation plus the margins; the
 memory is one tile's activations.
 """
+from . import engine, gatys
 from .backend import get_xp
-from .losses import content_loss, gram_backward, gram_forward, style_loss_from_gram
-from .gatys import Objective, _accumulate
-from .tiles import tile_grid
-from .vgg import features_backward, features_forward, layer_names, pools_before
+from .config import GATYS
+from .errors import NumstyleError
+from .gatys import Objective, blend_targets, check_inputs
+from .tiles import current_rss, tile_grid
+from .vgg import VGG, layer_names, pools_before
 
 
 def vgg_radius(model, layers):
@@ -52,27 +54,27 @@ def vgg_grid(shape, model, layers, core):
     return tile_grid(shape[2], shape[3], core, radius, align)
 
 
-def tiled_gram(params, x, layers, model, pool, grid):
+def tiled_gram(net, x, layers, grid, losses):
     """Whole-image Gram matrices ``{layer: (1, N_l, N_l)}`` summed over the cores (TL3)."""
     G = {}
     for t in grid:
         ys, xs = t.input_slices()
-        feats, _ = features_forward(params, x[:, :, ys, xs], layers, model, pool, keep_caches=False)
+        feats, _ = net.forward(x[:, :, ys, xs], layers, keep_cache=False)
         for name in layers:
             cy, cx = t.core_in_layer(2 ** pools_before(name))
-            g, _ = gram_forward(feats[name][:, :, cy, cx])               # (1, N, N)   (S1) of one core
+            g, _ = losses.gram_forward(feats[name][:, :, cy, cx])         # (1, N, N)   (S1) of one core
             G[name] = g if name not in G else G[name] + g                 # (TL3)
     return G
 
 
-def tiled_features(params, x, layer, model, pool, grid):
+def tiled_features(net, x, layer, grid):
     """The whole image's activation at ``layer`` (1, C, H_l, W_l), assembled from the cores."""
     xp = get_xp(x)
     step = 2 ** pools_before(layer)
     out = None
     for t in grid:
         ys, xs = t.input_slices()
-        feats, _ = features_forward(params, x[:, :, ys, xs], [layer], model, pool, keep_caches=False)
+        feats, _ = net.forward(x[:, :, ys, xs], [layer], keep_cache=False)
         F = feats[layer]
         if out is None:
             out = xp.zeros((1, F.shape[1], x.shape[2] // step, x.shape[3] // step), F.dtype)
@@ -80,6 +82,35 @@ def tiled_features(params, x, layer, model, pool, grid):
         gy, gx = t.core_in_image(step)
         out[:, :, gy, gx] = F[:, :, cy, cx]
     return out
+
+
+def make_objective(params, model=GATYS.model, content=None, styles=(), style_blend=None, pool=GATYS.pool,
+                   content_layer=GATYS.content_layer, style_layers=GATYS.style_layers,
+                   style_layer_weights=None, content_weight=GATYS.content_weight,
+                   style_weight=GATYS.style_weight, tv_weight=GATYS.tv_weight, shape=None, tile=None):
+    """:func:`numstyle.gatys.make_objective` computed in tiles with cores of about ``tile`` pixels:
+    the same loss and gradient in the memory of one tile's activations (``tile`` None: the
+    whole image at once, :func:`numstyle.gatys.make_objective` itself)."""
+    if tile is None:
+        return gatys.make_objective(params, model, content, styles, style_blend, pool, content_layer,
+                                    style_layers, style_layer_weights, content_weight, style_weight,
+                                    tv_weight, shape)
+    spec = check_inputs(model, content, styles, style_blend, content_layer, style_layers,
+                        style_layer_weights, shape)
+    taps = ([content_layer] if content is not None else []) + (list(style_layers) if styles else [])
+    net = VGG(params, model, pool, taps)
+    L = engine.losses(get_xp(params["conv1_1"][0]))
+    grid = lambda s: vgg_grid(s, model, taps, tile)                                 # noqa: E731
+    content_target = None
+    if content is not None:
+        content_target = tiled_features(net, content, content_layer, grid(content.shape))
+    grams = [tiled_gram(net, style, style_layers, grid(style.shape), L) for style in styles]   # (TL3)
+    style_targets = blend_targets(grams, [s.shape for s in styles], spec["shape"], style_layers,
+                                  spec["style_blend"], L)
+    tiles = grid(spec["shape"])
+    args = (net, spec["shape"], content_layer, style_layers, spec["style_layer_weights"], content_weight,
+            style_weight, tv_weight, content_target, style_targets, L)
+    return TiledObjective(*args, grid=tiles) if len(tiles) > 1 else Objective(*args)
 
 
 class TiledObjective(Objective):
@@ -96,35 +127,36 @@ class TiledObjective(Objective):
         self.M = {name: (H >> pools_before(name)) * (W >> pools_before(name)) for name in self.style_layers}
 
     def __call__(self, x):
-        xp = get_xp(x)
+        xp, L = get_xp(x), self.losses
         parts, dG = {"content": 0.0, "style": 0.0, "tv": 0.0}, {}
         if self.style_targets:                                                       # pass 1
-            G = tiled_gram(self.params, x, self.style_layers, self.model, self.pool, self.grid)   # (TL3)
+            G = tiled_gram(self.net, x, self.style_layers, self.grid, L)             # (TL3)
             for name, w_l in zip(self.style_layers, self.style_layer_weights):
-                loss, dG[name] = style_loss_from_gram(G[name], self.style_targets[name], self.M[name],
-                                                      self.style_weight * w_l)       # (S3), (S4)
+                loss, dG[name] = L.style_loss_from_gram(G[name], self.style_targets[name], self.M[name],
+                                                        self.style_weight * w_l)     # (S3), (S4)
                 parts["style"] += loss                                                # (S6)
         grad = xp.zeros_like(x)
         for t in self.grid:                                                           # pass 2
             ys, xs = t.input_slices()
-            feats, caches = features_forward(self.params, x[:, :, ys, xs], self.layers, self.model, self.pool)
+            feats, cache = self.net.forward(x[:, :, ys, xs], self.layers)
             dfeats = {}
             if self.content_target is not None:
                 name = self.content_layer
                 cy, cx = t.core_in_layer(2 ** pools_before(name))
                 gy, gx = t.core_in_image(2 ** pools_before(name))
-                loss, dcore = content_loss(feats[name][:, :, cy, cx], self.content_target[:, :, gy, gx],
-                                           self.content_weight)                     # (C1), (C2) on the core
+                loss, dcore = L.content_loss(feats[name][:, :, cy, cx], self.content_target[:, :, gy, gx],
+                                             self.content_weight)                   # (C1), (C2) on the core
                 parts["content"] += loss
-                _accumulate(dfeats, name, _on_core(feats[name], cy, cx, dcore))
+                dfeats[name] = _on_core(feats[name], cy, cx, dcore)
             for name in dG:
                 cy, cx = t.core_in_layer(2 ** pools_before(name))
                 core = feats[name][:, :, cy, cx]                                      # (1, N, h, w)
-                dcore = gram_backward(dG[name], core.reshape(1, core.shape[1], -1))   # (1, N, h w)   (S2)
-                _accumulate(dfeats, name, _on_core(feats[name], cy, cx, dcore.reshape(core.shape)))
+                dcore = L.gram_backward(dG[name], core.reshape(1, core.shape[1], -1))   # (1, N, h w)  (S2)
+                d = _on_core(feats[name], cy, cx, dcore.reshape(core.shape))
+                dfeats[name] = dfeats[name] + d if name in dfeats else d
             feats = core = None                                                       # free the copies first
-            grad[:, :, ys, xs] += features_backward(dfeats, caches, self.pool)        # (V1), (TL4)
-        return self._finish(x, grad, parts)
+            grad[:, :, ys, xs] += self.net.backward(dfeats, cache)                    # (V1), (TL4)
+        return self.finish(x, grad, parts)
 
 
 def _on_core(F, cy, cx, dcore):
@@ -132,7 +164,6 @@ def _on_core(F, cy, cx, dcore):
     d = get_xp(F).zeros_like(F)
     d[:, :, cy, cx] = dcore
     return d
-
 
 
 # Peak bytes per pixel of one tile's evaluation (forward with caches, then the
@@ -162,9 +193,6 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
     maxcor : int
         L-BFGS's number of kept correction pairs (10 unless memory is short; at least 3).
     """
-    from .errors import NumstyleError
-    from .tiles import current_rss
-
     H, W = shape[2], shape[3]
     n = 3 * H * W
     radius, align = vgg_radius(model, layers)

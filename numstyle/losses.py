@@ -39,8 +39,6 @@ where :math:`\Delta_v x = x_{i+1,j} - x_{i,j}` and its adjoint sends each
 difference back with ``+`` to the lower pixel and ``-`` to the upper one.
 """
 from .backend import get_xp, scalar
-from .ops import kernels
-from .parallel import matmul
 
 
 def content_loss(F, P, weight=1.0):
@@ -79,7 +77,7 @@ def gram_forward(F):
     """
     N, C = F.shape[:2]
     Fm = F.reshape(N, C, -1)                       # (N, C, M)
-    G = matmul(Fm, Fm.transpose(0, 2, 1), get_xp(F))   # (N, C, M) @ (N, M, C) -> (N, C, C)   (S1)
+    G = Fm @ Fm.transpose(0, 2, 1)                 # (N, C, M) @ (N, M, C) -> (N, C, C)   (S1)
     return G, Fm
 
 
@@ -94,7 +92,7 @@ def gram_backward(dG, cache):
     dF : ndarray, shape (N, C, M)
     """
     Fm = cache
-    return matmul(dG + dG.transpose(0, 2, 1), Fm, get_xp(Fm))   # (N, C, C) @ (N, C, M) -> (N, C, M)   (S2)
+    return (dG + dG.transpose(0, 2, 1)) @ Fm       # (N, C, C) @ (N, C, M) -> (N, C, M)   (S2)
 
 
 def style_layer_loss(F, A, weight=1.0):
@@ -141,9 +139,6 @@ def style_loss_from_gram(G, A, M_l, weight=1.0):
     """
     N_l = G.shape[1]
     scale = 1.0 / (4.0 * N_l ** 2 * M_l ** 2)
-    if kernels.enabled(get_xp(G)):                                  # the GPU: (S3) and (S4) in one pass
-        loss, dG = kernels.gram_loss(G, A, weight * scale, 2.0 * scale * weight)
-        return scalar(loss), dG
     diff = G - A
     loss = (weight * scale) * scalar(diff.ravel() @ diff.ravel())   # (S3), times beta w_l: a dot product
     dG = (2.0 * scale * weight) * diff                          # (S4), times beta w_l
@@ -180,9 +175,6 @@ def tv_loss(x):
     dx : ndarray, shape of x
     """
     xp = get_xp(x)
-    if kernels.enabled(xp):                        # the GPU: one kernel and a sum instead of ~20 operations
-        loss, dx = kernels.tv_loss(x)
-        return scalar(loss), dx
     dv = x[:, :, 1:, :] - x[:, :, :-1, :]          # (N, C, H-1, W)  vertical differences
     dh = x[:, :, :, 1:] - x[:, :, :, :-1]          # (N, C, H, W-1)  horizontal differences
     loss = scalar((dv * dv).sum() + (dh * dh).sum())  # (TV1)
@@ -192,33 +184,6 @@ def tv_loss(x):
     dx[:, :, :, 1:] += 2 * dh                      # (TV2) adjoint of Δh
     dx[:, :, :, :-1] -= 2 * dh
     return loss, dx
-
-
-def gram_naive(F):
-    """Loop-based twin of :func:`gram_forward` (S1) for one image, F (C, M)."""
-    xp = get_xp(F)
-    C, M = F.shape
-    G = xp.zeros((C, C), dtype=F.dtype)
-    for i in range(C):
-        for j in range(C):
-            for k in range(M):
-                G[i, j] += F[i, k] * F[j, k]
-    return G
-
-
-def tv_loss_naive(x):
-    """Loop-based twin of the loss in :func:`tv_loss` (TV1)."""
-    N, C, H, W = x.shape
-    total = 0.0
-    for n in range(N):
-        for c in range(C):
-            for i in range(H):
-                for j in range(W):
-                    if i + 1 < H:
-                        total += float(x[n, c, i + 1, j] - x[n, c, i, j]) ** 2
-                    if j + 1 < W:
-                        total += float(x[n, c, i, j + 1] - x[n, c, i, j]) ** 2
-    return total
 
 
 # --- Johnson et al.'s perceptual losses (batch of N images, averaged over the batch) -------------------
@@ -273,9 +238,6 @@ def style_loss_johnson(F, Gs, weight=1.0):
     """
     N, C, H, W = F.shape
     G, Fm = gram_normalized(F)                                                 # (J4)
-    if kernels.enabled(get_xp(G)):                                             # the GPU: (J5) and its gradient in one pass
-        loss, dG = kernels.gram_loss(G, Gs, weight / N, 2.0 * weight / (N * C * H * W))
-        return scalar(loss), gram_backward(dG, Fm).reshape(F.shape)            # (S2)
     diff = G - Gs                                                              # (N, C, C)
     loss = weight * scalar((diff * diff).sum()) / N                            # (J5), mean over the batch
     dG = diff * (2.0 * weight / (N * C * H * W))                               # d(J5)/dG, through the 1/(CHW) of (J4)

@@ -19,9 +19,10 @@ import sys
 
 import numpy as np
 
+from .backend import to_host
 from .errors import ModelError
 from .files import atomic_path
-from .transformer import sr_spec, style_spec
+from .transformer import init_params, sr_spec, style_spec
 
 FORMAT, CHECKPOINT_FORMAT, VERSION = "numstyle-model", "numstyle-checkpoint", 1
 CONFIG_DEFAULTS = {"upsample": "transposed"}    # what files written before a config key existed used
@@ -140,7 +141,6 @@ def load_checkpoint(path):
 
 
 def _check_params(path, params, config):
-    from .transformer import init_params
 
     try:
         expected = init_params(spec_from_config(config))
@@ -176,7 +176,6 @@ def _atomic_h5(path, write):
 
 
 def _host(x):
-    from .backend import to_host
     return to_host(x)
 
 

@@ -26,7 +26,10 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from .backend import scalar, to_device, to_host
+from .dataset import random_crop
 from .errors import ImageError
+from .models import spec_from_config
+from .transformer import to_input, transformer_backward, transformer_forward
 
 
 def bicubic(rgb, shape):
@@ -53,8 +56,6 @@ def modcrop(rgb, scale):
 
 def training_pair(scale, size, sigma):
     """A Batches transform: random ``size`` crop -> (HR, LR, bicubic-up LR), all RGB 0..255."""
-    from .dataset import random_crop
-
     size -= size % scale
 
     def transform(rgb, rng):
@@ -66,7 +67,6 @@ def training_pair(scale, size, sigma):
 
 class PixelLoss:
     """(SR3): mean squared error in RGB 0..255, with the ``(parts, dy)`` interface of PerceptualLoss."""
-
     def __call__(self, y_hat, y):
         n = y_hat.size
         diff = y_hat - y
@@ -76,8 +76,6 @@ class PixelLoss:
 
 def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=None, keep_caches=True):
     """(SR2): the network on LR batch (N, 3, h, w) RGB 0..255; ``up_rgb`` its bicubic enlargement."""
-    from .transformer import to_input, transformer_forward
-
     y, caches = transformer_forward(params, to_input(lr_rgb), spec, config["norm"], train=train, state=state,
                                     keep_caches=keep_caches)
     if config.get("skip", True):
@@ -87,8 +85,6 @@ def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=Non
 
 def upscale_array(params, config, state, rgb, device="cpu"):
     """One image (h, w, 3) RGB 0..255 -> (scale h, scale w, 3), one forward pass."""
-    from .models import spec_from_config
-
     s = config["scale"]
     lr = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)
     up = to_device(bicubic(rgb, (rgb.shape[0] * s, rgb.shape[1] * s)).transpose(2, 0, 1)[None].copy(), device)
@@ -114,8 +110,6 @@ def match_histograms(out_rgb, ref_rgb):
 
 def sr_step(params, spec, config, state, batch, loss):
     """One training forward/backward: ``batch = (hr, lr, up)`` -> ``(parts, grads)``."""
-    from .transformer import transformer_backward
-
     hr, lr, up = batch
     y, caches = sr_forward(params, spec, config, lr, up, train=True, state=state)
     parts, dy = loss(y, hr)

@@ -34,6 +34,9 @@ import re
 import numpy as np
 
 from .errors import NumstyleError
+from .image import resize
+from .models import spec_from_config
+from .transformer import init_state
 
 _UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 2 ** 10, "m": 2 ** 20, "mb": 2 ** 20, "g": 2 ** 30, "gb": 2 ** 30,
           "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30}
@@ -64,7 +67,6 @@ class Tile:
 
     Boxes are ``(y0, y1, x0, x1)`` in input pixels, half-open.
     """
-
     def __init__(self, core, box):
         self.core, self.box = core, box
 
@@ -288,10 +290,6 @@ def tiled_transform(transform, plan_args, progress=False):
 
     ``plan_args`` = ``(budget, tile)``; the plan is made per image.
     """
-    from .image import resize
-    from .models import spec_from_config
-    from .transformer import init_state
-
     budget, tile = plan_args
 
     def wrapped(params, config, state, rgb, device):

@@ -14,15 +14,14 @@ import time
 
 import numpy as np
 
+from . import engine
 from .backend import get_xp, to_device, to_floats, to_host
+from .config import TRAIN
 from .errors import NonFiniteLossError
 from .image import rgb_to_vgg, vgg_grad_to_rgb
-from .losses import feature_loss, gram_normalized, style_loss_johnson, tv_loss
 from .optim import adam
 from .transformer import to_input, transformer_backward, transformer_forward
-from .vgg import check_layers, features_backward, features_forward, prepare
-
-STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+from .vgg import VGG
 
 
 class PerceptualLoss:
@@ -36,41 +35,42 @@ class PerceptualLoss:
         The style image (RGB 0..255); None for a content-only loss (super-resolution).
     """
 
-    def __init__(self, vgg_params, style_rgb=None, content_layer="relu2_2", style_layers=STYLE_LAYERS,
-                 content_weight=1.0, style_weight=5.0, tv_weight=1e-6, model="vgg16", pool="max"):
-        self.vgg, self.model, self.pool = prepare(vgg_params), model, pool   # the classification VGG: max pooling
-        self.content_layer, self.style_layers = content_layer, list(style_layers) if style_rgb is not None else []
-        check_layers(model, [content_layer] + self.style_layers)
+    def __init__(self, vgg_params, style_rgb=None, content_layer=TRAIN.content_layer,
+                 style_layers=TRAIN.style_layers, content_weight=TRAIN.content_weight,
+                 style_weight=TRAIN.style_weight, tv_weight=TRAIN.tv_weight, model="vgg16", pool="max"):
+        self.content_layer = content_layer
+        self.style_layers = list(style_layers) if style_rgb is not None else []
+        self.vgg = VGG(vgg_params, model, pool, [content_layer] + self.style_layers)   # classification VGG: max pool
+        self.losses = engine.losses(get_xp(vgg_params["conv1_1"][0]))
         self.weights = (content_weight, style_weight, tv_weight)
         self.style_grams = {}
         if style_rgb is not None:
-            feats, _ = features_forward(self.vgg, rgb_to_vgg(style_rgb), self.style_layers, model, pool,
-                                        keep_caches=False)
-            self.style_grams = {name: gram_normalized(feats[name])[0] for name in self.style_layers}   # (J4)
+            feats, _ = self.vgg.forward(rgb_to_vgg(style_rgb), self.style_layers, keep_cache=False)
+            self.style_grams = {name: self.losses.gram_normalized(feats[name])[0]
+                                for name in self.style_layers}                                   # (J4)
 
     def __call__(self, y_hat, y_content):
         wc, ws, wt = self.weights
-        N = y_hat.shape[0]
-        target, _ = features_forward(self.vgg, rgb_to_vgg(y_content), [self.content_layer], self.model, self.pool,
-                                     keep_caches=False)
+        L, N = self.losses, y_hat.shape[0]
+        target, _ = self.vgg.forward(rgb_to_vgg(y_content), [self.content_layer], keep_cache=False)
         layers = [self.content_layer] + [n for n in self.style_layers if n != self.content_layer]
-        feats, caches = features_forward(self.vgg, rgb_to_vgg(y_hat), layers, self.model, self.pool)
+        feats, cache = self.vgg.forward(rgb_to_vgg(y_hat), layers)
         parts, dfeats = {}, {}
-        parts["content"], dfeats[self.content_layer] = feature_loss(feats[self.content_layer],
-                                                                    target[self.content_layer], wc)   # (J3)
+        parts["content"], dfeats[self.content_layer] = L.feature_loss(feats[self.content_layer],
+                                                                      target[self.content_layer], wc)  # (J3)
         parts["style"] = 0.0
         for name in self.style_layers:
-            loss, dF = style_loss_johnson(feats[name], self.style_grams[name], ws)                  # (J5)
+            loss, dF = L.style_loss_johnson(feats[name], self.style_grams[name], ws)                  # (J5)
             parts["style"] += loss
             dfeats[name] = dfeats[name] + dF if name in dfeats else dF
         del feats, target                       # copies the backward does not need: free them first
-        dy = vgg_grad_to_rgb(features_backward(dfeats, caches, self.pool))                          # (V1), (I1)
+        dy = vgg_grad_to_rgb(self.vgg.backward(dfeats, cache))                                       # (V1), (I1)
         parts["tv"] = 0.0
         if wt:
-            loss, dtv = tv_loss(y_hat)                                                              # (TV1)
+            loss, dtv = L.tv_loss(y_hat)                                                              # (TV1)
             parts["tv"] = wt * loss / N
-            dy = dy + (wt / N) * dtv                                                                # (TV2)
-        parts["total"] = parts["content"] + parts["style"] + parts["tv"]                           # (J6)
+            dy = dy + (wt / N) * dtv                                                                  # (TV2)
+        parts["total"] = parts["content"] + parts["style"] + parts["tv"]                             # (J6)
         return parts, dy
 
 
@@ -87,7 +87,7 @@ def network_step(params, spec, norm, state, batch_rgb, loss, input_rgb=None):
     return parts, grads
 
 
-def fit(params, step, batches, iters, lr=1e-3, start=0, adam_state=None, checkpoint=None, checkpoint_every=0,
+def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, checkpoint=None, checkpoint_every=0,
         progress=True, desc="train", device="cpu"):
     r"""The training loop: ``step(params, batch) -> (parts, grads)``, Adam on every parameter.
 
@@ -177,7 +177,3 @@ def params_to(params, device):
 
 def adam_to(adam_state, device):
     return {k: {**st, **{m: to_device(st[m], device) for m in ("m", "v") if m in st}} for k, st in adam_state.items()}
-
-
-def xp_of(params):
-    return get_xp(next(iter(params.values())))

@@ -23,14 +23,10 @@ The network's input is the RGB photo scaled to [-1, 1]; its output is RGB in
 """
 import numpy as np
 
+from . import engine
 from .backend import get_xp
-from .ops.activations import relu_backward, relu_forward, tanh_backward, tanh_forward
-from .ops.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
-from .ops.norm import norm_backward, norm_forward, norm_inference
-from .ops.pad import reflect_pad_backward, reflect_pad_forward
-from .ops.upsample import resize_conv_backward, resize_conv_forward
-from .ops.winograd import transform_kernel, winograd_conv3x3_valid
-from .ops.winograd_kernels import available
+from .layers import Conv2d, ReLU, Residual, Sequential
+from .transformer_layers import ConvTranspose2d, Crop, Norm, ReflectionPad2d, ScaledTanh, UpsampleConv
 
 
 UPSAMPLING = {"transposed": "up", "nearest": "resize"}    # --upsample -> the layer kind of each x2 step
@@ -102,24 +98,63 @@ def init_state(params, norm):
     return state
 
 
-def prepare_inference(params, spec):
-    """Parameters for stylising/upscaling only: each residual block's 3x3 kernels get their Winograd transform.
+def to_input(rgb):
+    """Photos (N, 3, H, W) RGB 0..255 -> the network's input scale [-1, 1]."""
+    return rgb * (1.0 / 127.5) - 1.0
 
-    Returns a new dict with ``'<name>.w_hat'`` (W2) beside ``'<name>.w'``; the
-    inference forward then runs those convolutions by Winograd F(2x2, 3x3)
-    on the reflection-padded input (:func:`~numstyle.ops.winograd.winograd_conv3x3_valid`).
-    Made once per model: the weights must not change afterwards (training
-    uses the plain dict). On a GPU only with the fused kernels (without them
-    the transforms' many small steps cost more launches than the GEMMs save).
+
+def build(params, spec, norm="instance", train=True, state=None, trainable=True, size=None):
+    """The network of ``spec`` as one :class:`~numstyle.layers.Sequential`, over ``params``' arrays.
+
+    Parameters
+    ----------
+    params : dict of ndarray
+        ``'c1.w', 'c1.gamma', ...`` from :func:`init_params` (or a model file).
+    norm : {'instance', 'batch'}
+    train : bool
+        Batch norm: the batch's statistics (and update ``state``), or the running ones.
+    state : dict, optional
+        Batch norm's running statistics (:func:`init_state`); with instance norm, when
+        given, it receives each layer's statistics of this (single) image (tiled stylising).
+    trainable : bool
+        False for inference: no parameter gradients, so the fast paths may
+        precompute from the weights (Winograd's kernels for the residual blocks).
+    size : (H, W), optional
+        The input's size: adds a crop when the up-sampling overshoots it (sizes not a multiple of 4).
+
+    Built anew for each step of a training (Adam replaces the arrays); each
+    layer may be replaced by a registered fast path (:func:`numstyle.engine.select`).
     """
-    prepared = dict(params)
-    if not available(get_xp(*params.values())):
-        return prepared
-    for layer in spec:                           # (resize layers run 2x2 convolutions (U4): no Winograd)
-        if layer[0] == "res":
-            for conv in (f"{layer[1]}.1", f"{layer[1]}.2"):
-                prepared[f"{conv}.w_hat"] = transform_kernel(params[f"{conv}.w"])    # (alpha^2, F, C)   (W2)
-    return prepared
+    def conv(name, k, stride=1, bias=False):
+        layer = Conv2d(params[f"{name}.w"], params[f"{name}.b"] if bias else None, stride, 0)
+        return [ReflectionPad2d(k // 2), named(layer, name)]                       # (RP1), (CV1)
+
+    def norm_relu(name, relu=True):
+        running = state.get(name) if state is not None else None
+        layer = named(Norm(params[f"{name}.gamma"], params[f"{name}.beta"], norm, running, train), name)
+        return [layer, ReLU()] if relu else [layer]                                 # (N1), (R1)
+
+    def named(layer, name):
+        layer.name, layer.trainable = name, trainable
+        return layer
+
+    layers = []
+    for kind, name, *shape in spec:
+        if kind == "conv":
+            layers += conv(name, shape[2], shape[3]) + norm_relu(name)
+        elif kind == "res":                                                         # (J2)
+            a, b = f"{name}.1", f"{name}.2"
+            layers.append(Residual(Sequential(conv(a, 3) + norm_relu(a) + conv(b, 3) + norm_relu(b, False))))
+        elif kind == "up":
+            layers += [named(ConvTranspose2d(params[f"{name}.w"], 2, 1, 1), name)] + norm_relu(name)   # (T1)
+        elif kind == "resize":
+            layers += [named(UpsampleConv(params[f"{name}.w"]), name)] + norm_relu(name)   # (U1), (RP1), (CV1)
+        else:
+            layers += conv(name, shape[2], bias=True) + [ScaledTanh()]                # (J1)
+    if size is not None and _out_size(spec, *size) != _grown_size(spec, *size):
+        layers.append(Crop(*_out_size(spec, *size)))                                # up-sampling overshot
+    xp = get_xp(*params.values())
+    return engine.select(Sequential(layers), xp)    # registered fast paths may stand in for each layer
 
 
 def to_input(rgb):
@@ -128,77 +163,36 @@ def to_input(rgb):
 
 
 def transformer_forward(params, x, spec, norm="instance", train=True, state=None, keep_caches=True):
-    r"""Run the network.
+    r"""Build the network (:func:`build`) and run it on ``x``.
 
     Parameters
     ----------
-    params : dict of ndarray
     x : ndarray, shape (N, 3, H, W)
         Input in [-1, 1] (:func:`to_input`).
-    spec : list
-        From :func:`style_spec` or :func:`sr_spec`.
-    norm : {'instance', 'batch'}
-    train : bool
-        Batch norm: batch statistics (and update ``state``) or running averages.
-    state : dict, optional
-        Batch norm running statistics from :func:`init_state`. With instance
-        norm, when given, it receives each layer's statistics of this (single)
-        image: tiled stylising (:mod:`numstyle.tiles`) reuses them on every tile.
     keep_caches : bool
-        False for inference: nothing is kept for a backward pass, so each
-        layer's intermediates are freed as soon as the next layer has run.
+        False for inference: nothing is kept for a backward pass (and no
+        parameter gradient will be asked for), so each layer's intermediates
+        are freed as soon as the next layer has run.
 
     Returns
     -------
     y : ndarray, shape (N, 3, H', W')
         RGB in 0..255 (J1); ``H' = H`` for the style network, ``scale * H`` for SR.
-    caches : list (empty when ``keep_caches`` is False)
+    cache : ``(network, its cache)`` for :func:`transformer_backward`; ``[]`` when not ``keep_caches``.
     """
-    caches = [] if keep_caches else _Discard()
-    h = x
-    H, W = x.shape[2:]
-    for layer in spec:
-        kind, name = layer[:2]
-        if kind == "conv":
-            h = _conv_block(params, name, h, layer[4], layer[5], norm, train, state, caches)
-        elif kind == "res":
-            h0 = h
-            h = _conv_block(params, f"{name}.1", h, 3, 1, norm, train, state, caches)
-            h = _conv_block(params, f"{name}.2", h, 3, 1, norm, train, state, caches, relu=False)
-            h = h0 + h                                                      # (J2)
-            caches.append(("res", name, None))
-        elif kind == "up":
-            h, cache = conv_transpose2d_forward(h, params[f"{name}.w"], None, 2, 1, 1)   # (T1)
-            caches.append(("upconv", name, cache))
-            h = _norm_relu(params, name, h, norm, train, state, caches)
-        elif kind == "resize":                                              # (U1), (RP1), (CV1) as four
-            h, cache = resize_conv_forward(h, params[f"{name}.w"])         # 2x2 convolutions: (U3), (U4)
-            caches.append(("resize", name, cache))
-            h = _norm_relu(params, name, h, norm, train, state, caches)
-        else:
-            h = _conv_block(params, name, h, layer[4], 1, None, train, state, caches, relu=False)
-            h, cache = tanh_forward(h)                                      # (J1)
-            caches.append(("tanh", name, cache))
-            h = 127.5 * (h + 1.0)                                           # (J1)
-    out_h, out_w = _out_size(spec, H, W)
-    if h.shape[2:] != (out_h, out_w):                                       # sizes not a multiple of 4: up-sampling overshoots
-        caches.append(("crop", "out", h.shape))
-        h = h[:, :, :out_h, :out_w]
-    return h, (caches if keep_caches else [])
+    net = build(params, spec, norm, train, state, trainable=keep_caches, size=x.shape[2:])
+    if not keep_caches:
+        return net(x), []
+    y, cache = net.forward(x)
+    return y, (net, cache)
 
 
-class _Discard(list):
-    """A cache list that keeps nothing (inference)."""
-
-    def append(self, item):
-        pass
-
-
-def transformer_backward(dy, caches, input_grad=True):
+def transformer_backward(dy, cache, input_grad=True):
     r"""Gradients of every parameter, given ``dL/dy`` of the network's output.
 
     Parameters
     ----------
+    cache : from :func:`transformer_forward`, consumed.
     input_grad : bool
         Also return the gradient with respect to the input image (training
         does not need it: the first convolution then skips its input gradient).
@@ -208,79 +202,25 @@ def transformer_backward(dy, caches, input_grad=True):
     grads : dict, the keys of ``params``
     dx : ndarray or None, gradient with respect to the network's input
     """
-    grads = {}
-    dh = dy
-    res_stack = []                                                          # upstream gradients at residual sums
-    for kind, name, cache in reversed(caches):
-        if kind == "crop":
-            full = get_xp(dh).zeros(cache, dtype=dh.dtype)                  # the cropped pixels had no effect
-            full[:, :, :dh.shape[2], :dh.shape[3]] = dh
-            dh = full
-        elif kind == "tanh":
-            dh = tanh_backward(127.5 * dh, cache)                           # (J1), (R2)
-        elif kind == "res":
-            res_stack.append(dh)                                            # (J2): the skip path keeps dh
-        elif kind in ("conv", "conv+b"):
-            skip = not input_grad and cache is caches[1][2]                 # the first conv: no input gradient needed
-            dh, grads[f"{name}.w"], db = conv2d_backward(dh, cache, input_grad=not skip)    # (CV2)-(CV4)
-            if kind == "conv+b":
-                grads[f"{name}.b"] = db
-        elif kind == "upconv":
-            dh, grads[f"{name}.w"], _ = conv_transpose2d_backward(dh, cache)    # (T2)
-        elif kind == "resize":
-            dh, grads[f"{name}.w"] = resize_conv_backward(dh, cache)        # (U5)
-        elif kind == "pad":
-            if dh is None:                                                  # before the first conv: nothing to do
-                continue
-            dh = reflect_pad_backward(dh, cache)                            # (RP2)
-            if name.endswith(".1") and res_stack:                          # first conv of a residual block:
-                dh = dh + res_stack.pop()                                   # (J2) branch + skip
-        elif kind == "norm":
-            dh, grads[f"{name}.gamma"], grads[f"{name}.beta"] = norm_backward(dh, cache)   # (N2), (N3)
-        elif kind == "relu":
-            dh = relu_backward(dh, cache)                                   # (R1)
-    return grads, dh
-
-
-def _conv_block(params, name, h, k, stride, norm, train, state, caches, relu=True):
-    """Reflection pad -> conv -> (norm -> relu)."""
-    h, cache = reflect_pad_forward(h, k // 2)                               # (RP1)
-    caches.append(("pad", name, cache))
-    b = params.get(f"{name}.b")
-    w_hat = params.get(f"{name}.w_hat")                                     # prepare_inference's, residual blocks
-    if w_hat is not None and isinstance(caches, _Discard):
-        h = winograd_conv3x3_valid(h, w_hat, b)                             # (W3)-(W5): inference only
-    else:
-        h, cache = conv2d_forward(h, params[f"{name}.w"], b, stride, 0)    # (CV1)
-        caches.append(("conv" if b is None else "conv+b", name, cache))
-    if norm is None:
-        return h
-    return _norm_relu(params, name, h, norm, train, state, caches, relu)
-
-
-def _norm_relu(params, name, h, norm, train, state, caches, relu=True):
-    running = state.get(name) if state is not None else None
-    if isinstance(caches, _Discard) and not train:                          # inference: fused, in place
-        return norm_inference(h, params[f"{name}.gamma"], params[f"{name}.beta"], norm, running=running, relu=relu)
-    h, cache = norm_forward(h, params[f"{name}.gamma"], params[f"{name}.beta"], norm, running=running, train=train)
-    caches.append(("norm", name, cache))                                    # (N1)
-    if relu:
-        h, cache = relu_forward(h)                                          # (R1)
-        caches.append(("relu", name, cache))
-    return h
+    net, caches = cache
+    net.layers[1].input_grad = input_grad            # the first convolution, after its padding
+    dx, grads = net.backward(dy, caches)
+    return grads, dx
 
 
 def _out_size(spec, H, W):
-    """Output size: the input's, times 2 per up-sampling layer beyond the down-sampling ones."""
+    """Output size: the input's, times ``2 ** (ups - downs)`` -- what each layer's arithmetic gives
+    only when H and W are multiples of ``2 ** downs``."""
     downs = sum(1 for layer in spec if layer[0] == "conv" and layer[5] == 2)
     ups = sum(1 for layer in spec if layer[0] in UPSAMPLING.values())
     return H * 2 ** (ups - downs), W * 2 ** (ups - downs)
 
 
-def param_count(params):
-    return int(sum(v.size for v in params.values()))
-
-
-def cast_params(params, dtype=np.float32, device_array=None):
-    xp = get_xp(device_array) if device_array is not None else np
-    return {k: xp.asarray(v, dtype=dtype) for k, v in params.items()}
+def _grown_size(spec, H, W):
+    """What the layers give: each stride-2 convolution (k 3, pad 1) rounds up, each up-sampling doubles."""
+    for layer in spec:
+        if layer[0] == "conv" and layer[5] == 2:
+            H, W = (H + 1) // 2, (W + 1) // 2
+        elif layer[0] in UPSAMPLING.values():
+            H, W = 2 * H, 2 * W
+    return H, W

@@ -186,7 +186,7 @@ def test_bench_asks_pytorch_for_our_arithmetic(monkeypatch, cupy_tf32, expected)
     import argparse
     import json
 
-    from numstyle import bench
+    from numstyle.commands import bench
 
     calls = []
 
@@ -262,7 +262,7 @@ def test_training_output_checked_before_training_and_ctrl_c_says_how_to_resume(i
 
 def test_interrupted_gatys_on_frames_writes_the_finished_frames(imgs, synthetic_vgg, tmp_path, capsys, monkeypatch):
     """Ctrl-C in frame 2 of 3: frame 1, done, is written in the output's own form (a folder of frames)."""
-    from numstyle import gatys_cli
+    from numstyle.commands import gatys as gatys_cli
 
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -333,7 +333,7 @@ def test_training_too_large_for_the_machine_is_refused(imgs, tmp_path, capsys, m
 
 
 def test_experiments_output_folder_checked_before_the_work(tmp_path, capsys, monkeypatch):
-    from numstyle import experiments
+    from numstyle.commands import experiments
 
     (tmp_path / "afile").write_text("x")
     monkeypatch.setattr(experiments, "Lab", lambda args: pytest.fail("experimented before checking --out"))

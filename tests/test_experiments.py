@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from numstyle.cli import main
-from numstyle.figures import plot
+from numstyle.commands.figures import plot
 
 NAMES = ["content_reconstruction", "reconstruction_seeds", "texture_synthesis", "style_sweeps", "initialisation",
          "pooling", "loss_curves", "johnson_layers"]

@@ -16,7 +16,7 @@ from PIL import Image
 from numstyle import backend, gatys, lbfgs, train, transformer, vgg
 from numstyle.cli import main
 from numstyle.gradcheck import rel_error
-from numstyle.ops import kernels
+from numstyle.fast import gpu_kernels as kernels
 
 import fakecupy
 from conftest import TINY_WIDTH

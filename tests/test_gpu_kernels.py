@@ -12,7 +12,8 @@ import pytest
 
 from numstyle import backend
 from numstyle.gradcheck import rel_error
-from numstyle.ops import im2col, kernel_check, kernels, norm, pad, pool, winograd, winograd_kernels
+from numstyle.fast import gpu_kernels as kernels, gpu_winograd as winograd_kernels
+from numstyle.fast import im2col, kernel_check, norm, pad, pool, winograd
 
 import fakecupy_kernels
 
@@ -203,7 +204,7 @@ def test_winograd_kernels_in_bands_of_tile_rows(cp, monkeypatch, flip):
     """Past parallel.DEVICE_BAND_BYTES (1 GiB) the GPU's V and M go band by band, as im2col's columns do:
     here a band budget of one byte, so one tile row per band (the last one ragged)."""
     _needs_kernels(cp)
-    from numstyle import parallel
+    from numstyle.fast import parallel
 
     monkeypatch.setattr(parallel, "DEVICE_BAND_BYTES", 1)
     monkeypatch.setattr(winograd, "BAND_BYTES", 1)                       # (the CPU's, which it raises to the GPU's)

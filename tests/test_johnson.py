@@ -9,7 +9,7 @@ from PIL import Image
 from numstyle import models, transformer
 from numstyle.cli import main
 from numstyle.dataset import Batches
-from numstyle.ops import conv, norm, pad
+from numstyle.fast import conv, norm, pad
 
 
 def test_transposed_conv_is_the_adjoint_of_conv(rng):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from numstyle import losses
-from numstyle.ops import activations, conv, im2col, pad, pool, upsample, winograd
+from numstyle.fast import activations, conv, im2col, pad, pool, upsample, winograd
 
 SHAPES = [(1, 1, 5, 5), (2, 3, 7, 6), (1, 2, 4, 9), (2, 8, 6, 7)]   # the last: F = 3 < C / 2 (CV5/CV6 routes)
 CONV = [(3, 1, 1), (3, 2, 1), (3, 1, 0), (1, 1, 0), (5, 2, 2)]   # (kernel, stride, pad)

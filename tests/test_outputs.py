@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numstyle import media, models, transformer
+from numstyle import models, transformer
+from numstyle.commands import media
 from numstyle.cli import build_parser, main
 from numstyle.errors import NumstyleError
 

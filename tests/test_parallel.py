@@ -4,8 +4,8 @@ import threading
 import numpy as np
 import pytest
 
-from numstyle import parallel
-from numstyle.ops import conv, winograd
+from numstyle.fast import parallel
+from numstyle.fast import conv, winograd
 
 
 def test_every_band_runs_once_on_the_pool(monkeypatch):
@@ -117,7 +117,7 @@ def test_keep_freed_memory_is_applied_on_glibc():
     import subprocess
     import sys
 
-    code = "from numstyle.backend import keep_freed_memory; print(keep_freed_memory())"
+    code = "from numstyle.fast.memory import keep_freed_memory; print(keep_freed_memory())"
     applied = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert applied == str(platform.libc_ver()[0] == "glibc"), f"applied={applied}, libc={platform.libc_ver()}"
 
@@ -158,7 +158,7 @@ def test_the_command_keeps_blas_on_one_thread_even_with_one_band_thread(threads)
     import os
     import subprocess
     import sys
-    code = ("from numstyle.parallel import bands_take_the_cores\n"
+    code = ("from numstyle.fast.parallel import bands_take_the_cores\n"
             "from threadpoolctl import threadpool_info\n"
             "applied = bands_take_the_cores()\n"
             "print(applied, max(p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'))")

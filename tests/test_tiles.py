@@ -5,7 +5,7 @@ import pytest
 from numstyle import gatys
 from numstyle import gatys_tiled
 from numstyle.errors import NumstyleError
-from numstyle.johnson_cli import stylize_array
+from numstyle.commands.johnson import stylize_array
 from numstyle.models import spec_from_config
 from numstyle.tiles import (apply_tiled, blend_weights, parse_memory, plan_network_tiles, tile_grid,
                             tiled_transform, transformer_radius)

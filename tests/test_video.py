@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numstyle import media
+from numstyle.commands import media
 from numstyle.cli import main
 
 

@@ -28,7 +28,7 @@ def test_kernel_layout_matches_keras_convolution(synthetic_vgg, rng):
         K = f["block1_conv1"]["block1_conv1/kernel:0"][()]
     w, b = weights.load_vgg(path, "vgg16")["conv1_1"]
     x = rng.standard_normal((1, 3, 5, 5)).astype(np.float32)
-    from numstyle.ops.conv import conv2d_forward
+    from numstyle.fast.conv import conv2d_forward
     ours = conv2d_forward(x, w, b, 1, 0)[0]                 # (1, 64, 3, 3)
     xhwc = x[0].transpose(1, 2, 0)                          # (5, 5, 3): Keras is channels-last
     keras = np.zeros((3, 3, 64), np.float32)

@@ -49,8 +49,7 @@ Status: written and checked without a GPU, so not yet timed on one
 ``kernel_check.self_test``, which runs each kernel once against the array code the
 first time a GPU op asks (one warning, then the array code).
 """
-import os
-
+from .. import settings
 from ..backend import get_xp
 
 # The one helper the image kernels share: where flat index q falls in an array of shape
@@ -217,16 +216,24 @@ _compiled = {}
 _passed = {}                 # module name -> did the kernels pass their self-test there
 
 
-def enabled(xp):
-    """True when ``xp`` is a GPU module with ElementwiseKernel, ``NUMSTYLE_FUSED`` is not '0', and the
-    kernels passed ``kernel_check.self_test`` on it (run once, at the first call)."""
-    if xp.__name__ == "numpy" or not hasattr(xp, "ElementwiseKernel") or os.environ.get("NUMSTYLE_FUSED") == "0":
-        return False
-    if xp.__name__ not in _passed:
-        from .kernel_check import self_test              # it calls the kernels below: imported when needed
+def could_run(xp):
+    """True when ``xp`` is a GPU module with ``ElementwiseKernel`` and the settings allow fused kernels."""
+    return xp.__name__ != "numpy" and hasattr(xp, "ElementwiseKernel") and settings.get().fused
 
-        _passed[xp.__name__] = self_test(xp)
-    return _passed[xp.__name__]
+
+def enabled(xp):
+    """True when the kernels :func:`could_run` on ``xp`` and passed their self-test there
+    (``kernel_check.ensure``, which the engine runs before it picks fast paths for a GPU)."""
+    return could_run(xp) and _passed.get(xp.__name__, False)
+
+
+def self_tested(xp):
+    return xp.__name__ in _passed
+
+
+def record_self_test(xp, passed):
+    """Keep the self-test's verdict for ``xp`` (:mod:`numstyle.fast.kernel_check`)."""
+    _passed[xp.__name__] = bool(passed)
 
 
 def _kernel(xp, name):

@@ -1,21 +1,15 @@
-r"""Reflection padding (what fast-neural-style uses to avoid dark borders).
+r"""Reflection padding (RP1)-(RP2), fast: :class:`SlicedReflectionPad2d` stands in for
+:class:`numstyle.transformer_layers.ReflectionPad2d`.
 
-Notes
------
-Padding by ``p`` mirrors the image about its edge pixels, without repeating
-them: padded index :math:`i \in [-p, H + p)` reads :math:`x_{r(i)}` with
-
-.. math::  r(i) = |i| \ \text{for}\ i < 0, \qquad r(i) = 2(H - 1) - i \ \text{for}\ i \ge H  \tag{RP1}
-
-The backward is the adjoint of this gather: each padded pixel's gradient is
-added back to the pixel it was copied from (edge-adjacent pixels receive two
-or more contributions):
-
-.. math::  dx_j = \sum_{i:\ r(i) = j} dy_i                                     \tag{RP2}
+Four reversed slices each way instead of ``pad(mode='reflect')`` and a loop of
+single rows; on a GPU with the fused kernels one launch each way (a dozen
+slice copies otherwise).
 """
 from ..backend import get_xp
+from ..transformer_layers import ReflectionPad2d
+from . import StandIn
 from ..errors import ImageError
-from . import kernels
+from . import gpu_kernels
 
 
 def reflect_pad_forward(x, p):
@@ -25,8 +19,8 @@ def reflect_pad_forward(x, p):
     if p >= H or p >= W:
         raise ImageError(f"image too small for the network: reflection padding by {p} needs more than {p} px "
                          f"on each side at this layer, got {W}x{H}")
-    if kernels.enabled(xp):
-        return kernels.reflect_pad(x, p), (x.shape, p)                      # (RP1) in one GPU kernel
+    if gpu_kernels.enabled(xp):
+        return gpu_kernels.reflect_pad(x, p), (x.shape, p)                      # (RP1) in one GPU kernel
     N, C = x.shape[:2]
     out = xp.empty((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)            # (N, C, H+2p, W+2p)
     out[:, :, p:p + H, p:p + W] = x                                         # centre
@@ -41,8 +35,8 @@ def reflect_pad_forward(x, p):
 def reflect_pad_backward(dout, cache):
     """Adjoint of :func:`reflect_pad_forward` (RP2): fold the mirrored borders back in."""
     (N, C, H, W), p = cache
-    if kernels.enabled(get_xp(dout)):
-        return kernels.reflect_pad_backward(dout, (N, C, H, W), p)         # (RP2) in one GPU kernel
+    if gpu_kernels.enabled(get_xp(dout)):
+        return gpu_kernels.reflect_pad_backward(dout, (N, C, H, W), p)         # (RP2) in one GPU kernel
     d = dout[:, :, :, p:p + W].copy()                                      # (N, C, H+2p, W): centre columns
     d[:, :, :, 1:p + 1] += dout[:, :, :, p - 1::-1] if p else 0            # left border -> columns 1..p  (RP2)
     d[:, :, :, W - 1 - p:W - 1] += dout[:, :, :, W + 2 * p - 1:W + p - 1:-1] if p else 0   # right border
@@ -52,14 +46,12 @@ def reflect_pad_backward(dout, cache):
     return dx
 
 
-def reflect_pad_naive(x, p):
-    """Loop-based twin of :func:`reflect_pad_forward`."""
-    xp = get_xp(x)
-    N, C, H, W = x.shape
-    out = xp.zeros((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)
-    for i in range(-p, H + p):
-        for j in range(-p, W + p):
-            ri = -i if i < 0 else (2 * (H - 1) - i if i >= H else i)
-            rj = -j if j < 0 else (2 * (W - 1) - j if j >= W else j)
-            out[:, :, i + p, j + p] = x[:, :, ri, rj]
-    return out
+class SlicedReflectionPad2d(StandIn, ReflectionPad2d):
+    """:class:`numstyle.transformer_layers.ReflectionPad2d` by :func:`reflect_pad_forward` /
+    :func:`reflect_pad_backward`."""
+
+    def forward(self, x):
+        return reflect_pad_forward(x, self.p)                               # (RP1)
+
+    def backward(self, dy, cache):
+        return reflect_pad_backward(dy, cache), {}                          # (RP2)

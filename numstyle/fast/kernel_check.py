@@ -1,6 +1,6 @@
 """The fused GPU kernels' self-test: each kernel once against the array code, before first use.
 
-``kernels.enabled`` runs :func:`self_test` the first time a GPU op asks for a
+``gpu_kernels.enabled`` runs :func:`self_test` the first time a GPU op asks for a
 kernel. The tests check the kernels without a GPU (their bodies compiled as
 C++); this checks them where they run, under CuPy.
 """
@@ -8,10 +8,22 @@ import warnings
 
 import numpy as np
 
+from .. import losses
 from ..backend import get_xp, to_host
-from .kernels import (avg_pool, avg_pool_backward, col2im_rows, im2col_rows, max_pool, max_pool_backward,
+from . import activations, gpu_kernels, gpu_winograd, im2col, norm, pad, pool, winograd
+from .gpu_kernels import (avg_pool, avg_pool_backward, col2im_rows, im2col_rows, max_pool, max_pool_backward,
                       norm_backward, norm_forward, normalize, reflect_pad, reflect_pad_backward, relu_backward,
                       gram_loss, tv_loss)
+
+
+def ensure(xp):
+    """Run :func:`self_test` on ``xp`` once, if its kernels could be on; record the verdict.
+
+    :mod:`numstyle.engine` calls this before it picks fast paths for a GPU's
+    arrays, so that ``gpu_kernels.enabled`` knows whether the kernels passed.
+    """
+    if gpu_kernels.could_run(xp) and not gpu_kernels.self_tested(xp):
+        gpu_kernels.record_self_test(xp, self_test(xp))
 
 
 def self_test(xp):
@@ -22,8 +34,6 @@ def self_test(xp):
     itself: NVRTC is not g++, and CuPy wraps the bodies its own way. A kernel that fails here costs
     one warning and the array code, not a broken run.
     """
-    from . import activations, im2col, norm, pad, pool   # the array code (each imports kernels)
-
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)                   # odd: floor-mode edges
     g, b = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
@@ -58,7 +68,6 @@ def self_test(xp):
         "norm_backward": (lambda: norm_backward(d(x), d(norm_cache[0]), d(norm_cache[1]), d(g), (2, 3), False)[0],
                           lambda: norm.norm_backward(x, norm_cache)[0]),
     }
-    from .. import losses                          # (TV1)-(TV2): the loss and the gradient, as one array
     def joined(loss_and_grad):                     # (loss, gradient) -> one array to compare
         loss, grad = loss_and_grad
         m = get_xp(grad)
@@ -68,11 +77,11 @@ def self_test(xp):
     G, A = x[0, :, :3, :3].copy(), x[1, :, :3, :3].copy()                    # two (3, 3, 3): a batch and its target
     checks["gram_loss"] = (lambda: joined(gram_loss(d(G), d(A[:1]), 0.5, 2.0)),
                            lambda: joined((0.5 * ((G - A[:1]) ** 2).sum(), 2.0 * (G - A[:1]))))
-    from . import winograd, winograd_kernels    # (W3)-(W5), and (W8)'s flipped transforms, against the array code
+    # (W3)-(W5), and (W8)'s flipped transforms, against the array code
     xw, w_hat = x[:, :, :, :5], winograd.transform_kernel(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
-    checks["winograd"] = (lambda: winograd_kernels.convolve(d(xw), d(w_hat), 1, d(b[:1].repeat(4))),
+    checks["winograd"] = (lambda: gpu_winograd.convolve(d(xw), d(w_hat), 1, d(b[:1].repeat(4))),
                           lambda: winograd._convolve(xw, w_hat, 1, b[:1].repeat(4)))
-    checks["winograd_flipped"] = (lambda: winograd_kernels.convolve(d(x), d(w_hat[:, :3]), 0, flip=True),
+    checks["winograd_flipped"] = (lambda: gpu_winograd.convolve(d(x), d(w_hat[:, :3]), 0, flip=True),
                                   lambda: winograd._convolve(x, w_hat[:, :3], 0, perm=winograd.FLIP[2]))
     for name, (kernel, array_code) in checks.items():
         try:

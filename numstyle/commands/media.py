@@ -19,9 +19,9 @@ import os
 
 import numpy as np
 
-from .errors import NumstyleError
-from .files import atomic_path
-from .image import IMAGE_EXTS, load_image, resize, save_image
+from ..errors import NumstyleError
+from ..files import atomic_path
+from ..image import IMAGE_EXTS, load_image, resize, save_image, to_rgb_array
 
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
@@ -128,8 +128,6 @@ def input_kind(path):
 def read_gif(path, size=None):
     """All frames of a GIF as RGB float arrays, and their durations (ms)."""
     from PIL import Image, ImageSequence
-
-    from .image import to_rgb_array
 
     try:
         with Image.open(path) as im:

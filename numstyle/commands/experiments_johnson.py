@@ -11,21 +11,21 @@ import time
 
 import numpy as np
 
-from .cli import build_parser
-from .data import search_dirs
-from .errors import NumstyleError
-from .johnson_cli import TRAIN_DEFAULTS, stylize_array
-from .models import load_model
-from .train import STYLE_LAYERS, PerceptualLoss
-from .weights import load_vgg, resolve_vgg
+from ..config import TRAIN
+from ..data import search_dirs
+from ..errors import NumstyleError
+from ..models import load_model
+from ..train import PerceptualLoss
+from ..weights import load_vgg, resolve_vgg
+from .figures import figure
+from .johnson import parse_train, stylize_array
 
 LAYERS = ("relu2_2", "relu3_3", "relu4_3")
 QUICK_NETWORK = ["--width", "4,6,8", "--n-res", "1"]                 # a tiny transformer for CI
 
 
 def johnson_layers(lab):
-    from .experiments import figure
-
+    """Train one network per content layer, stylise a photo with each, score all three alike."""
     args, preset = lab.args, lab.preset
     data, weights = args.data or photos_folder(), vgg16_weights(args.weights)
     iters = args.train_iters or preset["train_iters"]
@@ -36,9 +36,9 @@ def johnson_layers(lab):
     lab.extra.update(model="vgg16", weights=weights, data=data, train_size=preset["train_size"],
                      batch_size=preset["batch_size"], train_iters=iters, models=folder,
                      network="width 4,6,8, 1 residual block" if lab.quick else "width 32,64,128, 5 residual blocks",
-                     train_defaults={k: TRAIN_DEFAULTS[k]
+                     train_defaults={k: getattr(TRAIN, k)
                                      for k in ("lr", "content_weight", "style_weight", "tv_weight")},
-                     style_layers=list(STYLE_LAYERS), scoring="PerceptualLoss with unit weights, tv 0, max pooling")
+                     style_layers=list(TRAIN.style_layers), scoring="PerceptualLoss with unit weights, tv 0, max pooling")
     vgg = load_vgg(weights, "vgg16")
     photo = lab.content.transpose(2, 0, 1)[None].astype(np.float32)                   # (1, 3, H, W) RGB 0..255
     style = lab.style.transpose(2, 0, 1)[None].astype(np.float32)
@@ -47,7 +47,7 @@ def johnson_layers(lab):
     row, runs = [(lab.style, "style"), (lab.content, "photo")], []
     for layer in LAYERS:
         model_path = os.path.join(folder, f"{layer}.h5")
-        train_args = build_parser().parse_args(["train"] + common + ["--content-layer", layer, "--out", model_path])
+        train_args = parse_train(common + ["--content-layer", layer, "--out", model_path])
         t0 = time.perf_counter()
         train_args.run(train_args)
         train_s = time.perf_counter() - t0

@@ -10,7 +10,7 @@ content weight 1, no total variation term, and average pooling.
 
 Layer names are ours: the paper's "conv4_2" is the output after Caffe's
 in-place ReLU, which is our ``relu4_2``, so the experiments use ``relu`` names.
-The Johnson experiment is in :mod:`numstyle.experiments_johnson`.
+The Johnson experiment is in :mod:`numstyle.commands.experiments_johnson`.
 """
 import json
 import os
@@ -19,13 +19,18 @@ import time
 
 import numpy as np
 
-from . import figures, gatys
-from .cli import HelpFormatter, positive_int
-from .data import sample_image
-from .errors import NumstyleError
-from .files import atomic_path, check_writable
-from .image import deprocess, load_image, preprocess, resize, save_image
-from .vgg import BLOCKS
+from .. import gatys
+from ..config import GATYS
+from ..data import sample_image
+from ..errors import NumstyleError
+from ..files import atomic_path, check_writable
+from ..image import deprocess, load_image, preprocess, resize, save_image
+from ..vgg import BLOCKS
+from ..weights import load_vgg, resolve_vgg
+from . import figures
+from .args import HelpFormatter, add_common_arguments, positive_int
+from .experiments_johnson import johnson_layers
+from .figures import figure, stack
 
 FULL = dict(size=128, iters=150, train_size=128, train_iters=300, batch_size=4)
 QUICK = dict(size=32, iters=2, train_size=32, train_iters=2, batch_size=1)   # CI: seconds, not minutes
@@ -101,8 +106,6 @@ class Lab:
     def vgg(self):
         """``(model, path, params)`` resolved like ``numstyle gatys``, loaded once."""
         if self._vgg is None:
-            from .weights import load_vgg, resolve_vgg
-
             model, path = resolve_vgg(self.args.model, self.args.weights)
             self._vgg = model, path, load_vgg(path, model)
         return self._vgg
@@ -113,12 +116,12 @@ class Lab:
              "style_hw": list(self.style.shape[:2])}
         if self._vgg is not None:
             s.update(model=self._vgg[0], weights=self._vgg[1], content_weight=1.0, default_style_weight=STYLE_WEIGHT,
-                     tv_weight=0.0, default_pool="avg", default_content_layer=gatys.DEFAULT_CONTENT_LAYER,
-                     default_style_layers=list(gatys.DEFAULT_STYLE_LAYERS), noise="128 + 64 N(0, 1), clipped")
+                     tv_weight=0.0, default_pool="avg", default_content_layer=GATYS.content_layer,
+                     default_style_layers=list(GATYS.style_layers), noise="128 + 64 N(0, 1), clipped")
         return dict(s, **self.extra)
 
-    def run(self, label, content=False, style=False, init="noise", seed=0, content_layer=gatys.DEFAULT_CONTENT_LAYER,
-            style_layers=gatys.DEFAULT_STYLE_LAYERS, style_weight=STYLE_WEIGHT, pool="avg", optimizer="lbfgs"):
+    def run(self, label, content=False, style=False, init="noise", seed=0, content_layer=GATYS.content_layer,
+            style_layers=GATYS.style_layers, style_weight=STYLE_WEIGHT, pool="avg", optimizer="lbfgs"):
         """One Gatys optimisation; returns ``(result uint8 RGB, record, history)``."""
         model, _, params = self.vgg
         objective = gatys.make_objective(
@@ -252,12 +255,6 @@ def loss_curves(lab):
     return fig, {"adam_lr": 10.0, "curves": curves, "runs": [r for _, r, _ in done.values()]}
 
 
-def johnson_layers(lab):
-    from .experiments_johnson import johnson_layers as experiment     # training machinery, loaded when needed
-
-    return experiment(lab)
-
-
 EXPERIMENTS = {
     "content_reconstruction": (content_reconstruction, "content reconstruction from white noise at relu1_2, "
                                "relu2_2 and the last layer of blocks 3-5"),
@@ -289,31 +286,6 @@ def style_layer_sets():
 
 def span(layers):
     return layers[0] if len(layers) == 1 else f"{layers[0]}..{layers[-1]}"
-
-
-def figure(rows, title, min_side=128, label_height=30):
-    """Rows of ``(image, label)`` -> one labelled grid (uint8 RGB); short rows are padded with blank cells.
-
-    Images smaller than ``min_side`` (quick runs) are enlarged so that labels fit under them.
-    """
-    cols = max(len(r) for r in rows)
-    images, labels = [], []
-    for row in rows:
-        for im, label in list(row) + [(None, "")] * (cols - len(row)):
-            if im is None:
-                im = np.full((1, 1, 3), 255, np.uint8)                      # invisible on the white canvas
-            elif max(im.shape[:2]) < min_side:
-                im = resize(np.asarray(im, np.float32), longer_side=min_side)
-            images.append(im)
-            labels.append(label)
-    return figures.grid(images, labels, cols=cols, title=title, label_height=label_height)
-
-
-def stack(top, bottom):
-    """Two uint8 RGB images one above the other, the narrower padded with white."""
-    W = max(top.shape[1], bottom.shape[1])
-    pad = lambda im: np.pad(im, ((0, 0), (0, W - im.shape[1]), (0, 0)), constant_values=255)  # noqa: E731
-    return np.vstack([pad(top), pad(bottom)])
 
 
 def write_json(path, obj):

@@ -40,8 +40,10 @@ F(4x4, 3x3) (4x fewer). The transforms are additions on strided views.
 import numpy as np
 
 from ..backend import get_xp
-from ..parallel import for_each_band, for_each_band_no_overlap, split_rows
-from . import kernels, winograd_kernels
+from ..layers import Conv2d
+from . import StandIn
+from .parallel import for_each_band, for_each_band_no_overlap, winograd_bands
+from . import gpu_kernels, gpu_winograd
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -107,21 +109,21 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None, pad=1):
     """
     if w_hat is None:
         w_hat = transform_kernel(w)                                          # (a^2, F, C)         (W2)
-    y = _convolve(x, w_hat, pad, b)                                          # (W3)-(W5)
+    y = convolve(x, w_hat, pad, b)                                          # (W3)-(W5)
     cache = (x, w, w_hat, pad)
     return y, cache
 
 
-def _convolve(x, w_hat, pad=1, b=None, perm=None):
-    r"""(W3)-(W5) band by band, plus bias ``b``: ``x`` (N, C, H, W) against ``w_hat`` (alpha^2, F, C) -> (N, F, Ho, Wo).
+def convolve(x, w_hat, pad=1, b=None, perm=None):
+    r"""The array code of (W3)-(W5) band by band, plus bias ``b``: ``x`` (N, C, H, W) against ``w_hat`` (alpha^2, F, C) -> (N, F, Ho, Wo).
 
     ``Ho, Wo = H + 2 pad - 2, W + 2 pad - 2``: ``pad=1`` zero-pads ("same"), ``pad=0`` reads an already padded ``x``.
     ``perm`` reorders the rows of B^T and the columns of A^T (W8).
     """
     xp = get_xp(x)
     m = tile_size(w_hat)
-    if xp is not np and m == 2 and kernels.enabled(xp):                      # the GPU: three launches
-        return winograd_kernels.convolve(x, w_hat, pad, b, flip=perm is not None)
+    if xp is not np and m == 2 and gpu_kernels.enabled(xp):                      # the GPU: three launches
+        return gpu_winograd.convolve(x, w_hat, pad, b, flip=perm is not None)
     N, C, H, W = x.shape
     F = w_hat.shape[1]
     bt, _, at = TRANSFORMS[m]
@@ -143,35 +145,13 @@ def _convolve(x, w_hat, pad=1, b=None, perm=None):
             for q, Ypq in enumerate(_apply(at, [Q[p][s] for s in range(a)])):    # ... A along b            (W5)
                 Y[:, :, i0:i1, p, :, q] = Ypq                                # interleave the m x m blocks
 
-    for_each_band(band, _bands(th, tw, a, max(C, F), N, x.dtype, xp), xp)       # bands are independent
+    for_each_band(band, winograd_bands(th, tw, a, max(C, F), N, x.dtype, xp), xp)       # bands are independent
     y = Y.reshape(N, F, m * th, m * tw)                                      # (N, F, m th, m tw)
     if m * th != H or m * tw != W:
         y = xp.ascontiguousarray(y[:, :, :H, :W])
     if b is not None:
         y += b.reshape(1, F, 1, 1)
     return y
-
-
-def winograd_conv3x3_valid(x, w_hat, b=None):
-    r"""Inference only: the unpadded ("valid") 3x3 convolution of an already padded ``x``, by (W3)-(W5).
-
-    The transformer's residual blocks pad by reflection, then convolve without
-    padding; for stylising their kernels' transforms are made once
-    (:func:`numstyle.transformer.prepare_inference`). Training keeps im2col:
-    ``winograd_conv3x3_forward(..., pad=0)`` won per call but not per
-    training iteration (docs/benchmarks.md).
-
-    Parameters
-    ----------
-    x : ndarray, shape (N, C, H, W), already padded
-    w_hat : ndarray, shape (alpha^2, F, C), from :func:`transform_kernel`
-    b : ndarray, shape (F,) or None
-
-    Returns
-    -------
-    out : ndarray, shape (N, F, H - 2, W - 2)
-    """
-    return _convolve(x, w_hat, pad=0, b=b)                                   # (W3)-(W5)
 
 
 FLIP = {2: [3, 1, 2, 0]}   # F(2x2, 3x3): flipping a kernel swaps rows 0 and 3 of its transform (W8)
@@ -201,7 +181,7 @@ def winograd_conv3x3_input_grad(dout, w_hat, pad=1):
     -------
     dx : ndarray, shape (N, C, Ho + 2 - 2 pad, Wo + 2 - 2 pad)
     """
-    return _convolve(dout, w_hat.transpose(0, 2, 1), 2 - pad, perm=FLIP[tile_size(w_hat)])   # (W8): (a^2, C, F)
+    return convolve(dout, w_hat.transpose(0, 2, 1), 2 - pad, perm=FLIP[tile_size(w_hat)])   # (W8): (a^2, C, F)
 
 
 def winograd_conv3x3_backward(dout, cache, weight_grad=True):
@@ -232,7 +212,7 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     dY = dout.reshape(N, F, th, m, tw, m)                                    # (N, F, i, p, j, q): a view, pixel (m i + p, m j + q)
     if not input_grad_by_w8:
         d_phases = [xp.zeros((N, C, m * th + 2, tw + 1), dtype=dout.dtype) for _ in range(m)]  # padded columns' gradients
-    bands = _bands(th, tw, a, max(C, F), N, dout.dtype, xp)
+    bands = winograd_bands(th, tw, a, max(C, F), N, dout.dtype, xp)
     dU_parts = {}                                                            # band -> its share of dU (W7)
     if weight_grad:
         phases = _split_columns(x, m, th, tw, pad)
@@ -266,15 +246,6 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     return dx, dw, db
 
 
-BAND_BYTES = 4 << 20     # transform-domain bytes per band: a few MB keeps a band in cache (measured best)
-
-
-def _bands(th, tw, a, channels, N, dtype, xp):
-    """Split the ``th`` tile rows into bands whose (a^2, N, channels, rows*tw) buffer fits BAND_BYTES."""
-    per_row = a * a * N * channels * tw * dtype.itemsize
-    return split_rows(th, per_row, BAND_BYTES, xp)
-
-
 def _phase_columns(m, p, W, pad=1):
     """Which x columns padded column phase p holds: ``x[..., first::m]`` goes to phase indices j0, j0+1, ..."""
     first = p - pad if p >= pad else p - pad + m                             # padded column c holds x's column c - pad
@@ -286,7 +257,7 @@ def _phase_columns(m, p, W, pad=1):
 def _split_columns(x, m, th, tw, pad=1):
     """The zero-padded input split by column phase: m arrays (N, C, m th + 2, tw + 1).
 
-    ``pad=0`` when ``x`` is already padded (:func:`winograd_conv3x3_valid`).
+    ``pad=0`` when ``x`` is already padded (the transformer's reflection-padded input).
 
     Phase p index j holds padded column m j + p, so tile column k of tile j is
     ``phases[k % m][..., j + k // m]`` -- contiguous slices, no stride-m reads
@@ -379,22 +350,44 @@ def _apply(mat, parts, out=None):
     return results
 
 
-def winograd_conv3x3_naive(x, w, b, m=DEFAULT_M):
-    """Loop-based twin: (W1) tile by tile, straight from the formula."""
-    xp = get_xp(x)
-    (N, C, H, W), F, a = x.shape, w.shape[0], m + 2
-    th, tw = -(-H // m), -(-W // m)
-    xpad = xp.zeros((N, C, m * th + 2, m * tw + 2), dtype=x.dtype)
-    xpad[:, :, 1:H + 1, 1:W + 1] = x
-    bt, g, at = (xp.asarray(mat, dtype=x.dtype) for mat in TRANSFORMS[m])
-    y = xp.zeros((N, F, m * th, m * tw), dtype=x.dtype)
-    for n in range(N):
-        for f in range(F):
-            for i in range(th):
-                for j in range(tw):
-                    acc = xp.zeros((a, a), dtype=x.dtype)
-                    for c in range(C):
-                        d = xpad[n, c, m * i:m * i + a, m * j:m * j + a]
-                        acc += (g @ w[f, c] @ g.T) * (bt @ d @ bt.T)                  # (W1)
-                    y[n, f, m * i:m * i + m, m * j:m * j + m] = at @ acc @ at.T + (0 if b is None else b[f])
-    return y[:, :, :H, :W]
+# Winograd pays where the GEMMs dominate its transforms: layers with at least this many input
+# channels (measured: docs/benchmarks.md).
+WINOGRAD_MIN_CHANNELS = 64
+
+
+class WinogradConv2d(StandIn, Conv2d):
+    """:class:`numstyle.layers.Conv2d` by Winograd F(2x2, 3x3): (W2)-(W5) forward, (W8) and (W7) back.
+
+    Stands in for 3x3, stride-1 convolutions (padding 1: VGG's; 0: the
+    transformer's, after reflection padding) with at least
+    ``WINOGRAD_MIN_CHANNELS`` inputs whose weights are constants (not
+    ``trainable``): the kernel's transform (W2) is made once, here. Training
+    keeps im2col: per call Winograd won, per training iteration it did not
+    (docs/benchmarks.md). On a GPU only with the fused kernels (each array
+    transform would be dozens of launches).
+    """
+
+    def __init__(self, w, b=None, stride=1, pad=1):
+        super().__init__(w, b, stride, pad)
+        self.prepare()
+
+    @classmethod
+    def computes(cls, layer):
+        return layer.w.shape[2:] == (3, 3) and layer.stride == 1 and layer.pad in (0, 1)
+
+    @classmethod
+    def applies(cls, layer, xp):
+        return (cls.computes(layer) and not layer.trainable and layer.w.shape[1] >= WINOGRAD_MIN_CHANNELS
+                and gpu_winograd.available(xp))
+
+    def prepare(self):
+        self.w_hat = transform_kernel(self.w)                                 # (16, F, C)          (W2)
+
+    def forward(self, x):
+        return winograd_conv3x3_forward(x, self.w, self.b, self.w_hat, self.pad)   # (W3)-(W5)
+
+    def backward(self, dy, cache):
+        if not self.input_grad and not self.trainable:
+            return None, {}
+        dx, dw, db = winograd_conv3x3_backward(dy, cache, weight_grad=self.trainable)   # (W8), (W7)
+        return dx, ({} if dw is None else {"w": dw} if self.b is None else {"w": dw, "b": db})

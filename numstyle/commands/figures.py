@@ -2,6 +2,8 @@
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..image import resize
+
 
 def grid(images, labels=None, cols=None, cell=None, pad=6, label_height=18, title=None):
     """Tile RGB images (H, W, 3) into one labelled uint8 image.
@@ -100,3 +102,28 @@ def _nice_ticks(lo, hi, n=5):
     step = 10 ** np.floor(np.log10(raw))
     step *= next(m for m in (1, 2, 5, 10) if m * step >= raw)
     return [t for t in np.arange(np.ceil(lo / step) * step, hi + step / 2, step) if lo - 1e-9 <= t <= hi + 1e-9]
+
+
+def figure(rows, title, min_side=128, label_height=30):
+    """Rows of ``(image, label)`` -> one labelled grid (uint8 RGB); short rows are padded with blank cells.
+
+    Images smaller than ``min_side`` (quick runs) are enlarged so that labels fit under them.
+    """
+    cols = max(len(r) for r in rows)
+    images, labels = [], []
+    for row in rows:
+        for im, label in list(row) + [(None, "")] * (cols - len(row)):
+            if im is None:
+                im = np.full((1, 1, 3), 255, np.uint8)                      # invisible on the white canvas
+            elif max(im.shape[:2]) < min_side:
+                im = resize(np.asarray(im, np.float32), longer_side=min_side)
+            images.append(im)
+            labels.append(label)
+    return grid(images, labels, cols=cols, title=title, label_height=label_height)
+
+
+def stack(top, bottom):
+    """Two uint8 RGB images one above the other, the narrower padded with white."""
+    W = max(top.shape[1], bottom.shape[1])
+    pad = lambda im: np.pad(im, ((0, 0), (0, W - im.shape[1]), (0, 0)), constant_values=255)  # noqa: E731
+    return np.vstack([pad(top), pad(bottom)])

@@ -21,15 +21,16 @@ import time
 
 import numpy as np
 
-from .backend import check_device, gpu_name, synchronize, to_device
-from .cli import HelpFormatter, positive_int
-from .optim import adam
-from .parallel import cpu_threads
-from .vgg import BLOCKS, conv_shapes, layer_names, pools_before, random_params
+from .. import gatys, settings, train, transformer, weights
+from ..backend import check_device, gpu_name, synchronize, to_device
+from ..optim import adam
+from ..vgg import BLOCKS, conv_shapes, layer_names, pools_before, random_params
+from .args import HelpFormatter, add_common_arguments, positive_int
 
 BENCH_CONTENT = "conv4_2"
 BENCH_STYLE = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
-BENCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+BENCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                         "benchmarks")
 
 
 def add_parser(sub):
@@ -47,7 +48,7 @@ def add_parser(sub):
     p.add_argument("--pool", choices=["avg", "max"], default="avg", help="pooling")
     p.add_argument("--weights", metavar="PATH", help="weight file (default: the real one if found, else random "
                                                      "weights of the same shapes -- timing does not depend on values)")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu or gpu")
+    add_common_arguments(p)
     p.add_argument("--layers", action="store_true", help="print a per-layer timing table")
     p.add_argument("--compare-torch", action="store_true", help="time the same step in PyTorch, if installed")
     p.add_argument("--rounds", type=positive_int, default=3,
@@ -112,19 +113,18 @@ def timed(fn, runs):
 
 
 def summary(times, **fields):
+    now = settings.get()
     result = dict(fields, times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times),
-                  runs=len(times), peak_rss_mb=peak_rss_mb(), numpy=np.__version__, threads=cpu_threads())
-    result["winograd"] = os.environ.get("NUMSTYLE_WINOGRAD", "1") != "0"
+                  runs=len(times), peak_rss_mb=peak_rss_mb(), numpy=np.__version__, threads=now.threads,
+                  reference=now.reference, winograd=now.winograd)
     if fields.get("device") == "gpu":                   # and the other settings gpu_session.sh A/Bs
-        result.update(gpu=gpu_name(), fused_kernels=os.environ.get("NUMSTYLE_FUSED", "1") != "0",
+        result.update(gpu=gpu_name(), fused_kernels=now.fused,
                       cupy_tf32=os.environ.get("CUPY_TF32", "0") == "1")
     return result
 
 
 def bench_train(args):
     """One Johnson training iteration: transformer + VGG16 perceptual loss + backward + Adam."""
-    from . import train, transformer, weights
-
     path = args.weights or weights.find_vgg("vgg16")
     vgg = weights.load_vgg(path, "vgg16") if path else random_params("vgg16", seed=0)
     vgg = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in vgg.items()}
@@ -148,10 +148,8 @@ def bench_train(args):
 
 def bench_stylize(args):
     """One forward pass of the style network (inference mode) on one image."""
-    from . import train, transformer
-
     spec = transformer.style_spec(upsample=args.upsample)
-    params = transformer.prepare_inference(train.params_to(transformer.init_params(spec), args.device), spec)
+    params = train.params_to(transformer.init_params(spec), args.device)
     state = transformer.init_state(params, args.norm)
     x = to_device(np.random.default_rng(0).uniform(-1, 1, (1, 3, args.size, args.size)).astype(np.float32),
                   args.device)
@@ -178,8 +176,6 @@ def gatys_flops(model, size):
 
 def bench_gatys(model, size, runs, pool="avg", weights_path=None, device="cpu", per_layer=False):
     """Time one Gatys objective evaluation; return a dict of figures."""
-    from . import gatys, weights
-
     path = weights_path or weights.find_vgg(model)
     params = weights.load_vgg(path, model) if path else random_params(model, seed=0)
     params = {k: (to_device(w, device), to_device(b, device)) for k, (w, b) in params.items()}
@@ -211,21 +207,44 @@ def peak_rss_mb():
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024    # bytes on macOS, KiB elsewhere
 
 
+class Timed:
+    """A layer whose forward and backward add their seconds to ``t[(name, 'forward' | 'backward')]``."""
+
+    def __init__(self, layer, t):
+        self.layer, self.t, self.name = layer, t, layer.name
+
+    def forward(self, x):
+        return self.clock("forward", self.layer.forward, x)
+
+    def backward(self, dy, cache):
+        return self.clock("backward", self.layer.backward, dy, cache)
+
+    def clock(self, direction, fn, *args):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        synchronize(out[0])                             # on a GPU, wait for the layer's kernels
+        key = (self.name, direction)
+        self.t[key] = self.t.get(key, 0.0) + time.perf_counter() - t0
+        return out
+
+
 def layer_profile(obj, x, runs):
     """Median seconds per layer, forward and backward, over ``runs`` evaluations."""
-    from . import vgg
-
+    net, layers = obj.net, obj.net.layers
     samples = {}
     for _ in range(runs):
         t = {}
-        feats, caches = vgg.features_forward(obj.params, x, obj.layers, obj.model, obj.pool, timings=t)
-        dfeats = {name: feats[name] * 1e-3 for name in obj.layers}
-        vgg.features_backward(dfeats, caches, obj.pool, timings=t)
+        net.layers = [Timed(layer, t) for layer in layers]
+        try:
+            feats, cache = net.forward(x, obj.layers)
+            dfeats = {name: feats[name] * 1e-3 for name in obj.layers}
+            net.backward(dfeats, cache)
+        finally:
+            net.layers = layers
         for k, v in t.items():
             samples.setdefault(k, []).append(v)
-    order = layer_names(obj.model)
     rows = []
-    for name in order:
+    for name in layer_names(obj.net.model):
         f, b = samples.get((name, "forward")), samples.get((name, "backward"))
         if f:
             rows.append({"layer": name, "forward_s": statistics.median(f),
@@ -235,8 +254,6 @@ def layer_profile(obj, x, runs):
 
 def torch_reference(args):
     """Run the matching benchmarks/torch_*.py in a subprocess (PyTorch is never imported here)."""
-    from . import weights
-
     script = os.path.join(BENCH_DIR, "torch_gatys.py" if args.what == "gatys" else "torch_johnson.py")
     if not os.path.isfile(script):
         return {"error": f"{script} not found (it ships with the source checkout)"}

@@ -5,46 +5,50 @@ import os
 
 import numpy as np
 
-from .backend import check_device, to_device
-from .cli import HelpFormatter, add_tiling_arguments, non_negative, non_negative_int, positive_float, positive_int
-from .data import search_dirs
-from .errors import ImageError, NumstyleError
-from .image import IMAGE_EXTS, load_image
-from .johnson_cli import add_upsample_argument, run_stylize, run_training, settings
-from .models import shipped_models
+from .. import models, sr, train, weights
+from ..backend import check_device, to_device
+from ..config import SR
+from ..data import search_dirs
+from ..errors import ImageError, NumstyleError
+from ..image import IMAGE_EXTS, load_image
+from ..metrics import y_psnr_ssim
+from ..models import shipped_models
+from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, non_negative, non_negative_int,
+                   positive_float, positive_int)
+from .johnson import add_upsample_argument, chosen_settings, run_stylize, run_training
 
 
 def add_parsers(sub):
+    d = SR
     p = sub.add_parser("sr-train", help="train a super-resolution network (x2, x4, x8)",
                        description="Train Johnson et al.'s super-resolution network on photos degraded on the fly "
                                    "(Gaussian blur, bicubic downsampling).", formatter_class=HelpFormatter)
-    p.add_argument("--scale", type=int, choices=[2, 4, 8], default=4, help="upscaling factor")
-    p.add_argument("--loss", choices=["pixel", "feature"], default="pixel",
+    p.add_argument("--scale", type=int, choices=[2, 4, 8], default=d.scale, help="upscaling factor")
+    p.add_argument("--loss", choices=["pixel", "feature"], default=d.loss,
                    help="per-pixel MSE, or VGG16 relu2_2 feature reconstruction (+ TV)")
     p.add_argument("--data", metavar="DIR", required=True, help="folder of training photos (searched recursively)")
     p.add_argument("--out", metavar="MODEL.h5", required=True, help="model file")
-    p.add_argument("--size", type=positive_int, default=96,
+    p.add_argument("--size", type=positive_int, default=d.size,
                    help="high-resolution crop size, px, a multiple of --scale (paper: 288)")
-    p.add_argument("--batch-size", type=positive_int, default=16, help="crops per iteration")
-    p.add_argument("--iters", type=positive_int, default=4000, help="training iterations")
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--blur", type=non_negative, default=1.0, help="Gaussian blur sigma before downsampling")
-    p.add_argument("--tv-weight", type=non_negative, default=1e-5, help="total variation weight (feature loss)")
-    p.add_argument("--content-layer", default="relu2_2", metavar="NAME", help="VGG16 layer of the feature loss")
-    p.add_argument("--norm", choices=["batch", "instance"], default="batch", help="normalisation (paper: batch)")
-    p.add_argument("--width", type=positive_int, default=64, help="channels")
-    p.add_argument("--n-res", type=positive_int, default=4, help="residual blocks")
-    add_upsample_argument(p, "transposed")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="crops per iteration")
+    p.add_argument("--iters", type=positive_int, default=d.iters, help="training iterations")
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--blur", type=non_negative, default=d.blur, help="Gaussian blur sigma before downsampling")
+    p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight, help="total variation weight (feature loss)")
+    p.add_argument("--content-layer", default=d.content_layer, metavar="NAME", help="VGG16 layer of the feature loss")
+    p.add_argument("--norm", choices=["batch", "instance"], default=d.norm, help="normalisation (paper: batch)")
+    p.add_argument("--width", type=positive_int, default=d.width, help="channels")
+    p.add_argument("--n-res", type=positive_int, default=d.n_res, help="residual blocks")
+    add_upsample_argument(p, d.upsample)
     p.add_argument("--no-skip", action="store_true", help="predict the image itself, as the paper (default: "
                                                           "the difference from bicubic)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights and the crops")
-    p.add_argument("--checkpoint-every", type=non_negative_int, default=500, metavar="N",
+    p.add_argument("--seed", type=non_negative_int, default=d.seed, help="seed of the initial weights and the crops")
+    p.add_argument("--checkpoint-every", type=non_negative_int, default=d.checkpoint_every, metavar="N",
                    help="write <out>.ckpt.h5 every N iterations (0: only when interrupted)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a training from its checkpoint")
     p.add_argument("--weights", metavar="PATH", help="VGG16 weights for the feature loss (default: searched)")
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_common_arguments(p)
     p.set_defaults(run=run_sr_train, iterative=True)
 
     u = sub.add_parser("upscale", help="enlarge images with a super-resolution model",
@@ -59,8 +63,7 @@ def add_parsers(sub):
                         "feature-loss network)")
     u.add_argument("--size", type=positive_int, help="first resize the input's longer side to N px")
     add_tiling_arguments(u)
-    u.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
-    u.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_common_arguments(u)
     u.set_defaults(run=run_upscale)
 
     e = sub.add_parser("sr-eval", help="PSNR and SSIM of a super-resolution model beside bicubic",
@@ -73,16 +76,15 @@ def add_parsers(sub):
     e.add_argument("--blur", type=non_negative, help="blur sigma of the degradation (default: the model's)")
     e.add_argument("--match-histogram", action="store_true", help="apply the histogram matching first")
     e.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
+    e.add_argument("--reference", action="store_true", help="run the reference engine only (NUMSTYLE_REFERENCE=1)")
     e.add_argument("--json", action="store_true", help="one JSON object, keyed by set name")
     e.set_defaults(run=run_sr_eval)
 
 
 def run_sr_train(args):
-    from . import sr, train, weights
-
     config = {"kind": "sr", "norm": args.norm, "width": args.width, "n_res": args.n_res, "scale": args.scale,
               "upsample": args.upsample, "skip": not args.no_skip, "loss": args.loss, "blur": args.blur,
-              "settings": settings(args, ("size", "batch_size", "iters", "lr", "tv_weight", "content_layer", "seed",
+              "settings": chosen_settings(args, ("size", "batch_size", "iters", "lr", "tv_weight", "content_layer", "seed",
                                           "scale", "loss", "blur"))}
     if args.size < 4 * args.scale:
         raise NumstyleError(f"--size {args.size} is too small for x{args.scale}: use at least {4 * args.scale}")
@@ -105,16 +107,11 @@ def run_sr_train(args):
 
 
 def run_upscale(args):
-    from . import sr
-
     post = (lambda rgb, out: sr.match_histograms(out, rgb)) if args.match_histogram else None
     return run_stylize(args, expect="sr", transform=sr.upscale_array, post=post)
 
 
 def run_sr_eval(args):
-    from . import models, sr
-    from .metrics import y_psnr_ssim
-
     check_device(args.device)
     params, config, state = models.load_model(args.model, expect="sr")
     params = {k: to_device(v, args.device) for k, v in params.items()}

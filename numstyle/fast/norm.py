@@ -1,31 +1,15 @@
-r"""Batch and instance normalisation: one forward, one backward, different axes.
+r"""Normalisation (N1)-(N3), fast: :class:`OnePassNorm` stands in for
+:class:`numstyle.transformer_layers.Norm`.
 
-Batch norm normalises each channel over (N, H, W) -- the whole batch --
-and keeps running averages for inference; instance norm normalises each
-channel of each image over (H, W) alone (Ulyanov et al.), the same at
-training and inference. Both are the same computation over a set of axes:
-
-Notes
------
-Over the :math:`m` values of one normalisation group:
-
-.. math::  \mu = \frac1m \sum x, \qquad \sigma^2 = \frac1m \sum (x - \mu)^2, \qquad
-           \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y = \gamma \hat x + \beta   \tag{N1}
-
-Backward (the terms from :math:`\mu` and :math:`\sigma^2` collapse into two
-group means):
-
-.. math::  d\hat x = \gamma\, dy, \qquad
-           dx = \frac{1}{\sqrt{\sigma^2 + \epsilon}} \Big( d\hat x - \overline{d\hat x}
-                - \hat x\, \overline{d\hat x \odot \hat x} \Big)                       \tag{N2}
-
-.. math::  d\gamma = \sum_{n,h,w} dy \odot \hat x, \qquad d\beta = \sum_{n,h,w} dy   \tag{N3}
-
-where the bar is the mean over the group. In inference mode batch norm uses
-the running :math:`\mu, \sigma^2` as constants, so :math:`dx = \gamma\, dy / \sqrt{\sigma^2 + \epsilon}`.
+The same equations with fewer passes over memory: the sums of squares by
+``einsum`` (no temporary), x-hat and the gradient built in place, inference
+as one multiply-add per value in place (:func:`norm_inference`), and on a GPU
+with the fused kernels (N1) and (N2) as one launch each.
 """
 from ..backend import get_xp
-from . import kernels
+from ..transformer_layers import Norm
+from . import StandIn
+from . import gpu_kernels
 from .activations import relu_forward
 
 AXES = {"batch": (0, 2, 3), "instance": (2, 3)}
@@ -69,9 +53,9 @@ def norm_forward(x, gamma, beta, kind="instance", eps=1e-5, running=None, moment
             _record(running, mu, var, x.shape[0], C)
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
     frozen = kind == "batch" and not train
-    if kernels.enabled(xp):                                                 # (N1) in one GPU kernel
-        xhat, out = (kernels.norm_forward(x, mu.astype(x.dtype, copy=False), inv_std, gamma, beta) if frozen
-                     else kernels.norm_forward(centred, 0, inv_std, gamma, beta, xhat=centred))
+    if gpu_kernels.enabled(xp):                                                 # (N1) in one GPU kernel
+        xhat, out = (gpu_kernels.norm_forward(x, mu.astype(x.dtype, copy=False), inv_std, gamma, beta) if frozen
+                     else gpu_kernels.norm_forward(centred, 0, inv_std, gamma, beta, xhat=centred))
         return out, (xhat, inv_std, gamma, axes, frozen)
     if frozen:
         xhat = (x - mu) * inv_std                                           # (N1) with the running statistics
@@ -113,9 +97,9 @@ def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu
         x -= mu[:, :, None, None]                                           # x - mu, in place
         var = xp.einsum("nchw,nchw->nc", x, x) / m                          # (N, C): one pass, no temporary
         _record(running, mu, var, N, C)
-    if kernels.enabled(xp):                                                 # (N1) and (R1) in one GPU kernel
+    if gpu_kernels.enabled(xp):                                                 # (N1) and (R1) in one GPU kernel
         as_x = lambda a: a[:, :, None, None].astype(x.dtype, copy=False)    # noqa: E731  (N, C, 1, 1)
-        return kernels.normalize(x, as_x(mu) if kind == "batch" else 0, as_x(var), gamma, beta, eps, relu)
+        return gpu_kernels.normalize(x, as_x(mu) if kind == "batch" else 0, as_x(var), gamma, beta, eps, relu)
     s = gamma.reshape(1, C) / xp.sqrt(var + eps)                            # (N, C)
     t = beta.reshape(1, C) - mu * s if kind == "batch" else beta.reshape(1, C)   # instance: mu already subtracted
     x *= s[:, :, None, None].astype(x.dtype, copy=False)                    # (N1): gamma xhat + beta ...
@@ -135,8 +119,8 @@ def norm_backward(dout, cache):
     r"""Backward of :func:`norm_forward` (N2)-(N3). Returns ``(dx, dgamma, dbeta)``."""
     xhat, inv_std, gamma, axes, frozen = cache
     xp = get_xp(dout)
-    if kernels.enabled(xp):                                                 # (N2) in one GPU kernel, (N3)
-        return kernels.norm_backward(dout, xhat, inv_std, gamma, axes, frozen)
+    if gpu_kernels.enabled(xp):                                                 # (N2) in one GPU kernel, (N3)
+        return gpu_kernels.norm_backward(dout, xhat, inv_std, gamma, axes, frozen)
     C = dout.shape[1]
     dgamma = xp.einsum("nchw,nchw->c", dout, xhat)                          # (N3): one pass, no temporary
     dbeta = dout.sum(axis=(0, 2, 3))                                        # (N3)
@@ -153,15 +137,19 @@ def norm_backward(dout, cache):
     return dx, dgamma, dbeta
 
 
-def norm_naive(x, gamma, beta, kind="instance", eps=1e-5):
-    """Loop-based twin of :func:`norm_forward` (training statistics)."""
-    xp = get_xp(x)
-    N, C, H, W = x.shape
-    out = xp.zeros_like(x)
-    groups = [(slice(None), c) for c in range(C)] if kind == "batch" else [(n, c) for n in range(N) for c in range(C)]
-    for n, c in groups:
-        vals = x[n, c]
-        mu = vals.sum() / vals.size
-        var = ((vals - mu) ** 2).sum() / vals.size
-        out[n, c] = gamma[c] * (vals - mu) / (var + eps) ** 0.5 + beta[c]
-    return out
+class OnePassNorm(StandIn, Norm):
+    """:class:`numstyle.transformer_layers.Norm` by :func:`norm_forward`, :func:`norm_backward` and,
+    for inference, :func:`norm_inference` (in place on the input)."""
+
+    def forward(self, x):
+        return norm_forward(x, self.gamma, self.beta, self.kind, self.eps, self.running, self.momentum,
+                            self.train)                                    # (N1)
+
+    def backward(self, dy, cache):
+        dx, dgamma, dbeta = norm_backward(dy, cache)                        # (N2), (N3)
+        return dx, {"gamma": dgamma, "beta": dbeta}
+
+    def __call__(self, x):
+        if self.train:
+            return self.forward(x)[0]
+        return norm_inference(x, self.gamma, self.beta, self.kind, self.eps, self.running)   # (N1), in place

@@ -50,6 +50,8 @@ padding folded back:
 .. math::  dw = \sum_{a,b} S_a^\top\, dK^{ab}\, S_b, \qquad dx = E^\top(dE)           \tag{U5}
 """
 from ..backend import get_xp
+from ..transformer_layers import Upsample, UpsampleConv
+from . import StandIn
 from .conv import conv2d_backward, conv2d_forward
 
 
@@ -75,28 +77,6 @@ def upsample_nearest_backward(dy, cache):
     dx = cols[..., 0].copy()                                               # (N, C, H, W)
     for q in range(1, s):
         dx += cols[..., q]                                                 # (U2): sum over q
-    return dx
-
-
-def upsample_nearest_naive(x, s=2):
-    """Loop-based twin of :func:`upsample_nearest_forward`."""
-    xp = get_xp(x)
-    N, C, H, W = x.shape
-    y = xp.zeros((N, C, H * s, W * s), dtype=x.dtype)
-    for i in range(H * s):
-        for j in range(W * s):
-            y[:, :, i, j] = x[:, :, i // s, j // s]                        # (U1)
-    return y
-
-
-def upsample_nearest_backward_naive(dy, s=2):
-    """Loop-based twin of :func:`upsample_nearest_backward`: scatter each pixel's gradient to its source."""
-    xp = get_xp(dy)
-    N, C, Hs, Ws = dy.shape
-    dx = xp.zeros((N, C, Hs // s, Ws // s), dtype=dy.dtype)
-    for i in range(Hs):
-        for j in range(Ws):
-            dx[:, :, i // s, j // s] += dy[:, :, i, j]                     # (U2)
     return dx
 
 
@@ -150,3 +130,25 @@ def resize_conv_backward(dy, cache):
     de[:, :, :, 1] += de[:, :, :, 0]                                       # then the padded columns
     de[:, :, :, W] += de[:, :, :, W + 1]
     return de[:, :, 1:H + 1, 1:W + 1], dw                                  # (N, C, H, W)
+
+
+class SlicedUpsample(StandIn, Upsample):
+    """:class:`numstyle.transformer_layers.Upsample` (U1)-(U2), the backward by slice additions."""
+
+    def forward(self, x):
+        return upsample_nearest_forward(x, self.s)                          # (U1)
+
+    def backward(self, dy, cache):
+        return upsample_nearest_backward(dy, cache), {}                     # (U2)
+
+
+class PhaseResizeConv(StandIn, UpsampleConv):
+    """:class:`numstyle.transformer_layers.UpsampleConv` at the small size: four 2x2 convolutions in
+    one GEMM and a pixel shuffle, (U3)-(U5)."""
+
+    def forward(self, x):
+        return resize_conv_forward(x, self.w)                               # (U3), (U4)
+
+    def backward(self, dy, cache):
+        dx, dw = resize_conv_backward(dy, cache)                            # (U5)
+        return dx, ({"w": dw} if self.trainable else {})

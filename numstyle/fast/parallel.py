@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .errors import NumstyleError
+from .. import settings
 
 try:  # the BLAS thread switch; without it, bands run one after another
     from threadpoolctl import ThreadpoolController
@@ -35,13 +35,8 @@ _lock = threading.Lock()
 
 
 def cpu_threads():
-    """Threads used for bands: ``NUMSTYLE_THREADS`` if set, else the CPU count."""
-    value = os.environ.get("NUMSTYLE_THREADS")
-    if not value:
-        return os.cpu_count() or 1
-    if not value.strip().isdigit() or int(value) < 1:
-        raise NumstyleError(f"NUMSTYLE_THREADS={value}: give a whole number of threads, 1 or more")
-    return int(value)
+    """Threads used for bands: ``NUMSTYLE_THREADS`` if set, else the CPU count (:mod:`numstyle.settings`)."""
+    return settings.get().threads
 
 
 def for_each_band(work, bands, xp=np):
@@ -85,6 +80,16 @@ def split_rows(total, row_bytes, band_bytes, xp=np, halves=False):
     count = max(1, min(count, total))
     edges = [total * i // count for i in range(count + 1)]
     return list(zip(edges[:-1], edges[1:]))
+
+
+WINOGRAD_BAND_BYTES = 4 << 20   # transform-domain bytes per band: a few MB keeps a band in cache (measured best)
+
+
+def winograd_bands(th, tw, a, channels, N, dtype, xp=np):
+    """Split ``th`` Winograd tile rows into bands whose (a^2, N, channels, rows*tw) buffer fits
+    ``WINOGRAD_BAND_BYTES`` (:mod:`numstyle.fast.winograd`, :mod:`numstyle.fast.gpu_winograd`)."""
+    per_row = a * a * N * channels * tw * dtype.itemsize
+    return split_rows(th, per_row, WINOGRAD_BAND_BYTES, xp)
 
 
 def bands_take_the_cores():

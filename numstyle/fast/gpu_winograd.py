@@ -21,10 +21,10 @@ Both bodies are gathers, one thread per output value, like the kernels in
 :mod:`numstyle.ops.kernels` (whose launcher and self-test they share); the
 array code's twin is :func:`numstyle.ops.winograd._convolve`.
 """
-import os
-
+from .. import settings
 from ..backend import get_xp
-from . import kernels
+from . import gpu_kernels
+from .parallel import winograd_bands
 
 SOURCES = {
     "winograd_input": (
@@ -71,15 +71,15 @@ SOURCES = {
         y = bias ? sum + b[f] : sum;
         """),
 }
-kernels.SOURCES.update(SOURCES)     # compiled, cached and self-tested with the other fused kernels
+gpu_kernels.SOURCES.update(SOURCES)     # compiled, cached and self-tested with the other fused kernels
 
 
 def available(xp):
     """Whether 3x3 convolutions go through Winograd on ``xp``: NumPy, or a GPU with the fused kernels
     (without them each transform is dozens of launches). ``NUMSTYLE_WINOGRAD=0``: im2col everywhere."""
-    if os.environ.get("NUMSTYLE_WINOGRAD") == "0":
+    if not settings.get().winograd:
         return False
-    return xp.__name__ == "numpy" or kernels.enabled(xp)
+    return xp.__name__ == "numpy" or gpu_kernels.enabled(xp)
 
 
 def convolve(x, w_hat, pad=1, b=None, flip=False):
@@ -88,8 +88,6 @@ def convolve(x, w_hat, pad=1, b=None, flip=False):
     ``Ho, Wo = H + 2 pad - 2, W + 2 pad - 2``; ``flip`` runs (W8)'s permuted transforms. One band of
     tile rows unless V and M would pass ``parallel.DEVICE_BAND_BYTES`` (as im2col's columns).
     """
-    from .winograd import _bands                                           # (winograd imports this module)
-
     xp = get_xp(x)
     N, C, H, W = x.shape
     F = w_hat.shape[1]
@@ -97,11 +95,11 @@ def convolve(x, w_hat, pad=1, b=None, flip=False):
     th, tw = -(-Ho // 2), -(-Wo // 2)                                        # tiles down and across
     x = xp.ascontiguousarray(x)
     y = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for i0, i1 in _bands(th, tw, 4, max(C, F), N, x.dtype, xp):              # tile rows i0..i1
+    for i0, i1 in winograd_bands(th, tw, 4, max(C, F), N, x.dtype, xp):              # tile rows i0..i1
         rows, y_band = i1 - i0, y[:, :, 2 * i0:min(2 * i1, Ho)]              # (N, F, Hb, Wo): a view
         V = xp.empty((16, C, N * rows * tw), dtype=x.dtype)                  # (16, C, N tiles)
-        kernels._kernel(xp, "winograd_input")(x, C, N, H, W, pad, i0, rows, tw, int(flip), V)   # (W3)
+        gpu_kernels._kernel(xp, "winograd_input")(x, C, N, H, W, pad, i0, rows, tw, int(flip), V)   # (W3)
         M = xp.matmul(w_hat, V)                                              # (16, F, C) @ (16, C, N t) -> (16, F, N t)  (W4)
-        kernels._kernel(xp, "winograd_output")(M, M if b is None else b, F, N, y_band.shape[2], Wo, rows, tw,
+        gpu_kernels._kernel(xp, "winograd_output")(M, M if b is None else b, F, N, y_band.shape[2], Wo, rows, tw,
                                                int(b is not None), int(flip), y_band)   # (W5) + bias
     return y

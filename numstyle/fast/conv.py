@@ -1,4 +1,10 @@
-r"""2-D convolution (cross-correlation, as in Caffe/Keras/PyTorch) via im2col + GEMM.
+r"""Convolution, fast: :class:`BandedConv2d` and :class:`BandedConvTranspose2d` stand in for
+:class:`numstyle.layers.Conv2d` and :class:`numstyle.transformer_layers.ConvTranspose2d`.
+
+The same im2col + GEMM (K1), (CV1)-(CV4) as the reference, in bands of
+output rows: each band's columns are built into a reused buffer that stays in
+cache, and the bands run on every core (:mod:`numstyle.fast.parallel`). Two
+shortcuts for stride 1, (CV5) and (CV6), move fewer values.
 
 Notes
 -----
@@ -44,9 +50,13 @@ the upstream gradient flipped and zero-padded by ``k - 1``.
 """
 import numpy as np
 
-from ..backend import get_xp, scratch
-from ..parallel import for_each_band, for_each_band_no_overlap, split_rows
-from . import kernels
+from ..backend import get_xp
+from . import StandIn
+from ..layers import Conv2d
+from ..transformer_layers import ConvTranspose2d
+from .memory import scratch
+from .parallel import for_each_band, for_each_band_no_overlap, split_rows
+from . import gpu_kernels
 from .im2col import band_columns, col2im_rows, im2col_rows, output_size, unpad, zero_pad
 
 BAND_BYTES = 8 << 20     # im2col columns per band: small enough to stay in cache, big enough for fast GEMMs
@@ -232,7 +242,7 @@ def _few_outputs(F, C, kh, kw, stride, pad, xp):
     2.7 GB fewer written and read at 512². On a GPU only with the fused
     kernels: the array code's col2im is one add per kernel tap (81 launches).
     """
-    return stride == 1 and kh == kw and pad < kh and 2 * F <= C and (xp is np or kernels.enabled(xp))
+    return stride == 1 and kh == kw and pad < kh and 2 * F <= C and (xp is np or gpu_kernels.enabled(xp))
 
 
 def _flip(w):
@@ -307,54 +317,29 @@ def conv_transpose2d_backward(dout, cache, weight_grad=True):
     return dx, dw, db
 
 
-def conv2d_forward_naive(x, w, b, stride=1, pad=0):
-    """Loop-based twin of :func:`conv2d_forward`: one dot product per output value."""
-    xp = get_xp(x)
-    N, C, H, W = x.shape
-    F, _, kh, kw = w.shape
-    Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
-    xpad = zero_pad(x, pad)
-    out = xp.zeros((N, F, Ho, Wo), dtype=x.dtype)
-    for n in range(N):
-        for f in range(F):
-            for h in range(Ho):
-                for v in range(Wo):
-                    window = xpad[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw]
-                    out[n, f, h, v] = xp.sum(window * w[f]) + (0 if b is None else b[f])
-    return out
+def _named(dw, db, b):
+    """The parameter gradients as the layer contract names them."""
+    return {} if dw is None else ({"w": dw} if b is None else {"w": dw, "b": db})
 
 
-def conv2d_backward_naive(dout, x, w, stride=1, pad=0):
-    """Loop-based twin of :func:`conv2d_backward`: scatter each output's gradient to its window."""
-    xp = get_xp(dout)
-    N, F, Ho, Wo = dout.shape
-    _, C, kh, kw = w.shape
-    H, W = x.shape[2:]
-    xpad = zero_pad(x, pad)
-    dxpad = xp.zeros_like(xpad)
-    dw = xp.zeros_like(w)
-    for n in range(N):
-        for f in range(F):
-            for h in range(Ho):
-                for v in range(Wo):
-                    g = dout[n, f, h, v]
-                    dxpad[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw] += g * w[f]
-                    dw[f] += g * xpad[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw]
-    db = dout.sum(axis=(0, 2, 3))
-    return dxpad[:, :, pad:pad + H, pad:pad + W], dw, db
+class BandedConv2d(StandIn, Conv2d):
+    """:class:`numstyle.layers.Conv2d` by :func:`conv2d_forward` / :func:`conv2d_backward`."""
+
+    def forward(self, x):
+        return conv2d_forward(x, self.w, self.b, self.stride, self.pad)          # (CV1)
+
+    def backward(self, dy, cache):
+        dx, dw, db = conv2d_backward(dy, cache, weight_grad=self.trainable, input_grad=self.input_grad)
+        return dx, _named(dw, db, self.b)                                        # (CV2)-(CV4)
 
 
-def conv_transpose2d_naive(x, w, b, stride=2, pad=1, output_padding=1):
-    """Loop-based twin of :func:`conv_transpose2d_forward`: each input pixel stamps its weighted kernel."""
-    xp = get_xp(x)
-    N, F, H, W = x.shape
-    _, C, kh, kw = w.shape
-    Ho, Wo = transposed_output_size(H, W, kh, kw, stride, pad, output_padding)
-    full = xp.zeros((N, C, Ho + 2 * pad + kh, Wo + 2 * pad + kw), dtype=x.dtype)
-    for n in range(N):
-        for f in range(F):
-            for h in range(H):
-                for v in range(W):
-                    full[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw] += x[n, f, h, v] * w[f]
-    out = full[:, :, pad:pad + Ho, pad:pad + Wo]
-    return out if b is None else out + b.reshape(1, C, 1, 1)
+class BandedConvTranspose2d(StandIn, ConvTranspose2d):
+    """:class:`numstyle.transformer_layers.ConvTranspose2d` by :func:`conv_transpose2d_forward` /
+    :func:`conv_transpose2d_backward`."""
+
+    def forward(self, x):
+        return conv_transpose2d_forward(x, self.w, None, self.stride, self.pad, self.output_padding)  # (T1)
+
+    def backward(self, dy, cache):
+        dx, dw, _ = conv_transpose2d_backward(dy, cache, weight_grad=self.trainable)     # (T2)
+        return dx, ({} if dw is None else {"w": dw})

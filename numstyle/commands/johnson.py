@@ -6,54 +6,70 @@ import time
 
 import numpy as np
 
-from .backend import check_device, to_device, to_host
-from .cli import (HelpFormatter, add_tiling_arguments, default_out, int_list, name_list, non_negative,
-                  non_negative_int, positive_float, positive_int)
-from .errors import NumstyleError
-from .files import check_writable
-from .image import load_image
-from .models import CONFIG_DEFAULTS, shipped_models
-from .tiles import tiled_transform
+from tqdm import tqdm
 
-TRAIN_DEFAULTS = dict(size=256, batch_size=4, iters=40000, lr=1e-3, content_weight=1.0, style_weight=2e-4,
-                      tv_weight=1e-5, content_layer="relu2_2", norm="instance", checkpoint_every=500,
-                      upsample="transposed")
+from .. import models, train, transformer, weights
+from ..backend import check_device, to_device, to_host
+from ..color import match_color, restore_chroma
+from ..config import TRAIN
+from ..dataset import Batches
+from ..errors import NumstyleError
+from ..files import check_writable
+from ..image import load_image
+from ..models import CONFIG_DEFAULTS, shipped_models
+from ..tiles import tiled_transform
+from .args import (HelpFormatter, Parser, add_common_arguments, add_tiling_arguments, default_out, int_list,
+                   name_list, non_negative, non_negative_int, positive_float, positive_int)
+from .media import deflicker, flicker, output_paths, read_media, write_media
 
 
 def add_parsers(sub):
-    d = TRAIN_DEFAULTS
+    add_train_parser(sub)
+    add_stylize_parser(sub)
+
+
+def parse_train(argv):
+    """``numstyle train ARGV`` parsed on its own (``experiments johnson_layers`` trains this way)."""
+    sub = Parser(prog="numstyle").add_subparsers(parser_class=Parser)
+    add_train_parser(sub)
+    return sub.choices["train"].parse_args(argv)
+
+
+def add_train_parser(sub):
+    d = TRAIN
     p = sub.add_parser("train", help="train a feed-forward style network (Johnson et al.)",
                        description="Train a transformer network with perceptual losses on VGG16 so that "
                                    "stylising an image is one forward pass.", formatter_class=HelpFormatter)
     p.add_argument("--style", metavar="PATH", required=True, help="the style image")
     p.add_argument("--data", metavar="DIR", required=True, help="folder of training photos (searched recursively)")
     p.add_argument("--out", metavar="MODEL.h5", help="model file (default: out/<style>.h5)")
-    p.add_argument("--size", type=positive_int, default=d["size"], help="training crop size, px")
+    p.add_argument("--size", type=positive_int, default=d.size, help="training crop size, px")
     p.add_argument("--style-size", type=positive_int, help="longer side of the style image (default: --size)")
-    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"], help="images per iteration")
-    p.add_argument("--iters", type=positive_int, default=d["iters"], help="training iterations")
-    p.add_argument("--lr", type=positive_float, default=d["lr"], help="Adam learning rate")
-    p.add_argument("--content-weight", type=non_negative, default=d["content_weight"], help="lambda_c")
-    p.add_argument("--style-weight", type=non_negative, default=d["style_weight"], help="lambda_s")
-    p.add_argument("--tv-weight", type=non_negative, default=d["tv_weight"], help="lambda_TV")
-    p.add_argument("--content-layer", default=d["content_layer"], metavar="NAME", help="VGG16 content layer")
-    p.add_argument("--style-layers", type=name_list, default=["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="images per iteration")
+    p.add_argument("--iters", type=positive_int, default=d.iters, help="training iterations")
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--content-weight", type=non_negative, default=d.content_weight, help="lambda_c")
+    p.add_argument("--style-weight", type=non_negative, default=d.style_weight, help="lambda_s")
+    p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight, help="lambda_TV")
+    p.add_argument("--content-layer", default=d.content_layer, metavar="NAME", help="VGG16 content layer")
+    p.add_argument("--style-layers", type=name_list, default=list(d.style_layers),
                    metavar="A,B,...", help="VGG16 style layers")
-    p.add_argument("--norm", choices=["instance", "batch"], default=d["norm"], help="normalisation layers")
-    p.add_argument("--width", type=three_widths, default=[32, 64, 128], metavar="A,B,C",
+    p.add_argument("--norm", choices=["instance", "batch"], default=d.norm, help="normalisation layers")
+    p.add_argument("--width", type=three_widths, default=list(d.width), metavar="A,B,C",
                    help="channels of the three down-sampling convolutions")
-    p.add_argument("--n-res", type=positive_int, default=5, help="residual blocks")
-    add_upsample_argument(p, d["upsample"])
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights and the batches")
-    p.add_argument("--checkpoint-every", type=non_negative_int, default=d["checkpoint_every"], metavar="N",
+    p.add_argument("--n-res", type=positive_int, default=d.n_res, help="residual blocks")
+    add_upsample_argument(p, d.upsample)
+    p.add_argument("--seed", type=non_negative_int, default=d.seed, help="seed of the initial weights and the batches")
+    p.add_argument("--checkpoint-every", type=non_negative_int, default=d.checkpoint_every, metavar="N",
                    help="write <out>.ckpt.h5 every N iterations (0: only when interrupted)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a training from its checkpoint")
     p.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: searched)")
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(run=run_train, iterative=True)
+    add_common_arguments(p)
+    p.set_defaults(run=run_train, iterative=True, command="train")
 
+
+def add_stylize_parser(sub):
     s = sub.add_parser("stylize", help="stylise images with a trained network (one forward pass)",
                        description="Stylise images, or the frames of an animated GIF, with a trained model.",
                        formatter_class=HelpFormatter)
@@ -71,8 +87,7 @@ def add_parsers(sub):
                    help="keep the photo's colours: its chroma under the stylised luminance, or the stylised "
                         "image's colour statistics matched to the photo's")
     add_tiling_arguments(s)
-    s.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
-    s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_common_arguments(s)
     s.set_defaults(run=run_stylize)
 
 
@@ -101,15 +116,13 @@ def three_widths(text):
 
 
 def run_train(args):
-    from . import train, weights
-
     style_rgb = load_image(args.style, args.style_size or args.size, "style image")
     with open(args.style, "rb") as f:
         style_hash = hashlib.sha256(f.read()).hexdigest()
     config = {"kind": "style", "norm": args.norm, "width": list(args.width), "n_res": args.n_res,
               "upsample": args.upsample,
               "style_sha256": style_hash, "style": os.path.basename(args.style),
-              "settings": settings(args, ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
+              "settings": chosen_settings(args, ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
                                           "style_weight", "tv_weight", "content_layer", "style_layers", "seed"))}
 
     def make_loss():
@@ -126,15 +139,12 @@ def run_train(args):
     return run_training(args, config, out, make_loss, make_step, transform=None)
 
 
-def settings(args, keys):
+def chosen_settings(args, keys):
     return {k: getattr(args, k) for k in keys}
 
 
 def run_training(args, config, out, make_loss, make_step, transform):
     """The shared body of ``numstyle train`` and ``numstyle sr-train``: resume, loop, checkpoints, model file."""
-    from . import models, train, transformer
-    from .dataset import Batches
-
     start_time = time.perf_counter()
     check_device(args.device)
     ckpt_path = os.path.splitext(out)[0] + ".ckpt.h5"
@@ -222,12 +232,9 @@ def check_resume(path, saved, now):
 
 def stylize_array(params, config, state, rgb, device="cpu"):
     """One image (H, W, 3) RGB 0..255 -> stylised (H', W', 3) float, one forward pass (eval mode)."""
-    from .models import spec_from_config
-    from .transformer import to_input, transformer_forward
-
     x = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)           # (1, 3, H, W)
-    y, _ = transformer_forward(params, to_input(x), spec_from_config(config), config["norm"], train=False,
-                               state=state, keep_caches=False)
+    y, _ = transformer.transformer_forward(params, transformer.to_input(x), models.spec_from_config(config),
+                                           config["norm"], train=False, state=state, keep_caches=False)
     return to_host(y)[0].transpose(1, 2, 0)                                           # (H', W', 3)
 
 
@@ -235,12 +242,6 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     """Apply a model to every input -- images, GIFs, videos, folders of frames -- frame by frame:
     ``transform(params, config, state, rgb, device)`` (the network's forward pass), run in tiles
     under ``--max-memory`` / ``--tile``, then ``post(rgb, out)`` (colour options)."""
-    from tqdm import tqdm
-
-    from . import models
-    from .media import deflicker, flicker, output_paths, read_media, write_media
-    from .transformer import prepare_inference
-
     if args.max_memory or args.tile:
         transform = tiled_transform(transform, (args.max_memory, args.tile), progress=not args.no_progress)
     if post is None and getattr(args, "preserve_colors", "none") != "none":
@@ -248,7 +249,6 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     check_device(args.device)
     params, config, state = models.load_model(args.model, expect=expect)
     params = {k: to_device(v, args.device) for k, v in params.items()}
-    params = prepare_inference(params, models.spec_from_config(config))              # Winograd kernels, once
     state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
     suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))
     for src in args.inputs:                                                           # fail before any work
@@ -283,8 +283,6 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
 
 def keep_colors(mode):
     """``post(rgb, out)`` giving the result the input photo's colours (CC1) or (CC2)."""
-    from .color import match_color, restore_chroma
-
     def post(rgb, out):
         return restore_chroma(out, rgb) if mode == "luminance" else match_color(out, rgb)
     return post

@@ -8,18 +8,17 @@ import time
 
 import numpy as np
 
-from . import gatys
-from .backend import check_device, to_device, to_host
-from .cli import (HelpFormatter, add_tiling_arguments, default_out, float_list, int_list, name_list, non_negative,
-                  non_negative_int, positive_float, positive_int)
-from .color import luminance_image, match_color, restore_chroma
-from .errors import NumstyleError
+from .. import gatys, gatys_tiled
+from ..backend import check_device, to_device, to_host
+from ..color import luminance_image, match_color, restore_chroma
+from ..config import GATYS
+from ..errors import NumstyleError
+from ..files import check_writable
+from ..image import check_image_output, deprocess, load_image, preprocess, resize, save_image
+from ..weights import load_vgg, resolve_vgg
+from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, default_out, float_list, int_list,
+                   name_list, non_negative, non_negative_int, positive_float, positive_int)
 from .media import flicker, is_video, output_path, read_media, write_media
-from .files import check_writable
-from .image import check_image_output, deprocess, load_image, preprocess, resize, save_image
-from .weights import load_vgg, resolve_vgg
-
-DEFAULTS = dict(size=384, iters=300, content_weight=1.0, style_weight=1e3, tv_weight=1e-3, lr=10.0)
 
 
 def add_parser(sub):
@@ -33,34 +32,34 @@ def add_parser(sub):
 
 
 def add_arguments(p):
-    d = DEFAULTS
+    d = GATYS
     p.add_argument("--content", metavar="PATH", help="content photo (omit for texture synthesis)")
     p.add_argument("--style", metavar="PATH", nargs="+", default=[], help="style image(s); omit for content reconstruction")
     p.add_argument("--style-blend", metavar="W", nargs="+", type=non_negative,
                    help="blend weight per style image (default: equal)")
     p.add_argument("--out", metavar="PATH", help="output PNG (default: out/<content>_<style>.png)")
-    p.add_argument("--size", type=positive_int, default=d["size"], help="longer side of the output, px")
-    p.add_argument("--iters", type=int_list, default=[d["iters"]], metavar="N|N1,N2,...",
+    p.add_argument("--size", type=positive_int, default=d.size, help="longer side of the output, px")
+    p.add_argument("--iters", type=int_list, default=[d.iters], metavar="N|N1,N2,...",
                    help="optimiser iterations (with --scales: one number for every scale, or one per scale)")
     p.add_argument("--model", choices=["vgg19", "vgg16"], help="network (default: vgg19, or vgg16 when only its weights are found)")
     p.add_argument("--weights", metavar="PATH", help="Keras notop .h5 weight file (default: searched, then downloaded)")
-    p.add_argument("--pool", choices=["avg", "max"], default="avg", help="pooling (the paper prefers avg)")
-    p.add_argument("--content-layer", default=gatys.DEFAULT_CONTENT_LAYER, metavar="NAME", help="content layer")
-    p.add_argument("--style-layers", type=name_list, default=list(gatys.DEFAULT_STYLE_LAYERS), metavar="A,B,...",
+    p.add_argument("--pool", choices=["avg", "max"], default=d.pool, help="pooling (the paper prefers avg)")
+    p.add_argument("--content-layer", default=d.content_layer, metavar="NAME", help="content layer")
+    p.add_argument("--style-layers", type=name_list, default=list(d.style_layers), metavar="A,B,...",
                    help="style layers")
     p.add_argument("--style-layer-weights", type=float_list, metavar="w,w,...",
                    help="weight per style layer (default: equal, summing to 1)")
-    p.add_argument("--content-weight", type=non_negative, default=d["content_weight"], help="alpha")
-    p.add_argument("--style-weight", type=non_negative, default=d["style_weight"], help="beta")
-    p.add_argument("--tv-weight", type=non_negative, default=d["tv_weight"], help="total variation weight")
+    p.add_argument("--content-weight", type=non_negative, default=d.content_weight, help="alpha")
+    p.add_argument("--style-weight", type=non_negative, default=d.style_weight, help="beta")
+    p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight, help="total variation weight")
     p.add_argument("--init", default=None, metavar="noise|content|style|PATH",
                    help="starting image (default: content for style transfer, noise otherwise)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed for the noise init")
+    p.add_argument("--seed", type=non_negative_int, default=d.seed, help="random seed for the noise init")
     p.add_argument("--optimizer", choices=["lbfgs", "lbfgs-device", "adam"], default=None,
                    help="lbfgs: SciPy's L-BFGS-B (on the host); lbfgs-device: numstyle's projected L-BFGS, where "
                         "the image is (no host copies; ~10%% faster on the CPU, about as good); adam "
                         "(default: lbfgs, or lbfgs-device with --device gpu)")
-    p.add_argument("--lr", type=positive_float, default=d["lr"], help="Adam step size, pixel units")
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam step size, pixel units")
     p.add_argument("--print-every", type=non_negative_int, default=0, metavar="N",
                    help="print the losses every N iterations (0: off)")
     p.add_argument("--save-every", type=non_negative_int, default=0, metavar="N",
@@ -72,8 +71,7 @@ def add_arguments(p):
                    help="coarse to fine: optimise at each size, starting each from the last (overrides --size)")
     p.add_argument("--style-scale", type=positive_float, default=1.0, help="style image size relative to the output")
     add_tiling_arguments(p)
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_common_arguments(p)
 
 
 def run(args):
@@ -176,7 +174,7 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
     """
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
     tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None, bool(styles_rgb))
-    objective = gatys.make_objective(
+    objective = gatys_tiled.make_objective(
         params, model, content=dev(content_rgb) if content_rgb is not None else None,
         styles=[dev(s) for s in styles_rgb], style_blend=args.style_blend, pool=args.pool,
         content_layer=args.content_layer, style_layers=args.style_layers,
@@ -207,17 +205,15 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
 
 def plan_tiles(args, params, model, hw, has_content, has_style):
     """``(tile core or None, L-BFGS-B history)`` for ``--max-memory`` / ``--tile``; says so when tiling."""
-    from .gatys_tiled import plan_gatys, vgg_grid
-
     if not (args.max_memory or args.tile):
         return None, 10
     layers = ([args.content_layer] if has_content else []) + (list(args.style_layers) if has_style else [])
     weight_bytes = sum(w.nbytes + b.nbytes for w, b in params.values())
     shape = (1, 3, hw[0], hw[1])
-    tile, maxcor = plan_gatys(args.max_memory, shape, model, layers, args.content_layer if has_content else None,
+    tile, maxcor = gatys_tiled.plan_gatys(args.max_memory, shape, model, layers, args.content_layer if has_content else None,
                               args.optimizer, args.tile, weight_bytes)
     if tile is not None:
-        grid = vgg_grid(shape, model, layers, tile)
+        grid = gatys_tiled.vgg_grid(shape, model, layers, tile)
         if len(grid) > 1:
             margin = grid[0].box[1] - grid[0].core[1]
             print(f"tiles: {len(grid)} of {tile} px + {margin} px margins"

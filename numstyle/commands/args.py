@@ -1,0 +1,122 @@
+"""What the commands share: the parser with one-line errors, the help format, the argparse types.
+
+Every ``type=`` here turns a bad value into one line, ``numstyle CMD: error: ...``.
+"""
+import argparse
+import math
+import os
+import sys
+
+from ..errors import NumstyleError
+from ..tiles import parse_memory
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump)."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows each flag's default, unless its help already says it."""
+
+    def __init__(self, prog):
+        super().__init__(prog, width=100, max_help_position=32)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if "default" in text or d is None or d is False or d == [] or d == argparse.SUPPRESS or action.nargs == 0:
+            return text
+        shown = ",".join(map(str, d)) if isinstance(d, (list, tuple)) else d
+        return f"{text} (default: {shown})"
+
+
+def finite_float(text):
+    """argparse type: a finite float (rejects nan and inf)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return v
+
+
+def non_negative(text):
+    v = finite_float(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return v
+
+
+def positive_int(text):
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text):
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text, least):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {text!r}")
+    return v
+
+
+def positive_float(text):
+    v = finite_float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return v
+
+
+def int_list(text):
+    return [positive_int(t) for t in name_list(text)]
+
+
+def name_list(text):
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"give at least one value, got {text!r}")
+    return names
+
+
+def float_list(text):
+    return [finite_float(t) for t in name_list(text)]
+
+
+def memory_size(text):
+    """argparse type: '2GB', '800MB' -> bytes."""
+    try:
+        return parse_memory(text)
+    except NumstyleError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_tiling_arguments(p):
+    """``--max-memory`` and ``--tile``: large images in overlapping tiles (numstyle/tiles.py)."""
+    p.add_argument("--max-memory", type=memory_size, metavar="SIZE",
+                   help="keep the process under SIZE (e.g. 2GB): large images run in overlapping tiles")
+    p.add_argument("--tile", type=positive_int, metavar="N", help="run in tiles of about N px (core side)")
+
+
+def default_out(content, styles, folder="out"):
+    """``out/<content>_<style>.png`` from the input file names."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in ([content] if content else []) + list(styles or [])]
+    return os.path.join(folder, "_".join(stems or ["numstyle"]) + ".png")
+
+
+def add_common_arguments(p):
+    """``--device``, ``--reference`` and ``--no-progress``: on every command that computes."""
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
+    p.add_argument("--reference", action="store_true",
+                   help="run the reference engine only, no fast path (as NUMSTYLE_REFERENCE=1): the code "
+                        "of the book, slower")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -1,0 +1,61 @@
+"""The one dispatch point: which implementation computes each layer and loss.
+
+A network is built from the reference layers (:mod:`numstyle.layers`,
+:mod:`numstyle.transformer_layers`); as it is built, :func:`select` offers
+each layer to the fast paths registered for its class in ``FAST``, in order,
+and the first whose ``applies(layer, xp)`` holds stands in for it, built from
+the layer's own parameters. The objectives take their losses from
+:func:`losses`. Nothing is dispatched while a network runs: with
+``NUMSTYLE_REFERENCE=1`` (or ``--reference``) every layer stays the one in the
+book, and a student stepping through a run steps through exactly that code.
+"""
+import numpy as np
+
+from . import layers, losses as reference_losses, settings, transformer_layers as tl
+from .fast import activations, conv, kernel_check, losses as fast_losses, norm, pad, pool, upsample
+from .fast import winograd
+
+FAST = {   # reference layer -> fast paths, tried in order
+    layers.Conv2d: [winograd.WinogradConv2d, conv.BandedConv2d],
+    layers.ReLU: [activations.ChunkedReLU],
+    layers.AvgPool2d: [pool.StridedAvgPool2d],
+    layers.MaxPool2d: [pool.TwoStepMaxPool2d],
+    tl.ConvTranspose2d: [conv.BandedConvTranspose2d],
+    tl.Norm: [norm.OnePassNorm],
+    tl.ReflectionPad2d: [pad.SlicedReflectionPad2d],
+    tl.Upsample: [upsample.SlicedUpsample],
+    tl.UpsampleConv: [upsample.PhaseResizeConv],
+}
+
+
+def select(layer, xp=np):
+    """``layer`` itself, or the first registered fast path that applies to it on ``xp``.
+
+    Containers (``Sequential``, ``Residual``) are selected layer by layer.
+    """
+    if isinstance(layer, layers.Sequential):
+        layer.layers = [select(inner, xp) for inner in layer.layers]
+        return layer
+    if isinstance(layer, layers.Residual):
+        layer.branch = select(layer.branch, xp)
+        return layer
+    if settings.get().reference:
+        return layer
+    kernel_check.ensure(xp)                     # a GPU's fused kernels: self-tested once, before any is used
+    for fast in FAST.get(type(layer), ()):
+        if fast.applies(layer, xp):
+            return fast.replacing(layer)
+    return layer
+
+
+def losses(xp=np):
+    """The module of loss functions for arrays of ``xp``: :mod:`numstyle.losses`, or its fast drop-in."""
+    if settings.get().reference:
+        return reference_losses
+    kernel_check.ensure(xp)
+    return fast_losses
+
+
+def implementations(reference):
+    """Every implementation of a reference layer class: itself first, then its fast paths (tests)."""
+    return [reference] + FAST.get(reference, [])
