@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from numstyle.ops import conv, winograd
+from numstyle.fast import conv, winograd
 
 
 def median_ms(f, n=5):

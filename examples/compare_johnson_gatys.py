@@ -20,7 +20,7 @@ import numpy as np
 from _common import run
 from numstyle import gatys, image, models, train, weights
 from numstyle.data import sample_image, search_dirs
-from numstyle.johnson_cli import stylize_array
+from numstyle.stylize import stylize_array
 
 
 class PixelObjective(gatys.Objective):

@@ -18,7 +18,7 @@ import sys
 import time
 
 from numstyle.cli import main
-from numstyle.experiments import EXPERIMENTS
+from numstyle.commands.experiments import EXPERIMENTS
 
 
 if __name__ == "__main__":

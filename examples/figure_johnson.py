@@ -18,8 +18,8 @@ import numpy as np
 from _common import run
 from numstyle import image, metrics, models
 from numstyle.data import sample_image, search_dirs
-from numstyle.figures import grid
-from numstyle.johnson_cli import stylize_array
+from numstyle.commands.figures import grid
+from numstyle.stylize import stylize_array
 
 
 def main():

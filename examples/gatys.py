@@ -1,30 +1,40 @@
-"""Gatys et al. style transfer in one command.
+"""Gatys et al. style transfer through the library, start to end.
 
-    python examples/gatys.py                      # Tubingen in the style of The Starry Night
-    python examples/gatys.py --content me.jpg --style wave.jpg --size 512
+    python examples/gatys.py                          # Tubingen in the style of The Starry Night
+    python examples/gatys.py me.jpg wave.jpg 512      # your photo and painting, longer side 512 px
 
-Takes the same flags as ``numstyle gatys`` (all optional). With neither
-``--content`` nor ``--style`` it uses the sample images, found under
-$NUMSTYLE_DATA/images or the user cache, or downloaded once (hash-checked).
-
-Reading on: numstyle/gatys_cli.py (flags -> API), numstyle/gatys.py (the
-objective and L-BFGS-B), numstyle/losses.py, numstyle/vgg.py,
-numstyle/ops/conv.py.
+Every flag (scales, colour, tiles, the GPU) is on ``numstyle gatys``. Read on downward:
+numstyle/gatys.py (the objective, L-BFGS-B), numstyle/vgg.py, numstyle/layers.py (the
+convolution's backward), numstyle/losses.py; docs/reading-order.md is the map.
 """
+import os
 import sys
 
 from _common import run
-from numstyle.cli import main
+from numstyle import gatys, image, weights
+from numstyle.config import GATYS
 from numstyle.data import sample_image
 
 
-def with_sample_images(argv):
-    """Add the sample content and style images when the user gave neither."""
-    if any(a in ("-h", "--help") for a in argv) or any(a.split("=")[0] in ("--content", "--style") for a in argv):
-        return argv
-    return ["--content", sample_image("tubingen.jpg"), "--style", sample_image("starry_night.jpg")] + argv
+def main(content_path=None, style_path=None, size=GATYS.size):
+    content_path = content_path or sample_image("tubingen.jpg")
+    style_path = style_path or sample_image("starry_night.jpg")
+    model, path = weights.resolve_vgg()                           # VGG19, else VGG16 (said in one line)
+    params = weights.load_vgg(path, model)                        # {'conv1_1': (w, b), ...}
+    content = image.preprocess(image.load_image(content_path, size=size))   # (1, 3, H, W) BGR - mean
+    style = image.preprocess(image.load_image(style_path, size=size))
+
+    objective = gatys.make_objective(params, model, content=content, styles=[style])   # (G1)
+    x, history = gatys.optimize(objective, content.copy(), iters=GATYS.iters)      # L-BFGS-B, a progress bar
+
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in (content_path, style_path)]
+    out = image.save_image(os.path.join("out", "_".join(stems) + ".png"), image.deprocess(x))
+    last = history[-1]
+    print(f"loss: total {last['total']:.4g}, content {last['content']:.4g}, style {last['style']:.4g}; "
+          f"{last['time']:.0f} s")
+    print(out)
 
 
 if __name__ == "__main__":
-    prog = "examples/gatys.py"
-    sys.exit(run(lambda: main(["gatys"] + with_sample_images(sys.argv[1:]), prog=prog), prog))
+    args = sys.argv[1:]
+    sys.exit(run(lambda: main(*args[:2], *[int(a) for a in args[2:3]]), "examples/gatys.py"))

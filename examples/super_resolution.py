@@ -16,7 +16,7 @@ import numpy as np
 from _common import run
 from numstyle import image, models, sr
 from numstyle.data import search_dirs
-from numstyle.figures import grid
+from numstyle.commands.figures import grid
 from numstyle.metrics import y_psnr_ssim
 
 

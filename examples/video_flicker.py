@@ -27,11 +27,11 @@ from PIL import Image
 from _common import run
 from numstyle import gatys, models
 from numstyle.data import sample_image
-from numstyle.figures import grid
+from numstyle.commands.figures import grid
 from numstyle.files import atomic_path
 from numstyle.image import deprocess, load_image, preprocess, resize, save_image
-from numstyle.johnson_cli import stylize_array
-from numstyle.media import deflicker, flicker
+from numstyle.stylize import stylize_array
+from numstyle.commands.media import deflicker, flicker
 from numstyle.weights import load_vgg, resolve_vgg
 
 

@@ -28,13 +28,23 @@ FAST = {   # reference layer -> fast paths, tried in order
 }
 
 
+FUSED = {   # two neighbouring fast layers -> one fast layer that does both
+    (norm.OnePassNorm, activations.ChunkedReLU): norm.NormReLU,
+}
+
+
 def select(layer, xp=np):
     """``layer`` itself, or the first registered fast path that applies to it on ``xp``.
 
-    Containers (``Sequential``, ``Residual``) are selected layer by layer.
+    Containers (``Sequential``, ``Residual``) are selected layer by layer, then
+    neighbours registered in ``FUSED`` are joined.
     """
     if isinstance(layer, layers.Sequential):
-        layer.layers = [select(inner, xp) for inner in layer.layers]
+        chosen = []
+        for inner in (select(inner, xp) for inner in layer.layers):
+            pair = (type(chosen[-1]), type(inner)) if chosen else None
+            chosen[-1:] = [FUSED[pair](chosen[-1], inner)] if pair in FUSED else chosen[-1:] + [inner]
+        layer.layers = chosen
         return layer
     if isinstance(layer, layers.Residual):
         layer.branch = select(layer.branch, xp)

@@ -25,12 +25,12 @@ receptive radius (TL1). So one evaluation is two passes over the tiles:
 The cost is one extra forward pass per evaluation plus the margins; the
 memory is one tile's activations.
 """
-from . import engine, gatys
+from . import engine, gatys, tiles
 from .backend import get_xp
 from .config import GATYS
 from .errors import NumstyleError
 from .gatys import Objective, blend_targets, check_inputs
-from .tiles import current_rss, tile_grid
+from .tiles import tile_grid
 from .vgg import VGG, layer_names, pools_before
 
 
@@ -202,7 +202,7 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
     if content_layer is not None:
         step = 2 ** pools_before(content_layer)
         image += 4 * 512 * (H // step) * (W // step)                   # the content target P^l (at most 512 channels)
-    fixed = current_rss() + 2 * weight_bytes + FIXED_BYTES + image    # the Winograd kernels double the weights
+    fixed = tiles.current_rss() + 2 * weight_bytes + FIXED_BYTES + image    # the Winograd kernels double the weights
     if budget is None:
         return tile, 10
     smallest = per_px * (2 * margin + 4 * align) ** 2                  # a tile with a 4-step core

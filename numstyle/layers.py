@@ -61,13 +61,16 @@ class Layer:
     """Base of every layer: the contract above. Attributes set by the network that builds it:
 
     ``name`` (parameter keys are ``'<name>.w'``...), ``trainable`` (False: no
-    parameter gradients, the weights are constants) and ``input_grad`` (False:
-    no ``dx``, for the first layer of a network whose input is data).
+    parameter gradients, the weights are constants), ``input_grad`` (False:
+    no ``dx``, for the first layer of a network whose input is data) and
+    ``inplace`` (True: nothing else holds this layer's ``x`` or ``dy``, so a
+    fast path may overwrite them; the reference never does).
     """
 
     name = None
     trainable = True
     input_grad = True
+    inplace = False
 
     def forward(self, x):
         raise NotImplementedError

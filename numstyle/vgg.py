@@ -18,6 +18,7 @@ Gradients from several tapped layers are summed on the way down:
 import numpy as np
 
 from . import engine
+from .backend import get_xp
 from .errors import LayerError
 from .layers import AvgPool2d, Conv2d, MaxPool2d, ReLU
 
@@ -48,10 +49,13 @@ class VGG:
             if name.startswith("conv"):
                 layer = Conv2d(*params[name][:2], stride=1, pad=1)         # (CV1)
                 layer.trainable = False                                     # constants: no (CV3), (CV4)
+            elif name.startswith("relu"):
+                layer = ReLU()
+                layer.inplace = name.replace("relu", "conv") not in taps    # nothing else holds its input
             else:
-                layer = ReLU() if name.startswith("relu") else POOLS[pool](2)
+                layer = POOLS[pool](2)
             layer.name = name
-            self.layers.append(engine.select(layer))    # a registered fast path may stand in for it
+            self.layers.append(engine.select(layer, get_xp(params["conv1_1"][0])))   # a fast path may stand in
 
     def forward(self, x, taps, keep_cache=True):
         r"""Run the layers up to the deepest of ``taps``; return their activations.

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from numstyle import backend, models, transformer, vgg, weights
+from numstyle import backend, models, settings, transformer, vgg, weights
 
 import fakecupy
 
@@ -20,6 +20,13 @@ def cp(request, monkeypatch):
         import cupy
         return cupy
     return fakecupy.install(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _settings_from_the_environment():
+    """Each test starts with the settings of the environment it runs in (a test that sets a
+    NUMSTYLE_* variable calls ``settings.reload()`` itself)."""
+    settings.reload()
 
 
 @pytest.fixture(autouse=True)

@@ -44,7 +44,7 @@ FUNCTIONS = frozenset("""
 class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
     """A device array: holds a NumPy array, refuses to become one implicitly."""
 
-    __slots__ = ("_a",)
+    __slots__ = ("_a", "__weakref__")                  # CuPy arrays take weak references too
 
     def __init__(self, a):
         self._a = a
@@ -235,16 +235,9 @@ cuda = types.SimpleNamespace(
     Stream=types.SimpleNamespace(null=_Stream()))
 
 
-def _scatter_add(a, indices, values):
-    _count(launch=True)
-    np.add.at(a._a, _index(indices), _device_operand(values))
-
-
 if fakecupy_kernels.CXX:                   # CuPy's kernels as C++ on the CPU (needs g++)
     ElementwiseKernel = fakecupy_kernels.ElementwiseKernel
 
-cupyx = types.ModuleType("cupyx")          # the part of cupyx numstyle uses
-cupyx.scatter_add = _scatter_add
 
 def install(monkeypatch=None):
     """Make numstyle's backend see this module as CuPy; returns the module.
@@ -256,10 +249,9 @@ def install(monkeypatch=None):
 
     this = sys.modules[__name__]
     if monkeypatch is None:
-        backend._cupy, sys.modules["cupyx"] = this, cupyx
+        backend._cupy = this
     else:
         monkeypatch.setattr(backend, "_cupy", this)
-        monkeypatch.setitem(sys.modules, "cupyx", cupyx)
     for key in LOG:
         LOG[key] = 0
     return this

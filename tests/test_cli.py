@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from numstyle import settings
 from numstyle import image, vgg, weights
 from numstyle.cli import main
 
@@ -310,9 +311,10 @@ def test_bad_environment_and_huge_images_are_one_line_errors(imgs, synthetic_vgg
 
     path, _ = synthetic_vgg("vgg16")
     argv = gatys_args(path, tmp_path, content=imgs["rgb"], style=imgs["rgb"])
-    monkeypatch.setenv("NUMSTYLE_THREADS", "abc")
+    monkeypatch.setenv("NUMSTYLE_THREADS", "abc")                 # read by the command, at its start
     assert_one_line_error(*run(argv, capsys)[::2], "NUMSTYLE_THREADS=abc")
     monkeypatch.delenv("NUMSTYLE_THREADS")
+    settings.reload()
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)          # Pillow refuses over twice this: a "bomb"
     assert_one_line_error(*run(argv, capsys)[::2], "too large to read")
     code, _, err = run(gatys_args(str(tmp_path), tmp_path, content=imgs["rgb"]), capsys)

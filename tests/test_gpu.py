@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numstyle import backend, gatys, lbfgs, train, transformer, vgg
+from numstyle import backend, gatys, gatys_tiled, lbfgs, train, transformer, vgg
 from numstyle.cli import main
 from numstyle.gradcheck import rel_error
 from numstyle.fast import gpu_kernels as kernels
@@ -67,7 +67,8 @@ def _tiny_objective(dev, tile=None):
     rng = np.random.default_rng(0)
     content = dev(rng.uniform(-100, 100, (1, 3, 48, 64)).astype(np.float32))
     style = dev(rng.uniform(-100, 100, (1, 3, 40, 40)).astype(np.float32))
-    return gatys.make_objective(params, "vgg16", content=content, styles=[style], tv_weight=1e-3, tile=tile), content
+    return gatys_tiled.make_objective(params, "vgg16", content=content, styles=[style], tv_weight=1e-3,
+                                      tile=tile), content
 
 
 def test_objective_stays_on_the_gpu(cp, monkeypatch):
@@ -243,7 +244,7 @@ def test_device_operations_do_not_grow_with_the_image(monkeypatch):
     dev = lambda shape, lo=-100, hi=100: cp.asarray(rng.uniform(lo, hi, shape).astype(np.float32))  # noqa: E731
     vgg_params = {k: (cp.asarray(w), cp.asarray(b)) for k, (w, b) in vgg.random_params("vgg19", seed=1).items()}
     spec = transformer.style_spec()
-    net = transformer.prepare_inference(train.params_to(transformer.init_params(spec), "gpu"), spec)
+    net = train.params_to(transformer.init_params(spec), "gpu")
     counts = {}
     for size in (48, 160):                 # 160: conv1_2's columns would be split in 6 bands on the CPU
         objective = gatys.make_objective(vgg_params, "vgg19", content=dev((1, 3, size, size)),
@@ -265,11 +266,3 @@ def test_device_operations_do_not_grow_with_the_image(monkeypatch):
     assert gatys_large["to_host"] == 1 and gatys_large["to_device"] == 0 and stylize_large["to_device"] == 1, \
         (gatys_large, stylize_large)       # Gatys: the loss terms, once; stylise: its input only
     assert gatys_large["scalar_reads"] == stylize_large["scalar_reads"] == 0, (gatys_large, stylize_large)
-
-
-def test_scatter_add_accumulates_duplicate_indices(cp):
-    """``a[idx] += v`` keeps one write per repeated index; backend.scatter_add adds them all, on both devices."""
-    for xp in (np, cp):
-        a = xp.zeros(4)
-        backend.scatter_add(a, xp.asarray(np.array([1, 1, 3])), 2.0)
-        np.testing.assert_array_equal(backend.to_host(a), [0, 4, 0, 2], err_msg=xp.__name__)

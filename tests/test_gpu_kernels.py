@@ -1,15 +1,15 @@
-"""The fused GPU kernels (numstyle/ops/kernels.py, winograd_kernels.py) against the array code they replace.
+"""The fused GPU kernels (numstyle/fast/gpu_kernels.py, gpu_winograd.py) against the array code they replace.
 
 On fakecupy their CUDA C bodies run as C++ compiled with g++ (tests/fakecupy_kernels.py); on a
 GPU (``pytest -m gpu``), as CuPy compiles them. Each is checked against the plain array code it
 replaces, run on NumPy.
 """
-import os
 import warnings
 
 import numpy as np
 import pytest
 
+from numstyle import naive, settings
 from numstyle import backend
 from numstyle.gradcheck import rel_error
 from numstyle.fast import gpu_kernels as kernels, gpu_winograd as winograd_kernels
@@ -21,8 +21,9 @@ import fakecupy_kernels
 def _needs_kernels(cp):
     if not hasattr(cp, "ElementwiseKernel"):
         pytest.skip("no ElementwiseKernel: fakecupy runs kernels only where g++ is installed")
-    if os.environ.get("NUMSTYLE_FUSED") == "0":
+    if not settings.get().fused:
         pytest.skip("NUMSTYLE_FUSED=0: the kernels are off")
+    kernel_check.ensure(cp)                                      # as the engine does before it picks fast paths
     assert kernels.enabled(cp), "the fused kernels failed their self-test: see the warning"
 
 
@@ -42,7 +43,8 @@ def test_a_kernel_that_does_not_compile_falls_back_to_the_array_code(cp, monkeyp
     monkeypatch.setattr(kernels, "_compiled", {})
     monkeypatch.setattr(kernels, "_passed", {})
     with pytest.warns(RuntimeWarning, match="'avg_pool' failed its self-test"):
-        assert not kernels.enabled(cp)
+        kernel_check.ensure(cp)
+    assert not kernels.enabled(cp)
     x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
     got, _ = pool.avg_pool_forward(cp.asarray(x), 2)                        # the array code, on the device
     np.testing.assert_allclose(backend.to_host(got), pool.avg_pool_forward(x, 2)[0], rtol=1e-12)
@@ -57,7 +59,7 @@ def test_reflect_pad_kernels_match_the_array_code(cp, shape, p):
     x = rng.standard_normal(shape)
     out_shape = shape[:2] + (shape[2] + 2 * p, shape[3] + 2 * p)
     dy = rng.standard_normal(out_shape)
-    want_y = pad.reflect_pad_naive(x, p)
+    want_y = naive.ReflectionPad2dLoops(p).forward(x)[0]
     want_dx = pad.reflect_pad_backward(dy, (shape, p))                      # NumPy: the slice code
     y = kernels.reflect_pad(cp.asarray(x), p)
     dx = kernels.reflect_pad_backward(cp.asarray(dy), shape, p)
@@ -158,12 +160,13 @@ def test_numstyle_fused_0_turns_the_kernels_off(cp, monkeypatch):
     """NUMSTYLE_FUSED=0: the plain array code on the GPU too (the A/B switch of benchmarks/gpu_session.sh)."""
     _needs_kernels(cp)
     monkeypatch.setenv("NUMSTYLE_FUSED", "0")
+    settings.reload()
     assert not kernels.enabled(cp) and not kernels.enabled(np)
 
 
 @pytest.mark.skipif(fakecupy_kernels.NVCC is None, reason="needs nvcc (the CUDA toolkit)")
 def test_kernel_bodies_compile_as_cuda():
-    """Every body of numstyle/ops/kernels.py compiles with nvcc as a __global__ function, float and double."""
+    """Every body of numstyle/fast/gpu_kernels.py compiles with nvcc as a __global__ function, float and double."""
     fakecupy_kernels.nvcc_check(kernels.SOURCES, kernels.PREAMBLE)
 
 
@@ -179,7 +182,7 @@ def test_winograd_kernels_match_the_array_code(cp, shape, F, pad_, flip, bias):
     x = rng.standard_normal(shape)
     w_hat = winograd.transform_kernel(rng.standard_normal((F, shape[1], 3, 3)))   # (16, F, C)
     b = rng.standard_normal(F) if bias else None
-    want = winograd._convolve(x, w_hat, pad_, b, perm=winograd.FLIP[2] if flip else None)   # NumPy: the array code
+    want = winograd.convolve(x, w_hat, pad_, b, perm=winograd.FLIP[2] if flip else None)   # NumPy: the array code
     got = winograd_kernels.convolve(cp.asarray(x), cp.asarray(w_hat), pad_, None if b is None else cp.asarray(b),
                                     flip=flip)
     # sums of at most 16 terms (+-1 coefficients) in another order, then the same GEMM: ~1e-15
@@ -193,9 +196,12 @@ def test_winograd_runs_on_the_gpu_only_with_the_kernels(cp, monkeypatch):
     _needs_kernels(cp)
     assert winograd_kernels.available(cp) and winograd_kernels.available(np)
     monkeypatch.setenv("NUMSTYLE_WINOGRAD", "0")
+    settings.reload()
     assert not winograd_kernels.available(cp) and not winograd_kernels.available(np)
     monkeypatch.setenv("NUMSTYLE_WINOGRAD", "1")
+    settings.reload()
     monkeypatch.setenv("NUMSTYLE_FUSED", "0")
+    settings.reload()
     assert not winograd_kernels.available(cp) and winograd_kernels.available(np)
 
 
@@ -207,12 +213,12 @@ def test_winograd_kernels_in_bands_of_tile_rows(cp, monkeypatch, flip):
     from numstyle.fast import parallel
 
     monkeypatch.setattr(parallel, "DEVICE_BAND_BYTES", 1)
-    monkeypatch.setattr(winograd, "BAND_BYTES", 1)                       # (the CPU's, which it raises to the GPU's)
-    assert len(winograd._bands(5, 4, 4, 4, 2, np.dtype(np.float64), cp)) == 5
+    monkeypatch.setattr(parallel, "WINOGRAD_BAND_BYTES", 1)                       # (the CPU's, which it raises to the GPU's)
+    assert len(parallel.winograd_bands(5, 4, 4, 4, 2, np.dtype(np.float64), cp)) == 5
     rng = np.random.default_rng(5)
     x, b = rng.standard_normal((2, 3, 9, 7)), rng.standard_normal(4)
     w_hat = winograd.transform_kernel(rng.standard_normal((4, 3, 3, 3)))
-    want = winograd._convolve(x, w_hat, 1, b, perm=winograd.FLIP[2] if flip else None)
+    want = winograd.convolve(x, w_hat, 1, b, perm=winograd.FLIP[2] if flip else None)
     got = winograd_kernels.convolve(cp.asarray(x), cp.asarray(w_hat), 1, cp.asarray(b), flip=flip)
     assert rel_error(backend.to_host(got), want) < 1e-12, f"flip={flip}: bands of one tile row differ"
 

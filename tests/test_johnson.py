@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numstyle import models, transformer
+from numstyle import models, naive, transformer
+from numstyle import transformer_layers as tl
 from numstyle.cli import main
 from numstyle.dataset import Batches
-from numstyle.fast import conv, norm, pad
+from numstyle.fast import conv, norm, pad, winograd
 
 
 def test_transposed_conv_is_the_adjoint_of_conv(rng):
@@ -28,8 +29,11 @@ def test_transposed_conv_matches_naive(stride, p, op, rng):
     x = rng.standard_normal((2, 3, 4, 5))
     w = rng.standard_normal((3, 2, 3, 3))
     b = rng.standard_normal(2)
-    np.testing.assert_allclose(conv.conv_transpose2d_forward(x, w, b, stride, p, op)[0],
-                               conv.conv_transpose2d_naive(x, w, b, stride, p, op), rtol=1e-10, atol=1e-10)
+    want = naive.ConvTranspose2dLoops(w, stride, p, op).forward(x)[0] + b.reshape(1, 2, 1, 1)
+    np.testing.assert_allclose(conv.conv_transpose2d_forward(x, w, b, stride, p, op)[0], want,
+                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(tl.ConvTranspose2d(w, stride, p, op).forward(x)[0], want - b.reshape(1, 2, 1, 1),
+                               rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("kind", ["batch", "instance"])
@@ -37,7 +41,7 @@ def test_norm_matches_naive_and_normalises(kind, rng):
     x = rng.standard_normal((3, 4, 5, 6)) * 3 + 2
     g, b = np.ones(4), np.zeros(4)
     out = norm.norm_forward(x, g, b, kind)[0]
-    np.testing.assert_allclose(out, norm.norm_naive(x, g, b, kind), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out, naive.NormLoops(g, b, kind).forward(x)[0], rtol=1e-10, atol=1e-10)
     axes = norm.AXES[kind]
     np.testing.assert_allclose(out.mean(axis=axes), 0, atol=1e-10)
     np.testing.assert_allclose(out.var(axis=axes), 1, atol=1e-3)
@@ -85,25 +89,24 @@ def test_inference_forward_equals_training_forward(norm_kind, rng):
 
 @pytest.mark.parametrize("spec", [transformer.style_spec((4, 6, 8), 2), transformer.sr_spec(4, 6, 2),
                                   transformer.style_spec((4, 6, 8), 1, "nearest")])
-def test_prepared_inference_runs_residual_convs_by_winograd_and_matches(spec, rng, monkeypatch):
-    # prepare_inference adds (W2) kernels for the residual blocks' 3x3 convolutions (not those after nearest
-    # up-sampling); the lean forward uses them, a forward that keeps caches (training) ignores them; outputs
-    # agree to float32 round-off
+def test_inference_runs_residual_convs_by_winograd_and_matches(spec, rng, monkeypatch):
+    # for inference (no caches kept: no weight gradient) the engine gives the residual blocks' 3x3
+    # convolutions Winograd's (W2) kernels (not those after nearest up-sampling); a forward that keeps
+    # caches (training) stays on (CV1); outputs agree to float32 round-off
+    monkeypatch.setattr(winograd, "WINOGRAD_MIN_CHANNELS", 1)          # the tiny widths count as wide here
     params = transformer.init_params(spec, seed=3)
-    prepared = transformer.prepare_inference(params, spec)
     convs = [c for kind, name, *_ in spec if kind == "res" for c in (f"{name}.1", f"{name}.2")]
-    winograd_convs = len(convs)
-    assert sorted(k for k in prepared if k.endswith(".w_hat")) == sorted(f"{c}.w_hat" for c in convs)
     calls = []
-    real = transformer.winograd_conv3x3_valid
-    monkeypatch.setattr(transformer, "winograd_conv3x3_valid", lambda *a: calls.append(1) or real(*a))
+    real = winograd.WinogradConv2d.forward
+    monkeypatch.setattr(winograd.WinogradConv2d, "forward", lambda self, x: calls.append(self.name) or real(self, x))
     x = rng.uniform(-1, 1, (1, 3, 23, 18)).astype(np.float32)
+    fast, _ = transformer.transformer_forward(params, x, spec, "instance", train=False, keep_caches=False)
+    assert sorted(calls) == sorted(convs), "every residual conv (and no other) through Winograd"
+    kept, caches = transformer.transformer_forward(params, x, spec, "instance", train=False)
+    assert sorted(calls) == sorted(convs), "a forward with caches stays on (CV1)"
+    monkeypatch.setattr(winograd, "WINOGRAD_MIN_CHANNELS", 10 ** 9)
     plain, _ = transformer.transformer_forward(params, x, spec, "instance", train=False, keep_caches=False)
-    assert calls == []
-    fast, _ = transformer.transformer_forward(prepared, x, spec, "instance", train=False, keep_caches=False)
-    assert len(calls) == winograd_convs, "every residual (and resize) conv through Winograd"
-    kept, caches = transformer.transformer_forward(prepared, x, spec, "instance", train=False)
-    assert len(calls) == winograd_convs, "a forward with caches stays on (CV1)"
+    assert sorted(calls) == sorted(convs)
     np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(kept, plain, rtol=1e-5, atol=1e-4)
 
@@ -111,7 +114,9 @@ def test_prepared_inference_runs_residual_convs_by_winograd_and_matches(spec, rn
 @pytest.mark.parametrize("p,shape", [(1, (2, 3, 5, 6)), (4, (1, 2, 9, 7)), (2, (1, 1, 3, 3)), (1, (1, 2, 2, 5)), (3, (2, 3, 6, 4)), (0, (1, 1, 2, 2))])
 def test_reflect_pad_matches_naive(p, shape, rng):
     x = rng.standard_normal(shape)
-    np.testing.assert_array_equal(pad.reflect_pad_forward(x, p)[0], pad.reflect_pad_naive(x, p))
+    want = naive.ReflectionPad2dLoops(p).forward(x)[0]
+    np.testing.assert_array_equal(pad.reflect_pad_forward(x, p)[0], want)
+    np.testing.assert_array_equal(tl.ReflectionPad2d(p).forward(x)[0], want)
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 97, 131), (2, 3, 16, 16), (1, 3, 5, 7)])

@@ -4,12 +4,14 @@ import threading
 import numpy as np
 import pytest
 
+from numstyle import naive, settings
 from numstyle.fast import parallel
 from numstyle.fast import conv, winograd
 
 
 def test_every_band_runs_once_on_the_pool(monkeypatch):
     monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    settings.reload()
     seen, names = [], set()
 
     def work(band):
@@ -23,6 +25,7 @@ def test_every_band_runs_once_on_the_pool(monkeypatch):
 
 def test_one_thread_runs_bands_in_order_on_the_caller(monkeypatch):
     monkeypatch.setenv("NUMSTYLE_THREADS", "1")
+    settings.reload()
     seen = []
     parallel.for_each_band(lambda band: seen.append((band, threading.current_thread().name)), [3, 1, 2])
     assert seen == [(3, threading.current_thread().name), (1, threading.current_thread().name),
@@ -31,6 +34,7 @@ def test_one_thread_runs_bands_in_order_on_the_caller(monkeypatch):
 
 def test_a_band_error_reaches_the_caller(monkeypatch):
     monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    settings.reload()
 
     def work(band):
         if band == 2:
@@ -42,6 +46,7 @@ def test_a_band_error_reaches_the_caller(monkeypatch):
 
 def test_nested_bands_run_serially_without_deadlock(monkeypatch):
     monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    settings.reload()
     out = np.zeros((4, 4))
 
     def inner(ij):
@@ -54,6 +59,7 @@ def test_nested_bands_run_serially_without_deadlock(monkeypatch):
 def test_no_overlap_runs_neighbours_in_separate_rounds(monkeypatch):
     # bands 0..5 where band k and k+1 share a row: no two neighbours may be in flight together
     monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    settings.reload()
     current = []
     parallel.for_each_band_no_overlap(current.append, list(range(6)))
     # the even bands all run before any odd band
@@ -64,7 +70,7 @@ def test_no_overlap_runs_neighbours_in_separate_rounds(monkeypatch):
 @pytest.mark.parametrize("m", [2, 4])
 def test_threaded_winograd_equals_serial(m, rng, monkeypatch):
     # many bands (one tile row each), threaded vs serial: the same numbers up to float32 summation order
-    monkeypatch.setattr(winograd, "BAND_BYTES", 1)
+    monkeypatch.setattr(parallel, "WINOGRAD_BAND_BYTES", 1)
     x = rng.standard_normal((2, 5, 23, 17)).astype(np.float32)
     w = rng.standard_normal((6, 5, 3, 3)).astype(np.float32)
     b = rng.standard_normal(6).astype(np.float32)
@@ -72,6 +78,7 @@ def test_threaded_winograd_equals_serial(m, rng, monkeypatch):
     results = []
     for threads in ("1", "2"):
         monkeypatch.setenv("NUMSTYLE_THREADS", threads)
+        settings.reload()
         y, cache = winograd.winograd_conv3x3_forward(x, w, b, winograd.transform_kernel(w, m))
         results.append((y,) + winograd.winograd_conv3x3_backward(d, cache))
     for serial, threaded, name in zip(*results, ("y", "dx", "dw", "db")):
@@ -88,6 +95,7 @@ def test_threaded_im2col_conv_equals_serial(F, C, k, stride, band_bytes, rng, mo
     results = []
     for threads in ("1", "2"):
         monkeypatch.setenv("NUMSTYLE_THREADS", threads)
+        settings.reload()
         y, cache = conv.conv2d_forward(x, w, None, stride, k // 2)
         d = np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape)
         results.append((y,) + conv.conv2d_backward(d, cache))
@@ -99,13 +107,14 @@ def test_col2im_bands_in_parallel_when_neighbours_keep_them_apart(rng, monkeypat
     # stride-2 3x3 input gradient in one-row bands: band k+1 (2 padded rows) separates k and k+2's windows
     monkeypatch.setattr(conv, "BAND_BYTES", 1)
     monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    settings.reload()
     calls = []
     real = parallel.for_each_band_no_overlap
     monkeypatch.setattr(conv, "for_each_band_no_overlap", lambda *a: (calls.append(len(a[1])), real(*a)))
     dout = rng.standard_normal((1, 5, 8, 8)).astype(np.float32)
     w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
     dx = conv.conv2d_input_grad(dout, w, (1, 4, 16, 16), 2, 1)
-    ref = conv.conv2d_backward_naive(dout, np.zeros((1, 4, 16, 16), np.float32), w, 2, 1)[0]
+    ref = naive.stamp(dout, w, (1, 4, 16, 16), 2, 1)                  # (CV2) as loops
     assert calls == [8], calls
     np.testing.assert_allclose(dx, ref, rtol=1e-4, atol=1e-4)
 
@@ -127,6 +136,7 @@ def test_keep_freed_memory_is_applied_on_glibc():
 def test_banded_matmul_equals_matmul(shape_a, shape_b, rng, monkeypatch):
     # rows split across the pool (or, for the small case, one plain call) give a @ b to float32 round-off
     monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    settings.reload()
     monkeypatch.setattr(parallel, "MATMUL_MIN_FLOPS", 1000)
     a = rng.standard_normal(shape_a).astype(np.float32)
     b = rng.standard_normal(shape_b).astype(np.float32)
@@ -144,6 +154,7 @@ def test_banded_matmul_equals_matmul(shape_a, shape_b, rng, monkeypatch):
 ])
 def test_split_rows_covers_every_row_in_even_bands(total, row_bytes, band_bytes, halves, expected, monkeypatch):
     monkeypatch.setenv("NUMSTYLE_THREADS", "2")
+    settings.reload()
     bands = parallel.split_rows(total, row_bytes, band_bytes, halves=halves)
     sizes = [r1 - r0 for r0, r1 in bands]
     assert len(bands) == expected, bands

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from numstyle import models
-from numstyle.commands.johnson import stylize_array
+from numstyle.stylize import stylize_array
 from numstyle.sr import upscale_array
 
 WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")

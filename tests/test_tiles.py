@@ -4,13 +4,14 @@ import pytest
 
 from numstyle import gatys
 from numstyle import gatys_tiled
+from numstyle.config import GATYS
 from numstyle.errors import NumstyleError
-from numstyle.commands.johnson import stylize_array
+from numstyle.stylize import stylize_array
 from numstyle.models import spec_from_config
 from numstyle.tiles import (apply_tiled, blend_weights, parse_memory, plan_network_tiles, tile_grid,
                             tiled_transform, transformer_radius)
 from numstyle.transformer import init_params, init_state, to_input, transformer_forward
-from numstyle.vgg import features_forward, layer_names, pools_before, random_params
+from numstyle.vgg import VGG, layer_names, pools_before, random_params
 
 TINY_VGG = (4, 6, 8, 8, 8)                 # channels per block: VGG's depth, not its width
 STYLE_CONFIG = {"kind": "style", "width": [8, 8, 8], "n_res": 2, "norm": "instance"}
@@ -65,9 +66,10 @@ def test_vgg_radius_is_the_reach_of_one_pixel():
     params = random_params(model, TINY_VGG, seed=1)
     radius, align = gatys_tiled.vgg_radius(model, layers)
     x = np.random.default_rng(1).uniform(-50, 50, (1, 3, 96, 96)).astype(np.float32)
-    f0 = features_forward(params, x, layers, model)[0]["relu3_1"].copy()
+    net = VGG(params, model, "avg", layers)
+    f0 = net.forward(x, layers)[0]["relu3_1"].copy()
     x[0, :, 48, 48] += 100.0
-    f1 = features_forward(params, x, layers, model)[0]["relu3_1"]
+    f1 = net.forward(x, layers)[0]["relu3_1"]
     rows, cols = np.nonzero(np.abs(f1 - f0)[0].max(0) > 0)
     step = 2 ** pools_before("relu3_1")
     reach = max(max(48 - r * step, (r + 1) * step - 1 - 48) for r in np.r_[rows, cols])   # in input pixels
@@ -75,7 +77,7 @@ def test_vgg_radius_is_the_reach_of_one_pixel():
 
 
 CASES = [("vgg16", ["relu1_1", "relu2_1", "relu3_1"], "relu2_2", (70, 93), 16),
-         ("vgg19", list(gatys.DEFAULT_STYLE_LAYERS), "relu4_2", (230, 200), 64)]
+         ("vgg19", list(GATYS.style_layers), "relu4_2", (230, 200), 64)]
 
 
 @pytest.mark.parametrize("model,style_layers,content_layer,size,tile", CASES)
@@ -88,7 +90,7 @@ def test_tiled_objective_equals_whole_image(model, style_layers, content_layer, 
     kw = dict(content=content, styles=[style], content_layer=content_layer, style_layers=style_layers,
               tv_weight=1e-3)
     whole = gatys.make_objective(params, model, **kw)
-    tiled = gatys.make_objective(params, model, tile=tile, **kw)
+    tiled = gatys_tiled.make_objective(params, model, tile=tile, **kw)
     assert isinstance(tiled, gatys_tiled.TiledObjective) and len(tiled.grid) > 4
     for name in style_layers:   # float32 sums in another order: ~1e-6 relative
         np.testing.assert_allclose(tiled.style_targets[name], whole.style_targets[name], rtol=1e-4, atol=1e-3,
@@ -110,7 +112,7 @@ def test_tiles_need_their_margin(monkeypatch):
     g_whole = gatys.make_objective(params, model, **kw)(x)[1]
     radius = gatys_tiled.vgg_radius
     monkeypatch.setattr(gatys_tiled, "vgg_radius", lambda m, l: (radius(m, l)[0] // 3, radius(m, l)[1]))
-    g_short = gatys.make_objective(params, model, tile=tile, **kw)(x)[1]
+    g_short = gatys_tiled.make_objective(params, model, tile=tile, **kw)(x)[1]
     assert np.abs(g_short - g_whole).max() / np.abs(g_whole).max() > 1e-3
 
 
@@ -185,7 +187,7 @@ def test_memory_plans(monkeypatch):
     with pytest.raises(NumstyleError, match="too small"):
         plan_network_tiles(parse_memory("100MB"), 4096, 4096, spec)
     core, maxcor = gatys_tiled.plan_gatys(parse_memory("1GB"), (1, 3, 1024, 1024), "vgg16",
-                                          list(gatys.DEFAULT_STYLE_LAYERS), "relu4_2", "adam")
+                                          list(GATYS.style_layers), "relu4_2", "adam")
     assert core is not None and core % 16 == 0
     with pytest.raises(NumstyleError, match="adam needs about 13"):             # L-BFGS ~2.6 GB, Adam ~1.3 GB
         gatys_tiled.plan_gatys(parse_memory("1.5GB"), (1, 3, 2048, 2048), "vgg16", ["relu5_1"], "relu4_2", "lbfgs")

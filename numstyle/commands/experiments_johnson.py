@@ -18,7 +18,8 @@ from ..models import load_model
 from ..train import PerceptualLoss
 from ..weights import load_vgg, resolve_vgg
 from .figures import figure
-from .johnson import parse_train, stylize_array
+from ..stylize import stylize_array
+from .johnson import parse_train
 
 LAYERS = ("relu2_2", "relu3_3", "relu4_3")
 QUICK_NETWORK = ["--width", "4,6,8", "--n-res", "1"]                 # a tiny transformer for CI

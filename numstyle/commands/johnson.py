@@ -17,6 +17,7 @@ from ..errors import NumstyleError
 from ..files import check_writable
 from ..image import load_image
 from ..models import CONFIG_DEFAULTS, shipped_models
+from ..stylize import stylize_array
 from ..tiles import tiled_transform
 from .args import (HelpFormatter, Parser, add_common_arguments, add_tiling_arguments, default_out, int_list,
                    name_list, non_negative, non_negative_int, positive_float, positive_int)
@@ -228,14 +229,6 @@ def check_resume(path, saved, now):
         if old != new:
             raise NumstyleError(f"{path} was trained with --{key.replace('_', '-')} {old}, not {new}: "
                                 "pass the same flags to resume (only --iters may change)")
-
-
-def stylize_array(params, config, state, rgb, device="cpu"):
-    """One image (H, W, 3) RGB 0..255 -> stylised (H', W', 3) float, one forward pass (eval mode)."""
-    x = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)           # (1, 3, H, W)
-    y, _ = transformer.transformer_forward(params, transformer.to_input(x), models.spec_from_config(config),
-                                           config["norm"], train=False, state=state, keep_caches=False)
-    return to_host(y)[0].transpose(1, 2, 0)                                           # (H', W', 3)
 
 
 def run_stylize(args, expect="style", transform=stylize_array, post=None):

@@ -2,9 +2,10 @@ r"""ReLU (R1), fast: :class:`ChunkedReLU` stands in for :class:`numstyle.layers.
 
 On NumPy the forward compares chunks with a block of zeros (NumPy's SIMD
 loop for ``maximum`` runs only for two arrays, not for an array and the
-scalar 0: 3x faster); inference overwrites its input. On a GPU with the
-fused kernels the backward is one launch instead of a comparison and a
-multiply.
+scalar 0: 3x faster). Inference, and a layer marked ``inplace`` (VGG's,
+where nothing else holds the array), overwrite their input instead of
+allocating. On a GPU with the fused kernels the backward is one launch
+instead of a comparison and a multiply.
 """
 import numpy as np
 
@@ -56,11 +57,11 @@ class ChunkedReLU(StandIn, ReLU):
     """:class:`numstyle.layers.ReLU` (R1) by :func:`relu_forward` and :func:`relu_backward`."""
 
     def forward(self, x):
-        y, _ = relu_forward(x)                                              # (R1)
+        y, _ = relu_forward(x, inplace=self.inplace)                        # (R1)
         return y, y
 
     def backward(self, dy, cache):
-        return relu_backward(dy, cache), {}                                 # (R1)
+        return relu_backward(dy, cache, inplace=self.inplace), {}           # (R1)
 
     def __call__(self, x):
         return relu_forward(x, inplace=True)[0]                             # inference: x is not needed again

@@ -19,7 +19,7 @@ fewer. ``flip`` swaps rows 0 and 3 of :math:`B^\top` and columns 0 and 3 of
 
 Both bodies are gathers, one thread per output value, like the kernels in
 :mod:`numstyle.ops.kernels` (whose launcher and self-test they share); the
-array code's twin is :func:`numstyle.ops.winograd._convolve`.
+array code's twin is :func:`numstyle.fast.winograd.convolve`.
 """
 from .. import settings
 from ..backend import get_xp

@@ -80,9 +80,9 @@ def self_test(xp):
     # (W3)-(W5), and (W8)'s flipped transforms, against the array code
     xw, w_hat = x[:, :, :, :5], winograd.transform_kernel(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
     checks["winograd"] = (lambda: gpu_winograd.convolve(d(xw), d(w_hat), 1, d(b[:1].repeat(4))),
-                          lambda: winograd._convolve(xw, w_hat, 1, b[:1].repeat(4)))
+                          lambda: winograd.convolve(xw, w_hat, 1, b[:1].repeat(4)))
     checks["winograd_flipped"] = (lambda: gpu_winograd.convolve(d(x), d(w_hat[:, :3]), 0, flip=True),
-                                  lambda: winograd._convolve(x, w_hat[:, :3], 0, perm=winograd.FLIP[2]))
+                                  lambda: winograd.convolve(x, w_hat[:, :3], 0, perm=winograd.FLIP[2]))
     for name, (kernel, array_code) in checks.items():
         try:
             got, want = to_host(kernel()), array_code()

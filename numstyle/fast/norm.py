@@ -7,6 +7,7 @@ as one multiply-add per value in place (:func:`norm_inference`), and on a GPU
 with the fused kernels (N1) and (N2) as one launch each.
 """
 from ..backend import get_xp
+from ..layers import Layer
 from ..transformer_layers import Norm
 from . import StandIn
 from . import gpu_kernels
@@ -153,3 +154,27 @@ class OnePassNorm(StandIn, Norm):
         if self.train:
             return self.forward(x)[0]
         return norm_inference(x, self.gamma, self.beta, self.kind, self.eps, self.running)   # (N1), in place
+
+
+class NormReLU(Layer):
+    """A :class:`OnePassNorm` and the ReLU after it, as one layer: inference in one pass, in place
+    (one launch on a GPU instead of two); training runs the two layers' own forward and backward."""
+
+    def __init__(self, norm, relu):
+        self.norm, self.relu, self.name = norm, relu, norm.name
+
+    def forward(self, x):
+        y, norm_cache = self.norm.forward(x)                                # (N1)
+        z, relu_cache = self.relu.forward(y)                                # (R1)
+        return z, (norm_cache, relu_cache)
+
+    def backward(self, dy, cache):
+        norm_cache, relu_cache = cache
+        d, _ = self.relu.backward(dy, relu_cache)                           # (R1)
+        return self.norm.backward(d, norm_cache)                            # (N2), (N3)
+
+    def __call__(self, x):
+        n = self.norm
+        if n.train:
+            return self.relu(n(x))
+        return norm_inference(x, n.gamma, n.beta, n.kind, n.eps, n.running, relu=True)   # (N1), (R1)

@@ -37,6 +37,8 @@ A 3x3 convolution costs 9 multiplies per output; (W4) costs
 :math:`\alpha^2 / m^2` per output: 4 for F(2x2, 3x3) (2.25x fewer), 2.25 for
 F(4x4, 3x3) (4x fewer). The transforms are additions on strided views.
 """
+import weakref
+
 import numpy as np
 
 from ..backend import get_xp
@@ -355,6 +357,28 @@ def _apply(mat, parts, out=None):
 WINOGRAD_MIN_CHANNELS = 64
 
 
+_transformed = {}           # id(w) -> (a weak reference to w, its transform), while w lives
+
+
+def transformed(w):
+    """``transform_kernel(w)`` (W2), made once per weight array while it lives: a network built
+    again for every image (stylising, tiles) finds its kernels' transforms here.
+
+    Only for arrays that are never changed in place (constant weights: the engine offers Winograd
+    only to layers that are not ``trainable``). The entry goes when the array does.
+    """
+    entry = _transformed.get(id(w))
+    if entry is not None and entry[0]() is w:
+        return entry[1]
+    w_hat = transform_kernel(w)
+    try:
+        _transformed[id(w)] = (weakref.ref(w), w_hat)
+        weakref.finalize(w, _transformed.pop, id(w), None)
+    except TypeError:                                                     # no weak references: no cache
+        pass
+    return w_hat
+
+
 class WinogradConv2d(StandIn, Conv2d):
     """:class:`numstyle.layers.Conv2d` by Winograd F(2x2, 3x3): (W2)-(W5) forward, (W8) and (W7) back.
 
@@ -381,7 +405,8 @@ class WinogradConv2d(StandIn, Conv2d):
                 and gpu_winograd.available(xp))
 
     def prepare(self):
-        self.w_hat = transform_kernel(self.w)                                 # (16, F, C)          (W2)
+        # (16, F, C) (W2); constant weights' transforms are kept while the weights live
+        self.w_hat = transform_kernel(self.w) if self.trainable else transformed(self.w)
 
     def forward(self, x):
         return winograd_conv3x3_forward(x, self.w, self.b, self.w_hat, self.pad)   # (W3)-(W5)
