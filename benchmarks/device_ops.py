@@ -62,7 +62,7 @@ def main():
     print(json.dumps({"step": "device L-BFGS iteration, objective excluded", "size": S, **lbfgs_iteration(objective, x)}))
 
     spec = transformer.style_spec()
-    net = transformer.prepare_inference(train.params_to(transformer.init_params(spec), "gpu"), spec)
+    net = train.params_to(transformer.init_params(spec), "gpu")
     photo = photos(1, S, -1, 1)
     print(json.dumps({"step": "stylize", "size": S, **counted(
         lambda: transformer.transformer_forward(net, photo, spec, train=False, keep_caches=False))}))

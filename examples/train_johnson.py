@@ -9,8 +9,8 @@ photos, 128 px crops, batch 4, a few hundred iterations -- minutes, not hours.
 The full recipe of the paper is ``--size 256 --iters 40000`` on MS-COCO.
 The model goes to ``out/<style>_<size>.h5`` unless ``--out`` says otherwise.
 
-Reading on: numstyle/johnson_cli.py -> numstyle/train.py (the loss and the
-loop) -> numstyle/transformer.py (the network) -> numstyle/ops/.
+Reading on: numstyle/commands/johnson.py -> numstyle/train.py (the loss and the
+loop) -> numstyle/transformer.py (the network) -> numstyle/transformer_layers.py.
 """
 import argparse
 import os

@@ -12,7 +12,7 @@ consecutive stylised frames is flicker the method added. Four runs:
 
 The figure shows one stylised frame per run and the change to the next frame (x8); the JSON holds the
 flicker of each (VD2, mean absolute change on 0..255) beside the input's own.
-Reading on: numstyle/media.py (deflicker, flicker), numstyle/gatys_cli.py (run_video).
+Reading on: numstyle/commands/media.py (deflicker, flicker), numstyle/commands/gatys.py (run_video).
 """
 import argparse
 import io

@@ -1,8 +1,10 @@
 """numstyle: neural style transfer from scratch on NumPy (CPU) and CuPy (GPU).
 
-Reading order for a newcomer: ``examples/gatys.py`` -> :mod:`numstyle.cli` ->
-:mod:`numstyle.gatys` -> :mod:`numstyle.losses` -> :mod:`numstyle.vgg` ->
-:mod:`numstyle.ops.conv` -> :mod:`numstyle.ops.im2col`.
+Two layers. The reference engine is the book: ``examples/gatys.py`` ->
+:mod:`numstyle.gatys` -> :mod:`numstyle.vgg` -> :mod:`numstyle.layers` (the
+convolution and its backward) and :mod:`numstyle.losses`. The fast paths are
+its appendix, :mod:`numstyle.fast`, each a drop-in for one reference layer,
+chosen in :mod:`numstyle.engine`. ``docs/reading-order.md`` is the map.
 """
 from . import gradcheck  # noqa: F401  (public: numstyle.gradcheck)
 

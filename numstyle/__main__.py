@@ -1,4 +1,5 @@
-"""``python -m numstyle ...``: the ``numstyle`` command without installing it (e.g. ``PYTHONPATH=.``)."""
+"""``python -m numstyle ...``: the ``numstyle`` command without installing it (e.g.
+``PYTHONPATH=.``)."""
 from .cli import main
 
 raise SystemExit(main())

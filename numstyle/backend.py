@@ -42,7 +42,7 @@ def gpu_name():
     try:
         name = _cupy.cuda.runtime.getDeviceProperties(_cupy.cuda.Device().id)["name"]
         return f"{name.decode() if isinstance(name, bytes) else name}, CuPy {_cupy.__version__}"
-    except Exception:                                   # a partial CuPy install: the record goes on without it
+    except Exception:  # a partial CuPy install: the record goes on without it
         return "unknown CUDA device"
 
 
@@ -53,7 +53,8 @@ def check_device(device):
     if device != "gpu":
         raise DeviceError(f"unknown device {device!r}: use 'cpu' or 'gpu'")
     if _cupy is None:
-        raise DeviceError("--device gpu needs CuPy: pip install 'numstyle[gpu]' (or cupy-cudaXXx for your CUDA)")
+        raise DeviceError(
+            "--device gpu needs CuPy: pip install 'numstyle[gpu]' (or cupy-cudaXXx for your CUDA)")
     if not gpu_available():
         raise DeviceError("--device gpu: CuPy is installed but no CUDA GPU is visible")
 
@@ -84,12 +85,13 @@ def scalar(x):
 
 
 def to_floats(values):
-    """``{name: float or 0-d device array}`` -> ``{name: float}``, with at most one device -> host copy."""
+    """``{name: float or 0-d device array}`` -> ``{name: float}``, with at most one device -> host
+    copy."""
     on_device = [k for k, v in values.items() if not isinstance(v, (int, float))]
     if not on_device:
         return {k: float(v) for k, v in values.items()}
     xp = get_xp(*(values[k] for k in on_device))
-    read = dict(zip(on_device, to_host(xp.stack([values[k] for k in on_device]))))   # (K,): one copy
+    read = dict(zip(on_device, to_host(xp.stack([values[k] for k in on_device]))))  # (K,): one copy
     return {k: float(read[k]) if k in read else float(v) for k, v in values.items()}
 
 

@@ -46,10 +46,11 @@ def main(argv=None, prog="numstyle"):
         if getattr(args, "reference", False):
             settings.update(reference=True)                # --reference: the book's engine only
         if not settings.get().reference:
-            bands_take_the_cores()                         # CPU: cores go to bands, BLAS stays on one thread
+            bands_take_the_cores()  # CPU: cores go to bands, BLAS stays on one thread
             if argv is None and getattr(args, "iterative", False) and not (
                     getattr(args, "max_memory", None) or getattr(args, "tile", None)):
-                keep_freed_memory()  # repeated same-shape steps reuse freed heap memory: fewer page faults
+                keep_freed_memory(
+                )  # repeated same-shape steps reuse freed heap memory: fewer page faults
         return args.run(args) or 0
     except NumstyleError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
@@ -57,10 +58,11 @@ def main(argv=None, prog="numstyle"):
     except MemoryError:
         print(f"{prog}: error: out of memory: try a smaller --size", file=sys.stderr)
         return 1
-    except BrokenPipeError:                                # `numstyle ... | head`: the reader left; stdout to
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # /dev/null so exit's flush is quiet
+    except BrokenPipeError:  # `numstyle ... | head`: the reader left; stdout to
+        os.dup2(os.open(os.devnull, os.O_WRONLY),
+                sys.stdout.fileno())  # /dev/null so exit's flush is quiet
         return 1
-    except OSError as e:                                   # a disk that filled up or went away mid-write
+    except OSError as e:  # a disk that filled up or went away mid-write
         where = f": {e.filename}" if e.filename else ""
         print(f"{prog}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
@@ -69,7 +71,7 @@ def main(argv=None, prog="numstyle"):
         return 130
     finally:
         if getattr(args, "reference", False):
-            settings.reload()                              # cli.main called from Python: leave no trace
+            settings.reload()  # cli.main called from Python: leave no trace
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def yiq_to_rgb(yiq):
 
 
 def luminance_image(rgb, like=None):
-    """A grey RGB image holding the luminance of ``rgb``; matched to ``like``'s luminance mean and spread."""
+    """A grey RGB image holding the luminance of ``rgb``; matched to ``like``'s luminance mean and
+    spread."""
     y = rgb_to_yiq(rgb)[..., 0]
     if like is not None:
         yl = rgb_to_yiq(like)[..., 0]
@@ -49,7 +50,8 @@ def luminance_image(rgb, like=None):
 
 
 def restore_chroma(result_rgb, photo_rgb):
-    """(CC1): the result's luminance with the photo's chroma (the photo resized to the result first)."""
+    """(CC1): the result's luminance with the photo's chroma (the photo resized to the result
+    first)."""
     photo = resize(photo_rgb, shape=result_rgb.shape[:2])
     yiq = rgb_to_yiq(photo)
     yiq[..., 0] = rgb_to_yiq(result_rgb)[..., 0]

@@ -14,7 +14,7 @@ class GatysConfig:
 
     size: int = 384                       # longer side of the output (and of the style images), px
     iters: int = 300                      # L-BFGS iterations (or Adam steps)
-    model: str = "vgg19"                  # the paper's network; vgg16 where only its weights are found
+    model: str = "vgg19"  # the paper's network; vgg16 where only its weights are found
     pool: str = "avg"                     # the paper prefers average pooling
     content_layer: str = "relu4_2"
     style_layers: tuple = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

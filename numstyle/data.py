@@ -15,7 +15,8 @@ from .errors import NumstyleError
 _NEURAL_STYLE = "https://raw.githubusercontent.com/jcjohnson/neural-style/master/examples/inputs/"
 SAMPLE_IMAGES = {
     "tubingen.jpg": ("content", "e67d1869f01fd805385c681a80d9ebcf0f70ea4a5fe6127f0606bb1c7f4bf506"),
-    "starry_night.jpg": ("style", "0592ab0f7b51b3ce72608a95e53880bd93971e5b48f93a0ce8dfd3cbccf3d098"),
+    "starry_night.jpg": ("style",
+                         "0592ab0f7b51b3ce72608a95e53880bd93971e5b48f93a0ce8dfd3cbccf3d098"),
 }
 
 
@@ -47,15 +48,16 @@ def find_local(sub, names):
 
 
 def sample_image(name):
-    """Path of a sample image (``tubingen.jpg``, ``starry_night.jpg``), downloading it once if needed."""
+    """Path of a sample image (``tubingen.jpg``, ``starry_night.jpg``), downloading it once if
+    needed."""
     kind, sha256 = SAMPLE_IMAGES[name]
     sub = f"images/{kind}"
     found = find_local(sub, [name])
     if found:
         return found
     dest = os.path.join(cache_dir(), sub, name)
-    fetch(_NEURAL_STYLE + name, dest, sha256=sha256, what=f"sample image {name}", looked=search_dirs(sub),
-          hint="give an image of your own")
+    fetch(_NEURAL_STYLE + name, dest, sha256=sha256, what=f"sample image {name}",
+          looked=search_dirs(sub), hint="give an image of your own")
     return dest
 
 
@@ -63,14 +65,19 @@ def fetch(url, dest, md5=None, sha256=None, what="file", looked=(), hint=""):
     """Download with a one-line :class:`NumstyleError` that says where we looked and what to do."""
     where = ", ".join(looked)
     data = os.environ.get("NUMSTYLE_DATA")
-    file = os.path.relpath(dest, cache_dir())                  # its place under a data folder: weights/..., images/...
+    file = os.path.relpath(dest,
+                           cache_dir())  # its place under a data folder: weights/..., images/...
     todo = f"{hint}, or put {file} under NUMSTYLE_DATA ({data})" if data else f"{hint}, or set NUMSTYLE_DATA"
     if os.environ.get("NUMSTYLE_NO_DOWNLOAD"):
-        raise NumstyleError(f"{what} not found (looked in {where}) and downloads are off (NUMSTYLE_NO_DOWNLOAD); {todo}")
+        raise NumstyleError(
+            f"{what} not found (looked in {where}) and downloads are off (NUMSTYLE_NO_DOWNLOAD); "
+            f"{todo}"
+        )
     try:
         download(url, dest, md5=md5, sha256=sha256)
     except (OSError, ValueError) as e:
-        raise NumstyleError(f"{what} not found (looked in {where}) and the download failed ({e}); {todo}") from None
+        raise NumstyleError(
+            f"{what} not found (looked in {where}) and the download failed ({e}); {todo}") from None
     return dest
 
 
@@ -84,7 +91,8 @@ def download(url, dest, md5=None, sha256=None, timeout=20):
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
             total = int(r.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {os.path.basename(dest)}") as bar:
+            with tqdm(total=total, unit="B", unit_scale=True,
+                      desc=f"downloading {os.path.basename(dest)}") as bar:
                 for chunk in iter(lambda: r.read(1 << 20), b""):
                     f.write(chunk)
                     h.update(chunk)

@@ -14,7 +14,7 @@ import numpy as np
 from .errors import ImageError, NumstyleError
 from .image import IMAGE_EXTS, load_image, resize
 
-FLAT_STD = 0.5          # grey levels: an image whose channels each vary less than this is one flat colour
+FLAT_STD = 0.5  # grey levels: an image whose channels each vary less than this is one flat colour
 
 
 def list_images(folder):
@@ -24,9 +24,12 @@ def list_images(folder):
         raise NumstyleError(f"training data folder {what}: {folder}")
     paths = []
     for root, _, files in os.walk(folder):
-        paths += [os.path.join(root, f) for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTS]
+        paths += [
+            os.path.join(root, f) for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTS
+        ]
     if not paths:
-        raise NumstyleError(f"no images found under {folder} (looked for {', '.join(sorted(IMAGE_EXTS))})")
+        raise NumstyleError(
+            f"no images found under {folder} (looked for {', '.join(sorted(IMAGE_EXTS))})")
     return sorted(paths)
 
 
@@ -71,7 +74,7 @@ class Batches:
         rng = np.random.default_rng([self.seed, i])
         picks = rng.integers(0, len(self.paths), self.batch_size)
         items = [self.transform(self._load(int(k)), rng) for k in picks]
-        if isinstance(items[0], tuple):                    # e.g. (HR, LR, bicubic-up) for super-resolution
+        if isinstance(items[0], tuple):  # e.g. (HR, LR, bicubic-up) for super-resolution
             return tuple(_nchw(np.stack(parts)) for parts in zip(*items))
         return _nchw(np.stack(items))
 
@@ -82,8 +85,11 @@ class Batches:
                 continue
             try:
                 rgb = load_image(path, what="training image")
-                if float(rgb.std(axis=(0, 1)).max()) < FLAT_STD:    # per channel: instance norm would divide by 0
-                    raise ImageError(f"training image is one flat colour, nothing to learn from: {path}")
+                if float(rgb.std(
+                        axis=(0,
+                              1)).max()) < FLAT_STD:  # per channel: instance norm would divide by 0
+                    raise ImageError(
+                        f"training image is one flat colour, nothing to learn from: {path}")
                 return rgb
             except ImageError as e:
                 self.bad.add(path)

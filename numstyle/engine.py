@@ -43,7 +43,8 @@ def select(layer, xp=np):
         chosen = []
         for inner in (select(inner, xp) for inner in layer.layers):
             pair = (type(chosen[-1]), type(inner)) if chosen else None
-            chosen[-1:] = [FUSED[pair](chosen[-1], inner)] if pair in FUSED else chosen[-1:] + [inner]
+            chosen[-1:] = [FUSED[pair](chosen[-1], inner)
+                           ] if pair in FUSED else chosen[-1:] + [inner]
         layer.layers = chosen
         return layer
     if isinstance(layer, layers.Residual):
@@ -51,7 +52,7 @@ def select(layer, xp=np):
         return layer
     if settings.get().reference:
         return layer
-    kernel_check.ensure(xp)                     # a GPU's fused kernels: self-tested once, before any is used
+    kernel_check.ensure(xp)  # a GPU's fused kernels: self-tested once, before any is used
     for fast in FAST.get(type(layer), ()):
         if fast.applies(layer, xp):
             return fast.replacing(layer)
@@ -59,7 +60,8 @@ def select(layer, xp=np):
 
 
 def losses(xp=np):
-    """The module of loss functions for arrays of ``xp``: :mod:`numstyle.losses`, or its fast drop-in."""
+    """The module of loss functions for arrays of ``xp``: :mod:`numstyle.losses`, or its fast
+    drop-in."""
     if settings.get().reference:
         return reference_losses
     kernel_check.ensure(xp)

@@ -19,7 +19,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600; give the file a normal file's mode
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file a normal file's mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -45,11 +45,11 @@ def check_writable(path, folder=False):
     if os.path.exists(path) and folder and not os.path.isdir(path):
         raise NumstyleError(f"cannot write the folder {path}: a file has that name")
     parent = os.path.abspath(path if folder else os.path.dirname(os.path.abspath(path)))
-    while not os.path.exists(parent):                                 # the folders to be made: their first existing parent
+    while not os.path.exists(parent):  # the folders to be made: their first existing parent
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise NumstyleError(f"cannot write {path}: {parent} is a file, not a folder")
-    try:                                                              # the real test (permissions, read-only disks)
+    try:  # the real test (permissions, read-only disks)
         fd, probe = tempfile.mkstemp(prefix=".numstyle-probe-", dir=parent)
         os.close(fd)
         os.remove(probe)

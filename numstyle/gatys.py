@@ -53,7 +53,7 @@ class Objective:
 
     def __call__(self, x):
         """Loss (G1) and its gradient with respect to ``x`` (1, 3, H, W)."""
-        L = self.losses                                                # numstyle.losses, or a fast drop-in
+        L = self.losses  # numstyle.losses, or a fast drop-in
         feats, cache = self.net.forward(x, self.layers)                # VGG up to the deepest layer
         parts, dfeats = {"content": 0.0, "style": 0.0, "tv": 0.0}, {}
         if self.content_target is not None:
@@ -68,7 +68,7 @@ class Objective:
                                           self.style_weight * w_l)     # beta w_l (S3), (S5)
             parts["style"] += loss                                     # (S6)
             dfeats[name] = dfeats[name] + dF if name in dfeats else dF
-        feats.clear()                                                  # free the copies before the backward
+        feats.clear()  # free the copies before the backward
         grad = self.net.backward(dfeats, cache)                        # (V1)
         return self.finish(x, grad, parts)
 
@@ -79,26 +79,29 @@ class Objective:
             parts["tv"] = self.tv_weight * loss
             grad += self.tv_weight * dx
         parts["total"] = parts["content"] + parts["style"] + parts["tv"]       # (G1)
-        parts = to_floats(parts)                                               # the one read (GPU: one copy)
+        parts = to_floats(parts)  # the one read (GPU: one copy)
         self.evaluations += 1
         if not np.isfinite(parts["total"]):
-            raise NonFiniteLossError(f"the loss became {parts['total']} at evaluation {self.evaluations} "
-                                     f"(content {parts['content']:.3g}, style {parts['style']:.3g}): "
-                                     "check the weight file and the loss weights")
+            raise NonFiniteLossError(
+                f"the loss became {parts['total']} at evaluation {self.evaluations} "
+                f"(content {parts['content']:.3g}, style {parts['style']:.3g}): "
+                "check the weight file and the loss weights")
         self.last = parts
         return parts["total"], grad
 
     def scipy_fun(self, x_flat):
         """SciPy's ``jac=True`` contract: float64 host vector in, ``(float, float64 vector)`` out."""
-        x = self.xp.asarray(x_flat.reshape(self.shape), dtype=np.float32)   # (1, 3, H, W), host -> device
+        x = self.xp.asarray(x_flat.reshape(self.shape),
+                            dtype=np.float32)  # (1, 3, H, W), host -> device
         f, g = self(x)
         return float(f), to_host(g).astype(np.float64).ravel()
 
 
-def make_objective(params, model=GATYS.model, content=None, styles=(), style_blend=None, pool=GATYS.pool,
-                   content_layer=GATYS.content_layer, style_layers=GATYS.style_layers,
-                   style_layer_weights=None, content_weight=GATYS.content_weight,
-                   style_weight=GATYS.style_weight, tv_weight=GATYS.tv_weight, shape=None):
+def make_objective(params, model=GATYS.model, content=None, styles=(), style_blend=None,
+                   pool=GATYS.pool, content_layer=GATYS.content_layer,
+                   style_layers=GATYS.style_layers, style_layer_weights=None,
+                   content_weight=GATYS.content_weight, style_weight=GATYS.style_weight,
+                   tv_weight=GATYS.tv_weight, shape=None):
     r"""Build the Gatys objective (G1) with its targets precomputed.
 
     Parameters
@@ -143,8 +146,8 @@ def make_objective(params, model=GATYS.model, content=None, styles=(), style_ble
                      content_weight, style_weight, tv_weight, content_target, style_targets, L)
 
 
-def check_inputs(model, content, styles, style_blend, content_layer, style_layers, style_layer_weights,
-                 shape):
+def check_inputs(model, content, styles, style_blend, content_layer, style_layers,
+                 style_layer_weights, shape):
     """Check the arguments of :func:`make_objective`; fill in the defaults that depend on them."""
     style_layers = list(style_layers)
     if content is None and not styles:
@@ -158,9 +161,11 @@ def check_inputs(model, content, styles, style_blend, content_layer, style_layer
                             f"{len(style_layers)} style layers")
     if style_blend is None:
         style_blend = [1.0] * len(styles)
-    if styles and (len(style_blend) != len(styles) or sum(style_blend) <= 0 or min(style_blend) < 0):
-        raise NumstyleError(f"--style-blend needs one non-negative weight per style image ({len(styles)}), "
-                            "not all zero")
+    if styles and (len(style_blend) != len(styles) or sum(style_blend) <= 0
+                   or min(style_blend) < 0):
+        raise NumstyleError(
+            f"--style-blend needs one non-negative weight per style image ({len(styles)}), "
+            "not all zero")
     shape = tuple(shape or (content if content is not None else styles[0]).shape)
     need = min_input_size(model, layers)
     for what, s in [("output image", shape)] + [("style image", st.shape) for st in styles]:
@@ -188,8 +193,8 @@ def layer_sizes(shape, layers):
     return {name: (H >> pools_before(name)) * (W >> pools_before(name)) for name in layers}
 
 
-def optimize(objective, x0, iters=GATYS.iters, optimizer=None, lr=GATYS.lr, callback=None, progress=True,
-             maxcor=GATYS.maxcor):
+def optimize(objective, x0, iters=GATYS.iters, optimizer=None, lr=GATYS.lr, callback=None,
+             progress=True, maxcor=GATYS.maxcor):
     r"""Minimise the objective over the pixels, within the pixel bounds.
 
     Parameters
@@ -228,7 +233,8 @@ def optimize(objective, x0, iters=GATYS.iters, optimizer=None, lr=GATYS.lr, call
     bar = tqdm(total=iters, desc=f"gatys {optimizer}", disable=not progress, dynamic_ncols=True)
 
     def after_iteration(get_x):
-        """One iteration done: record and show the losses; ``get_x()`` only when a callback wants the image."""
+        """One iteration done: record and show the losses; ``get_x()`` only when a callback wants
+        the image."""
         parts = dict(objective.last, time=time.perf_counter() - start)
         history.append(parts)
         bar.set_postfix_str(f"total {parts['total']:.4g} content {parts['content']:.3g} "
@@ -237,7 +243,7 @@ def optimize(objective, x0, iters=GATYS.iters, optimizer=None, lr=GATYS.lr, call
         if callback is not None:
             callback(len(history), get_x(), parts)
 
-    if optimizer != "lbfgs":                                           # the bounds where the pixels are
+    if optimizer != "lbfgs":  # the bounds where the pixels are
         lo_d, hi_d = xp.asarray(lo, dtype=np.float32), xp.asarray(hi, dtype=np.float32)
     try:
         if optimizer == "lbfgs":
@@ -250,7 +256,7 @@ def optimize(objective, x0, iters=GATYS.iters, optimizer=None, lr=GATYS.lr, call
             for _ in range(iters):
                 _, g = objective(x)
                 x, state = adam(x, g, state, lr=lr)                                    # (A1)-(A4)
-                x = xp.clip(x, lo_d, hi_d)                                              # keep pixels in 0..255
+                x = xp.clip(x, lo_d, hi_d)  # keep pixels in 0..255
                 after_iteration(lambda: x)
         else:
             raise NumstyleError(f"unknown optimizer {optimizer!r}: use lbfgs, lbfgs-device or adam")
@@ -266,11 +272,17 @@ def scipy_lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor=GATYS.maxc
     device = "cpu" if get_xp(x0) is np else "gpu"
     shape = objective.shape
 
-    def cb(xk):                                                         # host -> device only if a callback asks
+    def cb(xk):  # host -> device only if a callback asks
         after_iteration(lambda: to_device(xk.reshape(shape).astype(np.float32), device))
 
-    res = minimize(objective.scipy_fun, to_host(x0).astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
-                   bounds=Bounds(lo.ravel(), hi.ravel()), callback=cb,
-                   options={"maxiter": iters, "maxfun": 2 * iters + 20, "ftol": 0.0, "gtol": 0.0,
-                            "maxcor": maxcor})
+    res = minimize(
+        objective.scipy_fun,
+        to_host(x0).astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
+        bounds=Bounds(lo.ravel(), hi.ravel()), callback=cb, options={
+            "maxiter": iters,
+            "maxfun": 2 * iters + 20,
+            "ftol": 0.0,
+            "gtol": 0.0,
+            "maxcor": maxcor
+        })
     return to_device(res.x.reshape(shape).astype(np.float32), device)

@@ -35,7 +35,8 @@ from .vgg import VGG, layer_names, pools_before
 
 
 def vgg_radius(model, layers):
-    """Receptive radius (TL1) of VGG up to the deepest of ``layers``, and its alignment ``2**pools``."""
+    """Receptive radius (TL1) of VGG up to the deepest of ``layers``, and its alignment
+    ``2**pools``."""
     order = layer_names(model)
     deepest = max(order.index(name) for name in layers)
     r, j = 0, 1
@@ -62,7 +63,7 @@ def tiled_gram(net, x, layers, grid, losses):
         feats, _ = net.forward(x[:, :, ys, xs], layers, keep_cache=False)
         for name in layers:
             cy, cx = t.core_in_layer(2 ** pools_before(name))
-            g, _ = losses.gram_forward(feats[name][:, :, cy, cx])         # (1, N, N)   (S1) of one core
+            g, _ = losses.gram_forward(feats[name][:, :, cy, cx])  # (1, N, N)   (S1) of one core
             G[name] = g if name not in G else G[name] + g                 # (TL3)
     return G
 
@@ -84,17 +85,18 @@ def tiled_features(net, x, layer, grid):
     return out
 
 
-def make_objective(params, model=GATYS.model, content=None, styles=(), style_blend=None, pool=GATYS.pool,
-                   content_layer=GATYS.content_layer, style_layers=GATYS.style_layers,
-                   style_layer_weights=None, content_weight=GATYS.content_weight,
-                   style_weight=GATYS.style_weight, tv_weight=GATYS.tv_weight, shape=None, tile=None):
+def make_objective(params, model=GATYS.model, content=None, styles=(), style_blend=None,
+                   pool=GATYS.pool, content_layer=GATYS.content_layer,
+                   style_layers=GATYS.style_layers, style_layer_weights=None,
+                   content_weight=GATYS.content_weight, style_weight=GATYS.style_weight,
+                   tv_weight=GATYS.tv_weight, shape=None, tile=None):
     """:func:`numstyle.gatys.make_objective` computed in tiles with cores of about ``tile`` pixels:
     the same loss and gradient in the memory of one tile's activations (``tile`` None: the
     whole image at once, :func:`numstyle.gatys.make_objective` itself)."""
     if tile is None:
-        return gatys.make_objective(params, model, content, styles, style_blend, pool, content_layer,
-                                    style_layers, style_layer_weights, content_weight, style_weight,
-                                    tv_weight, shape)
+        return gatys.make_objective(params, model, content, styles, style_blend, pool,
+                                    content_layer, style_layers, style_layer_weights,
+                                    content_weight, style_weight, tv_weight, shape)
     spec = check_inputs(model, content, styles, style_blend, content_layer, style_layers,
                         style_layer_weights, shape)
     taps = ([content_layer] if content is not None else []) + (list(style_layers) if styles else [])
@@ -104,12 +106,13 @@ def make_objective(params, model=GATYS.model, content=None, styles=(), style_ble
     content_target = None
     if content is not None:
         content_target = tiled_features(net, content, content_layer, grid(content.shape))
-    grams = [tiled_gram(net, style, style_layers, grid(style.shape), L) for style in styles]   # (TL3)
+    grams = [tiled_gram(net, style, style_layers, grid(style.shape), L)
+             for style in styles]  # (TL3)
     style_targets = blend_targets(grams, [s.shape for s in styles], spec["shape"], style_layers,
                                   spec["style_blend"], L)
     tiles = grid(spec["shape"])
-    args = (net, spec["shape"], content_layer, style_layers, spec["style_layer_weights"], content_weight,
-            style_weight, tv_weight, content_target, style_targets, L)
+    args = (net, spec["shape"], content_layer, style_layers, spec["style_layer_weights"],
+            content_weight, style_weight, tv_weight, content_target, style_targets, L)
     return TiledObjective(*args, grid=tiles) if len(tiles) > 1 else Objective(*args)
 
 
@@ -124,7 +127,10 @@ class TiledObjective(Objective):
         super().__init__(*args)
         self.grid = grid
         H, W = self.shape[2:]
-        self.M = {name: (H >> pools_before(name)) * (W >> pools_before(name)) for name in self.style_layers}
+        self.M = {
+            name: (H >> pools_before(name)) * (W >> pools_before(name))
+            for name in self.style_layers
+        }
 
     def __call__(self, x):
         xp, L = get_xp(x), self.losses
@@ -132,8 +138,9 @@ class TiledObjective(Objective):
         if self.style_targets:                                                       # pass 1
             G = tiled_gram(self.net, x, self.style_layers, self.grid, L)             # (TL3)
             for name, w_l in zip(self.style_layers, self.style_layer_weights):
-                loss, dG[name] = L.style_loss_from_gram(G[name], self.style_targets[name], self.M[name],
-                                                        self.style_weight * w_l)     # (S3), (S4)
+                loss, dG[name] = L.style_loss_from_gram(G[name], self.style_targets[name],
+                                                        self.M[name],
+                                                        self.style_weight * w_l)  # (S3), (S4)
                 parts["style"] += loss                                                # (S6)
         grad = xp.zeros_like(x)
         for t in self.grid:                                                           # pass 2
@@ -144,23 +151,26 @@ class TiledObjective(Objective):
                 name = self.content_layer
                 cy, cx = t.core_in_layer(2 ** pools_before(name))
                 gy, gx = t.core_in_image(2 ** pools_before(name))
-                loss, dcore = L.content_loss(feats[name][:, :, cy, cx], self.content_target[:, :, gy, gx],
-                                             self.content_weight)                   # (C1), (C2) on the core
+                loss, dcore = L.content_loss(feats[name][:, :, cy, cx], self.content_target[:, :,
+                                                                                            gy, gx],
+                                             self.content_weight)  # (C1), (C2) on the core
                 parts["content"] += loss
                 dfeats[name] = _on_core(feats[name], cy, cx, dcore)
             for name in dG:
                 cy, cx = t.core_in_layer(2 ** pools_before(name))
                 core = feats[name][:, :, cy, cx]                                      # (1, N, h, w)
-                dcore = L.gram_backward(dG[name], core.reshape(1, core.shape[1], -1))   # (1, N, h w)  (S2)
+                dcore = L.gram_backward(dG[name], core.reshape(1, core.shape[1],
+                                                               -1))  # (1, N, h w)  (S2)
                 d = _on_core(feats[name], cy, cx, dcore.reshape(core.shape))
                 dfeats[name] = dfeats[name] + d if name in dfeats else d
-            feats = core = None                                                       # free the copies first
+            feats = core = None  # free the copies first
             grad[:, :, ys, xs] += self.net.backward(dfeats, cache)                    # (V1), (TL4)
         return self.finish(x, grad, parts)
 
 
 def _on_core(F, cy, cx, dcore):
-    """A gradient shaped like the tile's activation ``F``: ``dcore`` on the core, zero on the margin."""
+    """A gradient shaped like the tile's activation ``F``: ``dcore`` on the core, zero on the
+    margin."""
     d = get_xp(F).zeros_like(F)
     d[:, :, cy, cx] = dcore
     return d
@@ -175,15 +185,19 @@ FIXED_BYTES = 64 << 20              # bands, Winograd scratch, Gram matrices
 
 
 def optimizer_bytes(n, optimizer, maxcor=10):
-    """Memory of the optimiser for ``n`` pixel values: L-BFGS's history and copies, or Adam's moments."""
+    """Memory of the optimiser for ``n`` pixel values: L-BFGS's history and copies, or Adam's
+    moments."""
     if optimizer == "lbfgs":
-        return 8 * n * (2 * maxcor + 12)    # s, y pairs (2m n), its 5 n work vectors, x, g, bounds, float64 copies
+        return 8 * n * (2 * maxcor + 12
+                        )  # s, y pairs (2m n), its 5 n work vectors, x, g, bounds, float64 copies
     if optimizer == "lbfgs-device":
-        return 4 * n * (2 * maxcor + 10)    # float32 s, y pairs; x, g, d, the trial x and g, bounds, work copies
+        return 4 * n * (2 * maxcor + 10
+                        )  # float32 s, y pairs; x, g, d, the trial x and g, bounds, work copies
     return 4 * n * 8                        # x, g, m, v, bounds and the clipped copy, float32
 
 
-def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfgs", tile=None, weight_bytes=0):
+def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfgs", tile=None,
+               weight_bytes=0):
     """Choose the tile core (and L-BFGS-B's history length) so that one Gatys run fits ``budget`` bytes.
 
     Returns
@@ -198,33 +212,37 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
     radius, align = vgg_radius(model, layers)
     margin = -(-radius // align) * align
     per_px = TILE_BYTES_PER_PIXEL[model] * SAFETY
-    image = 4 * n * 8                                                  # content, style, x, grad, TV terms, RGB copies
+    image = 4 * n * 8  # content, style, x, grad, TV terms, RGB copies
     if content_layer is not None:
         step = 2 ** pools_before(content_layer)
-        image += 4 * 512 * (H // step) * (W // step)                   # the content target P^l (at most 512 channels)
-    fixed = tiles.current_rss() + 2 * weight_bytes + FIXED_BYTES + image    # the Winograd kernels double the weights
+        image += 4 * 512 * (H // step) * (W // step
+                                          )  # the content target P^l (at most 512 channels)
+    fixed = tiles.current_rss(
+    ) + 2 * weight_bytes + FIXED_BYTES + image  # the Winograd kernels double the weights
     if budget is None:
         return tile, 10
     smallest = per_px * (2 * margin + 4 * align) ** 2                  # a tile with a 4-step core
     best = None
-    for maxcor in ((10, 7, 5, 3) if optimizer.startswith("lbfgs") else (10,)):  # a shorter history before smaller tiles
+    for maxcor in ((10, 7, 5, 3) if optimizer.startswith("lbfgs") else
+                   (10, )):  # a shorter history before smaller tiles
         avail = budget - fixed - optimizer_bytes(n, optimizer, maxcor)
         if avail < smallest:
             continue
         if tile is None and per_px * H * W <= avail:
             return None, maxcor                                        # fits whole
-        core = int((avail / per_px) ** 0.5) - 2 * margin               # the largest square tile that fits
+        core = int((avail / per_px)**0.5) - 2 * margin  # the largest square tile that fits
         if best is None or core > best[0]:
             best = (core, maxcor)
-        if core >= 4 * margin:                                         # margins under ~half the work: good enough
+        if core >= 4 * margin:  # margins under ~half the work: good enough
             break
     if best is None:
         need = (fixed + optimizer_bytes(n, optimizer, 3) + smallest) / 2 ** 20
         adam = (fixed + optimizer_bytes(n, "adam") + smallest) / 2 ** 20
         fits = optimizer.startswith("lbfgs") and adam <= budget / 2 ** 20
         hint = f"; --optimizer adam needs about {adam:.0f} MB" if fits else ""
-        raise NumstyleError(f"--max-memory {budget / 2 ** 20:.0f} MB is too small for a {W}x{H} Gatys run with "
-                            f"{model}: the image, the optimiser and one tile need about {need:.0f} MB{hint}")
+        raise NumstyleError(
+            f"--max-memory {budget / 2 ** 20:.0f} MB is too small for a {W}x{H} Gatys run with "
+            f"{model}: the image, the optimiser and one tile need about {need:.0f} MB{hint}")
     core, maxcor = best
     if tile is not None:
         core = min(core, tile)

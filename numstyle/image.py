@@ -85,7 +85,7 @@ def deprocess(x):
 def rgb_to_vgg(x):
     """A batch (N, 3, H, W) RGB 0..255 -> VGG input: BGR minus the mean (I1), on any device."""
     bgr = x[:, ::-1].copy()                                                          # (N, 3, H, W)
-    for c, mean in enumerate(MEAN_BGR):                                              # scalars: no host -> device copy
+    for c, mean in enumerate(MEAN_BGR):  # scalars: no host -> device copy
         bgr[:, c] -= mean                                                            # (I1)
     return bgr
 
@@ -102,7 +102,8 @@ def pixel_bounds(shape):
 
 
 def image_format(path):
-    """Pillow's format name for ``path``'s extension (none: PNG); ImageError for one it cannot write."""
+    """Pillow's format name for ``path``'s extension (none: PNG); ImageError for one it cannot
+    write."""
     ext = os.path.splitext(path)[1].lower() or ".png"
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:

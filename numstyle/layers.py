@@ -95,38 +95,42 @@ def im2col(x, kh, kw, stride=1, pad=0):
     xpad = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))            # (N, C, H + 2p, W + 2p)
     cols = xp.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype)
     for i in range(kh):
-        for j in range(kw):                                                 # tap (i, j) of every window
+        for j in range(kw):  # tap (i, j) of every window
             cols[:, :, i, j] = xpad[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride]
     return cols.reshape(N, C * kh * kw, Ho * Wo)                            # (N, C kh kw, Ho Wo)
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
-    """(K2), the adjoint of :func:`im2col`: columns (N, C kh kw, Ho Wo) summed back into (N, C, H, W)."""
+    """(K2), the adjoint of :func:`im2col`: columns (N, C kh kw, Ho Wo) summed back into (N, C, H,
+    W)."""
     xp = get_xp(cols)
     N, C, H, W = x_shape
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
     cols = cols.reshape(N, C, kh, kw, Ho, Wo)                               # (N, C, kh, kw, Ho, Wo)
     dxpad = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
     for i in range(kh):
-        for j in range(kw):                                                 # windows overlap: add, never assign
+        for j in range(kw):  # windows overlap: add, never assign
             dxpad[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride] += cols[:, :, i, j]
     return dxpad[:, :, pad:pad + H, pad:pad + W]                            # (N, C, H, W)
 
 
 def conv2d_input_grad(dy, w, x_shape, stride, pad):
-    """(CV2): the input gradient of a convolution, ``col2im(W_row^T dy)`` -- the convolution's adjoint."""
+    """(CV2): the input gradient of a convolution, ``col2im(W_row^T dy)`` -- the convolution's
+    adjoint."""
     N, F, Ho, Wo = dy.shape
     _, C, kh, kw = w.shape
     w_row = w.reshape(F, C * kh * kw)                                       # (F, C kh kw)
-    dcols = w_row.T @ dy.reshape(N, F, Ho * Wo)                             # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)
-    return col2im(dcols, x_shape, kh, kw, stride, pad)                      # (N, C, H, W)        (K2)
+    dcols = w_row.T @ dy.reshape(N, F, Ho * Wo)  # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)
+    return col2im(dcols, x_shape, kh, kw, stride, pad)  # (N, C, H, W)        (K2)
 
 
 def conv2d_weight_grad(dy, x, w_shape, stride, pad):
-    """(CV3): ``sum_n dy[n] X_col[n]^T``, the columns rebuilt from ``x`` (cheaper than keeping them)."""
+    """(CV3): ``sum_n dy[n] X_col[n]^T``, the columns rebuilt from ``x`` (cheaper than keeping
+    them)."""
     N, F, Ho, Wo = dy.shape
-    cols = im2col(x, w_shape[2], w_shape[3], stride, pad)                   # (N, Ckk, L)         (K1)
-    dw = dy.reshape(N, F, Ho * Wo) @ cols.transpose(0, 2, 1)                # (N, F, L) @ (N, L, Ckk) -> (N, F, Ckk)
+    cols = im2col(x, w_shape[2], w_shape[3], stride, pad)  # (N, Ckk, L)         (K1)
+    dw = dy.reshape(N, F, Ho * Wo) @ cols.transpose(0, 2,
+                                                    1)  # (N, F, L) @ (N, L, Ckk) -> (N, F, Ckk)
     return dw.sum(axis=0).reshape(w_shape)                                  # (F, C, kh, kw)
 
 
@@ -150,16 +154,18 @@ class Conv2d(Layer):
     def forward(self, x):
         N, C, H, W = x.shape
         F, _, kh, kw = self.w.shape
-        Ho, Wo = output_size(H, kh, self.stride, self.pad), output_size(W, kw, self.stride, self.pad)
-        cols = im2col(x, kh, kw, self.stride, self.pad)                     # (N, Ckk, L)         (K1)
-        y = self.w.reshape(F, -1) @ cols                                    # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
+        Ho, Wo = output_size(H, kh, self.stride,
+                             self.pad), output_size(W, kw, self.stride, self.pad)
+        cols = im2col(x, kh, kw, self.stride, self.pad)  # (N, Ckk, L)         (K1)
+        y = self.w.reshape(F, -1) @ cols  # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
         if self.b is not None:
             y += self.b.reshape(1, F, 1)                                    # (CV1): + b 1^T
         return y.reshape(N, F, Ho, Wo), x
 
     def backward(self, dy, cache):
         x = cache
-        dx = conv2d_input_grad(dy, self.w, x.shape, self.stride, self.pad) if self.input_grad else None  # (CV2)
+        dx = conv2d_input_grad(dy, self.w, x.shape, self.stride,
+                               self.pad) if self.input_grad else None  # (CV2)
         if not self.trainable:
             return dx, {}
         grads = {"w": conv2d_weight_grad(dy, x, self.w.shape, self.stride, self.pad)}   # (CV3)
@@ -181,16 +187,18 @@ class ReLU(Layer):
 
 
 def pool_windows(x, k):
-    """The k x k windows of ``x`` (N, C, H, W) as a last axis: (N, C, H // k, W // k, k k), row-major."""
+    """The k x k windows of ``x`` (N, C, H, W) as a last axis: (N, C, H // k, W // k, k k),
+    row-major."""
     N, C, H, W = x.shape
     Ho, Wo = H // k, W // k
-    x = x[:, :, :Ho * k, :Wo * k]                                           # floor mode: drop odd edges
+    x = x[:, :, :Ho * k, :Wo * k]  # floor mode: drop odd edges
     x = x.reshape(N, C, Ho, k, Wo, k).transpose(0, 1, 2, 4, 3, 5)           # (N, C, Ho, Wo, k, k)
     return x.reshape(N, C, Ho, Wo, k * k)                                   # (N, C, Ho, Wo, k k)
 
 
 def unpool_windows(d, x_shape, k):
-    """Adjoint of :func:`pool_windows`: (N, C, Ho, Wo, k k) back to (N, C, H, W), 0 on dropped edges."""
+    """Adjoint of :func:`pool_windows`: (N, C, Ho, Wo, k k) back to (N, C, H, W), 0 on dropped
+    edges."""
     xp = get_xp(d)
     N, C, Ho, Wo, _ = d.shape
     d = d.reshape(N, C, Ho, Wo, k, k).transpose(0, 1, 2, 4, 3, 5)           # (N, C, Ho, k, Wo, k)
@@ -206,11 +214,11 @@ class AvgPool2d(Layer):
         self.k = k
 
     def forward(self, x):
-        return pool_windows(x, self.k).mean(axis=-1), x.shape               # (N, C, Ho, Wo)      (P1)
+        return pool_windows(x, self.k).mean(axis=-1), x.shape  # (N, C, Ho, Wo)      (P1)
 
     def backward(self, dy, cache):
         x_shape, k = cache, self.k
-        d = get_xp(dy).repeat(dy[..., None] / (k * k), k * k, axis=-1)       # (N, C, Ho, Wo, k k) (P1)
+        d = get_xp(dy).repeat(dy[..., None] / (k * k), k * k, axis=-1)  # (N, C, Ho, Wo, k k) (P1)
         return unpool_windows(d, x_shape, k), {}
 
 
@@ -222,13 +230,13 @@ class MaxPool2d(Layer):
 
     def forward(self, x):
         windows = pool_windows(x, self.k)                                   # (N, C, Ho, Wo, k k)
-        winner = windows.argmax(axis=-1)                                    # (N, C, Ho, Wo): the first maximum
+        winner = windows.argmax(axis=-1)  # (N, C, Ho, Wo): the first maximum
         return windows.max(axis=-1), (x.shape, winner)                      # (P2)
 
     def backward(self, dy, cache):
         x_shape, winner = cache
         xp = get_xp(dy)
-        place = xp.arange(self.k * self.k) == winner[..., None]             # (N, C, Ho, Wo, k k): one-hot p*
+        place = xp.arange(self.k * self.k) == winner[..., None]  # (N, C, Ho, Wo, k k): one-hot p*
         return unpool_windows(place * dy[..., None], x_shape, self.k), {}   # (P2)
 
 
@@ -248,10 +256,10 @@ class Sequential(Layer):
 
     def backward(self, dy, cache):
         grads = {}
-        for layer in reversed(self.layers):                                 # the chain rule, last layer first
+        for layer in reversed(self.layers):  # the chain rule, last layer first
             dy, g = layer.backward(dy, cache.pop())
             grads.update({f"{layer.name}.{k}": v for k, v in g.items()} if layer.name else g)
-            if dy is None:                                                  # nothing below needs a gradient
+            if dy is None:  # nothing below needs a gradient
                 break
         return dy, grads
 

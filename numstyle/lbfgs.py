@@ -99,16 +99,16 @@ def minimize(fun, x0, iters, lo, hi, memory=10, callback=None):
         g_free = xp.where(held, 0, g)
         d = xp.where(held, 0, pairs.direction(g_free))           # (L5) = (L2), (L3)
         slope = _dot(g_free, d)
-        if not slope < 0:                                        # not downhill (float32 noise): forget the pairs
+        if not slope < 0:  # not downhill (float32 noise): forget the pairs
             pairs.clear()
             d = -g_free
             slope = _dot(g_free, d)
             if slope == 0:
-                break                                            # nothing free to move: a stationary point
+                break  # nothing free to move: a stationary point
         t = 1.0 if len(pairs) else min(1.0, 1.0 / float(xp.abs(g_free).sum()))
         step = _line_search(fun, x, f, g_free, d, t, lo, hi)     # (L4)
         if step is None:
-            break                                                # no decrease at any step size: converged
+            break  # no decrease at any step size: converged
         x_new, f_new, g_new = step
         pairs.add(x_new, x, g_new, g)                            # (L1)
         x, f, g = x_new, f_new, g_new
@@ -147,10 +147,11 @@ class Pairs:
     def __init__(self, x, memory):
         xp = get_xp(x)
         self.memory, self.n = memory, x.size
-        self.rows = xp.zeros((memory + 1, 2, x.size), dtype=x.dtype)   # (m + 1, 2, n): slot -> (s, y)
+        self.rows = xp.zeros((memory + 1, 2, x.size),
+                             dtype=x.dtype)  # (m + 1, 2, n): slot -> (s, y)
         self.sy = np.zeros((memory + 1, memory + 1))
         self.yy = np.zeros((memory + 1, memory + 1))
-        self.order = []                                          # slots of the kept pairs, oldest first
+        self.order = []  # slots of the kept pairs, oldest first
 
     def __len__(self):
         return len(self.order)
@@ -159,21 +160,23 @@ class Pairs:
         self.order = []
 
     def _products(self, v, used):
-        """``[s_k . v, y_k . v]`` for slots ``k < used``: one matrix-vector product, read to the host."""
+        """``[s_k . v, y_k . v]`` for slots ``k < used``: one matrix-vector product, read to the
+        host."""
         rows = self.rows[:used].reshape(-1, self.n)              # (2 used, n)
         products = np.zeros((self.memory + 1, 2))
         products[:used] = to_host(rows @ v.ravel()).reshape(used, 2)   # (2 used,) -> (used, 2)
         return products                                          # (m + 1, 2), float64
 
     def add(self, x_new, x, g_new, g):
-        """(L1): ``s = x_new - x``, ``y = g_new - g`` into the free slot; kept if ``s.y > 1e-10 y.y``."""
+        """(L1): ``s = x_new - x``, ``y = g_new - g`` into the free slot; kept if ``s.y > 1e-10
+        y.y``."""
         xp = get_xp(x)
         k = next(i for i in range(self.memory + 1) if i not in self.order)
         xp.subtract(x_new.ravel(), x.ravel(), out=self.rows[k, 0])     # s   (n,)
         xp.subtract(g_new.ravel(), g.ravel(), out=self.rows[k, 1])     # y   (n,)
         products = self._products(self.rows[k, 1], max(self.order + [k]) + 1)   # [s_i . y, y_i . y]
         if not products[k, 0] > 1e-10 * products[k, 1]:
-            return                                               # curvature condition failed: not kept
+            return  # curvature condition failed: not kept
         self.sy[:, k] = products[:, 0]                           # column k of S^T Y
         self.yy[:, k] = self.yy[k, :] = products[:, 1]           # row and column k of Y^T Y
         self.order = (self.order + [k])[-self.memory:]
@@ -189,9 +192,10 @@ class Pairs:
         gamma, p, q = compact_coefficients(products[o, 0], products[o, 1],
                                            self.sy[np.ix_(o, o)], self.yy[np.ix_(o, o)])
         minus = np.zeros((used, 2))
-        minus[o, 0], minus[o, 1] = -p, -gamma * q                # -(coefficients of s_i and y_i in (L5))
+        minus[o, 0], minus[o, 1] = -p, -gamma * q  # -(coefficients of s_i and y_i in (L5))
         c = xp.asarray(minus.reshape(-1), dtype=g.dtype)         # (2 used,)
-        d = c @ self.rows[:used].reshape(-1, self.n)             # (2 used,) @ (2 used, n) -> (n,): -(S p + gamma Y q)
+        d = c @ self.rows[:used].reshape(
+            -1, self.n)  # (2 used,) @ (2 used, n) -> (n,): -(S p + gamma Y q)
         d -= gamma * g.ravel()                                   # d = -H g   (L5)
         return d.reshape(g.shape)
 
@@ -243,5 +247,6 @@ def two_loop(g, pairs):
 
 
 def _dot(a, b):
-    """``a . b`` as a Python float (BLAS's float32 dot: its error, ~1e-5 relative, does not matter here)."""
+    """``a . b`` as a Python float (BLAS's float32 dot: its error, ~1e-5 relative, does not matter
+    here)."""
     return float(get_xp(a).dot(a.ravel(), b.ravel()))

@@ -140,7 +140,8 @@ def style_loss_from_gram(G, A, M_l, weight=1.0):
     N_l = G.shape[1]
     scale = 1.0 / (4.0 * N_l ** 2 * M_l ** 2)
     diff = G - A
-    loss = (weight * scale) * scalar(diff.ravel() @ diff.ravel())   # (S3), times beta w_l: a dot product
+    loss = (weight * scale) * scalar(
+        diff.ravel() @ diff.ravel())  # (S3), times beta w_l: a dot product
     dG = (2.0 * scale * weight) * diff                          # (S4), times beta w_l
     return loss, dG
 
@@ -210,13 +211,15 @@ def feature_loss(F, P, weight=1.0):
     """
     N, C, H, W = F.shape
     diff = F - P
-    loss = weight * scalar(diff.ravel() @ diff.ravel()) / (N * C * H * W)      # (J3), mean over the batch
+    loss = weight * scalar(diff.ravel() @ diff.ravel()) / (N * C * H * W
+                                                           )  # (J3), mean over the batch
     diff *= diff.dtype.type(2.0 * weight / (N * C * H * W))
     return loss, diff
 
 
 def gram_normalized(F):
-    r"""Johnson's Gram matrix (J4) per image: (N, C, H, W) -> (N, C, C), and the cache for its backward."""
+    r"""Johnson's Gram matrix (J4) per image: (N, C, H, W) -> (N, C, C), and the cache for its
+    backward."""
     N, C, H, W = F.shape
     G, Fm = gram_forward(F)                                                    # (S1)
     return G * (1.0 / (C * H * W)), Fm                                         # (J4)
@@ -239,6 +242,6 @@ def style_loss_johnson(F, Gs, weight=1.0):
     N, C, H, W = F.shape
     G, Fm = gram_normalized(F)                                                 # (J4)
     diff = G - Gs                                                              # (N, C, C)
-    loss = weight * scalar((diff * diff).sum()) / N                            # (J5), mean over the batch
-    dG = diff * (2.0 * weight / (N * C * H * W))                               # d(J5)/dG, through the 1/(CHW) of (J4)
+    loss = weight * scalar((diff * diff).sum()) / N  # (J5), mean over the batch
+    dG = diff * (2.0 * weight / (N * C * H * W))  # d(J5)/dG, through the 1/(CHW) of (J4)
     return loss, gram_backward(dG, Fm).reshape(F.shape)                        # (S2)

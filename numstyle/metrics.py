@@ -29,7 +29,8 @@ from scipy.ndimage import correlate1d
 def rgb_to_y(rgb):
     """(H, W, 3) RGB 0..255 -> (H, W) luma in 16..235 (Q1), float64."""
     rgb = np.asarray(rgb, dtype=np.float64)
-    return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0   # (Q1)
+    return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] +
+                   24.966 * rgb[..., 2]) / 255.0  # (Q1)
 
 
 def shave(a, border):
@@ -55,7 +56,7 @@ def ssim(a, b, peak=255.0, size=11, sigma=1.5):
     g = gaussian_window(size, sigma)
     r = size // 2
 
-    def blur(x):                                               # separable window, then keep valid positions
+    def blur(x):  # separable window, then keep valid positions
         x = correlate1d(correlate1d(x, g, axis=0, mode="constant"), g, axis=1, mode="constant")
         return x[r:x.shape[0] - r, r:x.shape[1] - r]
 
@@ -64,7 +65,8 @@ def ssim(a, b, peak=255.0, size=11, sigma=1.5):
     var_a = blur(a * a) - mu_a ** 2
     var_b = blur(b * b) - mu_b ** 2
     cov = blur(a * b) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))   # (Q3)
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))  # (Q3)
     return float(s.mean())
 
 
@@ -75,11 +77,16 @@ def y_psnr_ssim(out_rgb, ref_rgb, border):
 
 
 def checkerboard(rgb, period=4):
-    """(Q4) of an (H, W, 3) RGB image: RMS, in luma levels, of its mean over each pixel phase mod ``period``."""
+    """(Q4) of an (H, W, 3) RGB image: RMS, in luma levels, of its mean over each pixel phase mod
+    ``period``."""
     y = rgb_to_y(rgb)
     H, W = y.shape[0] // period * period, y.shape[1] // period * period
     if min(H, W) < 8 * period:
-        raise ValueError(f"checkerboard needs at least {8 * period}x{8 * period} px, got {y.shape[1]}x{y.shape[0]}")
-    y = y[:H, :W].reshape(H // period, period, W // period, period)   # (H/p, p, W/p, p): phase axes 1 and 3
+        raise ValueError(
+            f"checkerboard needs at least {8 * period}x{8 * period} px, got "
+            f"{y.shape[1]}x{y.shape[0]}"
+        )
+    y = y[:H, :W].reshape(H // period, period, W // period,
+                          period)  # (H/p, p, W/p, p): phase axes 1 and 3
     phases = y.mean(axis=(0, 2))                                        # (p, p): mean of each phase
     return float(np.sqrt(np.mean((phases - phases.mean()) ** 2)))      # (Q4)

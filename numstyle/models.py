@@ -25,7 +25,7 @@ from .files import atomic_path
 from .transformer import init_params, sr_spec, style_spec
 
 FORMAT, CHECKPOINT_FORMAT, VERSION = "numstyle-model", "numstyle-checkpoint", 1
-CONFIG_DEFAULTS = {"upsample": "transposed"}    # what files written before a config key existed used
+CONFIG_DEFAULTS = {"upsample": "transposed"}  # what files written before a config key existed used
 
 
 def _shipped_dir():
@@ -50,7 +50,8 @@ def spec_from_config(config):
 def save_model(path, params, config, state=None, half=False):
     """Write a model file atomically; ``half`` stores parameters as float16."""
     def write(f):
-        f.attrs["format"], f.attrs["version"], f.attrs["config"] = FORMAT, VERSION, json.dumps(config)
+        f.attrs["format"], f.attrs["version"], f.attrs["config"] = FORMAT, VERSION, json.dumps(
+            config)
         _write_arrays(f.create_group("params"), params, np.float16 if half else np.float32)
         _write_state(f.create_group("state"), state or {})
     _atomic_h5(path, write)
@@ -67,15 +68,18 @@ def load_model(path, expect=None):
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") == CHECKPOINT_FORMAT:
-                raise ModelError(f"{path} is a training checkpoint; pass it to --resume, or use the model "
-                                 "file that training wrote with --out")
+                raise ModelError(
+                    f"{path} is a training checkpoint; pass it to --resume, or use the model "
+                    "file that training wrote with --out")
             if f.attrs.get("format") != FORMAT:
-                raise ModelError(f"{path} is not a numstyle model file (no format={FORMAT!r} attribute)")
+                raise ModelError(
+                    f"{path} is not a numstyle model file (no format={FORMAT!r} attribute)")
             config = json.loads(f.attrs["config"])
             params = {k: np.asarray(v, dtype=np.float32) for k, v in f["params"].items()}
             state = _read_state(f["state"])
     except (OSError, KeyError, ValueError) as e:
-        raise ModelError(f"cannot read model file {path}: {_short(e)} (truncated or not HDF5?)") from None
+        raise ModelError(
+            f"cannot read model file {path}: {_short(e)} (truncated or not HDF5?)") from None
     if expect and config.get("kind") != expect:
         names = {"style": "a style transfer model", "sr": "a super-resolution model"}
         raise ModelError(f"{path} is {names.get(config.get('kind'), 'another kind of model')}, "
@@ -92,19 +96,22 @@ def resolve_model_path(name):
         if os.path.isfile(candidate):
             return candidate
     shipped = shipped_models()
-    raise ModelError(f"model not found: {name}" + (f" (shipped models: {', '.join(shipped)})" if shipped else ""))
+    raise ModelError(f"model not found: {name}" +
+                     (f" (shipped models: {', '.join(shipped)})" if shipped else ""))
 
 
 def shipped_models(kind=None):
     """Names of the models in ``weights/`` (``kind``: only 'style' or only 'sr' ones, told by name)."""
-    names = sorted(f[:-3] for f in os.listdir(BUILTIN_DIR) if f.endswith(".h5")) if os.path.isdir(BUILTIN_DIR) else []
+    names = sorted(f[:-3] for f in os.listdir(BUILTIN_DIR)
+                   if f.endswith(".h5")) if os.path.isdir(BUILTIN_DIR) else []
     return [n for n in names if kind is None or n.startswith("sr_") == (kind == "sr")]
 
 
 def save_checkpoint(path, params, adam, iteration, config, state=None):
     """Write a training checkpoint atomically (parameters, Adam state, iteration, settings)."""
     def write(f):
-        f.attrs["format"], f.attrs["version"], f.attrs["config"] = CHECKPOINT_FORMAT, VERSION, json.dumps(config)
+        f.attrs["format"], f.attrs["version"], f.attrs[
+            "config"] = CHECKPOINT_FORMAT, VERSION, json.dumps(config)
         f.attrs["iteration"] = iteration
         _write_arrays(f.create_group("params"), params, np.float32)
         _write_state(f.create_group("state"), state or {})
@@ -119,7 +126,8 @@ def save_checkpoint(path, params, adam, iteration, config, state=None):
 
 
 def load_checkpoint(path):
-    """``{'params', 'adam', 'iteration', 'config', 'state'}`` from a checkpoint; one-line error otherwise."""
+    """``{'params', 'adam', 'iteration', 'config', 'state'}`` from a checkpoint; one-line error
+    otherwise."""
     import h5py
 
     if not os.path.isfile(path):
@@ -137,7 +145,8 @@ def load_checkpoint(path):
                     "iteration": int(f.attrs["iteration"]), "config": json.loads(f.attrs["config"]),
                     "state": _read_state(f["state"])}
     except (OSError, KeyError, ValueError) as e:
-        raise ModelError(f"cannot read checkpoint {path}: {_short(e)} (truncated or not HDF5?)") from None
+        raise ModelError(
+            f"cannot read checkpoint {path}: {_short(e)} (truncated or not HDF5?)") from None
 
 
 def _check_params(path, params, config):
@@ -149,7 +158,8 @@ def _check_params(path, params, config):
     for key, value in expected.items():
         if key not in params or params[key].shape != value.shape:
             got = params[key].shape if key in params else "missing"
-            raise ModelError(f"{path}: parameter {key} is {got}, the recorded architecture needs {value.shape}")
+            raise ModelError(
+                f"{path}: parameter {key} is {got}, the recorded architecture needs {value.shape}")
 
 
 def _write_arrays(group, arrays, dtype):

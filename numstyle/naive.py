@@ -29,7 +29,8 @@ def im2col_loops(x, kh, kw, stride=1, pad=0):
                 for j in range(kw):
                     for h in range(Ho):
                         for w in range(Wo):
-                            cols[n, (c * kh + i) * kw + j, h * Wo + w] = xpad[n, c, stride * h + i, stride * w + j]
+                            cols[n, (c * kh + i) * kw + j, h * Wo + w] = xpad[n, c, stride * h + i,
+                                                                              stride * w + j]
     return cols
 
 
@@ -45,7 +46,8 @@ def col2im_loops(cols, x_shape, kh, kw, stride=1, pad=0):
                 for j in range(kw):
                     for h in range(Ho):
                         for w in range(Wo):
-                            xpad[n, c, stride * h + i, stride * w + j] += cols[n, (c * kh + i) * kw + j, h * Wo + w]
+                            xpad[n, c, stride * h + i,
+                                 stride * w + j] += cols[n, (c * kh + i) * kw + j, h * Wo + w]
     return xpad[:, :, pad:pad + H, pad:pad + W]
 
 
@@ -62,12 +64,14 @@ def stamp(x, w, out_shape, stride, pad):
         for f in range(F):
             for h in range(H):
                 for v in range(W):
-                    full[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw] += x[n, f, h, v] * w[f]
+                    full[n, :, stride * h:stride * h + kh,
+                         stride * v:stride * v + kw] += x[n, f, h, v] * w[f]
     return full[:, :, pad:pad + out_shape[2], pad:pad + out_shape[3]]
 
 
 def correlate(x, w, stride, pad):
-    """(CV1) one dot product per output value: ``x`` (N, C, H, W), ``w`` (F, C, k, k) -> (N, F, Ho, Wo)."""
+    """(CV1) one dot product per output value: ``x`` (N, C, H, W), ``w`` (F, C, k, k) -> (N, F, Ho,
+    Wo)."""
     xp = get_xp(x)
     N, C, H, W = x.shape
     F, _, kh, kw = w.shape
@@ -78,8 +82,8 @@ def correlate(x, w, stride, pad):
         for f in range(F):
             for h in range(Ho):
                 for v in range(Wo):
-                    out[n, f, h, v] = xp.sum(xpad[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw]
-                                             * w[f])
+                    out[n, f, h, v] = xp.sum(
+                        xpad[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw] * w[f])
     return out
 
 
@@ -94,12 +98,14 @@ def window_products(x, dy, w_shape, stride, pad):
         for f in range(F):
             for h in range(Ho):
                 for v in range(Wo):
-                    dw[f] += dy[n, f, h, v] * xpad[n, :, stride * h:stride * h + kh, stride * v:stride * v + kw]
+                    dw[f] += dy[n, f, h, v] * xpad[n, :, stride * h:stride * h + kh,
+                                                   stride * v:stride * v + kw]
     return dw
 
 
 class Conv2dLoops(Conv2d):
-    """:class:`numstyle.layers.Conv2d`: (CV1) a dot product per output; (CV2) and (CV3) window by window."""
+    """:class:`numstyle.layers.Conv2d`: (CV1) a dot product per output; (CV2) and (CV3) window by
+    window."""
 
     def forward(self, x):
         y = correlate(x, self.w, self.stride, self.pad)                     # (CV1)
@@ -109,7 +115,7 @@ class Conv2dLoops(Conv2d):
 
     def backward(self, dy, cache):
         x = cache
-        dx = stamp(dy, self.w, x.shape, self.stride, self.pad) if self.input_grad else None   # (CV2)
+        dx = stamp(dy, self.w, x.shape, self.stride, self.pad) if self.input_grad else None  # (CV2)
         if not self.trainable:
             return dx, {}
         grads = {"w": window_products(x, dy, self.w.shape, self.stride, self.pad)}          # (CV3)
@@ -127,7 +133,9 @@ class ConvTranspose2dLoops(ConvTranspose2d):
     def backward(self, dy, cache):
         x = cache
         dx = correlate(dy, self.w, self.stride, self.pad)                   # (T2)
-        return dx, ({"w": window_products(dy, x, self.w.shape, self.stride, self.pad)} if self.trainable else {})
+        return dx, ({
+            "w": window_products(dy, x, self.w.shape, self.stride, self.pad)
+        } if self.trainable else {})
 
 
 class ReLULoops(ReLU):
@@ -284,15 +292,22 @@ class UpsampleLoops(Upsample):
         return dx, {}
 
 
-LAYERS = {Conv2d: Conv2dLoops, ConvTranspose2d: ConvTranspose2dLoops, ReLU: ReLULoops,
-          AvgPool2d: AvgPool2dLoops, MaxPool2d: MaxPool2dLoops, ReflectionPad2d: ReflectionPad2dLoops,
-          Norm: NormLoops, Upsample: UpsampleLoops}      # reference layer -> its twin
-
+LAYERS = {
+    Conv2d: Conv2dLoops,
+    ConvTranspose2d: ConvTranspose2dLoops,
+    ReLU: ReLULoops,
+    AvgPool2d: AvgPool2dLoops,
+    MaxPool2d: MaxPool2dLoops,
+    ReflectionPad2d: ReflectionPad2dLoops,
+    Norm: NormLoops,
+    Upsample: UpsampleLoops
+}  # reference layer -> its twin
 
 # --- the losses, with the signatures of numstyle.losses --------------------------------------------
 
 def gram_forward(F):
-    """(S1) entry by entry, ``G_ij = sum_k F_ik F_jk``: (N, C, H, W) -> (N, C, C), and F as (N, C, M)."""
+    """(S1) entry by entry, ``G_ij = sum_k F_ik F_jk``: (N, C, H, W) -> (N, C, C), and F as (N, C,
+    M)."""
     xp = get_xp(F)
     N, C = F.shape[:2]
     Fm = F.reshape(N, C, -1)
@@ -377,7 +392,8 @@ def style_loss_johnson(F, Gs, weight=1.0):
 
 
 def winograd_conv3x3_loops(x, w, b, m=2):
-    """Winograd F(m x m, 3x3) tile by tile, straight from (W1): the twin of :mod:`numstyle.fast.winograd`."""
+    """Winograd F(m x m, 3x3) tile by tile, straight from (W1): the twin of
+    :mod:`numstyle.fast.winograd`."""
     xp = get_xp(x)
     (N, C, H, W), F, a = x.shape, w.shape[0], m + 2
     th, tw = -(-H // m), -(-W // m)
@@ -393,5 +409,6 @@ def winograd_conv3x3_loops(x, w, b, m=2):
                     for c in range(C):
                         d = xpad[n, c, m * i:m * i + a, m * j:m * j + a]
                         acc += (g @ w[f, c] @ g.T) * (bt @ d @ bt.T)                  # (W1)
-                    y[n, f, m * i:m * i + m, m * j:m * j + m] = at @ acc @ at.T + (0 if b is None else b[f])
+                    y[n, f, m * i:m * i + m,
+                      m * j:m * j + m] = at @ acc @ at.T + (0 if b is None else b[f])
     return y[:, :, :H, :W]

@@ -57,7 +57,8 @@ def get():
 
 
 def update(**changes):
-    """Change settings for the rest of the run, e.g. ``update(reference=True)``; returns the new ones."""
+    """Change settings for the rest of the run, e.g. ``update(reference=True)``; returns the new
+    ones."""
     _current[:] = [replace(get(), **changes)]
     return _current[0]
 

@@ -33,9 +33,13 @@ from .transformer import to_input, transformer_backward, transformer_forward
 
 
 def bicubic(rgb, shape):
-    """Resize (H, W, 3) float RGB to ``shape`` (h, w) with Pillow's bicubic filter (no rounding to uint8)."""
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(rgb[:, :, c], dtype=np.float32), mode="F")
-                           .resize((shape[1], shape[0]), Image.BICUBIC)) for c in range(3)]
+    """Resize (H, W, 3) float RGB to ``shape`` (h, w) with Pillow's bicubic filter (no rounding to
+    uint8)."""
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(rgb[:, :, c], dtype=np.float32), mode="F").resize(
+                (shape[1], shape[0]), Image.BICUBIC)) for c in range(3)
+    ]
     return np.stack(channels, axis=-1)
 
 
@@ -43,9 +47,11 @@ def degrade(hr, scale, sigma=1.0):
     """(SR1): HR (H, W, 3) RGB 0..255 with H, W multiples of ``scale`` -> LR (H/scale, W/scale, 3)."""
     H, W = hr.shape[:2]
     if H % scale or W % scale:
-        raise ImageError(f"image {W}x{H} is not a multiple of the scale {scale}: crop it first (modcrop)")
-    blurred = gaussian_filter(hr, sigma=(sigma, sigma, 0), mode="reflect") if sigma > 0 else hr   # G_sigma * y
-    return np.clip(bicubic(blurred, (H // scale, W // scale)), 0, 255)                          # (SR1)
+        raise ImageError(
+            f"image {W}x{H} is not a multiple of the scale {scale}: crop it first (modcrop)")
+    blurred = gaussian_filter(hr, sigma=(sigma, sigma,
+                                         0), mode="reflect") if sigma > 0 else hr  # G_sigma * y
+    return np.clip(bicubic(blurred, (H // scale, W // scale)), 0, 255)  # (SR1)
 
 
 def modcrop(rgb, scale):
@@ -66,7 +72,8 @@ def training_pair(scale, size, sigma):
 
 
 class PixelLoss:
-    """(SR3): mean squared error in RGB 0..255, with the ``(parts, dy)`` interface of PerceptualLoss."""
+    """(SR3): mean squared error in RGB 0..255, with the ``(parts, dy)`` interface of
+    PerceptualLoss."""
     def __call__(self, y_hat, y):
         n = y_hat.size
         diff = y_hat - y
@@ -74,10 +81,11 @@ class PixelLoss:
         return {"total": loss, "content": loss, "style": 0.0, "tv": 0.0}, diff * (2.0 / n)
 
 
-def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=None, keep_caches=True):
+def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=None,
+               keep_caches=True):
     """(SR2): the network on LR batch (N, 3, h, w) RGB 0..255; ``up_rgb`` its bicubic enlargement."""
-    y, caches = transformer_forward(params, to_input(lr_rgb), spec, config["norm"], train=train, state=state,
-                                    keep_caches=keep_caches)
+    y, caches = transformer_forward(params, to_input(lr_rgb), spec, config["norm"], train=train,
+                                    state=state, keep_caches=keep_caches)
     if config.get("skip", True):
         y = y - 127.5 + up_rgb                                                          # (SR2)
     return y, caches
@@ -87,8 +95,10 @@ def upscale_array(params, config, state, rgb, device="cpu"):
     """One image (h, w, 3) RGB 0..255 -> (scale h, scale w, 3), one forward pass."""
     s = config["scale"]
     lr = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)
-    up = to_device(bicubic(rgb, (rgb.shape[0] * s, rgb.shape[1] * s)).transpose(2, 0, 1)[None].copy(), device)
-    y, _ = sr_forward(params, spec_from_config(config), config, lr, up, train=False, state=state, keep_caches=False)
+    up = to_device(
+        bicubic(rgb, (rgb.shape[0] * s, rgb.shape[1] * s)).transpose(2, 0, 1)[None].copy(), device)
+    y, _ = sr_forward(params, spec_from_config(config), config, lr, up, train=False, state=state,
+                      keep_caches=False)
     return np.clip(to_host(y)[0].transpose(1, 2, 0), 0, 255)
 
 

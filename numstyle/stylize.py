@@ -12,6 +12,6 @@ def stylize_array(params, config, state, rgb, device="cpu"):
     ``params, config, state`` as :func:`numstyle.models.load_model` returns them.
     """
     x = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)           # (1, 3, H, W)
-    y, _ = transformer_forward(params, to_input(x), spec_from_config(config), config["norm"], train=False,
-                               state=state, keep_caches=False)
+    y, _ = transformer_forward(params, to_input(x), spec_from_config(config), config["norm"],
+                               train=False, state=state, keep_caches=False)
     return to_host(y)[0].transpose(1, 2, 0)                                           # (H', W', 3)

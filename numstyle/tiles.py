@@ -38,15 +38,27 @@ from .image import resize
 from .models import spec_from_config
 from .transformer import init_state
 
-_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 2 ** 10, "m": 2 ** 20, "mb": 2 ** 20, "g": 2 ** 30, "gb": 2 ** 30,
-          "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 2**10,
+    "kb": 2**10,
+    "m": 2**20,
+    "mb": 2**20,
+    "g": 2**30,
+    "gb": 2**30,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30
+}
 
 
 def parse_memory(text):
     """``'2GB'``, ``'1.5g'``, ``'800MB'`` -> bytes (binary units: 1 GB = 2**30 bytes)."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
     if not m or m.group(2).lower() not in _UNITS or float(m.group(1)) <= 0:
-        raise NumstyleError(f"cannot read the memory size {text!r}: write it like 2GB, 1.5GB or 800MB")
+        raise NumstyleError(
+            f"cannot read the memory size {text!r}: write it like 2GB, 1.5GB or 800MB")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
@@ -118,7 +130,9 @@ def tile_grid(height, width, core, margin, align=1):
     for y0 in range(0, height, core):
         for x0 in range(0, width, core):
             y1, x1 = min(y0 + core, height), min(x0 + core, width)
-            box = (max(0, y0 - margin), min(height, y1 + margin), max(0, x0 - margin), min(width, x1 + margin))
+            box = (max(0, y0 - margin), min(height,
+                                            y1 + margin), max(0,
+                                                              x0 - margin), min(width, x1 + margin))
             tiles.append(Tile((y0, y1, x0, x1), box))
     return tiles
 
@@ -143,10 +157,10 @@ def transformer_radius(spec):
         elif kind == "res":
             r += 2 * j                                                  # two 3x3 convolutions
         elif kind == "up":
-            r += j / 2                                                  # a 3x3 stride-1/2 convolution reaches
-            j /= 2                                                      # one output pixel = half an input one
-        elif kind == "resize":                                          # (U1) then a 3x3 convolution: output
-            r += j                                                      # 2a +- 1 reads input a - 1 .. a + 1
+            r += j / 2  # a 3x3 stride-1/2 convolution reaches
+            j /= 2  # one output pixel = half an input one
+        elif kind == "resize":  # (U1) then a 3x3 convolution: output
+            r += j  # 2a +- 1 reads input a - 1 .. a + 1
             j /= 2
         else:
             r += (layer[4] // 2) * j
@@ -161,13 +175,16 @@ def blend_weights(n, lo, hi, size, band):
     everything (the output is ``n`` times the input for super-resolution).
     """
     half = band / 2.0
-    start, stop = max(0, int(math.floor((lo - half) * n))), min(size * n, int(math.ceil((hi + half) * n)))
-    y = (np.arange(start, stop) + 0.5) / n                               # pixel centres, in input pixels
+    start, stop = max(0, int(math.floor((lo - half) * n))), min(size * n,
+                                                                int(math.ceil((hi + half) * n)))
+    y = (np.arange(start, stop) + 0.5) / n  # pixel centres, in input pixels
     w = np.ones(stop - start, np.float32)
     if lo > 0:
-        w = np.minimum(w, np.clip((y - (lo - half)) / band, 0, 1))       # (TL2): ramp up across the top edge
+        w = np.minimum(w, np.clip((y - (lo - half)) / band, 0,
+                                  1))  # (TL2): ramp up across the top edge
     if hi < size:
-        w = np.minimum(w, np.clip(((hi + half) - y) / band, 0, 1))       # ... and down across the bottom one
+        w = np.minimum(w, np.clip(((hi + half) - y) / band, 0,
+                                  1))  # ... and down across the bottom one
     return start, w.astype(np.float32)
 
 
@@ -195,17 +212,20 @@ def apply_tiled(fn, rgb, core, margin, align=1, scale=1, band=32, progress=False
 
     H, W = rgb.shape[:2]
     tiles = tile_grid(H, W, core, margin, align)
-    band = max(1, min(band, 2 * margin, max(align, core // align * align)))   # ramps of one tile never overlap
+    band = max(1, min(band, 2 * margin,
+                      max(align, core // align * align)))  # ramps of one tile never overlap
     out = np.zeros((H * scale, W * scale, 3), np.float32)
-    for t in tqdm(tiles, desc="tiles", unit="tile", leave=False, disable=not progress or len(tiles) == 1):
+    for t in tqdm(tiles, desc="tiles", unit="tile", leave=False, disable=not progress
+                  or len(tiles) == 1):
         ys, xs = t.input_slices()
-        y = fn(rgb[ys, xs])                                                          # (scale h, scale w, 3)
+        y = fn(rgb[ys, xs])  # (scale h, scale w, 3)
         cy0, cy1, cx0, cx1 = t.core
         r0, wy = blend_weights(scale, cy0, cy1, H, band)
         c0, wx = blend_weights(scale, cx0, cx1, W, band)
-        oy, ox = r0 - ys.start * scale, c0 - xs.start * scale                       # the span inside this tile
-        span = y[oy:oy + len(wy), ox:ox + len(wx)]                                   # (len wy, len wx, 3)
-        out[r0:r0 + len(wy), c0:c0 + len(wx)] += span * (wy[:, None, None] * wx[None, :, None])   # (TL2)
+        oy, ox = r0 - ys.start * scale, c0 - xs.start * scale  # the span inside this tile
+        span = y[oy:oy + len(wy), ox:ox + len(wx)]  # (len wy, len wx, 3)
+        out[r0:r0 + len(wy),
+            c0:c0 + len(wx)] += span * (wy[:, None, None] * wx[None, :, None])  # (TL2)
     return out
 
 
@@ -226,7 +246,7 @@ def transformer_bytes_per_pixel(spec):
         if kind == "conv":
             density /= layer[5] ** 2
             widest = max(widest, layer[3] * density)
-        elif kind in ("up", "resize"):                             # resize: no up-sampled copy of its input
+        elif kind in ("up", "resize"):  # resize: no up-sampled copy of its input
             density *= 4                                           # ((U4) works on the small image)
             widest = max(widest, layer[3] * density)
     return COPIES_PER_ACTIVATION * 4 * widest
@@ -254,28 +274,36 @@ def plan_network_tiles(budget, height, width, spec, scale=1, tile=None, band=32)
     radius, align = transformer_radius(spec)
     margin = radius + band // 2
     per_px = transformer_bytes_per_pixel(spec) * SAFETY
-    fixed = current_rss() + FIXED_BYTES + height * width * 3 + (scale * scale) * height * width * (12 + 3)
+    fixed = current_rss() + FIXED_BYTES + height * width * 3 + (scale *
+                                                                scale) * height * width * (12 + 3)
     if budget is None:
         avail = None
     else:
         avail = budget - fixed
         if avail < per_px * (2 * margin + 4 * align) ** 2:
             need = (fixed + per_px * (2 * margin + 4 * align) ** 2) / 2 ** 20
-            raise NumstyleError(f"--max-memory {budget / 2 ** 20:.0f} MB is too small for a {width}x{height} image: "
-                                f"the image, its output and one tile need about {need:.0f} MB")
+            raise NumstyleError(
+                f"--max-memory {budget / 2 ** 20:.0f} MB is too small for a {width}x{height} "
+                "image: "
+                f"the image, its output and one tile need about {need:.0f} MB")
         if tile is None and per_px * height * width <= avail:
-            return None                                                          # fits whole: no tiles
+            return None  # fits whole: no tiles
     core = tile or max(height, width)
     if avail is not None:
-        side = int((avail / per_px) ** 0.5)                                      # largest square tile that fits
+        side = int((avail / per_px)**0.5)  # largest square tile that fits
         core = min(core, side - 2 * margin)
     if core >= max(height, width):
         return None
     preview = None
-    if avail is not None and per_px * height * width > avail:                    # statistics from a reduced copy
+    if avail is not None and per_px * height * width > avail:  # statistics from a reduced copy
         preview = int((avail / per_px * max(height, width) / min(height, width)) ** 0.5)
-    return {"core": max(align, core // align * align), "margin": margin, "align": align, "band": band,
-            "preview": preview}
+    return {
+        "core": max(align, core // align * align),
+        "margin": margin,
+        "align": align,
+        "band": band,
+        "preview": preview
+    }
 
 
 def tiled_transform(transform, plan_args, progress=False):
@@ -298,10 +326,10 @@ def tiled_transform(transform, plan_args, progress=False):
         if plan is None:
             return transform(params, config, state, rgb, device)
         if config["norm"] == "instance":
-            stats = init_state(params, "batch")                                  # {layer: {'mean', 'var'}}
+            stats = init_state(params, "batch")  # {layer: {'mean', 'var'}}
             preview = rgb if plan["preview"] is None else resize(rgb, longer_side=plan["preview"])
-            transform(params, config, stats, preview, device)                    # records the statistics (N1)
-            config, state = dict(config, norm="batch"), stats                    # ... used as constants
+            transform(params, config, stats, preview, device)  # records the statistics (N1)
+            config, state = dict(config, norm="batch"), stats  # ... used as constants
         return apply_tiled(lambda t: transform(params, config, state, t, device), rgb, plan["core"],
                            plan["margin"], plan["align"], scale, plan["band"], progress)
     return wrapped

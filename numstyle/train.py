@@ -37,17 +37,21 @@ class PerceptualLoss:
 
     def __init__(self, vgg_params, style_rgb=None, content_layer=TRAIN.content_layer,
                  style_layers=TRAIN.style_layers, content_weight=TRAIN.content_weight,
-                 style_weight=TRAIN.style_weight, tv_weight=TRAIN.tv_weight, model="vgg16", pool="max"):
+                 style_weight=TRAIN.style_weight, tv_weight=TRAIN.tv_weight, model="vgg16",
+                 pool="max"):
         self.content_layer = content_layer
         self.style_layers = list(style_layers) if style_rgb is not None else []
-        self.vgg = VGG(vgg_params, model, pool, [content_layer] + self.style_layers)   # classification VGG: max pool
+        self.vgg = VGG(vgg_params, model, pool,
+                       [content_layer] + self.style_layers)  # classification VGG: max pool
         self.losses = engine.losses(get_xp(vgg_params["conv1_1"][0]))
         self.weights = (content_weight, style_weight, tv_weight)
         self.style_grams = {}
         if style_rgb is not None:
             feats, _ = self.vgg.forward(rgb_to_vgg(style_rgb), self.style_layers, keep_cache=False)
-            self.style_grams = {name: self.losses.gram_normalized(feats[name])[0]
-                                for name in self.style_layers}                                   # (J4)
+            self.style_grams = {
+                name: self.losses.gram_normalized(feats[name])[0]
+                for name in self.style_layers
+            }  # (J4)
 
     def __call__(self, y_hat, y_content):
         wc, ws, wt = self.weights
@@ -57,20 +61,21 @@ class PerceptualLoss:
         feats, cache = self.vgg.forward(rgb_to_vgg(y_hat), layers)
         parts, dfeats = {}, {}
         parts["content"], dfeats[self.content_layer] = L.feature_loss(feats[self.content_layer],
-                                                                      target[self.content_layer], wc)  # (J3)
+                                                                      target[self.content_layer],
+                                                                      wc)  # (J3)
         parts["style"] = 0.0
         for name in self.style_layers:
-            loss, dF = L.style_loss_johnson(feats[name], self.style_grams[name], ws)                  # (J5)
+            loss, dF = L.style_loss_johnson(feats[name], self.style_grams[name], ws)  # (J5)
             parts["style"] += loss
             dfeats[name] = dfeats[name] + dF if name in dfeats else dF
         del feats, target                       # copies the backward does not need: free them first
-        dy = vgg_grad_to_rgb(self.vgg.backward(dfeats, cache))                                       # (V1), (I1)
+        dy = vgg_grad_to_rgb(self.vgg.backward(dfeats, cache))  # (V1), (I1)
         parts["tv"] = 0.0
         if wt:
-            loss, dtv = L.tv_loss(y_hat)                                                              # (TV1)
+            loss, dtv = L.tv_loss(y_hat)  # (TV1)
             parts["tv"] = wt * loss / N
-            dy = dy + (wt / N) * dtv                                                                  # (TV2)
-        parts["total"] = parts["content"] + parts["style"] + parts["tv"]                             # (J6)
+            dy = dy + (wt / N) * dtv  # (TV2)
+        parts["total"] = parts["content"] + parts["style"] + parts["tv"]  # (J6)
         return parts, dy
 
 
@@ -87,8 +92,8 @@ def network_step(params, spec, norm, state, batch_rgb, loss, input_rgb=None):
     return parts, grads
 
 
-def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, checkpoint=None, checkpoint_every=0,
-        progress=True, desc="train", device="cpu"):
+def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, checkpoint=None,
+        checkpoint_every=0, progress=True, desc="train", device="cpu"):
     r"""The training loop: ``step(params, batch) -> (parts, grads)``, Adam on every parameter.
 
     Ctrl-C asks the loop to stop after the iteration in progress: a checkpoint
@@ -112,22 +117,30 @@ def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, che
     bar = tqdm(total=iters, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
     stop = _StopOnInterrupt()
     try:
-        with stop, np.errstate(over="ignore", invalid="ignore"):     # an overflow is caught below, as a NaN loss
+        with stop, np.errstate(over="ignore",
+                               invalid="ignore"):  # an overflow is caught below, as a NaN loss
             for it in range(start, iters):
                 batch = _to_device(batches[it], device)
                 parts, grads = step(params, batch)
-                parts = to_floats(parts)                                                # the step's one read
+                parts = to_floats(parts)  # the step's one read
                 if not math.isfinite(parts["total"]):
-                    raise NonFiniteLossError(f"the loss became {parts['total']} at iteration {it + 1}: "
-                                             "lower --lr or the loss weights")
+                    raise NonFiniteLossError(
+                        f"the loss became {parts['total']} at iteration {it + 1}: "
+                        "lower --lr or the loss weights")
                 for key in params:                                               # (A1)-(A4)
-                    params[key], adam_state[key] = adam(params[key], grads[key], adam_state.get(key, {}), lr=lr)
+                    params[key], adam_state[key] = adam(params[key], grads[key],
+                                                        adam_state.get(key, {}), lr=lr)
                 history.append(dict(parts, iteration=it + 1, time=time.perf_counter()))
-                running = parts if running is None else {k: 0.9 * running[k] + 0.1 * parts[k] for k in parts}
-                bar.set_postfix_str(f"loss {running['total']:.4g} content {running['content']:.3g} "
-                                    f"style {running['style']:.3g} tv {running['tv']:.3g}", refresh=False)
+                running = parts if running is None else {
+                    k: 0.9 * running[k] + 0.1 * parts[k]
+                    for k in parts
+                }
+                bar.set_postfix_str(
+                    f"loss {running['total']:.4g} content {running['content']:.3g} "
+                    f"style {running['style']:.3g} tv {running['tv']:.3g}", refresh=False)
                 bar.update(1)
-                if checkpoint and (stop.requested or (checkpoint_every and (it + 1) % checkpoint_every == 0)):
+                if checkpoint and (stop.requested or (checkpoint_every and
+                                                      (it + 1) % checkpoint_every == 0)):
                     checkpoint(it + 1, params, adam_state)
                 if stop.requested:
                     raise KeyboardInterrupt
@@ -139,7 +152,8 @@ def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, che
 
 
 class _StopOnInterrupt:
-    """Within ``with``: the first SIGINT sets ``requested`` (the loop finishes its iteration), a second raises."""
+    """Within ``with``: the first SIGINT sets ``requested`` (the loop finishes its iteration), a
+    second raises."""
 
     def __init__(self):
         self.requested = False
@@ -168,12 +182,25 @@ class _StopOnInterrupt:
 
 
 def _to_device(batch, device):
-    return tuple(to_device(b, device) for b in batch) if isinstance(batch, tuple) else to_device(batch, device)
+    return tuple(to_device(b, device)
+                 for b in batch) if isinstance(batch, tuple) else to_device(batch, device)
 
 
 def params_to(params, device):
-    return {k: to_device(np.asarray(to_host(v), dtype=np.float32), device) for k, v in params.items()}
+    return {
+        k: to_device(np.asarray(to_host(v), dtype=np.float32), device)
+        for k, v in params.items()
+    }
 
 
 def adam_to(adam_state, device):
-    return {k: {**st, **{m: to_device(st[m], device) for m in ("m", "v") if m in st}} for k, st in adam_state.items()}
+    return {
+        k: {
+            **st,
+            **{
+                m: to_device(st[m], device)
+                for m in ("m", "v") if m in st
+            }
+        }
+        for k, st in adam_state.items()
+    }

@@ -7,7 +7,7 @@ residual blocks, stride-2 convolutions down and stride-1/2 (transposed)
 convolutions up -- or, with ``upsample='nearest'``, nearest-neighbour
 up-sampling (U1) followed by a stride-1 convolution, which has no period-2
 checkerboard, computed as four 2x2 convolutions of the small image
-(:mod:`numstyle.ops.upsample`) -- and a scaled tanh output:
+(:mod:`numstyle.fast.upsample`) -- and a scaled tanh output:
 
 .. math::  \hat y = 127.5\, (\tanh(z) + 1) \in [0, 255]                        \tag{J1}
 
@@ -28,8 +28,10 @@ from .backend import get_xp
 from .layers import Conv2d, ReLU, Residual, Sequential
 from .transformer_layers import ConvTranspose2d, Crop, Norm, ReflectionPad2d, ScaledTanh, UpsampleConv
 
-
-UPSAMPLING = {"transposed": "up", "nearest": "resize"}    # --upsample -> the layer kind of each x2 step
+UPSAMPLING = {
+    "transposed": "up",
+    "nearest": "resize"
+}  # --upsample -> the layer kind of each x2 step
 
 
 def style_spec(width=(32, 64, 128), n_res=5, upsample="transposed"):
@@ -56,14 +58,19 @@ def sr_spec(scale=4, width=64, n_res=4, upsample="transposed"):
 
 
 def init_params(spec, seed=0, dtype=np.float32):
-    """He-initialised parameters in one flat dict: ``'c1.w', 'c1.gamma', 'c1.beta', 'r1.1.w', ..., 'c4.b'``."""
+    """He-initialised parameters in one flat dict: ``'c1.w', 'c1.gamma', 'c1.beta', 'r1.1.w', ...,
+    'c4.b'``."""
     rng = np.random.default_rng(seed)
     params = {}
 
     def conv(name, cin, cout, k, transposed=False, norm=True):
-        shape = (cin, cout, k, k) if transposed else (cout, cin, k, k)   # transposed: laid out as the conv it inverts
-        params[f"{name}.w"] = (rng.standard_normal(shape) * np.sqrt(2.0 / (cin * k * k))).astype(dtype)
-        if not norm:                  # a bias before a normalisation is cancelled by its mean: only the last conv has one
+        shape = (cin, cout, k,
+                 k) if transposed else (cout, cin, k,
+                                        k)  # transposed: laid out as the conv it inverts
+        params[f"{name}.w"] = (rng.standard_normal(shape) * np.sqrt(2.0 /
+                                                                    (cin * k * k))).astype(dtype)
+        # a bias before a normalisation is cancelled by its mean: only the last conv has one
+        if not norm:
             params[f"{name}.b"] = np.zeros(cout, dtype)
         else:
             params[f"{name}.gamma"] = np.ones(cout, dtype)
@@ -82,12 +89,13 @@ def init_params(spec, seed=0, dtype=np.float32):
             conv(name, layer[2], layer[3], 3)
         else:
             conv(name, *layer[2:5], norm=False)
-            params[f"{name}.w"] *= 0.1                                     # start near mid-grey output
+            params[f"{name}.w"] *= 0.1  # start near mid-grey output
     return params
 
 
 def init_state(params, norm):
-    """Batch norm running statistics ``{'c1.mean': (C,), 'c1.var': (C,), ...}``; empty for instance norm."""
+    """Batch norm running statistics ``{'c1.mean': (C,), 'c1.var': (C,), ...}``; empty for instance
+    norm."""
     if norm != "batch":
         return {}
     state = {}
@@ -131,7 +139,8 @@ def build(params, spec, norm="instance", train=True, state=None, trainable=True,
 
     def norm_relu(name, relu=True):
         running = state.get(name) if state is not None else None
-        layer = named(Norm(params[f"{name}.gamma"], params[f"{name}.beta"], norm, running, train), name)
+        layer = named(Norm(params[f"{name}.gamma"], params[f"{name}.beta"], norm, running, train),
+                      name)
         return [layer, ReLU()] if relu else [layer]                                 # (N1), (R1)
 
     def named(layer, name):
@@ -144,17 +153,21 @@ def build(params, spec, norm="instance", train=True, state=None, trainable=True,
             layers += conv(name, shape[2], shape[3]) + norm_relu(name)
         elif kind == "res":                                                         # (J2)
             a, b = f"{name}.1", f"{name}.2"
-            layers.append(Residual(Sequential(conv(a, 3) + norm_relu(a) + conv(b, 3) + norm_relu(b, False))))
+            layers.append(
+                Residual(Sequential(conv(a, 3) + norm_relu(a) + conv(b, 3) + norm_relu(b, False))))
         elif kind == "up":
-            layers += [named(ConvTranspose2d(params[f"{name}.w"], 2, 1, 1), name)] + norm_relu(name)   # (T1)
+            layers += [named(ConvTranspose2d(params[f"{name}.w"], 2, 1, 1), name)] + norm_relu(
+                name)  # (T1)
         elif kind == "resize":
-            layers += [named(UpsampleConv(params[f"{name}.w"]), name)] + norm_relu(name)   # (U1), (RP1), (CV1)
+            layers += [named(UpsampleConv(params[f"{name}.w"]), name)] + norm_relu(
+                name)  # (U1), (RP1), (CV1)
         else:
             layers += conv(name, shape[2], bias=True) + [ScaledTanh()]                # (J1)
     if size is not None and _out_size(spec, *size) != _grown_size(spec, *size):
-        layers.append(Crop(*_out_size(spec, *size)))                                # up-sampling overshot
+        layers.append(Crop(*_out_size(spec, *size)))  # up-sampling overshot
     xp = get_xp(*params.values())
-    return engine.select(Sequential(layers), xp)    # registered fast paths may stand in for each layer
+    return engine.select(Sequential(layers),
+                         xp)  # registered fast paths may stand in for each layer
 
 
 def to_input(rgb):
@@ -217,7 +230,8 @@ def _out_size(spec, H, W):
 
 
 def _grown_size(spec, H, W):
-    """What the layers give: each stride-2 convolution (k 3, pad 1) rounds up, each up-sampling doubles."""
+    """What the layers give: each stride-2 convolution (k 3, pad 1) rounds up, each up-sampling
+    doubles."""
     for layer in spec:
         if layer[0] == "conv" and layer[5] == 2:
             H, W = (H + 1) // 2, (W + 1) // 2

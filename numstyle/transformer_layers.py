@@ -57,19 +57,20 @@ class ReflectionPad2d(Layer):
     def forward(self, x):
         H, W = x.shape[2:]
         if self.p >= H or self.p >= W:
-            raise ImageError(f"image too small for the network: reflection padding by {self.p} needs "
-                             f"more than {self.p} px on each side at this layer, got {W}x{H}")
+            raise ImageError(
+                f"image too small for the network: reflection padding by {self.p} needs "
+                f"more than {self.p} px on each side at this layer, got {W}x{H}")
         p = self.p
         return get_xp(x).pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect"), x.shape   # (RP1)
 
     def backward(self, dy, cache):
         (N, C, H, W), p = cache, self.p
-        d = dy[:, :, :, p:p + W].copy()                                     # (N, C, H + 2p, W): centre columns
-        for i in range(1, p + 1):                                           # (RP2): each mirrored column back
-            d[:, :, :, i] += dy[:, :, :, p - i]                             #   left: padded -i reads column i
-            d[:, :, :, W - 1 - i] += dy[:, :, :, p + W - 1 + i]             #   right: W-1+i reads W-1-i
-        dx = d[:, :, p:p + H].copy()                                        # (N, C, H, W): centre rows
-        for i in range(1, p + 1):                                           # (RP2): then each mirrored row
+        d = dy[:, :, :, p:p + W].copy()  # (N, C, H + 2p, W): centre columns
+        for i in range(1, p + 1):  # (RP2): each mirrored column back
+            d[:, :, :, i] += dy[:, :, :, p - i]  #   left: padded -i reads column i
+            d[:, :, :, W - 1 - i] += dy[:, :, :, p + W - 1 + i]  #   right: W-1+i reads W-1-i
+        dx = d[:, :, p:p + H].copy()  # (N, C, H, W): centre rows
+        for i in range(1, p + 1):  # (RP2): then each mirrored row
             dx[:, :, i] += d[:, :, p - i]
             dx[:, :, H - 1 - i] += d[:, :, p + H - 1 + i]
         return dx, {}
@@ -89,7 +90,8 @@ class Norm(Layer):
         Batch norm: the batch's statistics (True) or the running ones.
     """
 
-    def __init__(self, gamma, beta, kind="instance", running=None, train=True, eps=1e-5, momentum=0.1):
+    def __init__(self, gamma, beta, kind="instance", running=None, train=True, eps=1e-5,
+                 momentum=0.1):
         self.gamma, self.beta, self.kind, self.running = gamma, beta, kind, running
         self.train, self.eps, self.momentum = train, eps, momentum
         self.axes = (0, 2, 3) if kind == "batch" else (2, 3)                # the axes of one group
@@ -104,8 +106,8 @@ class Norm(Layer):
             mu = self.running["mean"].reshape(1, C, 1, 1)
             var = self.running["var"].reshape(1, C, 1, 1)
         else:
-            mu = x.mean(axis=self.axes, keepdims=True)                      # (1|N, C, 1, 1)      (N1)
-            var = ((x - mu) ** 2).mean(axis=self.axes, keepdims=True)       # biased: 1/m         (N1)
+            mu = x.mean(axis=self.axes, keepdims=True)  # (1|N, C, 1, 1)      (N1)
+            var = ((x - mu)**2).mean(axis=self.axes, keepdims=True)  # biased: 1/m         (N1)
             self.record(mu, var, x.size // var.size)
         inv_std = 1.0 / get_xp(x).sqrt(var + self.eps)                      # (1|N, C, 1, 1)
         xhat = (x - mu) * inv_std                                           # (N1)
@@ -131,7 +133,7 @@ class Norm(Layer):
         dxhat = dy * self.gamma.reshape(1, C, 1, 1)                         # (N2)
         if self.frozen():                                                   # constant statistics
             return dxhat * inv_std, grads
-        mean_d = dxhat.mean(axis=self.axes, keepdims=True)                  # (N2): the two group means
+        mean_d = dxhat.mean(axis=self.axes, keepdims=True)  # (N2): the two group means
         mean_dx = (dxhat * xhat).mean(axis=self.axes, keepdims=True)
         return inv_std * (dxhat - mean_d - xhat * mean_dx), grads           # (N2)
 
@@ -156,15 +158,19 @@ class ConvTranspose2d(Layer):
         return N, C, (H - 1) * s - 2 * p + kh + o, (W - 1) * s - 2 * p + kw + o
 
     def forward(self, x):
-        y = conv2d_input_grad(x, self.w, self.output_shape(x.shape), self.stride, self.pad)   # K^T x (T1)
+        y = conv2d_input_grad(x, self.w, self.output_shape(x.shape), self.stride,
+                              self.pad)  # K^T x (T1)
         return y, x
 
     def backward(self, dy, cache):
         x = cache
-        dx = Conv2d(self.w, None, self.stride, self.pad).forward(dy)[0] if self.input_grad else None  # K dy (T2)
+        dx = Conv2d(self.w, None, self.stride,
+                    self.pad).forward(dy)[0] if self.input_grad else None  # K dy (T2)
         if not self.trainable:
             return dx, {}
-        return dx, {"w": conv2d_weight_grad(x, dy, self.w.shape, self.stride, self.pad)}       # swapped (T2)
+        return dx, {
+            "w": conv2d_weight_grad(x, dy, self.w.shape, self.stride, self.pad)
+        }  # swapped (T2)
 
 
 class Upsample(Layer):
@@ -175,11 +181,12 @@ class Upsample(Layer):
 
     def forward(self, x):
         xp, s = get_xp(x), self.s
-        return xp.repeat(xp.repeat(x, s, axis=2), s, axis=3), x.shape       # (N, C, sH, sW)      (U1)
+        return xp.repeat(xp.repeat(x, s, axis=2), s, axis=3), x.shape  # (N, C, sH, sW)      (U1)
 
     def backward(self, dy, cache):
         N, C, H, W = cache
-        return dy.reshape(N, C, H, self.s, W, self.s).sum(axis=(3, 5)), {}  # block sums          (U2)
+        return dy.reshape(N, C, H, self.s, W,
+                          self.s).sum(axis=(3, 5)), {}  # block sums          (U2)
 
 
 class UpsampleConv(Layer):

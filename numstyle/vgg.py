@@ -48,14 +48,16 @@ class VGG:
         for name in self.names:
             if name.startswith("conv"):
                 layer = Conv2d(*params[name][:2], stride=1, pad=1)         # (CV1)
-                layer.trainable = False                                     # constants: no (CV3), (CV4)
+                layer.trainable = False  # constants: no (CV3), (CV4)
             elif name.startswith("relu"):
                 layer = ReLU()
-                layer.inplace = name.replace("relu", "conv") not in taps    # nothing else holds its input
+                layer.inplace = name.replace("relu",
+                                             "conv") not in taps  # nothing else holds its input
             else:
                 layer = POOLS[pool](2)
             layer.name = name
-            self.layers.append(engine.select(layer, get_xp(params["conv1_1"][0])))   # a fast path may stand in
+            self.layers.append(engine.select(layer, get_xp(
+                params["conv1_1"][0])))  # a fast path may stand in
 
     def forward(self, x, taps, keep_cache=True):
         r"""Run the layers up to the deepest of ``taps``; return their activations.
@@ -83,12 +85,14 @@ class VGG:
                 x, c = layer.forward(x)
                 cache.append((layer, c))
             else:
-                x = layer(x)                                                # inference: may reuse its input,
-            if name in taps:                                                # so a tap the next layer reads is
-                feats[name] = x if keep_cache or not taps - feats.keys() - {name} else x.copy()   # copied
+                x = layer(x)  # inference: may reuse its input,
+            if name in taps:  # so a tap the next layer reads is
+                feats[name] = x if keep_cache or not taps - feats.keys() - {name} else x.copy(
+                )  # copied
             if min(x.shape[2:]) < 1:
-                raise LayerError(f"image too small: {W}x{H} px leaves no pixels at {name}; use an image "
-                                 f"at least {min_input_size(self.model, taps)} px on its shorter side")
+                raise LayerError(
+                    f"image too small: {W}x{H} px leaves no pixels at {name}; use an image "
+                    f"at least {min_input_size(self.model, taps)} px on its shorter side")
         return feats, cache
 
     def backward(self, dfeats, cache):
@@ -106,9 +110,9 @@ class VGG:
         dx = None
         while cache:
             layer, c = cache.pop()                                          # deepest layer first
-            if layer.name in dfeats:                                        # (V1): this layer's own loss term
+            if layer.name in dfeats:  # (V1): this layer's own loss term
                 dx = dfeats[layer.name] if dx is None else dx + dfeats[layer.name]
-            if dx is not None:                                              # (nothing above needs one otherwise)
+            if dx is not None:  # (nothing above needs one otherwise)
                 dx, _ = layer.backward(dx, c)
         return dx
 
@@ -154,8 +158,9 @@ def check_layers(model, layers):
     known = layer_names(model)
     for name in layers:
         if name not in known:
-            raise LayerError(f"unknown layer {name!r} for {model}: use names like conv4_2, relu4_2, pool3 "
-                             f"(blocks 1-5; {model} has {'/'.join(map(str, _blocks(model)))} convs per block)")
+            raise LayerError(
+                f"unknown layer {name!r} for {model}: use names like conv4_2, relu4_2, pool3 "
+                f"(blocks 1-5; {model} has {'/'.join(map(str, _blocks(model)))} convs per block)")
 
 
 def pools_before(name):

@@ -21,10 +21,14 @@ from .vgg import BLOCKS, conv_shapes
 
 _KERAS = "https://github.com/fchollet/deep-learning-models/releases/download/v0.1/"
 VGG_FILES = {
-    "vgg19": {"names": ["vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg19_imagenet_notop.h5"],
-              "md5": "253f8cb515780f3b799900260a226db6"},
-    "vgg16": {"names": ["vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg16_imagenet_notop.h5"],
-              "md5": "6d6bbae143d832006294945121d1f1fc"},
+    "vgg19": {
+        "names": ["vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg19_imagenet_notop.h5"],
+        "md5": "253f8cb515780f3b799900260a226db6"
+    },
+    "vgg16": {
+        "names": ["vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "vgg16_imagenet_notop.h5"],
+        "md5": "6d6bbae143d832006294945121d1f1fc"
+    },
 }
 
 
@@ -41,15 +45,19 @@ def resolve_vgg(model=None, path=None, log=print):
     """
     if path is not None:
         if not os.path.isfile(path):
-            raise WeightsError(f"weight file {'is a folder' if os.path.isdir(path) else 'not found'}: {path}")
+            raise WeightsError(
+                f"weight file {'is a folder' if os.path.isdir(path) else 'not found'}: {path}")
         found_model = infer_model(path)
         if model is not None and model != found_model:
-            raise WeightsError(f"{path} holds {found_model} weights but --model {model} was asked for")
+            raise WeightsError(
+                f"{path} holds {found_model} weights but --model {model} was asked for")
         return found_model, path
     if model is None:
         if find_vgg("vgg19") is None and find_vgg("vgg16") is not None:
             log("numstyle: VGG19 weights not found, using VGG16 (found locally); "
-                "pass --weights or put the VGG19 notop file in $NUMSTYLE_DATA/weights for the paper's network")
+                "pass --weights or put the VGG19 notop file in $NUMSTYLE_DATA/weights for the "
+                "paper's network"
+                )
             model = "vgg16"
         else:
             model = "vgg19"
@@ -77,7 +85,8 @@ def infer_model(path):
     for model, blocks in BLOCKS.items():
         if n_conv == sum(blocks):
             return model
-    raise WeightsError(f"{path}: {n_conv} convolution layers found; a VGG16 notop file has 13, VGG19 16")
+    raise WeightsError(
+        f"{path}: {n_conv} convolution layers found; a VGG16 notop file has 13, VGG19 16")
 
 
 def load_vgg(path, model, dtype=np.float32):
@@ -98,16 +107,23 @@ def load_vgg(path, model, dtype=np.float32):
             for ours, (F, C, kh, kw) in shapes.items():
                 keras = "block{}_conv{}".format(*ours[4:].split("_"))
                 if keras not in names or keras not in f:
-                    raise WeightsError(f"{path}: layer {keras} missing; is this a Keras {model} notop file?")
+                    raise WeightsError(
+                        f"{path}: layer {keras} missing; is this a Keras {model} notop file?")
                 g = f[keras]
-                wnames = [n.decode() if isinstance(n, bytes) else n for n in g.attrs.get("weight_names", [])]
+                wnames = [
+                    n.decode() if isinstance(n, bytes) else n
+                    for n in g.attrs.get("weight_names", [])
+                ]
                 if len(wnames) != 2:
-                    raise WeightsError(f"{path}: layer {keras} has {len(wnames)} weights, expected kernel and bias")
+                    raise WeightsError(
+                        f"{path}: layer {keras} has {len(wnames)} weights, expected kernel and bias"
+                    )
                 kernel, bias = np.asarray(g[wnames[0]]), np.asarray(g[wnames[1]])
                 if kernel.shape != (kh, kw, C, F) or bias.shape != (F,):
-                    raise WeightsError(f"{path}: layer {keras} has kernel {kernel.shape} and bias {bias.shape}, "
-                                       f"{model} needs {(kh, kw, C, F)} and {(F,)}")
-                w = kernel.transpose(3, 2, 0, 1)                     # (kh, kw, C, F) -> (F, C, kh, kw)
+                    raise WeightsError(
+                        f"{path}: layer {keras} has kernel {kernel.shape} and bias {bias.shape}, "
+                        f"{model} needs {(kh, kw, C, F)} and {(F,)}")
+                w = kernel.transpose(3, 2, 0, 1)  # (kh, kw, C, F) -> (F, C, kh, kw)
                 params[ours] = (np.ascontiguousarray(w, dtype=dtype), bias.astype(dtype))
     except OSError as e:
         raise WeightsError(f"cannot read weight file {path}: {e}") from None
@@ -130,7 +146,9 @@ def save_keras_notop(path, params, model):
                 continue
             w, b = params["conv{}_{}".format(n[5], n.split("conv")[1])]
             g.attrs["weight_names"] = np.array([f"{n}/kernel:0".encode(), f"{n}/bias:0".encode()])
-            g.create_dataset(f"{n}/kernel:0", data=np.asarray(w).transpose(2, 3, 1, 0))   # (F, C, kh, kw) -> (kh, kw, C, F)
+            g.create_dataset(f"{n}/kernel:0",
+                             data=np.asarray(w).transpose(2, 3, 1,
+                                                          0))  # (F, C, kh, kw) -> (kh, kw, C, F)
             g.create_dataset(f"{n}/bias:0", data=np.asarray(b))
 
 

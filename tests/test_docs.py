@@ -40,3 +40,51 @@ def _snippets():
 def test_doc_snippet_runs(code, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"snippet failed:\n{code}\n--- stderr ---\n{r.stderr[-2000:]}"
+
+
+def _defined_names():
+    """Every function, class, method, attribute and module-level name the package defines."""
+    import ast
+
+    names = set()
+    for path in glob.glob(os.path.join(ROOT, "numstyle", "**", "*.py"), recursive=True):
+        rel = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+        names.update(rel.split("."))
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+    return names
+
+
+def _flags():
+    from numstyle.cli import build_parser
+
+    flags = set()
+    parser = build_parser()
+    for action in parser._subparsers._group_actions[0].choices.values():
+        for a in action._actions:
+            flags.update(s for s in a.option_strings if s.startswith("--"))
+    return flags
+
+
+def test_reading_order_names_only_what_exists():
+    """docs/reading-order.md: every file it links, every module, function, class and attribute it names
+    in backticks, and every flag, exists -- the map cannot drift from the code."""
+    text = open(os.path.join(ROOT, "docs", "reading-order.md"), encoding="utf-8").read()
+    for link in re.findall(r"\]\(\.\./([^)#]+)\)", text):
+        assert os.path.exists(os.path.join(ROOT, link)), f"reading-order.md links {link}, which does not exist"
+    names, flags = _defined_names(), _flags()
+    missing = []
+    for token in re.findall(r"`([^`\n]+)`", text):
+        if token.startswith("--"):
+            missing += [token] if token.split("=")[0] not in flags else []
+        elif re.fullmatch(r"[A-Za-z_][\w.]*(\(\))?", token) and not re.fullmatch(r"(conv|relu|pool)\d(_\d)?", token):
+            parts = token.rstrip("()").split(".")
+            if parts[0] in ("np", "xp", "numstyle", "self"):
+                parts = parts[1:]
+            missing += [token] if any(p not in names and p != "py" for p in parts) else []
+    assert not missing, f"reading-order.md names what the code does not have: {missing}"

@@ -80,3 +80,37 @@ def test_real_vgg16_smoke(rng):
     x, history = gatys.optimize(obj, content.copy(), iters=10, progress=False)
     assert np.isfinite(history[-1]["total"])
     assert history[-1]["total"] < 0.7 * history[0]["total"]
+
+
+def test_reference_and_fast_engines_agree(rng):
+    """NUMSTYLE_REFERENCE=1 computes what the fast paths compute (float32, as a user runs it): one
+    Gatys evaluation, one training step, one stylised image."""
+    from numstyle import settings, train, transformer
+    from numstyle.stylize import stylize_array
+
+    vgg_params = vgg.random_params("vgg16", width=(8, 8, 64, 64, 64), seed=4)   # wide enough for Winograd
+    spec = transformer.style_spec((4, 6, 8), 1)
+    params = transformer.init_params(spec, seed=2)
+    content, style = (rng.uniform(-100, 100, (1, 3, 32, 40)).astype(np.float32) for _ in range(2))
+    batch = rng.uniform(0, 255, (2, 3, 24, 24)).astype(np.float32)
+    photo = rng.uniform(0, 255, (21, 27, 3)).astype(np.float32)
+    out = {}
+    for reference in (True, False):
+        settings.update(reference=reference)
+        try:
+            obj = gatys.make_objective(vgg_params, "vgg16", content=content, styles=[style])
+            loss, grad = obj(content + 5)
+            perceptual = train.PerceptualLoss(vgg_params, batch[:1], "relu2_2", ["relu1_2", "relu2_2"], 1.0,
+                                              1e-3, 1e-6)
+            parts, grads = train.network_step(dict(params), spec, "instance", {}, batch, perceptual)
+            y = stylize_array(params, {"kind": "style", "norm": "instance", "width": [4, 6, 8], "n_res": 1},
+                              {}, photo)
+        finally:
+            settings.reload()
+        out[reference] = loss, grad, parts["total"], grads, y
+    (l0, g0, t0, gr0, y0), (l1, g1, t1, gr1, y1) = out[True], out[False]
+    norm = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))  # noqa: E731
+    assert abs(l1 - l0) <= 1e-4 * abs(l0) and norm(g1, g0) < 1e-3, (l0, l1, norm(g1, g0))
+    assert abs(t1 - t0) <= 1e-4 * abs(t0)
+    assert all(norm(gr1[k], gr0[k]) < 1e-3 for k in gr0), {k: norm(gr1[k], gr0[k]) for k in gr0}
+    assert np.abs(y1 - y0).max() < 0.05, np.abs(y1 - y0).max()        # 0..255: far below a grey level

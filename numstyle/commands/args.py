@@ -102,21 +102,28 @@ def memory_size(text):
 
 def add_tiling_arguments(p):
     """``--max-memory`` and ``--tile``: large images in overlapping tiles (numstyle/tiles.py)."""
-    p.add_argument("--max-memory", type=memory_size, metavar="SIZE",
-                   help="keep the process under SIZE (e.g. 2GB): large images run in overlapping tiles")
-    p.add_argument("--tile", type=positive_int, metavar="N", help="run in tiles of about N px (core side)")
+    p.add_argument(
+        "--max-memory", type=memory_size, metavar="SIZE",
+        help="keep the process under SIZE (e.g. 2GB): large images run in overlapping tiles")
+    p.add_argument("--tile", type=positive_int, metavar="N",
+                   help="run in tiles of about N px (core side)")
 
 
 def default_out(content, styles, folder="out"):
     """``out/<content>_<style>.png`` from the input file names."""
-    stems = [os.path.splitext(os.path.basename(p))[0] for p in ([content] if content else []) + list(styles or [])]
+    stems = [
+        os.path.splitext(os.path.basename(p))[0]
+        for p in ([content] if content else []) + list(styles or [])
+    ]
     return os.path.join(folder, "_".join(stems or ["numstyle"]) + ".png")
 
 
 def add_common_arguments(p):
     """``--device``, ``--reference`` and ``--no-progress``: on every command that computes."""
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="cpu (NumPy) or gpu (CuPy)")
-    p.add_argument("--reference", action="store_true",
-                   help="run the reference engine only, no fast path (as NUMSTYLE_REFERENCE=1): the code "
-                        "of the book, slower")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                   help="cpu (NumPy) or gpu (CuPy)")
+    p.add_argument(
+        "--reference", action="store_true",
+        help="run the reference engine only, no fast path (as NUMSTYLE_REFERENCE=1): the code "
+        "of the book, slower")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -29,31 +29,37 @@ from .args import HelpFormatter, add_common_arguments, positive_int
 
 BENCH_CONTENT = "conv4_2"
 BENCH_STYLE = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
-BENCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                         "benchmarks")
+BENCH_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "benchmarks")
 
 
 def add_parser(sub):
-    p = sub.add_parser("bench", help="time the engine (medians, GFLOP/s, peak memory)",
-                       description="Benchmarks. Report medians of several runs and compare with a reference "
-                                   "measured in the same run.", formatter_class=HelpFormatter)
+    p = sub.add_parser(
+        "bench", help="time the engine (medians, GFLOP/s, peak memory)",
+        description="Benchmarks. Report medians of several runs and compare with a reference "
+        "measured in the same run.", formatter_class=HelpFormatter)
     p.add_argument("what", choices=["gatys", "train", "stylize"], help="which step to time")
     p.add_argument("--model", choices=sorted(BLOCKS), default="vgg16", help="network")
     p.add_argument("--size", type=positive_int, help="image side, px (default: 256; stylize 512)")
     p.add_argument("--batch-size", type=positive_int, default=4, help="train: images per iteration")
-    p.add_argument("--norm", choices=["instance", "batch"], default="instance", help="train/stylize: normalisation")
+    p.add_argument("--norm", choices=["instance", "batch"], default="instance",
+                   help="train/stylize: normalisation")
     p.add_argument("--upsample", choices=["transposed", "nearest"], default="transposed",
                    help="train/stylize: the style network's up-sampling layers")
     p.add_argument("--runs", type=positive_int, default=5, help="timed runs (after one warm-up)")
     p.add_argument("--pool", choices=["avg", "max"], default="avg", help="pooling")
-    p.add_argument("--weights", metavar="PATH", help="weight file (default: the real one if found, else random "
-                                                     "weights of the same shapes -- timing does not depend on values)")
+    p.add_argument(
+        "--weights", metavar="PATH",
+        help="weight file (default: the real one if found, else random "
+        "weights of the same shapes -- timing does not depend on values)")
     add_common_arguments(p)
     p.add_argument("--layers", action="store_true", help="print a per-layer timing table")
-    p.add_argument("--compare-torch", action="store_true", help="time the same step in PyTorch, if installed")
-    p.add_argument("--rounds", type=positive_int, default=3,
-                   help="with --compare-torch: alternate PyTorch and numstyle this many times; the ratio is "
-                        "the median of the per-round ratios, so machine drift cancels")
+    p.add_argument("--compare-torch", action="store_true",
+                   help="time the same step in PyTorch, if installed")
+    p.add_argument(
+        "--rounds", type=positive_int, default=3,
+        help="with --compare-torch: alternate PyTorch and numstyle this many times; the ratio is "
+        "the median of the per-round ratios, so machine drift cancels")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run, iterative=True)
 
@@ -62,21 +68,25 @@ def run(args):
     check_device(args.device)
     if args.size is None:
         args.size = 512 if args.what == "stylize" else 256
-    measure = {"gatys": lambda: bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device),
-               "train": lambda: bench_train(args), "stylize": lambda: bench_stylize(args)}[args.what]
+    measure = {
+        "gatys": lambda: bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args
+                                     .device),
+        "train": lambda: bench_train(args),
+        "stylize": lambda: bench_stylize(args)
+    }[args.what]
     if not args.compare_torch:
         result = measure()
     else:
         rounds = []
-        for _ in range(args.rounds):                       # A B A B ...: each ratio from neighbouring runs
+        for _ in range(args.rounds):  # A B A B ...: each ratio from neighbouring runs
             reference = torch_reference(args)
             if "error" in reference:
                 break
             rounds.append((reference, measure()))
         result = merge_rounds(rounds, args) if rounds else dict(measure(), torch=reference)
     if args.layers and args.what == "gatys":
-        result["layers"] = bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args.device,
-                                       per_layer=True)["layers"]
+        result["layers"] = bench_gatys(args.model, args.size, args.runs, args.pool, args.weights,
+                                       args.device, per_layer=True)["layers"]
     if args.json:
         print(json.dumps(result))
     else:
@@ -88,11 +98,13 @@ def merge_rounds(rounds, args):
     """Pool the timings of all rounds; the ratio is the median of the per-round ratios."""
     result = rounds[-1][1]
     times = [t for _, r in rounds for t in r["times_s"]]
-    result.update(times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times), runs=len(times))
+    result.update(times_s=times, median_s=statistics.median(times), min_s=min(times),
+                  max_s=max(times), runs=len(times))
     if args.what == "gatys":
         result["gflops"] = gatys_flops(args.model, args.size) / result["median_s"] / 1e9
     torch_times = [t for ref, _ in rounds for t in ref["times_s"]]
-    result["torch"] = dict(rounds[-1][0], times_s=torch_times, median_s=statistics.median(torch_times),
+    result["torch"] = dict(rounds[-1][0], times_s=torch_times,
+                           median_s=statistics.median(torch_times),
                            peak_rss_mb=max(ref["peak_rss_mb"] for ref, _ in rounds))
     result["round_ratios"] = [r["median_s"] / ref["median_s"] for ref, r in rounds]
     result["ratio_vs_torch"] = statistics.median(result["round_ratios"])
@@ -114,9 +126,10 @@ def timed(fn, runs):
 
 def summary(times, **fields):
     now = settings.get()
-    result = dict(fields, times_s=times, median_s=statistics.median(times), min_s=min(times), max_s=max(times),
-                  runs=len(times), peak_rss_mb=peak_rss_mb(), numpy=np.__version__, threads=now.threads,
-                  reference=now.reference, winograd=now.winograd)
+    result = dict(fields, times_s=times, median_s=statistics.median(times), min_s=min(times),
+                  max_s=max(times), runs=len(times), peak_rss_mb=peak_rss_mb(),
+                  numpy=np.__version__, threads=now.threads, reference=now.reference,
+                  winograd=now.winograd)
     if fields.get("device") == "gpu":                   # and the other settings gpu_session.sh A/Bs
         result.update(gpu=gpu_name(), fused_kernels=now.fused,
                       cupy_tf32=os.environ.get("CUPY_TF32", "0") == "1")
@@ -129,7 +142,9 @@ def bench_train(args):
     vgg = weights.load_vgg(path, "vgg16") if path else random_params("vgg16", seed=0)
     vgg = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in vgg.items()}
     rng = np.random.default_rng(0)
-    img = lambda n: to_device(rng.uniform(0, 255, (n, 3, args.size, args.size)).astype(np.float32), args.device)  # noqa: E731
+    img = lambda n: to_device(
+        rng.uniform(0, 255,
+                    (n, 3, args.size, args.size)).astype(np.float32), args.device)  # noqa: E731
     loss = train.PerceptualLoss(vgg, img(1))
     spec = transformer.style_spec(upsample=args.upsample)
     params = train.params_to(transformer.init_params(spec), args.device)
@@ -142,8 +157,9 @@ def bench_train(args):
         for key in params:
             params[key], adam_state[key] = adam(params[key], grads[key], adam_state.get(key, {}))
 
-    return summary(timed(iteration, args.runs), bench="train", size=args.size, batch_size=args.batch_size,
-                   norm=args.norm, upsample=args.upsample, device=args.device, weights=path or "random")
+    return summary(timed(iteration, args.runs), bench="train", size=args.size,
+                   batch_size=args.batch_size, norm=args.norm, upsample=args.upsample,
+                   device=args.device, weights=path or "random")
 
 
 def bench_stylize(args):
@@ -151,15 +167,19 @@ def bench_stylize(args):
     spec = transformer.style_spec(upsample=args.upsample)
     params = train.params_to(transformer.init_params(spec), args.device)
     state = transformer.init_state(params, args.norm)
-    x = to_device(np.random.default_rng(0).uniform(-1, 1, (1, 3, args.size, args.size)).astype(np.float32),
-                  args.device)
-    times = timed(lambda: transformer.transformer_forward(params, x, spec, args.norm, train=False, state=state,
-                                                          keep_caches=False), args.runs)   # as `stylize` runs it
+    x = to_device(
+        np.random.default_rng(0).uniform(-1, 1, (1, 3, args.size, args.size)).astype(np.float32),
+        args.device)
+    times = timed(lambda: transformer.transformer_forward(params, x, spec, args.norm, train=False,
+                                                          state=state, keep_caches=False),
+                  args.runs)  # as `stylize` runs it
     result = summary(times, bench="stylize", size=args.size, norm=args.norm, upsample=args.upsample,
                      device=args.device)
     result["fps"] = 1.0 / result["median_s"]
-    y, _ = transformer.transformer_forward(params, x, spec, args.norm, train=False, state=state, keep_caches=False)
-    result["output_mean_abs"] = float(abs(y).mean())     # the same network and image every run: compares settings
+    y, _ = transformer.transformer_forward(params, x, spec, args.norm, train=False, state=state,
+                                           keep_caches=False)
+    result["output_mean_abs"] = float(
+        abs(y).mean())  # the same network and image every run: compares settings
     return result
 
 
@@ -180,13 +200,15 @@ def bench_gatys(model, size, runs, pool="avg", weights_path=None, device="cpu", 
     params = weights.load_vgg(path, model) if path else random_params(model, seed=0)
     params = {k: (to_device(w, device), to_device(b, device)) for k, (w, b) in params.items()}
     rng = np.random.default_rng(1)
-    img = lambda: to_device(rng.uniform(-120, 120, (1, 3, size, size)).astype(np.float32), device)  # noqa: E731
+    img = lambda: to_device(rng.uniform(-120, 120, (1, 3, size, size)).astype(np.float32), device
+                            )  # noqa: E731
     obj = gatys.make_objective(params, model, content=img(), styles=[img()], pool=pool,
                                content_layer=BENCH_CONTENT, style_layers=BENCH_STYLE)
     x = img()
     times = timed(lambda: obj(x), runs)
-    result = summary(times, bench="gatys", model=model, size=size, pool=pool, device=device, weights=path or "random")
-    result["loss"] = float(obj(x)[0])                    # the same weights and images every run: compares settings
+    result = summary(times, bench="gatys", model=model, size=size, pool=pool, device=device,
+                     weights=path or "random")
+    result["loss"] = float(obj(x)[0])  # the same weights and images every run: compares settings
     result["gflops"] = gatys_flops(model, size) / result["median_s"] / 1e9
     if per_layer:
         result["layers"] = layer_profile(obj, x, runs)
@@ -204,11 +226,13 @@ def peak_rss_mb():
     except OSError:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024    # bytes on macOS, KiB elsewhere
+    # bytes on macOS, KiB elsewhere
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 class Timed:
-    """A layer whose forward and backward add their seconds to ``t[(name, 'forward' | 'backward')]``."""
+    """A layer whose forward and backward add their seconds to ``t[(name, 'forward' |
+    'backward')]``."""
 
     def __init__(self, layer, t):
         self.layer, self.t, self.name = layer, t, layer.name
@@ -254,19 +278,26 @@ def layer_profile(obj, x, runs):
 
 def torch_reference(args):
     """Run the matching benchmarks/torch_*.py in a subprocess (PyTorch is never imported here)."""
-    script = os.path.join(BENCH_DIR, "torch_gatys.py" if args.what == "gatys" else "torch_johnson.py")
+    script = os.path.join(BENCH_DIR,
+                          "torch_gatys.py" if args.what == "gatys" else "torch_johnson.py")
     if not os.path.isfile(script):
         return {"error": f"{script} not found (it ships with the source checkout)"}
     model = args.model if args.what == "gatys" else "vgg16"
     path = args.weights or weights.find_vgg(model)
-    cmd = [sys.executable, script, "--size", str(args.size), "--runs", str(args.runs), "--threads", str(os.cpu_count()),
-           "--device", "cuda" if args.device == "gpu" else "cpu",
-           "--tf32", "on" if os.environ.get("CUPY_TF32", "0") == "1" else "off"]     # the same arithmetic as ours
+    cmd = [
+        sys.executable, script, "--size",
+        str(args.size), "--runs",
+        str(args.runs), "--threads",
+        str(os.cpu_count()), "--device", "cuda" if args.device == "gpu" else "cpu", "--tf32",
+        "on" if os.environ.get("CUPY_TF32", "0") == "1" else "off"
+    ]  # the same arithmetic as ours
     if args.what == "gatys":
         cmd += ["--model", model, "--pool", args.pool]
     else:
-        cmd += ["--mode", args.what, "--batch-size", str(args.batch_size), "--norm", args.norm, "--pool", "max",
-                "--upsample", args.upsample]
+        cmd += [
+            "--mode", args.what, "--batch-size",
+            str(args.batch_size), "--norm", args.norm, "--pool", "max", "--upsample", args.upsample
+        ]
     if path and args.what != "stylize":
         cmd += ["--weights", path]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -277,18 +308,26 @@ def torch_reference(args):
 
 
 def print_report(r):
-    what = {"gatys": f"gatys objective, {r.get('model')} {r['size']}x{r['size']} {r.get('pool')} pool",
-            "train": f"training iteration, batch {r.get('batch_size')} of {r['size']}x{r['size']}, {r.get('norm')} norm, "
-                     f"{r.get('upsample')} up-sampling",
-            "stylize": f"stylize one {r['size']}x{r['size']} image, {r.get('norm')} norm, {r.get('upsample')} up-sampling"
-            }[r["bench"]]
-    print(f"{what}, {r['device']}" + (f", weights: {os.path.basename(r['weights'])}" if "weights" in r else ""))
-    rate = f", {r['gflops']:.0f} GFLOP/s" if "gflops" in r else (f", {r['fps']:.2f} images/s" if "fps" in r else "")
+    what = {
+        "gatys": f"gatys objective, {r.get('model')} {r['size']}x{r['size']} {r.get('pool')} pool",
+        "train": f"training iteration, batch {r.get('batch_size')} of {r['size']}x{r['size']}, "
+                 f"{r.get('norm')} norm, "
+        f"{r.get('upsample')} up-sampling",
+        "stylize": f"stylize one {r['size']}x{r['size']} image, {r.get('norm')} norm, "
+                   f"{r.get('upsample')} up-sampling"
+    }[r["bench"]]
+    print(f"{what}, {r['device']}" +
+          (f", weights: {os.path.basename(r['weights'])}" if "weights" in r else ""))
+    rate = f", {r['gflops']:.0f} GFLOP/s" if "gflops" in r else (
+        f", {r['fps']:.2f} images/s" if "fps" in r else "")
     print(f"  numstyle: median {r['median_s']:.3f} s (min {r['min_s']:.3f}, max {r['max_s']:.3f}, "
           f"{r['runs']} runs){rate}, peak RSS {r['peak_rss_mb']:.0f} MB")
     t = r.get("torch")
     if t and "error" not in t:
-        print(f"  pytorch {t['torch_version']}: median {t['median_s']:.3f} s, peak RSS {t['peak_rss_mb']:.0f} MB")
+        print(
+            f"  pytorch {t['torch_version']}: median {t['median_s']:.3f} s, peak RSS "
+            f"{t['peak_rss_mb']:.0f} MB"
+        )
         rounds = ", ".join(f"{x:.2f}" for x in r.get("round_ratios", []))
         print(f"  ratio numstyle / pytorch: {r['ratio_vs_torch']:.2f} (median of rounds: {rounds})")
     elif t:
@@ -296,7 +335,10 @@ def print_report(r):
     if r.get("layers"):
         print(f"  {'layer':<10} {'forward ms':>11} {'backward ms':>12}")
         for row in r["layers"]:
-            print(f"  {row['layer']:<10} {1e3 * row['forward_s']:>11.1f} {1e3 * row['backward_s']:>12.1f}")
+            print(
+                f"  {row['layer']:<10} {1e3 * row['forward_s']:>11.1f} "
+                f"{1e3 * row['backward_s']:>12.1f}"
+            )
         fw = sum(row["forward_s"] for row in r["layers"])
         bw = sum(row["backward_s"] for row in r["layers"])
         print(f"  {'total':<10} {1e3 * fw:>11.1f} {1e3 * bw:>12.1f}")

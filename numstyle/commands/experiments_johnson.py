@@ -31,20 +31,29 @@ def johnson_layers(lab):
     data, weights = args.data or photos_folder(), vgg16_weights(args.weights)
     iters = args.train_iters or preset["train_iters"]
     folder = os.path.join(args.out, "johnson_layers_models")
-    common = ["--style", lab.style_path, "--data", data, "--size", str(preset["train_size"]),
-              "--batch-size", str(preset["batch_size"]), "--iters", str(iters), "--checkpoint-every", "0",
-              "--weights", weights] + (QUICK_NETWORK + ["--no-progress"] if lab.quick else [])
-    lab.extra.update(model="vgg16", weights=weights, data=data, train_size=preset["train_size"],
-                     batch_size=preset["batch_size"], train_iters=iters, models=folder,
-                     network="width 4,6,8, 1 residual block" if lab.quick else "width 32,64,128, 5 residual blocks",
-                     train_defaults={k: getattr(TRAIN, k)
-                                     for k in ("lr", "content_weight", "style_weight", "tv_weight")},
-                     style_layers=list(TRAIN.style_layers), scoring="PerceptualLoss with unit weights, tv 0, max pooling")
+    common = [
+        "--style", lab.style_path, "--data", data, "--size",
+        str(preset["train_size"]), "--batch-size",
+        str(preset["batch_size"]), "--iters",
+        str(iters), "--checkpoint-every", "0", "--weights", weights
+    ] + (QUICK_NETWORK + ["--no-progress"] if lab.quick else [])
+    lab.extra.update(
+        model="vgg16", weights=weights, data=data, train_size=preset["train_size"],
+        batch_size=preset["batch_size"], train_iters=iters, models=folder,
+        network="width 4,6,8, 1 residual block"
+        if lab.quick else "width 32,64,128, 5 residual blocks", train_defaults={
+            k: getattr(TRAIN, k)
+            for k in ("lr", "content_weight", "style_weight", "tv_weight")
+        }, style_layers=list(TRAIN.style_layers),
+        scoring="PerceptualLoss with unit weights, tv 0, max pooling")
     vgg = load_vgg(weights, "vgg16")
-    photo = lab.content.transpose(2, 0, 1)[None].astype(np.float32)                   # (1, 3, H, W) RGB 0..255
+    photo = lab.content.transpose(2, 0, 1)[None].astype(np.float32)  # (1, 3, H, W) RGB 0..255
     style = lab.style.transpose(2, 0, 1)[None].astype(np.float32)
-    judges = {name: PerceptualLoss(vgg, style, content_layer=name, content_weight=1.0, style_weight=1.0, tv_weight=0.0)
-              for name in LAYERS}
+    judges = {
+        name: PerceptualLoss(vgg, style, content_layer=name, content_weight=1.0, style_weight=1.0,
+                             tv_weight=0.0)
+        for name in LAYERS
+    }
     row, runs = [(lab.style, "style"), (lab.content, "photo")], []
     for layer in LAYERS:
         model_path = os.path.join(folder, f"{layer}.h5")
@@ -57,12 +66,21 @@ def johnson_layers(lab):
         y = np.clip(stylize_array(params, config, state, lab.content), 0, 255)          # (H, W, 3)
         stylize_s = time.perf_counter() - t0
         scores = score(judges, y, photo)
-        runs.append({"content_layer": layer, "model": model_path, "train_iterations": iters, "train_s": train_s,
-                     "stylize_s": stylize_s, "scores": scores})
+        runs.append({
+            "content_layer": layer,
+            "model": model_path,
+            "train_iterations": iters,
+            "train_s": train_s,
+            "stylize_s": stylize_s,
+            "scores": scores
+        })
         print(f"  content {layer}: trained in {train_s:.1f} s, stylised in {stylize_s:.2f} s; "
               f"style {scores['style']:.4g}", flush=True)
         row.append((y, f"content {layer}\n{iters} it, {train_s:.0f} s"))
-    return figure([row], "Johnson et al.: content layer of the perceptual loss"), {"layers": list(LAYERS), "runs": runs}
+    return figure([row], "Johnson et al.: content layer of the perceptual loss"), {
+        "layers": list(LAYERS),
+        "runs": runs
+    }
 
 
 def score(judges, y, photo):
@@ -80,14 +98,16 @@ def photos_folder():
     for d in search_dirs("datasets/photos"):
         if os.path.isdir(d):
             return d
-    raise NumstyleError("no training photos found for johnson_layers: pass --data DIR (any folder of images), "
-                        "or set NUMSTYLE_DATA to a folder with datasets/photos")
+    raise NumstyleError(
+        "no training photos found for johnson_layers: pass --data DIR (any folder of images), "
+        "or set NUMSTYLE_DATA to a folder with datasets/photos")
 
 
 def vgg16_weights(path):
-    """Johnson's loss network is VGG16: ``--weights`` when it holds VGG16, else VGG16 found as usual."""
+    """Johnson's loss network is VGG16: ``--weights`` when it holds VGG16, else VGG16 found as
+    usual."""
     if path is not None:
-        if resolve_vgg(None, path)[0] == "vgg16":                                   # checks the file exists
+        if resolve_vgg(None, path)[0] == "vgg16":  # checks the file exists
             return path
         print(f"numstyle: {path} is not VGG16; johnson_layers looks for VGG16 weights instead")
     return resolve_vgg("vgg16")[1]

@@ -34,12 +34,13 @@ def grid(images, labels=None, cols=None, cell=None, pad=6, label_height=18, titl
         y = title_h + pad + r * (cell[0] + label_height + pad)
         canvas.paste(tile, (x, y + (cell[0] - tile.height) // 2))
         if labels:
-            draw.text((pad + c * (cell[1] + pad), y + cell[0] + 2), str(labels[k]), fill=(0, 0, 0), font=font)
+            draw.text((pad + c * (cell[1] + pad), y + cell[0] + 2), str(labels[k]), fill=(0, 0, 0),
+                      font=font)
     return np.asarray(canvas)
 
 
-_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
 
 def plot(series, title, xlabel, ylabel, log_y=False, size=(640, 400)):
@@ -51,7 +52,8 @@ def plot(series, title, xlabel, ylabel, log_y=False, size=(640, 400)):
     curves = {}
     for label, s in series.items():
         xs, ys = s if isinstance(s, tuple) else (range(1, len(s) + 1), s)
-        pts = [(float(x), float(y)) for x, y in zip(xs, ys) if np.isfinite(y) and (y > 0 or not log_y)]
+        pts = [(float(x), float(y)) for x, y in zip(xs, ys)
+               if np.isfinite(y) and (y > 0 or not log_y)]
         curves[label] = [(x, np.log10(y) if log_y else y) for x, y in pts]
     allpts = [p for pts in curves.values() for p in pts] or [(0.0, 0.0), (1.0, 1.0)]
     x0, x1 = min(p[0] for p in allpts), max(p[0] for p in allpts)
@@ -78,7 +80,8 @@ def plot(series, title, xlabel, ylabel, log_y=False, size=(640, 400)):
         _, py = to_px(x0, y)
         draw.line([left - 4, py, left, py], fill=(0, 0, 0))
         draw.line([left + 1, py, W - right - 1, py], fill=(230, 230, 230))
-        draw.text((4, py - 6), f"1e{int(round(y))}" if log_y else f"{y:.3g}", fill=(0, 0, 0), font=font)
+        draw.text((4, py - 6), f"1e{int(round(y))}" if log_y else f"{y:.3g}", fill=(0, 0, 0),
+                  font=font)
     draw.rectangle([left, top, W - right, H - bottom], outline=(0, 0, 0))
     for k, (label, pts) in enumerate(curves.items()):
         color = _COLORS[k % len(_COLORS)]
@@ -91,7 +94,8 @@ def plot(series, title, xlabel, ylabel, log_y=False, size=(640, 400)):
         draw.line([W - right - 150, ly + 6, W - right - 130, ly + 6], fill=color, width=2)
         draw.text((W - right - 125, ly), str(label), fill=(0, 0, 0), font=font)
     draw.text(((left + W - right) // 2 - 3 * len(title), 8), title, fill=(0, 0, 0), font=font)
-    draw.text(((left + W - right) // 2 - 3 * len(xlabel), H - 18), xlabel, fill=(0, 0, 0), font=font)
+    draw.text(((left + W - right) // 2 - 3 * len(xlabel), H - 18), xlabel, fill=(0, 0, 0),
+              font=font)
     draw.text((4, 8), ylabel + (" (log)" if log_y else ""), fill=(0, 0, 0), font=font)
     return np.asarray(canvas)
 
@@ -101,7 +105,10 @@ def _nice_ticks(lo, hi, n=5):
     raw = (hi - lo) / n
     step = 10 ** np.floor(np.log10(raw))
     step *= next(m for m in (1, 2, 5, 10) if m * step >= raw)
-    return [t for t in np.arange(np.ceil(lo / step) * step, hi + step / 2, step) if lo - 1e-9 <= t <= hi + 1e-9]
+    return [
+        t for t in np.arange(np.ceil(lo / step) * step, hi + step / 2, step)
+        if lo - 1e-9 <= t <= hi + 1e-9
+    ]
 
 
 def figure(rows, title, min_side=128, label_height=30):
@@ -114,7 +121,7 @@ def figure(rows, title, min_side=128, label_height=30):
     for row in rows:
         for im, label in list(row) + [(None, "")] * (cols - len(row)):
             if im is None:
-                im = np.full((1, 1, 3), 255, np.uint8)                      # invisible on the white canvas
+                im = np.full((1, 1, 3), 255, np.uint8)  # invisible on the white canvas
             elif max(im.shape[:2]) < min_side:
                 im = resize(np.asarray(im, np.float32), longer_side=min_side)
             images.append(im)
@@ -125,5 +132,6 @@ def figure(rows, title, min_side=128, label_height=30):
 def stack(top, bottom):
     """Two uint8 RGB images one above the other, the narrower padded with white."""
     W = max(top.shape[1], bottom.shape[1])
-    pad = lambda im: np.pad(im, ((0, 0), (0, W - im.shape[1]), (0, 0)), constant_values=255)  # noqa: E731
+    pad = lambda im: np.pad(im, ((0, 0), (0, W - im.shape[1]),
+                                 (0, 0)), constant_values=255)  # noqa: E731
     return np.vstack([pad(top), pad(bottom)])

@@ -16,16 +16,18 @@ from ..errors import NumstyleError
 from ..files import check_writable
 from ..image import check_image_output, deprocess, load_image, preprocess, resize, save_image
 from ..weights import load_vgg, resolve_vgg
-from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, default_out, float_list, int_list,
-                   name_list, non_negative, non_negative_int, positive_float, positive_int)
+from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, default_out,
+                   float_list, int_list, name_list, non_negative, non_negative_int, positive_float,
+                   positive_int)
 from .media import flicker, is_video, output_path, read_media, write_media
 
 
 def add_parser(sub):
-    p = sub.add_parser("gatys", help="optimise an image's pixels (Gatys et al.)",
-                       description="Gatys et al. style transfer with L-BFGS-B (or Adam) on VGG features. "
-                                   "Without --style: content reconstruction; without --content: texture synthesis.",
-                       formatter_class=HelpFormatter)
+    p = sub.add_parser(
+        "gatys", help="optimise an image's pixels (Gatys et al.)",
+        description="Gatys et al. style transfer with L-BFGS-B (or Adam) on VGG features. "
+        "Without --style: content reconstruction; without --content: texture synthesis.",
+        formatter_class=HelpFormatter)
     add_arguments(p)
     p.set_defaults(run=run, iterative=True)
     return p
@@ -34,42 +36,55 @@ def add_parser(sub):
 def add_arguments(p):
     d = GATYS
     p.add_argument("--content", metavar="PATH", help="content photo (omit for texture synthesis)")
-    p.add_argument("--style", metavar="PATH", nargs="+", default=[], help="style image(s); omit for content reconstruction")
+    p.add_argument("--style", metavar="PATH", nargs="+", default=[],
+                   help="style image(s); omit for content reconstruction")
     p.add_argument("--style-blend", metavar="W", nargs="+", type=non_negative,
                    help="blend weight per style image (default: equal)")
     p.add_argument("--out", metavar="PATH", help="output PNG (default: out/<content>_<style>.png)")
-    p.add_argument("--size", type=positive_int, default=d.size, help="longer side of the output, px")
-    p.add_argument("--iters", type=int_list, default=[d.iters], metavar="N|N1,N2,...",
-                   help="optimiser iterations (with --scales: one number for every scale, or one per scale)")
-    p.add_argument("--model", choices=["vgg19", "vgg16"], help="network (default: vgg19, or vgg16 when only its weights are found)")
-    p.add_argument("--weights", metavar="PATH", help="Keras notop .h5 weight file (default: searched, then downloaded)")
-    p.add_argument("--pool", choices=["avg", "max"], default=d.pool, help="pooling (the paper prefers avg)")
+    p.add_argument("--size", type=positive_int, default=d.size,
+                   help="longer side of the output, px")
+    p.add_argument(
+        "--iters", type=int_list, default=[d.iters], metavar="N|N1,N2,...",
+        help="optimiser iterations (with --scales: one number for every scale, or one per scale)")
+    p.add_argument("--model", choices=["vgg19", "vgg16"],
+                   help="network (default: vgg19, or vgg16 when only its weights are found)")
+    p.add_argument("--weights", metavar="PATH",
+                   help="Keras notop .h5 weight file (default: searched, then downloaded)")
+    p.add_argument("--pool", choices=["avg", "max"], default=d.pool,
+                   help="pooling (the paper prefers avg)")
     p.add_argument("--content-layer", default=d.content_layer, metavar="NAME", help="content layer")
-    p.add_argument("--style-layers", type=name_list, default=list(d.style_layers), metavar="A,B,...",
-                   help="style layers")
+    p.add_argument("--style-layers", type=name_list, default=list(d.style_layers),
+                   metavar="A,B,...", help="style layers")
     p.add_argument("--style-layer-weights", type=float_list, metavar="w,w,...",
                    help="weight per style layer (default: equal, summing to 1)")
     p.add_argument("--content-weight", type=non_negative, default=d.content_weight, help="alpha")
     p.add_argument("--style-weight", type=non_negative, default=d.style_weight, help="beta")
-    p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight, help="total variation weight")
+    p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight,
+                   help="total variation weight")
     p.add_argument("--init", default=None, metavar="noise|content|style|PATH",
                    help="starting image (default: content for style transfer, noise otherwise)")
-    p.add_argument("--seed", type=non_negative_int, default=d.seed, help="random seed for the noise init")
-    p.add_argument("--optimizer", choices=["lbfgs", "lbfgs-device", "adam"], default=None,
-                   help="lbfgs: SciPy's L-BFGS-B (on the host); lbfgs-device: numstyle's projected L-BFGS, where "
-                        "the image is (no host copies; ~10%% faster on the CPU, about as good); adam "
-                        "(default: lbfgs, or lbfgs-device with --device gpu)")
+    p.add_argument("--seed", type=non_negative_int, default=d.seed,
+                   help="random seed for the noise init")
+    p.add_argument(
+        "--optimizer", choices=["lbfgs", "lbfgs-device", "adam"], default=None, help=
+        "lbfgs: SciPy's L-BFGS-B (on the host); lbfgs-device: numstyle's projected L-BFGS, where "
+        "the image is (no host copies; ~10%% faster on the CPU, about as good); adam "
+        "(default: lbfgs, or lbfgs-device with --device gpu)")
     p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam step size, pixel units")
     p.add_argument("--print-every", type=non_negative_int, default=0, metavar="N",
                    help="print the losses every N iterations (0: off)")
     p.add_argument("--save-every", type=non_negative_int, default=0, metavar="N",
                    help="save the image every N iterations (0: off)")
-    p.add_argument("--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
-                   help="keep the photo's colours: transfer on luminance only, or match the style's colour "
-                        "histogram to the photo first")
-    p.add_argument("--scales", type=int_list, metavar="S1,S2,...",
-                   help="coarse to fine: optimise at each size, starting each from the last (overrides --size)")
-    p.add_argument("--style-scale", type=positive_float, default=1.0, help="style image size relative to the output")
+    p.add_argument(
+        "--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
+        help="keep the photo's colours: transfer on luminance only, or match the style's colour "
+        "histogram to the photo first")
+    p.add_argument(
+        "--scales", type=int_list, metavar="S1,S2,...",
+        help="coarse to fine: optimise at each size, starting each from the last (overrides --size)"
+    )
+    p.add_argument("--style-scale", type=positive_float, default=1.0,
+                   help="style image size relative to the output")
     add_tiling_arguments(p)
     add_common_arguments(p)
 
@@ -81,45 +96,58 @@ def run(args):
     if args.preserve_colors != "none" and (args.content is None or not args.style):
         raise NumstyleError("--preserve-colors needs both --content and --style")
     check_device(args.device)
-    if args.optimizer is None:                                   # SciPy's L-BFGS-B would copy every step to the host
+    if args.optimizer is None:  # SciPy's L-BFGS-B would copy every step to the host
         args.optimizer = "lbfgs-device" if args.device == "gpu" else "lbfgs"
     frames = args.content and (os.path.isdir(args.content) or is_video(args.content))
-    if frames:                                                   # where the result goes, checked before the work
+    if frames:  # where the result goes, checked before the work
         out = output_path(args.content, args.out, "gatys", many=False)
         check_writable(out, folder=os.path.isdir(args.content))
     else:
         out = args.out or default_out(args.content, args.style)
         check_image_output(out)
     model, path = resolve_vgg(args.model, args.weights)
-    params = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in load_vgg(path, model).items()}
+    params = {
+        k: (to_device(w, args.device), to_device(b, args.device))
+        for k, (w, b) in load_vgg(path, model).items()
+    }
     if frames:
         return run_video(args, params, model, out, start)
     content_full = load_image(args.content, None, "content image") if args.content else None
     styles_full = [load_image(s, None, "style image") for s in args.style]
     sizes = args.scales or [args.size]
     if sorted(sizes) != sizes:
-        raise NumstyleError(f"--scales {','.join(map(str, sizes))}: give them coarse to fine (smallest first)")
+        raise NumstyleError(
+            f"--scales {','.join(map(str, sizes))}: give them coarse to fine (smallest first)")
     if len(args.iters) not in (1, len(sizes)):
-        raise NumstyleError(f"--iters gives {len(args.iters)} numbers for {len(sizes)} scale(s): give one, or one per scale")
+        raise NumstyleError(
+            f"--iters gives {len(args.iters)} numbers for {len(sizes)} scale(s): give one, or one "
+            "per scale"
+        )
     iters = args.iters * len(sizes) if len(args.iters) == 1 else args.iters
     result, evaluations = None, 0
     for i, size in enumerate(sizes):                                   # coarse to fine
-        content_rgb, styles_rgb = scaled_inputs(content_full, styles_full, size, args.style_scale, args.preserve_colors)
+        content_rgb, styles_rgb = scaled_inputs(content_full, styles_full, size, args.style_scale,
+                                                args.preserve_colors)
         shape_rgb = content_rgb if content_rgb is not None else styles_rgb[0]
         if result is None:
-            x0 = initial_image(args.init, content_rgb, styles_rgb, shape_rgb.shape[:2], args.seed, size)
-        else:                                                          # the previous scale's result, enlarged
+            x0 = initial_image(args.init, content_rgb, styles_rgb, shape_rgb.shape[:2], args.seed,
+                               size)
+        else:  # the previous scale's result, enlarged
             x0 = resize(result, shape=shape_rgb.shape[:2])
         if len(sizes) > 1:
             print(f"scale {i + 1}/{len(sizes)}: {shape_rgb.shape[1]}x{shape_rgb.shape[0]}")
-        result, last, evals = optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, iters[i])
+        result, last, evals = optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0,
+                                                 out, iters[i])
         evaluations += evals
     if args.preserve_colors == "luminance":
-        result = restore_chroma(result, content_full)                  # (CC1): the photo's chroma put back
+        result = restore_chroma(result, content_full)  # (CC1): the photo's chroma put back
     save_image(out, np.clip(result, 0, 255).round().astype(np.uint8))
-    print(f"final loss: total {last['total']:.6g}, content {last['content']:.6g}, style {last['style']:.6g}, "
-          f"tv {last['tv']:.6g}; {evaluations} evaluations, {time.perf_counter() - start:.1f} s wall-clock "
-          f"({model}, {result.shape[1]}x{result.shape[0]})")
+    print(
+        f"final loss: total {last['total']:.6g}, content {last['content']:.6g}, style "
+        f"{last['style']:.6g}, "
+        f"tv {last['tv']:.6g}; {evaluations} evaluations, {time.perf_counter() - start:.1f} s "
+        "wall-clock "
+        f"({model}, {result.shape[1]}x{result.shape[0]})")
     print(f"wrote {out}")
     return 0
 
@@ -134,12 +162,15 @@ def run_video(args, params, model, out, start):
     results, prev = [], None
     try:
         for t, frame in enumerate(frames):
-            content, styles_t = scaled_inputs(frame, styles, max(frame.shape[:2]), args.style_scale, args.preserve_colors)
+            content, styles_t = scaled_inputs(frame, styles, max(frame.shape[:2]), args.style_scale,
+                                              args.preserve_colors)
             if prev is None:
-                x0 = initial_image(args.init, content, styles_t, content.shape[:2], args.seed, args.size)
-            else:                                               # start from the last result: same strokes, less flicker
+                x0 = initial_image(args.init, content, styles_t, content.shape[:2], args.seed,
+                                   args.size)
+            else:  # start from the last result: same strokes, less flicker
                 x0 = prev
-            prev, last, _ = optimize_one_scale(args, params, model, content, styles_t, x0, None, args.iters[0])
+            prev, last, _ = optimize_one_scale(args, params, model, content, styles_t, x0, None,
+                                               args.iters[0])
             result = restore_chroma(prev, frame) if args.preserve_colors == "luminance" else prev
             results.append(np.clip(result, 0, 255).round().astype(np.uint8))
             print(f"frame {t + 1}/{len(frames)}: total {last['total']:.5g}", flush=True)
@@ -147,7 +178,9 @@ def run_video(args, params, model, out, start):
         if results:
             done = dict(meta, names=meta["names"][:len(results)]) if "names" in meta else meta
             write_media(out, results, done)
-            print(f"interrupted: wrote the {len(results)} finished frame(s) of {len(frames)} to {out}")
+            print(
+                f"interrupted: wrote the {len(results)} finished frame(s) of {len(frames)} to {out}"
+            )
         raise
     write_media(out, results, meta)
     print(f"wrote {out} ({len(results)} frames, flicker {flicker(results):.2f}, "
@@ -173,7 +206,8 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
     ``out``: the image file for ``--save-every`` and for the latest image on Ctrl-C (None: neither).
     """
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
-    tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None, bool(styles_rgb))
+    tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None,
+                              bool(styles_rgb))
     objective = gatys_tiled.make_objective(
         params, model, content=dev(content_rgb) if content_rgb is not None else None,
         styles=[dev(s) for s in styles_rgb], style_blend=args.style_blend, pool=args.pool,
@@ -186,8 +220,10 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
     def callback(it, x, parts):
         latest["x"] = x
         if args.print_every and it % args.print_every == 0:
-            print(f"iter {it}: total {parts['total']:.5g} content {parts['content']:.4g} "
-                  f"style {parts['style']:.4g} tv {parts['tv']:.4g} ({parts['time']:.1f} s)", flush=True)
+            print(
+                f"iter {it}: total {parts['total']:.5g} content {parts['content']:.4g} "
+                f"style {parts['style']:.4g} tv {parts['tv']:.4g} ({parts['time']:.1f} s)",
+                flush=True)
         if out and args.save_every and it % args.save_every == 0:
             save_image(f"{stem}_{it:04d}{ext}", deprocess(to_host(x)))
 
@@ -195,7 +231,7 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
         x, history = gatys.optimize(objective, dev(x0), iters, args.optimizer, args.lr, callback,
                                     progress=not args.no_progress, maxcor=maxcor)
     except KeyboardInterrupt:
-        if out and latest["x"] is not None:                    # (frames: run_video writes the finished ones)
+        if out and latest["x"] is not None:  # (frames: run_video writes the finished ones)
             save_image(out, deprocess(to_host(latest["x"])))
             print(f"interrupted: wrote the latest image to {out}")
         raise
@@ -204,20 +240,25 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
 
 
 def plan_tiles(args, params, model, hw, has_content, has_style):
-    """``(tile core or None, L-BFGS-B history)`` for ``--max-memory`` / ``--tile``; says so when tiling."""
+    """``(tile core or None, L-BFGS-B history)`` for ``--max-memory`` / ``--tile``; says so when
+    tiling."""
     if not (args.max_memory or args.tile):
         return None, 10
-    layers = ([args.content_layer] if has_content else []) + (list(args.style_layers) if has_style else [])
+    layers = ([args.content_layer] if has_content else []) + (list(args.style_layers)
+                                                              if has_style else [])
     weight_bytes = sum(w.nbytes + b.nbytes for w, b in params.values())
     shape = (1, 3, hw[0], hw[1])
-    tile, maxcor = gatys_tiled.plan_gatys(args.max_memory, shape, model, layers, args.content_layer if has_content else None,
-                              args.optimizer, args.tile, weight_bytes)
+    tile, maxcor = gatys_tiled.plan_gatys(args.max_memory, shape, model, layers,
+                                          args.content_layer if has_content else None,
+                                          args.optimizer, args.tile, weight_bytes)
     if tile is not None:
         grid = gatys_tiled.vgg_grid(shape, model, layers, tile)
         if len(grid) > 1:
             margin = grid[0].box[1] - grid[0].core[1]
-            print(f"tiles: {len(grid)} of {tile} px + {margin} px margins"
-                  + (f"; L-BFGS keeps {maxcor} corrections" if args.optimizer.startswith("lbfgs") else ""), flush=True)
+            print(
+                f"tiles: {len(grid)} of {tile} px + {margin} px margins" +
+                (f"; L-BFGS keeps {maxcor} corrections"
+                 if args.optimizer.startswith("lbfgs") else ""), flush=True)
     return tile, maxcor
 
 
@@ -237,5 +278,6 @@ def initial_image(init, content_rgb, styles_rgb, hw, seed, size):
             raise NumstyleError("--init style needs --style")
         return resize(styles_rgb[0], shape=hw)
     if not os.path.exists(init):
-        raise NumstyleError(f"--init {init}: not noise, content, style, or an image file that exists")
+        raise NumstyleError(
+            f"--init {init}: not noise, content, style, or an image file that exists")
     return resize(load_image(init, None, "init image"), shape=hw)

@@ -19,8 +19,9 @@ from ..image import load_image
 from ..models import CONFIG_DEFAULTS, shipped_models
 from ..stylize import stylize_array
 from ..tiles import tiled_transform
-from .args import (HelpFormatter, Parser, add_common_arguments, add_tiling_arguments, default_out, int_list,
-                   name_list, non_negative, non_negative_int, positive_float, positive_int)
+from .args import (HelpFormatter, Parser, add_common_arguments, add_tiling_arguments, default_out,
+                   int_list, name_list, non_negative, non_negative_int, positive_float,
+                   positive_int)
 from .media import deflicker, flicker, output_paths, read_media, write_media
 
 
@@ -38,30 +39,38 @@ def parse_train(argv):
 
 def add_train_parser(sub):
     d = TRAIN
-    p = sub.add_parser("train", help="train a feed-forward style network (Johnson et al.)",
-                       description="Train a transformer network with perceptual losses on VGG16 so that "
-                                   "stylising an image is one forward pass.", formatter_class=HelpFormatter)
+    p = sub.add_parser(
+        "train", help="train a feed-forward style network (Johnson et al.)",
+        description="Train a transformer network with perceptual losses on VGG16 so that "
+        "stylising an image is one forward pass.", formatter_class=HelpFormatter)
     p.add_argument("--style", metavar="PATH", required=True, help="the style image")
-    p.add_argument("--data", metavar="DIR", required=True, help="folder of training photos (searched recursively)")
+    p.add_argument("--data", metavar="DIR", required=True,
+                   help="folder of training photos (searched recursively)")
     p.add_argument("--out", metavar="MODEL.h5", help="model file (default: out/<style>.h5)")
     p.add_argument("--size", type=positive_int, default=d.size, help="training crop size, px")
-    p.add_argument("--style-size", type=positive_int, help="longer side of the style image (default: --size)")
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="images per iteration")
+    p.add_argument("--style-size", type=positive_int,
+                   help="longer side of the style image (default: --size)")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help="images per iteration")
     p.add_argument("--iters", type=positive_int, default=d.iters, help="training iterations")
     p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam learning rate")
     p.add_argument("--content-weight", type=non_negative, default=d.content_weight, help="lambda_c")
     p.add_argument("--style-weight", type=non_negative, default=d.style_weight, help="lambda_s")
     p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight, help="lambda_TV")
-    p.add_argument("--content-layer", default=d.content_layer, metavar="NAME", help="VGG16 content layer")
+    p.add_argument("--content-layer", default=d.content_layer, metavar="NAME",
+                   help="VGG16 content layer")
     p.add_argument("--style-layers", type=name_list, default=list(d.style_layers),
                    metavar="A,B,...", help="VGG16 style layers")
-    p.add_argument("--norm", choices=["instance", "batch"], default=d.norm, help="normalisation layers")
+    p.add_argument("--norm", choices=["instance", "batch"], default=d.norm,
+                   help="normalisation layers")
     p.add_argument("--width", type=three_widths, default=list(d.width), metavar="A,B,C",
                    help="channels of the three down-sampling convolutions")
     p.add_argument("--n-res", type=positive_int, default=d.n_res, help="residual blocks")
     add_upsample_argument(p, d.upsample)
-    p.add_argument("--seed", type=non_negative_int, default=d.seed, help="seed of the initial weights and the batches")
-    p.add_argument("--checkpoint-every", type=non_negative_int, default=d.checkpoint_every, metavar="N",
+    p.add_argument("--seed", type=non_negative_int, default=d.seed,
+                   help="seed of the initial weights and the batches")
+    p.add_argument("--checkpoint-every", type=non_negative_int, default=d.checkpoint_every,
+                   metavar="N",
                    help="write <out>.ckpt.h5 every N iterations (0: only when interrupted)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a training from its checkpoint")
     p.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: searched)")
@@ -71,33 +80,44 @@ def add_train_parser(sub):
 
 
 def add_stylize_parser(sub):
-    s = sub.add_parser("stylize", help="stylise images with a trained network (one forward pass)",
-                       description="Stylise images, or the frames of an animated GIF, with a trained model.",
-                       formatter_class=HelpFormatter)
-    s.add_argument("--model", required=True, metavar="MODEL.h5|NAME", help="model file, or a shipped model's name "
-                   f"({', '.join(shipped_models('style'))})")
-    s.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="images, animated GIFs, videos (the video extra) or folders of frames; each comes back "
-                        "in its own form")
-    s.add_argument("--out", metavar="PATH|DIR", help="output file (one input) or folder (default: out/)")
-    s.add_argument("--size", type=positive_int, help="resize so the longer side is N px (default: keep)")
-    s.add_argument("--deflicker", type=fraction, default=0.0, metavar="S",
-                   help="videos: blend each frame towards the previous output where the input did not change "
-                        "(0 off, 0.8 strong)")
-    s.add_argument("--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
-                   help="keep the photo's colours: its chroma under the stylised luminance, or the stylised "
-                        "image's colour statistics matched to the photo's")
+    s = sub.add_parser(
+        "stylize", help="stylise images with a trained network (one forward pass)",
+        description="Stylise images, or the frames of an animated GIF, with a trained model.",
+        formatter_class=HelpFormatter)
+    s.add_argument(
+        "--model", required=True, metavar="MODEL.h5|NAME",
+        help="model file, or a shipped model's name "
+        f"({', '.join(shipped_models('style'))})")
+    s.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="images, animated GIFs, videos (the video extra) or folders of frames; each comes "
+             "back "
+        "in its own form")
+    s.add_argument("--out", metavar="PATH|DIR",
+                   help="output file (one input) or folder (default: out/)")
+    s.add_argument("--size", type=positive_int,
+                   help="resize so the longer side is N px (default: keep)")
+    s.add_argument(
+        "--deflicker", type=fraction, default=0.0, metavar="S",
+        help="videos: blend each frame towards the previous output where the input did not change "
+        "(0 off, 0.8 strong)")
+    s.add_argument(
+        "--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
+        help="keep the photo's colours: its chroma under the stylised luminance, or the stylised "
+        "image's colour statistics matched to the photo's")
     add_tiling_arguments(s)
     add_common_arguments(s)
     s.set_defaults(run=run_stylize)
 
 
 def add_upsample_argument(p, default):
-    p.add_argument("--upsample", choices=["transposed", "nearest"], default=default,
-                   help="x2 up-sampling layers: stride-1/2 transposed convolutions (the paper's), or "
-                        "nearest-neighbour repetition then a 3x3 convolution, run as four 2x2 convolutions of the small "
-                        "image (no period-2 checkerboard; +6%% multiplies for the style network, +19%% for x4 "
-                        "super-resolution)")
+    p.add_argument(
+        "--upsample", choices=["transposed", "nearest"], default=default,
+        help="x2 up-sampling layers: stride-1/2 transposed convolutions (the paper's), or "
+        "nearest-neighbour repetition then a 3x3 convolution, run as four 2x2 convolutions of the "
+        "small "
+        "image (no period-2 checkerboard; +6%% multiplies for the style network, +19%% for x4 "
+        "super-resolution)")
 
 
 def fraction(text):
@@ -120,18 +140,28 @@ def run_train(args):
     style_rgb = load_image(args.style, args.style_size or args.size, "style image")
     with open(args.style, "rb") as f:
         style_hash = hashlib.sha256(f.read()).hexdigest()
-    config = {"kind": "style", "norm": args.norm, "width": list(args.width), "n_res": args.n_res,
-              "upsample": args.upsample,
-              "style_sha256": style_hash, "style": os.path.basename(args.style),
-              "settings": chosen_settings(args, ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
-                                          "style_weight", "tv_weight", "content_layer", "style_layers", "seed"))}
+    config = {
+        "kind": "style",
+        "norm": args.norm,
+        "width": list(args.width),
+        "n_res": args.n_res,
+        "upsample": args.upsample,
+        "style_sha256": style_hash,
+        "style": os.path.basename(args.style),
+        "settings": chosen_settings(
+            args, ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
+                   "style_weight", "tv_weight", "content_layer", "style_layers", "seed"))
+    }
 
     def make_loss():
         model, path = weights.resolve_vgg("vgg16", args.weights)
-        vgg = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in weights.load_vgg(path, model).items()}
+        vgg = {
+            k: (to_device(w, args.device), to_device(b, args.device))
+            for k, (w, b) in weights.load_vgg(path, model).items()
+        }
         style = to_device(style_rgb.transpose(2, 0, 1)[None].copy(), args.device)
-        return train.PerceptualLoss(vgg, style, args.content_layer, args.style_layers, args.content_weight,
-                                    args.style_weight, args.tv_weight)
+        return train.PerceptualLoss(vgg, style, args.content_layer, args.style_layers,
+                                    args.content_weight, args.style_weight, args.tv_weight)
 
     def make_step(spec, state, loss):
         return lambda p, batch: train.network_step(p, spec, config["norm"], state, batch, loss)
@@ -145,7 +175,8 @@ def chosen_settings(args, keys):
 
 
 def run_training(args, config, out, make_loss, make_step, transform):
-    """The shared body of ``numstyle train`` and ``numstyle sr-train``: resume, loop, checkpoints, model file."""
+    """The shared body of ``numstyle train`` and ``numstyle sr-train``: resume, loop, checkpoints,
+    model file."""
     start_time = time.perf_counter()
     check_device(args.device)
     ckpt_path = os.path.splitext(out)[0] + ".ckpt.h5"
@@ -159,11 +190,13 @@ def run_training(args, config, out, make_loss, make_step, transform):
     if args.resume:
         ckpt = models.load_checkpoint(args.resume)
         check_resume(args.resume, ckpt["config"], config)
-        params, adam_state, start, state = ckpt["params"], ckpt["adam"], ckpt["iteration"], ckpt["state"] or state
+        params, adam_state, start, state = ckpt["params"], ckpt["adam"], ckpt[
+            "iteration"], ckpt["state"] or state
         config = ckpt["config"] | {"settings": config["settings"]}
         print(f"resuming from iteration {start} of {args.resume}")
     loss = make_loss()
-    params, adam_state = train.params_to(params, args.device), train.adam_to(adam_state, args.device)
+    params, adam_state = train.params_to(params,
+                                         args.device), train.adam_to(adam_state, args.device)
     state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
     batches = Batches(args.data, args.size, args.batch_size, seed=args.seed, transform=transform)
     print(f"training on {len(batches.paths)} images from {args.data}: {args.iters} iterations of "
@@ -176,43 +209,54 @@ def run_training(args, config, out, make_loss, make_step, transform):
         saved["iteration"] = iteration
 
     try:
-        params, adam_state, history = train.fit(params, make_step(spec, state, loss), batches, args.iters, args.lr,
-                                                start, adam_state, checkpoint, args.checkpoint_every,
-                                                not args.no_progress, args.command, args.device)
+        params, adam_state, history = train.fit(params, make_step(spec, state, loss), batches,
+                                                args.iters, args.lr, start, adam_state, checkpoint,
+                                                args.checkpoint_every, not args.no_progress,
+                                                args.command, args.device)
     except KeyboardInterrupt:
         if saved:
-            print(f"interrupted: wrote {ckpt_path} at iteration {saved['iteration']}; continue with the same "
-                  f"command and --resume {ckpt_path}")
+            print(
+                f"interrupted: wrote {ckpt_path} at iteration {saved['iteration']}; continue with "
+                "the same "
+                f"command and --resume {ckpt_path}")
         raise
     if args.checkpoint_every:
         checkpoint(args.iters, params, adam_state)
     models.save_model(out, params, config, state, half=args.half)
     if history:
         last = history[-1]
-        terms = "".join(f", {k} {last[k]:.4g}" for k in ("content", "style", "tv") if last.get(k))   # sr: no style, tv
-        print(f"last iteration's loss: total {last['total']:.5g}{terms}; {len(history)} iterations in "
-              f"{time.perf_counter() - start_time:.1f} s (the progress bar shows a running mean)")
-    else:                                   # resumed at --iters: the checkpoint is exported as the model
-        print(f"no iterations left: the checkpoint is at iteration {start}, --iters is {args.iters}")
+        terms = "".join(f", {k} {last[k]:.4g}" for k in ("content", "style", "tv")
+                        if last.get(k))  # sr: no style, tv
+        print(
+            f"last iteration's loss: total {last['total']:.5g}{terms}; {len(history)} iterations "
+            "in "
+            f"{time.perf_counter() - start_time:.1f} s (the progress bar shows a running mean)")
+    else:  # resumed at --iters: the checkpoint is exported as the model
+        print(
+            f"no iterations left: the checkpoint is at iteration {start}, --iters is {args.iters}")
     print(f"wrote {out}")
     return 0
 
 
-TRAIN_BYTES_PER_PIXEL = 4300    # peak RSS per pixel of a batch (256², batch 4: ~1.4 GB; docs/benchmarks.md)
+# peak RSS per pixel of a batch (256², batch 4: ~1.4 GB; docs/benchmarks.md)
+TRAIN_BYTES_PER_PIXEL = 4300
 
 
 def check_training_memory(args):
-    """Refuse a CPU training that could not fit in this machine's memory at all (it would be killed)."""
+    """Refuse a CPU training that could not fit in this machine's memory at all (it would be
+    killed)."""
     pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
     need = TRAIN_BYTES_PER_PIXEL * args.batch_size * args.size ** 2
     if args.device == "cpu" and pages > 0 and need > pages * page:
-        raise NumstyleError(f"--size {args.size} --batch-size {args.batch_size} needs about {need / 2 ** 30:.0f} GB "
-                            f"of memory, more than this machine's {pages * page / 2 ** 30:.0f} GB: "
-                            "train on smaller crops or batches")
+        raise NumstyleError(
+            f"--size {args.size} --batch-size {args.batch_size} needs about {need / 2 ** 30:.0f} "
+            "GB "
+            f"of memory, more than this machine's {pages * page / 2 ** 30:.0f} GB: "
+            "train on smaller crops or batches")
 
 
-RESUME_MUST_MATCH = ("size", "style_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",
-                     "content_layer", "style_layers", "seed", "scale", "loss", "blur")
+RESUME_MUST_MATCH = ("size", "style_size", "batch_size", "lr", "content_weight", "style_weight",
+                     "tv_weight", "content_layer", "style_layers", "seed", "scale", "loss", "blur")
 
 
 def check_resume(path, saved, now):
@@ -223,12 +267,16 @@ def check_resume(path, saved, now):
                             "pass the same --style to resume")
     for key in ("kind", "norm", "width", "n_res", "scale", "skip", "upsample"):
         if saved.get(key, CONFIG_DEFAULTS.get(key)) != now.get(key):
-            raise NumstyleError(f"{path} has {key} {saved.get(key)}, not {now.get(key)}: pass the same flags to resume")
+            raise NumstyleError(
+                f"{path} has {key} {saved.get(key)}, not {now.get(key)}: pass the same flags to "
+                "resume"
+            )
     for key in RESUME_MUST_MATCH:
         old, new = saved.get("settings", {}).get(key), now["settings"].get(key)
         if old != new:
-            raise NumstyleError(f"{path} was trained with --{key.replace('_', '-')} {old}, not {new}: "
-                                "pass the same flags to resume (only --iters may change)")
+            raise NumstyleError(
+                f"{path} was trained with --{key.replace('_', '-')} {old}, not {new}: "
+                "pass the same flags to resume (only --iters may change)")
 
 
 def run_stylize(args, expect="style", transform=stylize_array, post=None):
@@ -236,7 +284,8 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     ``transform(params, config, state, rgb, device)`` (the network's forward pass), run in tiles
     under ``--max-memory`` / ``--tile``, then ``post(rgb, out)`` (colour options)."""
     if args.max_memory or args.tile:
-        transform = tiled_transform(transform, (args.max_memory, args.tile), progress=not args.no_progress)
+        transform = tiled_transform(transform, (args.max_memory, args.tile),
+                                    progress=not args.no_progress)
     if post is None and getattr(args, "preserve_colors", "none") != "none":
         post = keep_colors(args.preserve_colors)
     check_device(args.device)
@@ -244,10 +293,10 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     params = {k: to_device(v, args.device) for k, v in params.items()}
     state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
     suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))
-    for src in args.inputs:                                                           # fail before any work
+    for src in args.inputs:  # fail before any work
         if not os.path.exists(src):
             raise NumstyleError(f"input not found: {src}")
-    dests = output_paths(args.inputs, args.out, suffix)                              # distinct, checked
+    dests = output_paths(args.inputs, args.out, suffix)  # distinct, checked
     for src, dst in zip(args.inputs, dests):
         check_writable(dst, folder=os.path.isdir(src))
     strength = getattr(args, "deflicker", 0.0)
@@ -261,7 +310,7 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
             out = transform(params, config, state, frame, args.device)
             if post is not None:
                 out = post(frame, out)
-            out = np.clip(out, 0, 255, out=out)                                        # in place: large images
+            out = np.clip(out, 0, 255, out=out)  # in place: large images
             if strength and prev_out is not None:
                 out = deflicker(prev_in, prev_out, frame, out, strength)              # (VD1)
             prev_in, prev_out = frame, out

@@ -52,7 +52,8 @@ def write_media(path, frames, meta):
     if kind == "gif" and os.path.splitext(path)[1].lower() == ".gif":
         return write_gif(path, frames, meta["durations"])
     if len(frames) > 1:                                   # output_path refuses this before the work
-        raise NumstyleError(f"cannot write {len(frames)} frames to the image {path}: give a .gif name or a folder")
+        raise NumstyleError(
+            f"cannot write {len(frames)} frames to the image {path}: give a .gif name or a folder")
     return save_image(path, frames[0])
 
 
@@ -68,17 +69,21 @@ def output_path(src, out, suffix, many=False):
     if out and os.path.splitext(out)[1] and not os.path.isdir(out):           # a file name
         ext = os.path.splitext(out)[1].lower()
         if many:
-            raise NumstyleError(f"--out {out}: several inputs need a folder for --out, not a file name")
+            raise NumstyleError(
+                f"--out {out}: several inputs need a folder for --out, not a file name")
         if kind == "folder":
-            raise NumstyleError(f"--out {out}: a folder of frames needs a folder name for --out, not a file name")
+            raise NumstyleError(
+                f"--out {out}: a folder of frames needs a folder name for --out, not a file name")
         if kind == "video" and ext not in VIDEO_EXTS:
             raise NumstyleError(f"--out {out}: a video input needs a video file name "
                                 f"({', '.join(sorted(VIDEO_EXTS))}) or a folder")
         if kind == "gif" and ext != ".gif":
-            raise NumstyleError(f"--out {out}: an animated GIF input needs a .gif file name or a folder")
+            raise NumstyleError(
+                f"--out {out}: an animated GIF input needs a .gif file name or a folder")
         if kind == "image" and ext not in IMAGE_EXTS:
-            raise NumstyleError(f"--out {out}: an image input needs an image file name (.png, .jpg, ...) "
-                                "or a folder")
+            raise NumstyleError(
+                f"--out {out}: an image input needs an image file name (.png, .jpg, ...) "
+                "or a folder")
         return out
     name = os.path.basename(os.path.normpath(src))
     if kind == "folder":
@@ -109,7 +114,8 @@ def output_paths(inputs, out, suffix):
 
 
 def input_kind(path):
-    """'folder', 'video', 'gif' (an animated GIF) or 'image' (a still GIF too): the form of the result."""
+    """'folder', 'video', 'gif' (an animated GIF) or 'image' (a still GIF too): the form of the
+    result."""
     if os.path.isdir(path):
         return "folder"
     if is_video(path):
@@ -137,7 +143,8 @@ def read_gif(path, size=None):
                 frames.append(resize(rgb, longer_side=size) if size else rgb)
                 durations.append(frame.info.get("duration", 100))
     except OSError as e:
-        raise NumstyleError(f"input image is not a readable image: {path} ({type(e).__name__})") from None
+        raise NumstyleError(
+            f"input image is not a readable image: {path} ({type(e).__name__})") from None
     return frames, durations
 
 
@@ -147,7 +154,8 @@ def write_gif(path, frames, durations=None):
 
     images = [Image.fromarray(f) for f in frames]
     with atomic_path(path) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations or 100, loop=0)
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=durations or 100, loop=0)
     return path
 
 
@@ -170,7 +178,7 @@ def read_video(path, size=None):
     try:
         fps = float(iio.immeta(path).get("fps") or 25.0)
         frames = [np.asarray(f, dtype=np.float32) for f in iio.imiter(path)]
-    except Exception as e:                                   # imageio raises many kinds for bad files
+    except Exception as e:  # imageio raises many kinds for bad files
         raise NumstyleError(f"cannot read video {path}: {str(e).splitlines()[0][:120]}") from None
     if not frames:
         raise NumstyleError(f"video {path} has no frames")
@@ -182,10 +190,12 @@ def write_video(path, frames, fps):
     """Write uint8 frames as a video, atomically (a temporary file, then rename)."""
     iio = _imageio()
     # sizes must be even for yuv420p: pad by edge replication if needed
-    frames = [np.pad(f, ((0, f.shape[0] % 2), (0, f.shape[1] % 2), (0, 0)), mode="edge") for f in frames]
+    frames = [
+        np.pad(f, ((0, f.shape[0] % 2), (0, f.shape[1] % 2), (0, 0)), mode="edge") for f in frames
+    ]
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, np.stack(frames), fps=fps, extension=os.path.splitext(path)[1],
-                    macro_block_size=1)                                  # no resizing to 16 px blocks
+                    macro_block_size=1)  # no resizing to 16 px blocks
     return path
 
 
@@ -206,7 +216,8 @@ def write_folder(folder, names, frames):
 
 def deflicker(prev_in, prev_out, cur_in, cur_out, strength, tau=12.0):
     """(VD1): blend ``cur_out`` towards ``prev_out`` where the input did not change."""
-    change = np.abs(np.asarray(cur_in, np.float32) - np.asarray(prev_in, np.float32)).mean(axis=2, keepdims=True)
+    change = np.abs(np.asarray(cur_in, np.float32) - np.asarray(prev_in, np.float32)).mean(
+        axis=2, keepdims=True)
     w = strength * np.exp(-(change / tau) ** 2)                                       # (VD1)
     return w * prev_out + (1.0 - w) * cur_out
 

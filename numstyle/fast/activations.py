@@ -14,7 +14,7 @@ from . import StandIn
 from ..layers import ReLU
 from . import gpu_kernels
 
-RELU_CHUNK = 1 << 16     # values per np.maximum call against a block of zeros (256 KB: stays in cache)
+RELU_CHUNK = 1 << 16  # values per np.maximum call against a block of zeros (256 KB: stays in cache)
 _ZEROS = {}
 
 
@@ -64,4 +64,4 @@ class ChunkedReLU(StandIn, ReLU):
         return relu_backward(dy, cache, inplace=self.inplace), {}           # (R1)
 
     def __call__(self, x):
-        return relu_forward(x, inplace=True)[0]                             # inference: x is not needed again
+        return relu_forward(x, inplace=True)[0]  # inference: x is not needed again

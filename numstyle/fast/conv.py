@@ -59,7 +59,8 @@ from .parallel import for_each_band, for_each_band_no_overlap, split_rows
 from . import gpu_kernels
 from .im2col import band_columns, col2im_rows, im2col_rows, output_size, unpad, zero_pad
 
-BAND_BYTES = 8 << 20     # im2col columns per band: small enough to stay in cache, big enough for fast GEMMs
+# im2col columns per band: small enough to stay in cache, big enough for fast GEMMs
+BAND_BYTES = 8 << 20
 
 
 def row_bands(Ho, N, ckk, Wo, itemsize, xp, halves=False):
@@ -95,28 +96,32 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     F, Cw, kh, kw = w.shape
     assert C == Cw, f"conv2d: input has {C} channels, kernel expects {Cw}"
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
-    if _few_outputs(F, C, kh, kw, stride, pad, xp):                      # (CV5) read backwards: scatter k^2 F, not k^2 C
+    if _few_outputs(F, C, kh, kw, stride, pad,
+                    xp):  # (CV5) read backwards: scatter k^2 F, not k^2 C
         out = conv2d_input_grad(x, _flip(w), (N, F, Ho, Wo), 1, kh - 1 - pad)
         if b is not None:
             out += b.reshape(1, F, 1, 1)
         return out, (x, w, stride, pad)
     ckk = C * kh * kw
     w_row = w.reshape(F, ckk)                                            # (F, Ckk)
-    columns = band_columns(x, kh, kw, stride, pad)                       # zero-pads x (once, or as it reads)
+    columns = band_columns(x, kh, kw, stride, pad)  # zero-pads x (once, or as it reads)
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
     out_rows = out.reshape(N, F, Ho * Wo)                                # (N, F, Ho*Wo): a view
 
     def band(rows):                                                      # output rows r0..r1
         r0, r1 = rows
         buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)  # this thread's buffer
-        cols = columns(r0, r1, Wo, out=buf)                              # (N, Ckk, rows*Wo)              (K1)
-        if xp is np:                                                     # a copy: measured 1-5 % faster than
-            y = xp.matmul(w_row, cols)                                   # NumPy's matmul into a strided slice
-            out[:, :, r0:r1] = y.reshape(N, F, r1 - r0, Wo)              # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
-        else:                                                            # GPU: one band, so straight into out
-            xp.matmul(w_row, cols, out=out_rows[:, :, r0 * Wo:r1 * Wo])  # (N, F, L)                        (CV1)
+        cols = columns(r0, r1, Wo, out=buf)  # (N, Ckk, rows*Wo)              (K1)
+        if xp is np:  # a copy: measured 1-5 % faster than
+            y = xp.matmul(w_row, cols)  # NumPy's matmul into a strided slice
+            out[:, :, r0:r1] = y.reshape(N, F, r1 - r0,
+                                         Wo)  # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
+        else:  # GPU: one band, so straight into out
+            xp.matmul(w_row, cols,
+                      out=out_rows[:, :, r0 * Wo:r1 * Wo])  # (N, F, L)                        (CV1)
 
-    for_each_band(band, row_bands(Ho, N, ckk, Wo, x.dtype.itemsize, xp), xp)   # bands are independent
+    for_each_band(band, row_bands(Ho, N, ckk, Wo, x.dtype.itemsize, xp),
+                  xp)  # bands are independent
     if b is not None:
         out += b.reshape(1, F, 1, 1)                                     # (CV1) bias
     cache = (x, w, stride, pad)
@@ -159,24 +164,26 @@ def conv2d_input_grad(dout, w, x_shape, stride, pad):
     xp = get_xp(dout)
     N, F, Ho, Wo = dout.shape
     _, C, kh, kw = w.shape
-    if stride == 1 and kh == kw and pad < kh and F <= C and (Ho, Wo) == _same_size(x_shape, kh, pad):
+    if stride == 1 and kh == kw and pad < kh and F <= C and (Ho, Wo) == _same_size(
+            x_shape, kh, pad):
         dx, _ = conv2d_forward(dout, _flip(w), None, 1, kh - 1 - pad)    # (CV5)
         return dx
     ckk = C * kh * kw
     w_row = w.reshape(F, ckk)                                            # (F, Ckk)
     dxpad = xp.zeros((N, C, x_shape[2] + 2 * pad, x_shape[3] + 2 * pad), dtype=dout.dtype)
 
-    def band(rows):                                                      # output rows r0..r1 -> dxpad's rows
+    def band(rows):  # output rows r0..r1 -> dxpad's rows
         r0, r1 = rows
         dout_band = dout[:, :, r0:r1].reshape(N, F, (r1 - r0) * Wo)     # (N, F, L): a view
-        dcols = xp.matmul(w_row.T, dout_band)                            # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)  (CV2)
+        dcols = xp.matmul(w_row.T, dout_band)  # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)  (CV2)
         col2im_rows(dcols, dxpad, kh, kw, stride, r0, r1, Wo)            # (K2)
 
-    bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize, xp, halves=True)   # even, then odd: both on every core
+    bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize, xp,
+                      halves=True)  # even, then odd: both on every core
     middle = [r1 - r0 for r0, r1 in bands[1:-1]]
-    if not middle or min(middle) * stride >= kh - stride:                # bands k and k+2 write no common row:
-        for_each_band_no_overlap(band, bands, xp)                        #   band k+1's rows keep them apart
-    else:                                                                # thin bands: one after another
+    if not middle or min(middle) * stride >= kh - stride:  # bands k and k+2 write no common row:
+        for_each_band_no_overlap(band, bands, xp)  #   band k+1's rows keep them apart
+    else:  # thin bands: one after another
         for rows in bands:
             band(rows)
     return unpad(dxpad, pad)                                             # (N, C, H, W)
@@ -201,8 +208,9 @@ def conv2d_weight_grad(dout, x, w_shape, stride, pad):
         r0, r1 = rows
         dout_band = dout[:, :, r0:r1].reshape(N, F, (r1 - r0) * Wo)     # (N, F, L): a view
         buf = scratch("im2col", (N * ckk * (r1 - r0) * Wo,), x.dtype, x)
-        cols = columns(r0, r1, Wo, out=buf)                              # (N, Ckk, L), rebuilt rather than cached
-        parts[rows] = xp.matmul(dout_band, cols.transpose(0, 2, 1)).sum(axis=0)   # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
+        cols = columns(r0, r1, Wo, out=buf)  # (N, Ckk, L), rebuilt rather than cached
+        parts[rows] = xp.matmul(dout_band, cols.transpose(0, 2, 1)).sum(
+            axis=0)  # (N, F, L) @ (N, L, Ckk) -> (F, Ckk)  (CV3)
 
     bands = row_bands(Ho, N, ckk, Wo, dout.dtype.itemsize, xp)
     for_each_band(band, bands, xp)
@@ -215,18 +223,21 @@ def _weight_grad_from_dout_columns(dout, x, w_shape, pad):
     xp = get_xp(dout)
     N, F, Ho, Wo = dout.shape
     _, C, k, _ = w_shape
-    xflip = zero_pad(x, pad)[:, :, ::-1, ::-1]                          # (N, C, Hp, Wp), Hp = Ho + k - 1
+    xflip = zero_pad(x, pad)[:, :, ::-1, ::-1]  # (N, C, Hp, Wp), Hp = Ho + k - 1
     Hp, Wp = xflip.shape[2:]
-    dpad = zero_pad(xp.ascontiguousarray(dout[:, :, ::-1, ::-1]), k - 1)   # (N, F, Ho + 2k - 2, Wo + 2k - 2)
+    dpad = zero_pad(xp.ascontiguousarray(dout[:, :, ::-1, ::-1]),
+                    k - 1)  # (N, F, Ho + 2k - 2, Wo + 2k - 2)
     fkk = F * k * k
     parts = {}                                                           # band -> its share of dW
 
     def band(rows):
         r0, r1 = rows
         buf = scratch("im2col", (N * fkk * (r1 - r0) * Wp,), dout.dtype, dout)
-        cols = im2col_rows(dpad, k, k, 1, r0, r1, Wp, out=buf)           # (N, F k k, rows Wp)     (CV6)
-        xband = xp.ascontiguousarray(xflip[:, :, r0:r1]).reshape(N, C, (r1 - r0) * Wp)   # (N, C, rows Wp)
-        parts[rows] = xp.matmul(cols, xband.transpose(0, 2, 1)).sum(axis=0)   # (N, Fkk, L) @ (N, L, C) -> (Fkk, C)  (CV6)
+        cols = im2col_rows(dpad, k, k, 1, r0, r1, Wp, out=buf)  # (N, F k k, rows Wp)     (CV6)
+        xband = xp.ascontiguousarray(xflip[:, :, r0:r1]).reshape(N, C,
+                                                                 (r1 - r0) * Wp)  # (N, C, rows Wp)
+        parts[rows] = xp.matmul(cols, xband.transpose(0, 2, 1)).sum(
+            axis=0)  # (N, Fkk, L) @ (N, L, C) -> (Fkk, C)  (CV6)
 
     bands = row_bands(Hp, N, fkk, Wp, dout.dtype.itemsize, xp)
     for_each_band(band, bands, xp)
@@ -242,7 +253,8 @@ def _few_outputs(F, C, kh, kw, stride, pad, xp):
     2.7 GB fewer written and read at 512². On a GPU only with the fused
     kernels: the array code's col2im is one add per kernel tap (81 launches).
     """
-    return stride == 1 and kh == kw and pad < kh and 2 * F <= C and (xp is np or gpu_kernels.enabled(xp))
+    return stride == 1 and kh == kw and pad < kh and 2 * F <= C and (xp is np
+                                                                     or gpu_kernels.enabled(xp))
 
 
 def _flip(w):
@@ -302,8 +314,10 @@ def conv_transpose2d_forward(x, w, b, stride=2, pad=1, output_padding=1):
 def transposed_output_size(H, W, kh, kw, stride, pad, output_padding):
     """``(Ho, Wo)`` of a transposed convolution: ``(H - 1) s - 2p + k + output_padding`` per axis."""
     if not 0 <= output_padding < max(stride, 1):
-        raise ValueError(f"output_padding must be in [0, stride), got {output_padding} with stride {stride}")
-    return ((H - 1) * stride - 2 * pad + kh + output_padding, (W - 1) * stride - 2 * pad + kw + output_padding)
+        raise ValueError(
+            f"output_padding must be in [0, stride), got {output_padding} with stride {stride}")
+    return ((H - 1) * stride - 2 * pad + kh + output_padding,
+            (W - 1) * stride - 2 * pad + kw + output_padding)
 
 
 def conv_transpose2d_backward(dout, cache, weight_grad=True):
@@ -329,7 +343,8 @@ class BandedConv2d(StandIn, Conv2d):
         return conv2d_forward(x, self.w, self.b, self.stride, self.pad)          # (CV1)
 
     def backward(self, dy, cache):
-        dx, dw, db = conv2d_backward(dy, cache, weight_grad=self.trainable, input_grad=self.input_grad)
+        dx, dw, db = conv2d_backward(dy, cache, weight_grad=self.trainable,
+                                     input_grad=self.input_grad)
         return dx, _named(dw, db, self.b)                                        # (CV2)-(CV4)
 
 
@@ -338,7 +353,8 @@ class BandedConvTranspose2d(StandIn, ConvTranspose2d):
     :func:`conv_transpose2d_backward`."""
 
     def forward(self, x):
-        return conv_transpose2d_forward(x, self.w, None, self.stride, self.pad, self.output_padding)  # (T1)
+        return conv_transpose2d_forward(x, self.w, None, self.stride, self.pad,
+                                        self.output_padding)  # (T1)
 
     def backward(self, dy, cache):
         dx, dw, _ = conv_transpose2d_backward(dy, cache, weight_grad=self.trainable)     # (T2)

@@ -69,18 +69,14 @@ __device__ inline Pixel pixel(ptrdiff_t q, int rows, int cols) {
 # indexed freely (here: C-contiguous, flat index); the others are this element's value; T is the
 # array dtype; ``i`` is the output element's flat index.
 SOURCES = {
-    "reflect_pad": (
-        "raw T x, int32 H, int32 W, int32 p", "T y",
-        """
+    "reflect_pad": ("raw T x, int32 H, int32 W, int32 p", "T y", """
         const Pixel o = pixel(i, H + 2 * p, W + 2 * p);
         int r = o.r - p, c = o.c - p;                  // padded row and column, -p <= r < H + p
         r = r < 0 ? -r : (r >= H ? 2 * (H - 1) - r : r);   // (RP1)
         c = c < 0 ? -c : (c >= W ? 2 * (W - 1) - c : c);
         y = x[(o.nc * H + r) * W + c];
         """),
-    "reflect_pad_backward": (
-        "raw T dy, int32 H, int32 W, int32 p", "T dx",
-        """
+    "reflect_pad_backward": ("raw T dy, int32 H, int32 W, int32 p", "T dx", """
         const int Hp = H + 2 * p, Wp = W + 2 * p;
         const Pixel o = pixel(i, H, W);
         const int r = o.r, c = o.c;
@@ -97,9 +93,9 @@ SOURCES = {
         dx = sum;
         """),
     "im2col": (
-        "raw T x, int32 kh, int32 kw, int32 s, int32 pad, int32 r0, int32 H, int32 W, int32 rows, int32 Wo",
-        "T col",
-        """
+        "raw T x, int32 kh, int32 kw, int32 s, int32 pad, int32 r0, int32 H, int32 W, int32 rows, "
+        "int32 Wo",
+        "T col", """
         const Pixel o = pixel(i, rows, Wo);            // entry (n, c, a, b, h, w): o.nc = ((n C + c) kh + a) kw + b
         const int b = (int)(o.nc % kw), a = (int)((o.nc / kw) % kh);
         const ptrdiff_t nc = o.nc / ((ptrdiff_t)kw * kh);
@@ -107,9 +103,9 @@ SOURCES = {
         col = (y >= 0 && y < H && xx >= 0 && xx < W) ? x[(nc * H + y) * W + xx] : (T)0;   // zero padding
         """),
     "col2im": (
-        "raw T cols, int32 kh, int32 kw, int32 s, int32 r0, int32 rows, int32 Wo, int32 y0, int32 Hb, int32 Wp",
-        "T d",
-        """
+        "raw T cols, int32 kh, int32 kw, int32 s, int32 r0, int32 rows, int32 Wo, int32 y0, int32 "
+        "Hb, int32 Wp",
+        "T d", """
         const Pixel o = pixel(i, Hb, Wp);
         const int x = o.c, y = y0 + o.r;               // this padded pixel
         T sum = 0;
@@ -126,9 +122,7 @@ SOURCES = {
         }
         d += sum;
         """),
-    "avg_pool": (
-        "raw T x, int32 k, int32 H, int32 W", "T y",
-        """
+    "avg_pool": ("raw T x, int32 k, int32 H, int32 W", "T y", """
         const Pixel o = pixel(i, H / k, W / k);        // output pixel: window (o.r, o.c)
         T sum = 0;
         for (int a = 0; a < k; ++a)                    // the window's k^2 pixels:  (P1)
@@ -136,17 +130,13 @@ SOURCES = {
                 sum += x[(o.nc * H + o.r * k + a) * W + o.c * k + b];
         y = sum / (T)(k * k);
         """),
-    "avg_pool_backward": (
-        "raw T dy, int32 k, int32 H, int32 W", "T dx",
-        """
+    "avg_pool_backward": ("raw T dy, int32 k, int32 H, int32 W", "T dx", """
         const int Ho = H / k, Wo = W / k;
         const Pixel o = pixel(i, H, W);                // input pixel, in window (o.r / k, o.c / k)
         const bool inside = o.r < Ho * k && o.c < Wo * k;    // floor mode drops odd edges: gradient 0
         dx = inside ? dy[(o.nc * Ho + o.r / k) * Wo + o.c / k] / (T)(k * k) : (T)0;   // (P1)
         """),
-    "max_pool": (
-        "raw T x, int32 k, int32 H, int32 W", "T y, raw int8 winner",
-        """
+    "max_pool": ("raw T x, int32 k, int32 H, int32 W", "T y, raw int8 winner", """
         const Pixel o = pixel(i, H / k, W / k);        // output pixel: window (o.r, o.c)
         const ptrdiff_t base = (o.nc * H + o.r * k) * W + o.c * k;
         T best = x[base];
@@ -159,34 +149,24 @@ SOURCES = {
         y = best;
         winner[i] = (signed char)win;
         """),
-    "max_pool_backward": (
-        "raw T dy, raw int8 winner, int32 k, int32 H, int32 W", "T dx",
-        """
+    "max_pool_backward": ("raw T dy, raw int8 winner, int32 k, int32 H, int32 W", "T dx", """
         const int Ho = H / k, Wo = W / k;
         const Pixel o = pixel(i, H, W);                // input pixel, in window (o.r / k, o.c / k)
         const ptrdiff_t window = (o.nc * Ho + o.r / k) * Wo + o.c / k;
         const bool inside = o.r < Ho * k && o.c < Wo * k;    // floor mode drops odd edges: gradient 0
         dx = (inside && winner[window] == (o.r % k) * k + o.c % k) ? dy[window] : (T)0;   // (P2)
         """),
-    "relu_backward": (
-        "T dy, T y", "T dx",
-        """
+    "relu_backward": ("T dy, T y", "T dx", """
         dx = y > (T)0 ? dy : (T)0;                     // (R1): the mask from the output, no mask array
         """),
-    "norm_forward": (
-        "T x, T mu, T inv_std, T gamma, T beta", "T xhat, T y",
-        """
+    "norm_forward": ("T x, T mu, T inv_std, T gamma, T beta", "T xhat, T y", """
         xhat = (x - mu) * inv_std;                      // (N1)
         y = gamma * xhat + beta;
         """),
-    "norm_backward": (
-        "T dy, T xhat, T inv_std, T gamma, T mean_dy, T mean_dy_xhat", "T dx",
-        """
+    "norm_backward": ("T dy, T xhat, T inv_std, T gamma, T mean_dy, T mean_dy_xhat", "T dx", """
         dx = inv_std * gamma * (dy - mean_dy - xhat * mean_dy_xhat);   // (N2), gamma factored out of the means
         """),
-    "tv": (
-        "raw T x, int32 H, int32 W", "T dx, T sq",
-        """
+    "tv": ("raw T x, int32 H, int32 W", "T dx, T sq", """
         const Pixel o = pixel(i, H, W);                // pixel i of the (contiguous) image x
         const T c = x[i];
         T g = 0, e = 0;                                // each difference counted once, at its first pixel:
@@ -197,16 +177,12 @@ SOURCES = {
         dx = 2 * g;
         sq = e;
         """),
-    "gram_loss": (
-        "T G, T A, T s, T c", "T dG, T sq",
-        """
+    "gram_loss": ("T G, T A, T s, T c", "T dG, T sq", """
         const T d = G - A;                             // the Gram matrix against its target
         dG = c * d;                                    // (S4) / d(J5)/dG: the gradient, scaled
         sq = s * d * d;                                // (S3) / (J5): the loss's share, scaled; summed after
         """),
-    "normalize": (
-        "T x, T mu, T var, T gamma, T beta, T eps, int32 relu", "T y",
-        """
+    "normalize": ("T x, T mu, T var, T gamma, T beta, T eps, int32 relu", "T y", """
         const T v = (x - mu) * (gamma / sqrt(var + eps)) + beta;    // (N1)
         y = (relu && v < (T)0) ? (T)0 : v;                          // (R1)
         """),
@@ -217,7 +193,8 @@ _passed = {}                 # module name -> did the kernels pass their self-te
 
 
 def could_run(xp):
-    """True when ``xp`` is a GPU module with ``ElementwiseKernel`` and the settings allow fused kernels."""
+    """True when ``xp`` is a GPU module with ``ElementwiseKernel`` and the settings allow fused
+    kernels."""
     return xp.__name__ != "numpy" and hasattr(xp, "ElementwiseKernel") and settings.get().fused
 
 
@@ -240,7 +217,8 @@ def _kernel(xp, name):
     key = (xp.__name__, name)
     if key not in _compiled:
         in_params, out_params, body = SOURCES[name]
-        _compiled[key] = xp.ElementwiseKernel(in_params, out_params, body, f"numstyle_{name}", preamble=PREAMBLE)
+        _compiled[key] = xp.ElementwiseKernel(in_params, out_params, body, f"numstyle_{name}",
+                                              preamble=PREAMBLE)
     return _compiled[key]
 
 
@@ -263,7 +241,8 @@ def reflect_pad_backward(dout, x_shape, p):
 
 
 def im2col_rows(x, kh, kw, stride, pad, r0, r1, Wo, out=None):
-    """(K1) for output rows ``r0 .. r1-1`` of ``x`` zero-padded by ``pad``, in one launch: (N, C*kh*kw, rows*Wo)."""
+    """(K1) for output rows ``r0 .. r1-1`` of ``x`` zero-padded by ``pad``, in one launch: (N,
+    C*kh*kw, rows*Wo)."""
     xp = get_xp(x)
     N, C, H, W = x.shape
     shape = (N, C, kh, kw, r1 - r0, Wo)
@@ -276,9 +255,10 @@ def col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo):
     """(K2) for output rows ``r0 .. r1-1`` in one launch, added into the padded rows they touch."""
     xp = get_xp(cols)
     Hp, Wp = dxpad.shape[2:]
-    y0, y1 = stride * r0, min(stride * (r1 - 1) + kh, Hp)               # padded rows this band writes
+    y0, y1 = stride * r0, min(stride * (r1 - 1) + kh, Hp)  # padded rows this band writes
     region = dxpad[:, :, y0:y1]                                          # (N, C, y1-y0, Wp): a view
-    _kernel(xp, "col2im")(xp.ascontiguousarray(cols), kh, kw, stride, r0, r1 - r0, Wo, y0, y1 - y0, Wp, region)
+    _kernel(xp, "col2im")(xp.ascontiguousarray(cols), kh, kw, stride, r0, r1 - r0, Wo, y0, y1 - y0,
+                          Wp, region)
     return dxpad
 
 
@@ -300,7 +280,8 @@ def avg_pool_backward(dout, x_shape, k):
 
 
 def max_pool(x, k):
-    """(P2) in one launch: ``(y, winner)``, winner = a k + b, the first maximum's place in its window (int8)."""
+    """(P2) in one launch: ``(y, winner)``, winner = a k + b, the first maximum's place in its
+    window (int8)."""
     xp = get_xp(x)
     N, C, H, W = x.shape
     out = xp.empty((N, C, H // k, W // k), dtype=x.dtype)
@@ -313,12 +294,14 @@ def max_pool_backward(dout, winner, x_shape, k):
     """(P2)'s gradient in one launch: each window's winner gets ``dout``, every other pixel 0."""
     xp = get_xp(dout)
     dx = xp.empty(x_shape, dtype=dout.dtype)
-    _kernel(xp, "max_pool_backward")(xp.ascontiguousarray(dout), winner, k, x_shape[2], x_shape[3], dx)
+    _kernel(xp, "max_pool_backward")(xp.ascontiguousarray(dout), winner, k, x_shape[2], x_shape[3],
+                                     dx)
     return dx
 
 
 def relu_backward(dout, y, out=None):
-    """(R1)'s gradient in one launch (the array code: a comparison, then a multiply); ``out`` may be ``dout``."""
+    """(R1)'s gradient in one launch (the array code: a comparison, then a multiply); ``out`` may be
+    ``dout``."""
     xp = get_xp(dout)
     out = xp.empty_like(dout) if out is None else out
     _kernel(xp, "relu_backward")(dout, y, out)
@@ -335,7 +318,8 @@ def norm_forward(x, mu, inv_std, gamma, beta, xhat=None):
     C = x.shape[1]
     xhat = xp.empty_like(x) if xhat is None else xhat
     out = xp.empty_like(x)
-    _kernel(xp, "norm_forward")(x, mu, inv_std, gamma.reshape(1, C, 1, 1), beta.reshape(1, C, 1, 1), xhat, out)
+    _kernel(xp, "norm_forward")(x, mu, inv_std, gamma.reshape(1, C, 1, 1), beta.reshape(1, C, 1, 1),
+                                xhat, out)
     return xhat, out
 
 
@@ -348,17 +332,21 @@ def norm_backward(dout, xhat, inv_std, gamma, axes, frozen):
     xp = get_xp(dout)
     N, C = dout.shape[:2]
     batch = len(axes) == 3
-    sum_dy = dout.sum(axis=axes)                                         # (C,) batch, (N, C) instance
+    sum_dy = dout.sum(axis=axes)  # (C,) batch, (N, C) instance
     sum_dy_xhat = xp.einsum("nchw,nchw->c" if batch else "nchw,nchw->nc", dout, xhat)
-    dbeta, dgamma = (sum_dy, sum_dy_xhat) if batch else (sum_dy.sum(axis=0), sum_dy_xhat.sum(axis=0))   # (N3)
-    if frozen:                                                           # inference batch norm: constant statistics
+    dbeta, dgamma = (sum_dy, sum_dy_xhat) if batch else (sum_dy.sum(axis=0),
+                                                         sum_dy_xhat.sum(axis=0))  # (N3)
+    if frozen:  # inference batch norm: constant statistics
         mean_dy = mean_dy_xhat = 0
     else:
         m = dout.size // (C if batch else N * C)
-        as_group = lambda a: (a / m).reshape(inv_std.shape).astype(dout.dtype, copy=False)   # noqa: E731
-        mean_dy, mean_dy_xhat = as_group(sum_dy), as_group(sum_dy_xhat)  # like inv_std: (1|N, C, 1, 1)
+        as_group = lambda a: (a / m).reshape(inv_std.shape).astype(dout.dtype, copy=False
+                                                                   )  # noqa: E731
+        mean_dy, mean_dy_xhat = as_group(sum_dy), as_group(
+            sum_dy_xhat)  # like inv_std: (1|N, C, 1, 1)
     dx = xp.empty_like(dout)
-    _kernel(xp, "norm_backward")(dout, xhat, inv_std, gamma.reshape(1, C, 1, 1), mean_dy, mean_dy_xhat, dx)
+    _kernel(xp, "norm_backward")(dout, xhat, inv_std, gamma.reshape(1, C, 1, 1), mean_dy,
+                                 mean_dy_xhat, dx)
     return dx, dgamma, dbeta
 
 
@@ -386,5 +374,6 @@ def normalize(x, mu, var, gamma, beta, eps, relu):
     """
     xp = get_xp(x)
     C = x.shape[1]
-    _kernel(xp, "normalize")(x, mu, var, gamma.reshape(1, C, 1, 1), beta.reshape(1, C, 1, 1), eps, int(relu), x)
+    _kernel(xp, "normalize")(x, mu, var, gamma.reshape(1, C, 1, 1), beta.reshape(1, C, 1, 1), eps,
+                             int(relu), x)
     return x

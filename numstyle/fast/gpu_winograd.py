@@ -1,6 +1,6 @@
 r"""Winograd F(2x2, 3x3) on the GPU: the transforms (W3) and (W5) as one fused kernel each.
 
-The array code in :mod:`numstyle.ops.winograd` builds each transform from
+The array code in :mod:`numstyle.fast.winograd` builds each transform from
 additions of strided views -- cheap on a CPU, dozens of kernel launches per
 convolution on a GPU. Here the whole convolution is three launches:
 
@@ -18,7 +18,7 @@ fewer. ``flip`` swaps rows 0 and 3 of :math:`B^\top` and columns 0 and 3 of
 :math:`A^\top`: the input gradient (W8) by the same three launches.
 
 Both bodies are gathers, one thread per output value, like the kernels in
-:mod:`numstyle.ops.kernels` (whose launcher and self-test they share); the
+:mod:`numstyle.fast.gpu_kernels` (whose launcher and self-test they share); the
 array code's twin is :func:`numstyle.fast.winograd.convolve`.
 """
 from .. import settings
@@ -28,8 +28,9 @@ from .parallel import winograd_bands
 
 SOURCES = {
     "winograd_input": (
-        "raw T x, int32 C, int32 N, int32 H, int32 W, int32 pad, int32 i0, int32 rows, int32 tw, int32 flip", "T v",
-        """
+        "raw T x, int32 C, int32 N, int32 H, int32 W, int32 pad, int32 i0, int32 rows, int32 tw, "
+        "int32 flip",
+        "T v", """
         const int BT[16] = {1, 0, -1, 0,  0, 1, 1, 0,  0, -1, 1, 0,  0, 1, 0, -1};   // B^T of F(2x2, 3x3)
         const Pixel o = pixel(i, rows, tw);            // V entry (k, c, img, tile row i0 + o.r, tile column)
         const int img = (int)(o.nc % N), c = (int)((o.nc / N) % C), k = (int)(o.nc / ((ptrdiff_t)N * C));
@@ -50,9 +51,9 @@ SOURCES = {
         v = sum;
         """),
     "winograd_output": (
-        "raw T M, raw T b, int32 F, int32 N, int32 Hb, int32 Wo, int32 rows, int32 tw, int32 bias, int32 flip",
-        "T y",
-        """
+        "raw T M, raw T b, int32 F, int32 N, int32 Hb, int32 Wo, int32 rows, int32 tw, int32 bias, "
+        "int32 flip",
+        "T y", """
         const int AT[8] = {1, 1, 1, 0,  0, 1, -1, -1};  // A^T of F(2x2, 3x3)
         const Pixel o = pixel(i, Hb, Wo);              // output pixel (img, f, row in the band, column)
         const int f = (int)(o.nc % F), img = (int)(o.nc / F);
@@ -71,7 +72,7 @@ SOURCES = {
         y = bias ? sum + b[f] : sum;
         """),
 }
-gpu_kernels.SOURCES.update(SOURCES)     # compiled, cached and self-tested with the other fused kernels
+gpu_kernels.SOURCES.update(SOURCES)  # compiled, cached and self-tested with the other fused kernels
 
 
 def available(xp):
@@ -95,11 +96,14 @@ def convolve(x, w_hat, pad=1, b=None, flip=False):
     th, tw = -(-Ho // 2), -(-Wo // 2)                                        # tiles down and across
     x = xp.ascontiguousarray(x)
     y = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for i0, i1 in winograd_bands(th, tw, 4, max(C, F), N, x.dtype, xp):              # tile rows i0..i1
-        rows, y_band = i1 - i0, y[:, :, 2 * i0:min(2 * i1, Ho)]              # (N, F, Hb, Wo): a view
+    for i0, i1 in winograd_bands(th, tw, 4, max(C, F), N, x.dtype, xp):  # tile rows i0..i1
+        rows, y_band = i1 - i0, y[:, :, 2 * i0:min(2 * i1, Ho)]  # (N, F, Hb, Wo): a view
         V = xp.empty((16, C, N * rows * tw), dtype=x.dtype)                  # (16, C, N tiles)
-        gpu_kernels._kernel(xp, "winograd_input")(x, C, N, H, W, pad, i0, rows, tw, int(flip), V)   # (W3)
-        M = xp.matmul(w_hat, V)                                              # (16, F, C) @ (16, C, N t) -> (16, F, N t)  (W4)
-        gpu_kernels._kernel(xp, "winograd_output")(M, M if b is None else b, F, N, y_band.shape[2], Wo, rows, tw,
-                                               int(b is not None), int(flip), y_band)   # (W5) + bias
+        gpu_kernels._kernel(xp, "winograd_input")(x, C, N, H, W, pad, i0, rows, tw, int(flip),
+                                                  V)  # (W3)
+        M = xp.matmul(w_hat, V)  # (16, F, C) @ (16, C, N t) -> (16, F, N t)  (W4)
+        gpu_kernels._kernel(xp,
+                            "winograd_output")(M, M if b is None else b, F, N,
+                                               y_band.shape[2], Wo, rows, tw, int(b is not None),
+                                               int(flip), y_band)  # (W5) + bias
     return y

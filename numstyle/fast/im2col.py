@@ -52,7 +52,8 @@ def im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=None):
     rows = r1 - r0
     shape = (N, C, kh, kw, rows, Wo)
     cols = xp.empty(shape, dtype=xpad.dtype) if out is None else out.reshape(shape)
-    cols[...] = tap_view(xpad[:, :, stride * r0:], kh, kw, stride, rows, Wo)   # (N, C, kh, kw, rows, Wo)   (K1)
+    cols[...] = tap_view(xpad[:, :, stride * r0:], kh, kw, stride, rows,
+                         Wo)  # (N, C, kh, kw, rows, Wo)   (K1)
     return cols.reshape(N, C * kh * kw, rows * Wo)                       # (N, C*kh*kw, rows*Wo)
 
 
@@ -65,7 +66,8 @@ def band_columns(x, kh, kw, stride, pad):
     copy, and two launches fewer per convolution.
     """
     if gpu_kernels.enabled(get_xp(x)):
-        return lambda r0, r1, Wo, out=None: gpu_kernels.im2col_rows(x, kh, kw, stride, pad, r0, r1, Wo, out)
+        return lambda r0, r1, Wo, out=None: gpu_kernels.im2col_rows(x, kh, kw, stride, pad, r0, r1,
+                                                                    Wo, out)
     xpad = zero_pad(x, pad)                                              # (N, C, H+2p, W+2p)
     return lambda r0, r1, Wo, out=None: im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out)
 
@@ -88,7 +90,8 @@ def tap_view(xpad, kh, kw, stride, rows, Wo):
 def col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo):
     r"""Adjoint of :func:`im2col_rows`: add the band's columns into ``dxpad`` (K2), in place."""
     if gpu_kernels.enabled(get_xp(cols)):
-        return gpu_kernels.col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo)   # (K2) in one GPU kernel
+        return gpu_kernels.col2im_rows(cols, dxpad, kh, kw, stride, r0, r1,
+                                       Wo)  # (K2) in one GPU kernel
     N, C = dxpad.shape[:2]
     cols6 = cols.reshape(N, C, kh, kw, r1 - r0, Wo)                      # (N, C, kh, kw, rows, Wo)
     for i in range(kh):

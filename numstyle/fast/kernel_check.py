@@ -11,9 +11,9 @@ import numpy as np
 from .. import losses
 from ..backend import get_xp, to_host
 from . import activations, gpu_kernels, gpu_winograd, im2col, norm, pad, pool, winograd
-from .gpu_kernels import (avg_pool, avg_pool_backward, col2im_rows, im2col_rows, max_pool, max_pool_backward,
-                      norm_backward, norm_forward, normalize, reflect_pad, reflect_pad_backward, relu_backward,
-                      gram_loss, tv_loss)
+from .gpu_kernels import (avg_pool, avg_pool_backward, col2im_rows, im2col_rows, max_pool,
+                          max_pool_backward, norm_backward, norm_forward, normalize, reflect_pad,
+                          reflect_pad_backward, relu_backward, gram_loss, tv_loss)
 
 
 def ensure(xp):
@@ -35,10 +35,10 @@ def self_test(xp):
     one warning and the array code, not a broken run.
     """
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)                   # odd: floor-mode edges
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)  # odd: floor-mode edges
     g, b = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
     dy_pad, dy_pool = rng.standard_normal((2, 3, 11, 10)).astype(np.float32), x[:, :, :3, :3].copy()
-    cols = rng.standard_normal((2, 27, 6)).astype(np.float32)                  # (N, C*3*3, 2 rows * 3)
+    cols = rng.standard_normal((2, 27, 6)).astype(np.float32)  # (N, C*3*3, 2 rows * 3)
     stats = {"mean": x.mean(axis=(0, 2, 3)), "var": x.var(axis=(0, 2, 3)) + 0.5}
     _, norm_cache = norm.norm_forward(x, g, b, "instance")
     _, max_cache = pool.max_pool_forward(x, 2)
@@ -74,24 +74,28 @@ def self_test(xp):
         return m.concatenate([m.asarray(loss, dtype=grad.dtype).reshape(1), grad.ravel()])
 
     checks["tv"] = (lambda: joined(tv_loss(d(x))), lambda: joined(losses.tv_loss(x)))
-    G, A = x[0, :, :3, :3].copy(), x[1, :, :3, :3].copy()                    # two (3, 3, 3): a batch and its target
+    G, A = x[0, :, :3, :3].copy(), x[1, :, :3, :3].copy()  # two (3, 3, 3): a batch and its target
     checks["gram_loss"] = (lambda: joined(gram_loss(d(G), d(A[:1]), 0.5, 2.0)),
                            lambda: joined((0.5 * ((G - A[:1]) ** 2).sum(), 2.0 * (G - A[:1]))))
     # (W3)-(W5), and (W8)'s flipped transforms, against the array code
-    xw, w_hat = x[:, :, :, :5], winograd.transform_kernel(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    xw, w_hat = x[:, :, :, :5], winograd.transform_kernel(
+        rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
     checks["winograd"] = (lambda: gpu_winograd.convolve(d(xw), d(w_hat), 1, d(b[:1].repeat(4))),
                           lambda: winograd.convolve(xw, w_hat, 1, b[:1].repeat(4)))
-    checks["winograd_flipped"] = (lambda: gpu_winograd.convolve(d(x), d(w_hat[:, :3]), 0, flip=True),
-                                  lambda: winograd.convolve(x, w_hat[:, :3], 0, perm=winograd.FLIP[2]))
+    checks["winograd_flipped"] = (
+        lambda: gpu_winograd.convolve(d(x), d(w_hat[:, :3]), 0, flip=True),
+        lambda: winograd.convolve(x, w_hat[:, :3], 0, perm=winograd.FLIP[2]))
     for name, (kernel, array_code) in checks.items():
         try:
             got, want = to_host(kernel()), array_code()
-            ok = got.shape == want.shape and np.allclose(got, want, rtol=1e-4, atol=1e-4)   # float32 sums
+            ok = got.shape == want.shape and np.allclose(got, want, rtol=1e-4,
+                                                         atol=1e-4)  # float32 sums
         except Exception as e:                             # CuPy's compile errors, type errors, ...
             ok, want = False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         if not ok:
-            warnings.warn(f"numstyle: the fused GPU kernel {name!r} failed its self-test "
-                          f"({want if isinstance(want, str) else 'wrong values'}); using the array code",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"numstyle: the fused GPU kernel {name!r} failed its self-test "
+                f"({want if isinstance(want, str) else 'wrong values'}); using the array code",
+                RuntimeWarning, stacklevel=2)
             return False
     return True

@@ -14,7 +14,8 @@ What changes is where the work runs:
 """
 from .. import losses
 from ..backend import get_xp, scalar
-from ..losses import content_loss, feature_loss, style_target  # noqa: F401  (unchanged: one dot product)
+# noqa: F401  (unchanged: one dot product)
+from ..losses import content_loss, feature_loss, style_target
 from . import gpu_kernels
 from .parallel import matmul
 
@@ -68,7 +69,7 @@ def style_loss_johnson(F, Gs, weight=1.0):
     """(J5) as :func:`numstyle.losses.style_loss_johnson`; on a GPU its tail in one launch."""
     N, C, H, W = F.shape
     G, Fm = gram_normalized(F)                                                 # (J4)
-    if gpu_kernels.enabled(get_xp(G)):                                         # (J5) and d(J5)/dG at once
+    if gpu_kernels.enabled(get_xp(G)):  # (J5) and d(J5)/dG at once
         loss, dG = gpu_kernels.gram_loss(G, Gs, weight / N, 2.0 * weight / (N * C * H * W))
         loss = scalar(loss)
     else:

@@ -27,7 +27,7 @@ def scratch(name, shape, dtype, like):
     key = (name, dtype.str, xp.__name__, threading.get_ident())
     buf = _scratch.get(key)
     if buf is None or buf.size < size:
-        _scratch.pop(key, None)                     # free the old one before allocating the larger one
+        _scratch.pop(key, None)  # free the old one before allocating the larger one
         _scratch[key] = buf = xp.empty(size, dtype=dtype)
     return buf[:size].reshape(shape)
 
@@ -63,4 +63,5 @@ def keep_freed_memory():
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                       # glibc's <malloc.h>
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, HEAP_KEEP_BYTES) == 1 and mallopt(M_TRIM_THRESHOLD, HEAP_KEEP_BYTES) == 1
+    return mallopt(M_MMAP_THRESHOLD, HEAP_KEEP_BYTES) == 1 and mallopt(
+        M_TRIM_THRESHOLD, HEAP_KEEP_BYTES) == 1

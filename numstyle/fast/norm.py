@@ -45,21 +45,24 @@ def norm_forward(x, gamma, beta, kind="instance", eps=1e-5, running=None, moment
         mu = x.mean(axis=axes, keepdims=True)                               # (N1)
         centred = x - mu                                                    # becomes xhat below
         m = x.size // (C if kind == "batch" else x.shape[0] * C)
-        sums = "nchw,nchw->c" if kind == "batch" else "nchw,nchw->nc"       # sum of squares: one pass, no temporary
+        # sum of squares: one pass, no temporary
+        sums = "nchw,nchw->c" if kind == "batch" else "nchw,nchw->nc"
         var = (xp.einsum(sums, centred, centred) / m).reshape(mu.shape)     # (N1), biased: 1/m
         if kind == "batch" and running is not None:
             running["mean"] = (1 - momentum) * running["mean"] + momentum * mu.reshape(C)
-            running["var"] = (1 - momentum) * running["var"] + momentum * var.reshape(C) * (m / max(m - 1, 1))
+            running["var"] = (1 - momentum) * running["var"] + momentum * var.reshape(C) * (
+                m / max(m - 1, 1))
         elif kind == "instance":
             _record(running, mu, var, x.shape[0], C)
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
     frozen = kind == "batch" and not train
-    if gpu_kernels.enabled(xp):                                                 # (N1) in one GPU kernel
-        xhat, out = (gpu_kernels.norm_forward(x, mu.astype(x.dtype, copy=False), inv_std, gamma, beta) if frozen
-                     else gpu_kernels.norm_forward(centred, 0, inv_std, gamma, beta, xhat=centred))
+    if gpu_kernels.enabled(xp):  # (N1) in one GPU kernel
+        xhat, out = (gpu_kernels.norm_forward(x, mu.astype(x.dtype, copy=False), inv_std, gamma,
+                                              beta) if frozen else gpu_kernels.norm_forward(
+                                                  centred, 0, inv_std, gamma, beta, xhat=centred))
         return out, (xhat, inv_std, gamma, axes, frozen)
     if frozen:
-        xhat = (x - mu) * inv_std                                           # (N1) with the running statistics
+        xhat = (x - mu) * inv_std  # (N1) with the running statistics
     else:
         xhat = centred
         xhat *= inv_std                                                     # (N1), in place
@@ -96,15 +99,18 @@ def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu
         m = x.shape[2] * x.shape[3]
         mu = x.mean(axis=(2, 3))                                            # (N, C)          (N1)
         x -= mu[:, :, None, None]                                           # x - mu, in place
-        var = xp.einsum("nchw,nchw->nc", x, x) / m                          # (N, C): one pass, no temporary
+        var = xp.einsum("nchw,nchw->nc", x, x) / m  # (N, C): one pass, no temporary
         _record(running, mu, var, N, C)
-    if gpu_kernels.enabled(xp):                                                 # (N1) and (R1) in one GPU kernel
-        as_x = lambda a: a[:, :, None, None].astype(x.dtype, copy=False)    # noqa: E731  (N, C, 1, 1)
-        return gpu_kernels.normalize(x, as_x(mu) if kind == "batch" else 0, as_x(var), gamma, beta, eps, relu)
+    if gpu_kernels.enabled(xp):  # (N1) and (R1) in one GPU kernel
+        as_x = lambda a: a[:, :, None, None].astype(x.dtype, copy=False)  # noqa: E731  (N, C, 1, 1)
+        return gpu_kernels.normalize(x,
+                                     as_x(mu) if kind == "batch" else 0, as_x(var), gamma, beta,
+                                     eps, relu)
     s = gamma.reshape(1, C) / xp.sqrt(var + eps)                            # (N, C)
-    t = beta.reshape(1, C) - mu * s if kind == "batch" else beta.reshape(1, C)   # instance: mu already subtracted
-    x *= s[:, :, None, None].astype(x.dtype, copy=False)                    # (N1): gamma xhat + beta ...
-    x += t[:, :, None, None].astype(x.dtype, copy=False)                    # ... as one multiply-add
+    t = beta.reshape(1, C) - mu * s if kind == "batch" else beta.reshape(
+        1, C)  # instance: mu already subtracted
+    x *= s[:, :, None, None].astype(x.dtype, copy=False)  # (N1): gamma xhat + beta ...
+    x += t[:, :, None, None].astype(x.dtype, copy=False)  # ... as one multiply-add
     if relu:
         relu_forward(x, inplace=True)                                       # (R1)
     return x
@@ -120,21 +126,22 @@ def norm_backward(dout, cache):
     r"""Backward of :func:`norm_forward` (N2)-(N3). Returns ``(dx, dgamma, dbeta)``."""
     xhat, inv_std, gamma, axes, frozen = cache
     xp = get_xp(dout)
-    if gpu_kernels.enabled(xp):                                                 # (N2) in one GPU kernel, (N3)
+    if gpu_kernels.enabled(xp):  # (N2) in one GPU kernel, (N3)
         return gpu_kernels.norm_backward(dout, xhat, inv_std, gamma, axes, frozen)
     C = dout.shape[1]
-    dgamma = xp.einsum("nchw,nchw->c", dout, xhat)                          # (N3): one pass, no temporary
+    dgamma = xp.einsum("nchw,nchw->c", dout, xhat)  # (N3): one pass, no temporary
     dbeta = dout.sum(axis=(0, 2, 3))                                        # (N3)
-    dx = xp.multiply(dout, gamma.reshape(1, C, 1, 1))                       # dxhat (N2); becomes dx in place
-    if frozen:                                                              # inference: statistics are constants
+    dx = xp.multiply(dout, gamma.reshape(1, C, 1, 1))  # dxhat (N2); becomes dx in place
+    if frozen:  # inference: statistics are constants
         dx *= inv_std
         return dx, dgamma, dbeta
     m = dout.size // (C if len(axes) == 3 else dout.shape[0] * C)
     sums = "nchw,nchw->c" if len(axes) == 3 else "nchw,nchw->nc"
-    mean_dxhat_xhat = (xp.einsum(sums, dx, xhat) / m).reshape(inv_std.shape).astype(dx.dtype, copy=False)
-    dx -= dx.mean(axis=axes, keepdims=True)                                 # (N2): dxhat - mean(dxhat)
-    dx -= xhat * mean_dxhat_xhat                                            #       - xhat mean(dxhat xhat)
-    dx *= inv_std                                                           #       times 1/sqrt(var + eps)
+    mean_dxhat_xhat = (xp.einsum(sums, dx, xhat) / m).reshape(inv_std.shape).astype(
+        dx.dtype, copy=False)
+    dx -= dx.mean(axis=axes, keepdims=True)  # (N2): dxhat - mean(dxhat)
+    dx -= xhat * mean_dxhat_xhat  #       - xhat mean(dxhat xhat)
+    dx *= inv_std  #       times 1/sqrt(var + eps)
     return dx, dgamma, dbeta
 
 
@@ -143,8 +150,8 @@ class OnePassNorm(StandIn, Norm):
     for inference, :func:`norm_inference` (in place on the input)."""
 
     def forward(self, x):
-        return norm_forward(x, self.gamma, self.beta, self.kind, self.eps, self.running, self.momentum,
-                            self.train)                                    # (N1)
+        return norm_forward(x, self.gamma, self.beta, self.kind, self.eps, self.running,
+                            self.momentum, self.train)  # (N1)
 
     def backward(self, dy, cache):
         dx, dgamma, dbeta = norm_backward(dy, cache)                        # (N2), (N3)
@@ -153,7 +160,8 @@ class OnePassNorm(StandIn, Norm):
     def __call__(self, x):
         if self.train:
             return self.forward(x)[0]
-        return norm_inference(x, self.gamma, self.beta, self.kind, self.eps, self.running)   # (N1), in place
+        return norm_inference(x, self.gamma, self.beta, self.kind, self.eps,
+                              self.running)  # (N1), in place
 
 
 class NormReLU(Layer):
@@ -177,4 +185,4 @@ class NormReLU(Layer):
         n = self.norm
         if n.train:
             return self.relu(n(x))
-        return norm_inference(x, n.gamma, n.beta, n.kind, n.eps, n.running, relu=True)   # (N1), (R1)
+        return norm_inference(x, n.gamma, n.beta, n.kind, n.eps, n.running, relu=True)  # (N1), (R1)

@@ -35,7 +35,8 @@ _lock = threading.Lock()
 
 
 def cpu_threads():
-    """Threads used for bands: ``NUMSTYLE_THREADS`` if set, else the CPU count (:mod:`numstyle.settings`)."""
+    """Threads used for bands: ``NUMSTYLE_THREADS`` if set, else the CPU count
+    (:mod:`numstyle.settings`)."""
     return settings.get().threads
 
 
@@ -73,16 +74,17 @@ def split_rows(total, row_bytes, band_bytes, xp=np, halves=False):
     """
     if xp is not np:
         band_bytes = max(band_bytes, DEVICE_BAND_BYTES)
-    count = -(-total // max(1, band_bytes // max(1, row_bytes)))          # bands needed for the size limit
+    count = -(-total // max(1, band_bytes // max(1, row_bytes)))  # bands needed for the size limit
     threads = cpu_threads() * (2 if halves else 1)
     if xp is np and total >= threads and total * row_bytes * 16 >= band_bytes:
-        count = -(-count // threads) * threads                           # round up to a multiple of the threads
+        count = -(-count // threads) * threads  # round up to a multiple of the threads
     count = max(1, min(count, total))
     edges = [total * i // count for i in range(count + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
 
-WINOGRAD_BAND_BYTES = 4 << 20   # transform-domain bytes per band: a few MB keeps a band in cache (measured best)
+# transform-domain bytes per band: a few MB keeps a band in cache (measured best)
+WINOGRAD_BAND_BYTES = 4 << 20
 
 
 def winograd_bands(th, tw, a, channels, N, dtype, xp=np):
@@ -108,7 +110,8 @@ def bands_take_the_cores():
     """
     if ThreadpoolController is None or (cpu_threads() < 2 and (os.cpu_count() or 1) < 2):
         return False
-    _pool_and_blas(cpu_threads())[1].limit(limits=1, user_api="blas")   # not a context: stays in force
+    _pool_and_blas(cpu_threads())[1].limit(limits=1,
+                                           user_api="blas")  # not a context: stays in force
     return True
 
 
@@ -127,11 +130,12 @@ def matmul(a, b, xp=np):
     threads = min(cpu_threads(), n)
     if xp is not np or threads < 2 or 2 * batch * n * k * m < MATMUL_MIN_FLOPS:
         return a @ b
-    out = xp.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (n, m), dtype=np.result_type(a, b))
+    out = xp.empty(
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (n, m), dtype=np.result_type(a, b))
 
     def band(rows):
         r0, r1 = rows
-        xp.matmul(a[..., r0:r1, :], b, out=out[..., r0:r1, :])           # (..., rows, k) @ (..., k, m)
+        xp.matmul(a[..., r0:r1, :], b, out=out[..., r0:r1, :])  # (..., rows, k) @ (..., k, m)
 
     edges = [n * i // threads for i in range(threads + 1)]
     for_each_band(band, list(zip(edges[:-1], edges[1:])), xp)
@@ -139,7 +143,8 @@ def matmul(a, b, xp=np):
 
 
 def for_each_band_no_overlap(work, bands, xp=np):
-    """:func:`for_each_band` for bands that share rows with their neighbours only: even bands, then odd."""
+    """:func:`for_each_band` for bands that share rows with their neighbours only: even bands, then
+    odd."""
     for_each_band(work, bands[0::2], xp)
     for_each_band(work, bands[1::2], xp)
 
@@ -148,7 +153,8 @@ _local = threading.local()
 
 
 def _in_worker():
-    """True inside a band worker: a nested op runs its bands serially instead of waiting on the pool."""
+    """True inside a band worker: a nested op runs its bands serially instead of waiting on the
+    pool."""
     return getattr(_local, "worker", False)
 
 
@@ -157,12 +163,14 @@ def _mark_worker():
 
 
 def _pool_and_blas(threads):
-    """The band thread pool (grown when more threads are asked for) and the BLAS controller, made once."""
+    """The band thread pool (grown when more threads are asked for) and the BLAS controller, made
+    once."""
     with _lock:
         if _state["workers"] < threads:
             if _state["pool"] is not None:
                 _state["pool"].shutdown(wait=True)
-            _state["pool"] = ThreadPoolExecutor(threads, thread_name_prefix="numstyle-band", initializer=_mark_worker)
+            _state["pool"] = ThreadPoolExecutor(threads, thread_name_prefix="numstyle-band",
+                                                initializer=_mark_worker)
             _state["workers"] = threads
         if _state["blas"] is None:
             _state["blas"] = ThreadpoolController()      # finds the loaded BLAS once (costly)

@@ -58,8 +58,8 @@ from .conv import conv2d_backward, conv2d_forward
 def upsample_nearest_forward(x, s=2):
     """Repeat every pixel of (N, C, H, W) into an s x s block (U1): (N, C, s*H, s*W)."""
     xp = get_xp(x)
-    wide = xp.repeat(x, s, axis=3)                                         # (N, C, H, sW): columns first,
-    return xp.repeat(wide, s, axis=2), (x.shape, s)                        # (N, C, sH, sW): then whole rows
+    wide = xp.repeat(x, s, axis=3)  # (N, C, H, sW): columns first,
+    return xp.repeat(wide, s, axis=2), (x.shape, s)  # (N, C, sH, sW): then whole rows
 
 
 def upsample_nearest_backward(dy, cache):
@@ -69,11 +69,11 @@ def upsample_nearest_backward(dy, cache):
     columns: one ``sum(axis=(3, 5))`` over the 6-axis view was 6-8x slower on NumPy.
     """
     (N, C, H, W), s = cache
-    rows = dy.reshape(N, C, H, s, s * W)                                   # (N, C, H, s, sW): a block's rows
+    rows = dy.reshape(N, C, H, s, s * W)  # (N, C, H, s, sW): a block's rows
     d = rows[:, :, :, 0].copy()                                            # (N, C, H, sW)
     for p in range(1, s):
         d += rows[:, :, :, p]                                              # (U2): sum over p
-    cols = d.reshape(N, C, H, W, s)                                        # (N, C, H, W, s): a block's columns
+    cols = d.reshape(N, C, H, W, s)  # (N, C, H, W, s): a block's columns
     dx = cols[..., 0].copy()                                               # (N, C, H, W)
     for q in range(1, s):
         dx += cols[..., q]                                                 # (U2): sum over q
@@ -85,7 +85,8 @@ PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))       # (a, b): output row 2i + a, col
 
 def _phase_sums(xp, dtype):
     """(S_0, S_1) of (U3): which of the 3 taps read each of the 2 small rows, per output phase."""
-    return (xp.asarray([[1, 0, 0], [0, 1, 1]], dtype=dtype), xp.asarray([[1, 1, 0], [0, 0, 1]], dtype=dtype))
+    return (xp.asarray([[1, 0, 0], [0, 1, 1]],
+                       dtype=dtype), xp.asarray([[1, 1, 0], [0, 0, 1]], dtype=dtype))
 
 
 def resize_conv_forward(x, w):
@@ -108,7 +109,7 @@ def resize_conv_forward(x, w):
     S = _phase_sums(xp, w.dtype)
     k = xp.concatenate([S[a] @ w @ S[b].T for a, b in PHASES])             # (4F, C, 2, 2)   (U3)
     e = xp.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")           # (N, C, H+2, W+2): E(x)
-    z, conv_cache = conv2d_forward(e, k, None, 1, 0)                       # (N, 4F, H+1, W+1)   (U4)
+    z, conv_cache = conv2d_forward(e, k, None, 1, 0)  # (N, 4F, H+1, W+1)   (U4)
     y = xp.empty((N, F, 2 * H, 2 * W), dtype=x.dtype)                     # (N, F, 2H, 2W)
     for n, (a, b) in enumerate(PHASES):
         y[:, :, a::2, b::2] = z[:, n * F:(n + 1) * F, a:a + H, b:b + W]    # (U4): the pixel shuffle
@@ -124,9 +125,10 @@ def resize_conv_backward(dy, cache):
     for n, (a, b) in enumerate(PHASES):
         dz[:, n * F:(n + 1) * F, a:a + H, b:b + W] = dy[:, :, a::2, b::2]  # undo the shuffle
     de, dk, _ = conv2d_backward(dz, conv_cache)                            # (CV2)-(CV3) of (U4)
-    dw = sum(S[a].T @ dk[n * F:(n + 1) * F] @ S[b] for n, (a, b) in enumerate(PHASES))   # (F, C, 3, 3)  (U5)
-    de[:, :, 1] += de[:, :, 0]                                             # E^T (U5): fold the padded rows
-    de[:, :, H] += de[:, :, H + 1]                                         # onto the edge rows (corners too),
+    dw = sum(S[a].T @ dk[n * F:(n + 1) * F] @ S[b]
+             for n, (a, b) in enumerate(PHASES))  # (F, C, 3, 3)  (U5)
+    de[:, :, 1] += de[:, :, 0]  # E^T (U5): fold the padded rows
+    de[:, :, H] += de[:, :, H + 1]  # onto the edge rows (corners too),
     de[:, :, :, 1] += de[:, :, :, 0]                                       # then the padded columns
     de[:, :, :, W] += de[:, :, :, W + 1]
     return de[:, :, 1:H + 1, 1:W + 1], dw                                  # (N, C, H, W)

@@ -73,14 +73,17 @@ DEFAULT_M = 2
 
 
 def transform_kernel(w, m=DEFAULT_M):
-    r"""(W2): 3x3 kernels (F, C, 3, 3) -> the transform domain of F(m x m, 3x3), laid out (alpha^2, F, C)."""
+    r"""(W2): 3x3 kernels (F, C, 3, 3) -> the transform domain of F(m x m, 3x3), laid out (alpha^2,
+    F, C)."""
     xp = get_xp(w)
     F, C = w.shape[:2]
     a = m + 2
     g = xp.asarray(TRANSFORMS[m][1], dtype=w.dtype)                          # (a, 3)
     P = (w.reshape(F * C * 3, 3) @ g.T).reshape(F * C, 3, a)                 # w G^T: (FC, i, b)
-    U = (P.transpose(0, 2, 1).reshape(F * C * a, 3) @ g.T).reshape(F, C, a, a)  # (G w G^T)^T: (F, C, b, a)
-    return xp.ascontiguousarray(U.transpose(3, 2, 0, 1)).reshape(a * a, F, C)   # (a, b, F, C) -> (a^2, F, C)
+    U = (P.transpose(0, 2, 1).reshape(F * C * a, 3) @ g.T).reshape(F, C, a,
+                                                                   a)  # (G w G^T)^T: (F, C, b, a)
+    return xp.ascontiguousarray(U.transpose(3, 2, 0, 1)).reshape(a * a, F,
+                                                                 C)  # (a, b, F, C) -> (a^2, F, C)
 
 
 def tile_size(w_hat):
@@ -92,7 +95,7 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None, pad=1):
     r"""3x3 convolution, stride 1, zero padding ``pad`` (1: VGG's; 0: the transformer's, after reflection), by (W1)-(W5).
 
     On NumPy in bands of tile rows, each band's buffers in cache (``BAND_BYTES``); on a GPU
-    F(2x2, 3x3) is three launches (:mod:`numstyle.ops.winograd_kernels`).
+    F(2x2, 3x3) is three launches (:mod:`numstyle.fast.gpu_winograd`).
 
     Parameters
     ----------
@@ -110,7 +113,7 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None, pad=1):
     cache : tuple ``(x, w, w_hat, pad)``
     """
     if w_hat is None:
-        w_hat = transform_kernel(w)                                          # (a^2, F, C)         (W2)
+        w_hat = transform_kernel(w)  # (a^2, F, C)         (W2)
     y = convolve(x, w_hat, pad, b)                                          # (W3)-(W5)
     cache = (x, w, w_hat, pad)
     return y, cache
@@ -124,7 +127,7 @@ def convolve(x, w_hat, pad=1, b=None, perm=None):
     """
     xp = get_xp(x)
     m = tile_size(w_hat)
-    if xp is not np and m == 2 and gpu_kernels.enabled(xp):                      # the GPU: three launches
+    if xp is not np and m == 2 and gpu_kernels.enabled(xp):  # the GPU: three launches
         return gpu_winograd.convolve(x, w_hat, pad, b, flip=perm is not None)
     N, C, H, W = x.shape
     F = w_hat.shape[1]
@@ -135,19 +138,22 @@ def convolve(x, w_hat, pad=1, b=None, perm=None):
     H, W = H + 2 * pad - 2, W + 2 * pad - 2                                  # output size
     th, tw = -(-H // m), -(-W // m)                                          # tiles down and across
     phases = _split_columns(x, m, th, tw, pad)
-    Y = xp.empty((N, F, th, m, tw, m), dtype=x.dtype)                        # output pixel (m i + p, m j + q)
+    Y = xp.empty((N, F, th, m, tw, m), dtype=x.dtype)  # output pixel (m i + p, m j + q)
 
-    def band(rows):                                                          # tile rows i0..i1 -> Y's rows
+    def band(rows):  # tile rows i0..i1 -> Y's rows
         i0, i1 = rows
-        V = _input_transform(bt, phases, m, i0, i1, tw)                      # (a^2, N, C, t)      (W3)
-        M = xp.matmul(w_hat[:, None], V)                                     # (a^2,1,F,C) @ (a^2,N,C,t) -> (a^2,N,F,t)  (W4)
-        M6 = M.reshape(a, a, N, F, i1 - i0, tw)                              # (a, b, N, F, rows, tw)
-        Q = _apply(at, [M6[r] for r in range(a)])                            # A^T along a: m x (b, N, F, rows, tw)  (W5)
+        V = _input_transform(bt, phases, m, i0, i1, tw)  # (a^2, N, C, t)      (W3)
+        M = xp.matmul(w_hat[:, None], V)  # (a^2,1,F,C) @ (a^2,N,C,t) -> (a^2,N,F,t)  (W4)
+        M6 = M.reshape(a, a, N, F, i1 - i0, tw)  # (a, b, N, F, rows, tw)
+        Q = _apply(at, [M6[r] for r in range(a)])  # A^T along a: m x (b, N, F, rows, tw)  (W5)
         for p in range(m):
-            for q, Ypq in enumerate(_apply(at, [Q[p][s] for s in range(a)])):    # ... A along b            (W5)
-                Y[:, :, i0:i1, p, :, q] = Ypq                                # interleave the m x m blocks
+            for q, Ypq in enumerate(_apply(at,
+                                           [Q[p][s]
+                                            for s in range(a)])):  # ... A along b            (W5)
+                Y[:, :, i0:i1, p, :, q] = Ypq  # interleave the m x m blocks
 
-    for_each_band(band, winograd_bands(th, tw, a, max(C, F), N, x.dtype, xp), xp)       # bands are independent
+    for_each_band(band, winograd_bands(th, tw, a, max(C, F), N, x.dtype, xp),
+                  xp)  # bands are independent
     y = Y.reshape(N, F, m * th, m * tw)                                      # (N, F, m th, m tw)
     if m * th != H or m * tw != W:
         y = xp.ascontiguousarray(y[:, :, :H, :W])
@@ -183,7 +189,8 @@ def winograd_conv3x3_input_grad(dout, w_hat, pad=1):
     -------
     dx : ndarray, shape (N, C, Ho + 2 - 2 pad, Wo + 2 - 2 pad)
     """
-    return convolve(dout, w_hat.transpose(0, 2, 1), 2 - pad, perm=FLIP[tile_size(w_hat)])   # (W8): (a^2, C, F)
+    return convolve(dout, w_hat.transpose(0, 2, 1), 2 - pad,
+                    perm=FLIP[tile_size(w_hat)])  # (W8): (a^2, C, F)
 
 
 def winograd_conv3x3_backward(dout, cache, weight_grad=True):
@@ -203,54 +210,60 @@ def winograd_conv3x3_backward(dout, cache, weight_grad=True):
     if input_grad_by_w8 and not weight_grad:
         return dx, None, None
     xp = get_xp(dout)
-    (N, C), (F, H, W) = x.shape[:2], dout.shape[1:]                          # H, W: the output's, which tiles cover
+    (N, C), (F, H, W) = x.shape[:2], dout.shape[1:]  # H, W: the output's, which tiles cover
     BT_, G_, AT_ = TRANSFORMS[m]
     a = m + 2
     th, tw = -(-H // m), -(-W // m)
-    if (m * th, m * tw) != (H, W):                                           # ragged: the last blocks were cut
+    if (m * th, m * tw) != (H, W):  # ragged: the last blocks were cut
         padded = xp.zeros((N, F, m * th, m * tw), dtype=dout.dtype)
         padded[:, :, :H, :W] = dout
         dout = padded
-    dY = dout.reshape(N, F, th, m, tw, m)                                    # (N, F, i, p, j, q): a view, pixel (m i + p, m j + q)
+    dY = dout.reshape(N, F, th, m, tw, m)  # (N, F, i, p, j, q): a view, pixel (m i + p, m j + q)
     if not input_grad_by_w8:
-        d_phases = [xp.zeros((N, C, m * th + 2, tw + 1), dtype=dout.dtype) for _ in range(m)]  # padded columns' gradients
+        d_phases = [xp.zeros((N, C, m * th + 2, tw + 1), dtype=dout.dtype)
+                    for _ in range(m)]  # padded columns' gradients
     bands = winograd_bands(th, tw, a, max(C, F), N, dout.dtype, xp)
-    dU_parts = {}                                                            # band -> its share of dU (W7)
+    dU_parts = {}  # band -> its share of dU (W7)
     if weight_grad:
         phases = _split_columns(x, m, th, tw, pad)
 
-    def band(rows):                                                          # tile rows i0..i1 -> d_phases' rows, dU
+    def band(rows):  # tile rows i0..i1 -> d_phases' rows, dU
         i0, i1 = rows
-        dM = xp.empty((a, a, N, F, i1 - i0, tw), dtype=dout.dtype)           # (a, b, N, F, rows, tw)
-        dQ = [_apply(AT_.T, [dY[:, :, i0:i1, p, :, q] for q in range(m)]) for p in range(m)]   # (W5^T) along b
+        dM = xp.empty((a, a, N, F, i1 - i0, tw), dtype=dout.dtype)  # (a, b, N, F, rows, tw)
+        dQ = [_apply(AT_.T, [dY[:, :, i0:i1, p, :, q] for q in range(m)])
+              for p in range(m)]  # (W5^T) along b
         for s in range(a):
-            _apply(AT_.T, [dQ[p][s] for p in range(m)], out=[dM[r, s] for r in range(a)])  # (W5^T) along a
+            _apply(AT_.T, [dQ[p][s] for p in range(m)],
+                   out=[dM[r, s] for r in range(a)])  # (W5^T) along a
         dM = dM.reshape(a * a, N, F, (i1 - i0) * tw)                         # (a^2, N, F, t)
         if not input_grad_by_w8:
-            dV = xp.matmul(w_hat.transpose(0, 2, 1)[:, None], dM)            # (a^2,1,C,F) @ (a^2,N,F,t) -> (a^2,N,C,t)  (W4^T)
+            dV = xp.matmul(w_hat.transpose(0, 2, 1)[:, None],
+                           dM)  # (a^2,1,C,F) @ (a^2,N,F,t) -> (a^2,N,C,t)  (W4^T)
             _input_transform_adjoint(BT_, dV, d_phases, m, i0, i1, tw)       # (W3^T), accumulated
         if weight_grad:
-            V = _input_transform(BT_, phases, m, i0, i1, tw)                 # (a^2, N, C, t), rebuilt
-            dU_parts[rows] = xp.matmul(dM, V.transpose(0, 1, 3, 2)).sum(axis=1)   # (a^2,N,F,t) @ (a^2,N,t,C) -> (a^2,F,C)  (W7)
+            V = _input_transform(BT_, phases, m, i0, i1, tw)  # (a^2, N, C, t), rebuilt
+            dU_parts[rows] = xp.matmul(dM, V.transpose(0, 1, 3, 2)).sum(
+                axis=1)  # (a^2,N,F,t) @ (a^2,N,t,C) -> (a^2,F,C)  (W7)
 
     if input_grad_by_w8:
-        for_each_band(band, bands, xp)                                       # only dU: bands are independent
+        for_each_band(band, bands, xp)  # only dU: bands are independent
     else:
-        for_each_band_no_overlap(band, bands, xp)                            # neighbours overlap-add 2 shared rows
+        for_each_band_no_overlap(band, bands, xp)  # neighbours overlap-add 2 shared rows
         dx = _merge_columns(d_phases, m, x.shape)
     if not weight_grad:
         return dx, None, None
-    dU = sum(dU_parts[rows] for rows in bands)                               # (a^2, F, C), in band order
+    dU = sum(dU_parts[rows] for rows in bands)  # (a^2, F, C), in band order
     g = xp.asarray(G_, dtype=dout.dtype)                                     # (a, 3)
     dU4 = dU.reshape(a, a, F * C).transpose(2, 0, 1)                         # (FC, a, b)
-    dw = (g.T @ dU4 @ g).reshape(F, C, 3, 3)                                 # G^T dU G            (W2^T)
+    dw = (g.T @ dU4 @ g).reshape(F, C, 3, 3)  # G^T dU G            (W2^T)
     db = dout.sum(axis=(0, 2, 3))
     return dx, dw, db
 
 
 def _phase_columns(m, p, W, pad=1):
-    """Which x columns padded column phase p holds: ``x[..., first::m]`` goes to phase indices j0, j0+1, ..."""
-    first = p - pad if p >= pad else p - pad + m                             # padded column c holds x's column c - pad
+    """Which x columns padded column phase p holds: ``x[..., first::m]`` goes to phase indices j0,
+    j0+1, ..."""
+    first = p - pad if p >= pad else p - pad + m  # padded column c holds x's column c - pad
     j0 = 0 if p >= pad else 1
     count = len(range(first, W, m))
     return slice(first, None, m), slice(j0, j0 + count)
@@ -297,12 +310,15 @@ def _input_transform(bt, phases, m, i0, i1, tw):
     xp = get_xp(phases[0])
     N, C = phases[0].shape[:2]
     a, rows = m + 2, i1 - i0
-    V = xp.empty((a, a, N, C, rows, tw), dtype=phases[0].dtype)              # (a, b, N, C, rows, tw)
-    U = [_apply(bt, [ph[:, :, m * i0 + k:m * i1 + k:m] for k in range(a)])   # B^T along tile rows, per phase:
-         for ph in phases]                                                   #   m x a x (N, C, rows, tw+1)
+    V = xp.empty((a, a, N, C, rows, tw), dtype=phases[0].dtype)  # (a, b, N, C, rows, tw)
+    U = [
+        _apply(bt, [ph[:, :, m * i0 + k:m * i1 + k:m]
+                    for k in range(a)])  # B^T along tile rows, per phase:
+        for ph in phases
+    ]  #   m x a x (N, C, rows, tw+1)
     for r in range(a):
         _apply(bt, _tile_columns([U[p][r] for p in range(m)], m, tw),
-               out=[V[r, s] for s in range(a)])                             # ... B along tile columns
+               out=[V[r, s] for s in range(a)])  # ... B along tile columns
     return V.reshape(a * a, N, C, rows * tw)
 
 
@@ -311,18 +327,18 @@ def _input_transform_adjoint(bt, dV, d_phases, m, i0, i1, tw):
     xp = get_xp(dV)
     N, C = d_phases[0].shape[:2]
     a, rows = m + 2, i1 - i0
-    dV6 = dV.reshape(a, a, N, C, rows, tw)                                   # (a, b, N, C, rows, tw)
-    dU = [[] for _ in range(m)]                                              # [phase][a]: (N, C, rows, tw+1)
+    dV6 = dV.reshape(a, a, N, C, rows, tw)  # (a, b, N, C, rows, tw)
+    dU = [[] for _ in range(m)]  # [phase][a]: (N, C, rows, tw+1)
     for r in range(a):
-        dcols = _apply(bt.T, [dV6[r, s] for s in range(a)])                  # adjoint of B along tile columns
+        dcols = _apply(bt.T, [dV6[r, s] for s in range(a)])  # adjoint of B along tile columns
         per_phase = [xp.zeros((N, C, rows, tw + 1), dtype=dV.dtype) for _ in range(m)]
         for dst, dcol in zip(_tile_columns(per_phase, m, tw), dcols):
-            dst += dcol                                                      # overlap-add: tiles share columns
+            dst += dcol  # overlap-add: tiles share columns
         for p in range(m):
             dU[p].append(per_phase[p])
     for d_phase, dU_p in zip(d_phases, dU):
-        for k, drow in enumerate(_apply(bt.T, dU_p)):                        # adjoint of B^T along tile rows
-            d_phase[:, :, m * i0 + k:m * i1 + k:m] += drow                   # overlap-add: tiles share rows
+        for k, drow in enumerate(_apply(bt.T, dU_p)):  # adjoint of B^T along tile rows
+            d_phase[:, :, m * i0 + k:m * i1 + k:m] += drow  # overlap-add: tiles share rows
 
 
 def _apply(mat, parts, out=None):
@@ -336,7 +352,7 @@ def _apply(mat, parts, out=None):
         terms = [(c, p) for c, p in zip(row, parts) if c != 0]
         dest = None if out is None else out[r]
         (c0, p0), rest = terms[0], terms[1:]
-        if rest and c0 == 1 and rest[0][0] in (1, -1):                       # start with one fused add/subtract
+        if rest and c0 == 1 and rest[0][0] in (1, -1):  # start with one fused add/subtract
             (c1, p1), rest = rest[0], rest[1:]
             acc = (xp.add if c1 == 1 else xp.subtract)(p0, p1, out=dest)
         else:
@@ -374,7 +390,7 @@ def transformed(w):
     try:
         _transformed[id(w)] = (weakref.ref(w), w_hat)
         weakref.finalize(w, _transformed.pop, id(w), None)
-    except TypeError:                                                     # no weak references: no cache
+    except TypeError:  # no weak references: no cache
         pass
     return w_hat
 
@@ -401,8 +417,8 @@ class WinogradConv2d(StandIn, Conv2d):
 
     @classmethod
     def applies(cls, layer, xp):
-        return (cls.computes(layer) and not layer.trainable and layer.w.shape[1] >= WINOGRAD_MIN_CHANNELS
-                and gpu_winograd.available(xp))
+        return (cls.computes(layer) and not layer.trainable
+                and layer.w.shape[1] >= WINOGRAD_MIN_CHANNELS and gpu_winograd.available(xp))
 
     def prepare(self):
         # (16, F, C) (W2); constant weights' transforms are kept while the weights live
