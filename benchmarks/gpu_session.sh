@@ -25,7 +25,8 @@ print(p["name"].decode(), f"{p['totalGlobalMem'] / 2**30:.0f} GiB", "CuPy", cupy
 PY
 
 if [[ $what == tests || $what == all ]]; then
-    python -m pytest -q -m gpu tests/test_gpu.py tests/test_gpu_kernels.py 2>&1 | tail -20 | tee "$OUT/pytest_gpu.txt"
+    python -m pytest -q -m gpu tests/test_gpu.py tests/test_gpu_kernels.py tests/test_cupy_api.py 2>&1 \
+        | tail -20 | tee "$OUT/pytest_gpu.txt"
     NUMSTYLE_FUSED=0 python -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -5 | tee -a "$OUT/pytest_gpu.txt"
 fi
 

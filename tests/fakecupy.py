@@ -11,14 +11,16 @@ GPU tests run -- and catch those mistakes -- on every machine, CI included:
   (``np.asarray``, ``np.array``, a NumPy array operand or value) raises as
   CuPy does (``cupy/_core/core.pyx``: ``__array__``, ``__array_ufunc__``);
 - NumPy functions called on it dispatch only to the functions CuPy has
-  (``__array_function__``), ufuncs only through ``__call__`` (no ``np.add.at``);
+  (``__array_function__``), ufuncs only through ``__call__`` (no ``np.add.at``: stricter than
+  CuPy 14, which hands ``np.add.at`` to ``cupy.add.at``; numstyle uses neither);
 - reductions return 0-d device arrays, not host scalars, as in CuPy;
 - ``LOG`` counts device operations -- all of them, and the ``launches``: those
   that write memory (a kernel on a GPU), not views -- and every copy between
   host and device, so tests can bound them.
 
 What it cannot check: CUDA kernels, memory, speed. Those need the real GPU
-(``pytest -m gpu``).
+(``pytest -m gpu``). tests/test_cupy_api.py checks these refusals against real CuPy's (installed,
+without a GPU) and everything this module offers against what CuPy has.
 """
 import sys
 import types
@@ -55,7 +57,7 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
                         "Please use `.get()` to construct a NumPy array explicitly.")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if method != "__call__":                       # np.add.at, np.add.reduce: not on CuPy arrays
+        if method != "__call__":       # np.add.at, np.add.reduce: refused (CuPy 14 would run them)
             return NotImplemented
         out = kwargs.pop("out", None)
         if out is not None:
