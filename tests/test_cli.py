@@ -341,3 +341,30 @@ def test_experiments_output_folder_checked_before_the_work(tmp_path, capsys, mon
     monkeypatch.setattr(experiments, "Lab", lambda args: pytest.fail("experimented before checking --out"))
     code, _, err = run(["experiments", "pooling", "--quick", "--out", str(tmp_path / "afile")], capsys)
     assert_one_line_error(code, err, "a file has that name")
+
+
+def test_reference_flag_runs_the_book_and_gives_the_same_picture(imgs, synthetic_vgg, tmp_path, capsys,
+                                                                  style_model, monkeypatch):
+    """``--reference`` on a command: the reference engine only (no fast path is built), the same
+    picture as the fast engine's, and the setting does not outlive the call."""
+    from numstyle import engine, settings
+
+    path, _ = synthetic_vgg("vgg16")
+    built = []
+    real_select = engine.select
+    monkeypatch.setattr(engine, "select", lambda layer, xp=np: built.append(settings.get().reference)
+                        or real_select(layer, xp))
+    out = {}
+    for flag in ([], ["--reference"]):
+        name = "reference" if flag else "fast"
+        out[name] = str(tmp_path / f"{name}.png")
+        argv = gatys_args(path, tmp_path, "--model", "vgg16", *flag, content=imgs["rgb"], style=imgs["rgb"])
+        argv[argv.index("--out") + 1] = out[name]
+        assert main(argv) == 0, capsys.readouterr().err
+        assert main(["stylize", "--model", style_model, imgs["rgb"], "--out", out[name] + ".s.png",
+                     "--no-progress", *flag]) == 0
+    assert True in built and False in built and not settings.get().reference
+    for a, b in ((out["fast"], out["reference"]), (out["fast"] + ".s.png", out["reference"] + ".s.png")):
+        with Image.open(a) as fa, Image.open(b) as fb:
+            diff = np.abs(np.asarray(fa, float) - np.asarray(fb, float))
+        assert diff.mean() < 0.5 and diff.max() <= 4, (a, diff.mean(), diff.max())

@@ -1,0 +1,46 @@
+"""Every default once: the commands' flags and the Python API take theirs from numstyle/config.py."""
+import inspect
+
+import pytest
+
+from numstyle import gatys, train
+from numstyle.cli import build_parser
+from numstyle.config import GATYS, SR, TRAIN
+
+
+def _defaults(command):
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    return {a.dest: a.default for a in sub._actions if a.option_strings}
+
+
+def _same(a, b):
+    return list(a) == list(b) if isinstance(a, (list, tuple)) else a == b
+
+
+@pytest.mark.parametrize("command,config,skip", [
+    ("gatys", GATYS, {"model", "optimizer", "maxcor", "iters"}),   # resolved from the weights / device
+    ("train", TRAIN, set()),
+    ("sr-train", SR, set()),
+])
+def test_every_flag_default_is_the_configs(command, config, skip):
+    flags = _defaults(command)
+    checked = 0
+    for field in config.__dataclass_fields__:
+        if field in skip or field not in flags:
+            continue
+        assert _same(flags[field], getattr(config, field)), f"{command} --{field}: {flags[field]} vs config"
+        checked += 1
+    assert checked >= 8, f"only {checked} of {command}'s flags come from the config"
+
+
+def test_the_api_takes_the_same_defaults():
+    """gatys.make_objective and train.PerceptualLoss once disagreed with their commands (vgg16 and TV 0;
+    style 5 and TV 1e-6): now both read config.py."""
+    objective = inspect.signature(gatys.make_objective).parameters
+    for name in ("model", "pool", "content_layer", "content_weight", "style_weight", "tv_weight"):
+        assert objective[name].default == getattr(GATYS, name), name
+    assert tuple(objective["style_layers"].default) == GATYS.style_layers
+    assert inspect.signature(gatys.optimize).parameters["iters"].default == GATYS.iters
+    loss = inspect.signature(train.PerceptualLoss).parameters
+    for name in ("content_layer", "content_weight", "style_weight", "tv_weight"):
+        assert loss[name].default == getattr(TRAIN, name), name
