@@ -8,7 +8,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TAG = re.compile(r"\((?:GC|CC|K|CV|W|RP|R|P|C|SR|S|TV|TL|T|VD|V|G|I|A|J|L|N|Q|U)\d+\)")
+TAG = re.compile(r"\((?:GC|CC|CF|K|CV|W|RP|R|P|C|SR|S|TV|TL|T|VD|V|G|I|A|J|L|N|Q|U)\d+\)")
 
 
 def _tags(paths):
