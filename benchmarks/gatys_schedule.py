@@ -63,7 +63,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from numstyle import backend, gatys, parallel, schedule, weights  # noqa: E402
 from numstyle.gatys_cli import DEFAULTS  # noqa: E402
-from numstyle.image import MEAN_BGR, deprocess, load_image, preprocess, resize, save_image  # noqa: E402
+from numstyle.image import (MEAN_BGR, deprocess, load_image, preprocess, resize,  # noqa: E402
+                            save_image)
 
 LAYERS = list(gatys.DEFAULT_STYLE_LAYERS)
 
@@ -77,8 +78,8 @@ def parse_schedule(text, size):
     else:
         pairs = [p.split(":") for p in parts[0].split(",")]
         sizes, iters = [int(s) for s, _ in pairs], [int(n) for _, n in pairs]
-    sched = dict(name=name, sizes=sizes, iters=iters, up="lanczos", detail=0.0, early=None, avg=None, balance="",
-                 maxcor=10, optimizer="lbfgs")
+    sched = dict(name=name, sizes=sizes, iters=iters, up="lanczos", detail=0.0, early=None,
+                 avg=None, balance="", maxcor=10, optimizer="lbfgs")
     for opt in parts[1:]:
         k, _, v = opt.partition("=")
         if k == "up":
@@ -103,7 +104,8 @@ def parse_schedule(text, size):
 def find_image(name, kind):
     if os.path.isfile(name):
         return name
-    root = os.environ.get("NUMSTYLE_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+    root = os.environ.get("NUMSTYLE_DATA",
+                          os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
     for sub in (f"images/{kind}", "datasets/photos"):
         for ext in ("", ".jpg", ".png"):
             p = os.path.join(root, sub, name + ext)
@@ -112,7 +114,8 @@ def find_image(name, kind):
     raise SystemExit(f"{kind} image not found: {name}")
 
 
-def objective_at(params, content_full, style_full, size, layers=None, balance=1.0, balance_tv=False):
+def objective_at(params, content_full, style_full, size, layers=None, balance=1.0,
+                 balance_tv=False):
     """The G1 objective at ``size`` (CLI defaults: weights, content layer; style at the same size).
 
     ``balance`` multiplies the content weight (and with ``balance_tv`` the TV weight): the terms
@@ -120,11 +123,12 @@ def objective_at(params, content_full, style_full, size, layers=None, balance=1.
     content = resize(content_full, longer_side=size)
     style = resize(style_full, longer_side=size)
     layers = layers or LAYERS
-    return gatys.make_objective(params, "vgg16", content=preprocess(content), styles=[preprocess(style)],
-                                style_layers=layers, style_layer_weights=[1.0 / len(LAYERS)] * len(layers),
+    tv_weight = DEFAULTS["tv_weight"] * (balance if balance_tv else 1.0)
+    return gatys.make_objective(params, "vgg16", content=preprocess(content),
+                                styles=[preprocess(style)], style_layers=layers,
+                                style_layer_weights=[1.0 / len(LAYERS)] * len(layers),
                                 content_weight=DEFAULTS["content_weight"] * balance,
-                                style_weight=DEFAULTS["style_weight"],
-                                tv_weight=DEFAULTS["tv_weight"] * (balance if balance_tv else 1.0)), content
+                                style_weight=DEFAULTS["style_weight"], tv_weight=tv_weight), content
 
 
 def to_rgb(x):
@@ -133,12 +137,13 @@ def to_rgb(x):
 
 
 def start_of_scale(x_prev, content_rgb, sched):
-    """The next scale's starting point, preprocessed: (CF1) of numstyle.schedule, or the old 8-bit way."""
+    """The next scale's start, preprocessed: (CF1) of numstyle.schedule, or the old 8-bit way."""
     shape = content_rgb.shape[:2]
     if sched["up"] == "uint8":                         # before issue 22: 8-bit RGB, Lanczos
         assert not sched["detail"], "detail= needs a float enlargement"
         return preprocess(resize(deprocess(x_prev).astype(np.float32), shape=shape))
-    return preprocess(schedule.start_of_scale(to_rgb(x_prev), shape, content_rgb, sched["detail"], sched["up"]))
+    return preprocess(schedule.start_of_scale(to_rgb(x_prev), shape, content_rgb, sched["detail"],
+                                              sched["up"]))
 
 
 def run_schedule(params, content_full, style_full, sched, eval_every):
@@ -152,34 +157,39 @@ def run_schedule(params, content_full, style_full, sched, eval_every):
         last = k == n_scales - 1
         layers = sched["early"] if (sched["early"] and not last) else None
         balance = 1.0
-        if sched["balance"]:        # content (and TV) weights x pixels(output) / pixels(scale) (CF2)
-            balance = schedule.content_balance(resize(content_full, longer_side=sched["sizes"][-1]).shape,
-                                               resize(content_full, longer_side=size).shape)
-        objective, content_rgb = objective_at(params, content_full, style_full, size, layers, balance,
-                                              "tv" in sched["balance"])
+        if sched["balance"]:  # content (and TV) weights x pixels(output) / pixels(scale) (CF2)
+            balance = schedule.content_balance(
+                resize(content_full, longer_side=sched["sizes"][-1]).shape,
+                resize(content_full, longer_side=size).shape)
+        objective, content_rgb = objective_at(params, content_full, style_full, size, layers,
+                                              balance, "tv" in sched["balance"])
         x0 = preprocess(content_rgb) if x is None else start_of_scale(x, content_rgb, sched)
         ema = {"x": None}
 
-        def callback(it, xk, parts, k=k, size=size, last=last, iters=iters, ema=ema, objective=objective):
+        def callback(it, xk, parts, k=k, size=size, last=last, iters=iters, ema=ema,
+                     objective=objective):
             t, cpu = time.perf_counter() - start, time.process_time() - cpu0
-            records.append(dict(scale=k, size=size, it=it, t=t, cpu=cpu, loss=parts["total"], content=parts["content"],
-                                style=parts["style"], tv=parts["tv"], evals=objective.evaluations))
+            records.append(dict(scale=k, size=size, it=it, t=t, cpu=cpu, loss=parts["total"],
+                                content=parts["content"], style=parts["style"], tv=parts["tv"],
+                                evals=objective.evaluations))
             if not last and (it % eval_every == 0 or it == iters):
                 snaps.append(dict(scale=k, it=it, t=t, cpu=cpu, x=xk.copy()))
             if last and sched["avg"] is not None:
                 d = sched["avg"]
-                ema["x"] = xk.astype(np.float64) if ema["x"] is None else d * ema["x"] + (1 - d) * xk
+                ema["x"] = (xk.astype(np.float64) if ema["x"] is None
+                            else d * ema["x"] + (1 - d) * xk)
 
-        x, _ = gatys.optimize(objective, x0, iters, sched["optimizer"], callback=callback, progress=False,
-                              maxcor=sched["maxcor"])
+        x, _ = gatys.optimize(objective, x0, iters, sched["optimizer"], callback=callback,
+                              progress=False, maxcor=sched["maxcor"])
         out_pixels = x.shape[2] * x.shape[3]
         evals_eq += objective.evaluations * out_pixels
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
-    return records, snaps, x, dict(seconds=seconds, cpu=cpu, ema=ema["x"], evals_eq=evals_eq / out_pixels)
+    return records, snaps, x, dict(seconds=seconds, cpu=cpu, ema=ema["x"],
+                                   evals_eq=evals_eq / out_pixels)
 
 
 def evaluate_snapshots(reference, content_out, snaps, sched):
-    """G1 at the output size of each coarse snapshot, enlarged to it the way a scale starts (CF1)."""
+    """G1 at the output size of each coarse snapshot, enlarged the way a scale starts (CF1)."""
     out = []
     for s in snaps:
         x = start_of_scale(s["x"], content_out, sched)
@@ -189,9 +199,10 @@ def evaluate_snapshots(reference, content_out, snaps, sched):
 
 
 def curve(run, clock="t"):
-    """[(time, loss at output size)] in time order: coarse snapshots, then every last-scale iteration.
+    """[(time, loss at output size)] in time order.
 
-    ``clock``: ``t`` (wall) or ``cpu`` (this process's CPU time: what a busy shared machine changes least)."""
+    Coarse snapshots, then every last-scale iteration. ``clock``: ``t`` (wall) or ``cpu`` (this
+    process's CPU time: what a busy shared machine changes least)."""
     last = max(r["scale"] for r in run["records"])
     pts = [(s[clock], s["loss"]) for s in run["snapshots"]]
     pts += [(r[clock], r["loss"]) for r in run["records"] if r["scale"] == last]
@@ -208,20 +219,29 @@ def time_to(pts, target):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--pairs", default="tubingen:starry_night", help="CONTENT:STYLE,... (names or paths)")
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__)
+    p.add_argument("--pairs", default="tubingen:starry_night",
+                   help="CONTENT:STYLE,... (names or paths)")
     p.add_argument("--size", type=int, default=384, help="output size (longer side), px")
-    p.add_argument("--schedule", action="append", default=[], help="NAME=S1:N1,...[/opt...] (repeat)")
-    p.add_argument("--reference", help="schedule name whose marks are the targets (default: the first)")
-    p.add_argument("--marks", default="100,200", help="reference iterations whose losses are targets too")
+    p.add_argument("--schedule", action="append", default=[],
+                   help="NAME=S1:N1,...[/opt...] (repeat)")
+    p.add_argument("--reference",
+                   help="schedule name whose marks are the targets (default: the first)")
+    p.add_argument("--marks", default="100,200",
+                   help="reference iterations whose losses are targets too")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--eval-every", type=int, default=25, help="coarse-scale snapshot spacing (iterations)")
+    p.add_argument("--eval-every", type=int, default=25,
+                   help="coarse-scale snapshot spacing (iterations)")
     p.add_argument("--json", default="out/gatys_schedule.json", help="where the curves go")
     p.add_argument("--images", help="folder for each run's final image (PNG)")
-    p.add_argument("--replot", metavar="JSON", help="no runs: summarise an earlier --json file (and draw --figure)")
-    p.add_argument("--figure", metavar="PNG", help="with --replot: loss (relative to the reference's final) "
-                                                   "against wall time, one panel per pair")
-    p.add_argument("--pictures", metavar="JPG", help="with --replot and --images: the final images side by side")
+    p.add_argument("--replot", metavar="JSON",
+                   help="no runs: summarise an earlier --json file (and draw --figure)")
+    p.add_argument("--figure", metavar="PNG",
+                   help="with --replot: loss (relative to the reference's final) "
+                        "against wall time, one panel per pair")
+    p.add_argument("--pictures", metavar="JPG",
+                   help="with --replot and --images: the final images side by side")
     args = p.parse_args(argv)
     if args.replot:
         return replot(args)
@@ -234,8 +254,8 @@ def main(argv=None):
     scheds = [parse_schedule(s, args.size) for s in args.schedule]
     ref_name = args.reference or scheds[0]["name"]
     marks = [int(m) for m in args.marks.split(",") if m]
-    results = dict(size=args.size, threads=os.environ.get("NUMSTYLE_THREADS"), schedules=scheds, runs=[],
-                   machine=os.uname().nodename, started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    results = dict(size=args.size, threads=os.environ.get("NUMSTYLE_THREADS"), schedules=scheds,
+                   runs=[], machine=os.uname().nodename, started=time.strftime("%Y-%m-%d %H:%M:%S"))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     for rnd in range(args.rounds):
         for pair in args.pairs.split(","):
@@ -245,10 +265,12 @@ def main(argv=None):
             reference, content_out = objective_at(params, content_full, style_full, args.size)
             order = scheds if rnd % 2 == 0 else scheds[::-1]
             for sched in order:
-                records, snaps, x, extra = run_schedule(params, content_full, style_full, sched, args.eval_every)
+                records, snaps, x, extra = run_schedule(params, content_full, style_full, sched,
+                                                        args.eval_every)
                 final, _ = reference(x)
-                run = dict(pair=pair, round=rnd, schedule=sched["name"], seconds=extra["seconds"], cpu=extra["cpu"],
-                           evals_eq=extra["evals_eq"], final=float(final), records=records,
+                run = dict(pair=pair, round=rnd, schedule=sched["name"], seconds=extra["seconds"],
+                           cpu=extra["cpu"], evals_eq=extra["evals_eq"], final=float(final),
+                           records=records,
                            snapshots=evaluate_snapshots(reference, content_out, snaps, sched))
                 if extra["ema"] is not None:
                     run["final_avg"] = float(reference(extra["ema"].astype(np.float32))[0])
@@ -256,10 +278,11 @@ def main(argv=None):
                 run["final_uint8"] = float(reference(preprocess(saved.astype(np.float32)))[0])
                 if args.images:
                     os.makedirs(args.images, exist_ok=True)
-                    save_image(os.path.join(args.images, f"{c_name}_{s_name}_{sched['name']}_r{rnd}.png"), saved)
+                    name = f"{c_name}_{s_name}_{sched['name']}_r{rnd}.png"
+                    save_image(os.path.join(args.images, name), saved)
                 results["runs"].append(run)
-                print(f"{pair} {sched['name']:>10s} round {rnd}: {run['seconds']:7.1f} s (cpu {run['cpu']:.1f} s), "
-                      f"final {run['final']:.5g}"
+                print(f"{pair} {sched['name']:>10s} round {rnd}: {run['seconds']:7.1f} s "
+                      f"(cpu {run['cpu']:.1f} s), final {run['final']:.5g}"
                       f" (uint8 {run['final_uint8']:.5g}"
                       + (f", avg {run['final_avg']:.5g}" if "final_avg" in run else "")
                       + f"), {run['evals_eq']:.0f} output-size evaluations", flush=True)
@@ -282,7 +305,8 @@ def summarize(results, pair, rnd, ref_name, marks):
     print(f"  time-to-loss, {pair}, round {rnd} (targets: "
           + ", ".join(f"{k} {v:.5g}" for k, v in targets.items()) + ")")
     for r in runs:
-        times = {c: [time_to(curve(r, c), v) for v in targets.values()] if "cpu" in r else [None] * len(targets)
+        times = {c: ([time_to(curve(r, c), v) for v in targets.values()] if "cpu" in r
+                     else [None] * len(targets))
                  for c in ("t", "cpu")}
         if "cpu" not in r:
             times["t"] = [time_to(curve(r, "t"), v) for v in targets.values()]
@@ -318,7 +342,8 @@ def replot(args):
         series = {}
         for r in runs:
             pts = [(t, f / ref["final"]) for t, f in curve(r) if f <= 1.5 * ref["final"]]
-            series[f"{r['schedule']} ({r['seconds']:.0f} s)"] = ([t for t, _ in pts], [y for _, y in pts])
+            label = f"{r['schedule']} ({r['seconds']:.0f} s)"
+            series[label] = ([t for t, _ in pts], [y for _, y in pts])
         panels.append(plot(series, f"{pair}, {results['size']} px", "wall time, s",
                            "G1 / old final", size=(640, 300)))
         if args.images:
@@ -326,7 +351,8 @@ def replot(args):
             for r in runs:
                 pictures.append(np.asarray(Image.open(os.path.join(
                     args.images, f"{c_name}_{s_name}_{r['schedule']}_r0.png")).convert("RGB")))
-                labels.append(f"{c_name}, {r['schedule']}: {r['seconds']:.0f} s, G1 {r['final'] / ref['final']:.3f}x")
+                labels.append(f"{c_name}, {r['schedule']}: {r['seconds']:.0f} s, "
+                              f"G1 {r['final'] / ref['final']:.3f}x")
     if args.figure:
         Image.fromarray(grid(panels, cols=1)).save(args.figure)
         print(f"wrote {args.figure}")

@@ -25,7 +25,8 @@ def main():
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--content", default="tubingen.jpg")
     p.add_argument("--style", default="starry_night.jpg")
-    p.add_argument("--overhead", action="store_true", help="time the optimisers alone on a quadratic")
+    p.add_argument("--overhead", action="store_true",
+                   help="time the optimisers alone on a quadratic")
     args = p.parse_args()
     if args.overhead:
         return overhead(args.size, args.iters)
@@ -34,16 +35,19 @@ def main():
     params = weights.load_vgg(weights.find_vgg("vgg16"), "vgg16")
     content = image.preprocess(image.load_image(data.sample_image(args.content), args.size))
     style = image.preprocess(image.load_image(data.sample_image(args.style), args.size))
-    objective = gatys.make_objective(params, "vgg16", content=content, styles=[style], tv_weight=1e-3)
+    objective = gatys.make_objective(params, "vgg16", content=content, styles=[style],
+                                     tv_weight=1e-3)
     for optimizer in ("lbfgs", "lbfgs-device"):
         objective.evaluations = 0
         start = time.perf_counter()
-        _, history = gatys.optimize(objective, content.copy(), args.iters, optimizer, progress=False)
+        _, history = gatys.optimize(objective, content.copy(), args.iters, optimizer,
+                                    progress=False)
         seconds = time.perf_counter() - start
         marks = " ".join(f"{i}: {history[i - 1]['total']:.4g}" for i in (10, 25, 50, 100, 200, 300)
                          if i <= len(history))
-        print(f"{optimizer:13s} {args.size}px: {len(history)} iterations, {objective.evaluations} evaluations, "
-              f"{seconds:.1f} s; loss after {marks}", flush=True)
+        print(f"{optimizer:13s} {args.size}px: {len(history)} iterations, "
+              f"{objective.evaluations} evaluations, {seconds:.1f} s; loss after {marks}",
+              flush=True)
 
 
 def overhead(size, iters):
@@ -64,15 +68,18 @@ def overhead(size, iters):
         spent["objective"] += time.perf_counter() - t
         return value, g
 
-    runs = {"lbfgs": lambda: minimize(f, np.zeros(n), jac=True, method="L-BFGS-B", bounds=Bounds(lo, hi),
-                                      options={"maxiter": iters, "maxfun": 2 * iters + 20, "ftol": 0, "gtol": 0}),
+    runs = {"lbfgs": lambda: minimize(f, np.zeros(n), jac=True, method="L-BFGS-B",
+                                      bounds=Bounds(lo, hi),
+                                      options={"maxiter": iters, "maxfun": 2 * iters + 20,
+                                               "ftol": 0, "gtol": 0}),
             "lbfgs-device": lambda: lbfgs.minimize(f, np.zeros(n), iters, lo, hi)}
     for name, run in runs.items():
         spent["objective"] = 0.0
         start = time.perf_counter()
         run()
         own = time.perf_counter() - start - spent["objective"]
-        print(f"{name:13s} {size}px ({n} variables): {1e3 * own / iters:.1f} ms per iteration of its own", flush=True)
+        print(f"{name:13s} {size}px ({n} variables): {1e3 * own / iters:.1f} ms per iteration "
+              "of its own", flush=True)
 
 
 if __name__ == "__main__":

@@ -102,7 +102,8 @@ def objective(x, specs, params, pool, p_content, a_style):
     for name in STYLE_LAYERS:
         f = feats[name]
         n, m = f.shape[1], f.shape[2] * f.shape[3]
-        style = style + STYLE_LAYER_WEIGHT * ((gram(f) - a_style[name]) ** 2).sum() / (4.0 * n * n * m * m)
+        style = style + (STYLE_LAYER_WEIGHT * ((gram(f) - a_style[name]) ** 2).sum()
+                         / (4.0 * n * n * m * m))
     return CONTENT_WEIGHT * content + STYLE_WEIGHT * style
 
 
@@ -129,7 +130,9 @@ def main():
     ap.add_argument("--weights", default=None, help="Keras notop HDF5 file (default: random)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--tf32", choices=["on", "off"], default="off",
-                    help="cuda: TF32 tensor cores for convolutions and matmuls (PyTorch's own default turns them on for cuDNN convolutions only); off: float32 throughout, as numstyle without CUPY_TF32=1")
+                    help="cuda: TF32 tensor cores for convolutions and matmuls (PyTorch's own "
+                         "default turns them on for cuDNN convolutions only); off: float32 "
+                         "throughout, as numstyle without CUPY_TF32=1")
     args = ap.parse_args()
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -144,10 +147,12 @@ def main():
     # Random "photos": caffe-style mean-subtracted pixel values in [-128, 128).
     gen = torch.Generator().manual_seed(1)
     shape = (1, 3, args.size, args.size)
-    content_img, style_img, x0 = (torch.rand(shape, generator=gen) * 255.0 - 128.0 for _ in range(3))
+    content_img, style_img, x0 = (torch.rand(shape, generator=gen) * 255.0 - 128.0
+                                  for _ in range(3))
     with torch.no_grad():
         p_content = features(content_img.to(dev), specs, params, args.pool)[CONTENT_LAYER]
-        a_style = {k: gram(v) for k, v in features(style_img.to(dev), specs, params, args.pool).items()
+        a_style = {k: gram(v)
+                   for k, v in features(style_img.to(dev), specs, params, args.pool).items()
                    if k in STYLE_LAYERS}
     x = x0.to(dev).requires_grad_(True)
 

@@ -1,4 +1,4 @@
-"""PyTorch reference timing for Johnson et al.'s style transformer: one training step or one stylization.
+"""PyTorch reference timing for Johnson et al.'s transformer: one training step or one stylization.
 
 The network is numstyle's ``style_spec(width=(32, 64, 128), n_res=5)``: input
 (N, 3, H, W) in [-1, 1]; every conv is ReflectionPad2d(k // 2) + Conv2d without
@@ -7,9 +7,10 @@ bias, then a norm (InstanceNorm2d(affine=True, eps=1e-5), or BatchNorm2d with
 
 * c1 3->32 k9 s1, c2 32->64 k3 s2, c3 64->128 k3 s2
 * r1..r5: x + norm(conv3x3(relu(norm(conv3x3(x))))), no ReLU after the sum
-* u1 128->64, u2 64->32: ConvTranspose2d(k3, s2, padding 1, output_padding 1, no bias) + norm + ReLU;
-  with --upsample nearest: Upsample(x2, nearest) + ReflectionPad2d(1) + Conv2d(k3, no bias) + norm + ReLU
-  (numstyle's ``style_spec(..., upsample='nearest')``, PyTorch's fast_neural_style UpsampleConvLayer)
+* u1 128->64, u2 64->32: ConvTranspose2d(k3, s2, padding 1, output_padding 1, no bias)
+  + norm + ReLU; with --upsample nearest: Upsample(x2, nearest) + ReflectionPad2d(1)
+  + Conv2d(k3, no bias) + norm + ReLU (numstyle's ``style_spec(..., upsample='nearest')``,
+  PyTorch's fast_neural_style UpsampleConvLayer)
 * c4 32->3 k9 with bias (reflection pad 4), output 127.5 * (tanh + 1), RGB 0..255
 
 --mode train times ONE whole training iteration on a random batch (--batch-size
@@ -50,7 +51,7 @@ CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 1.0, 5.0, 1e-6
 
 
 def load_weights(specs, path, device):
-    """{keras name: (weight (out, in, 3, 3), bias)} from a Keras notop HDF5 file, or random He-normal."""
+    """{keras name: (weight (out, in, 3, 3), bias)} from a Keras notop HDF5 file, or He-normal."""
     params = {}
     if path:
         import h5py
@@ -61,11 +62,13 @@ def load_weights(specs, path, device):
                 kernel = torch.from_numpy(g[kname][()]).float()  # (3, 3, in, out)
                 if tuple(kernel.shape) != (3, 3, cin, cout):
                     raise SystemExit(f"{name}: unexpected kernel shape {tuple(kernel.shape)}")
-                params[name] = (kernel.permute(3, 2, 0, 1).contiguous(), torch.from_numpy(g[bname][()]).float())
+                params[name] = (kernel.permute(3, 2, 0, 1).contiguous(),
+                                torch.from_numpy(g[bname][()]).float())
     else:
         gen = torch.Generator().manual_seed(0)
         for name, cin, cout, _ in specs:
-            params[name] = (torch.randn(cout, cin, 3, 3, generator=gen) * (2.0 / (9 * cin)) ** 0.5, torch.zeros(cout))
+            params[name] = (torch.randn(cout, cin, 3, 3, generator=gen) * (2.0 / (9 * cin)) ** 0.5,
+                            torch.zeros(cout))
     return {k: (w.to(device), b.to(device)) for k, (w, b) in params.items()}
 
 
@@ -82,18 +85,21 @@ def peak_rss_mb():
 
 
 def norm_layer(kind, c):
-    return nn.InstanceNorm2d(c, eps=1e-5, affine=True) if kind == "instance" else nn.BatchNorm2d(c, eps=1e-5)
+    return (nn.InstanceNorm2d(c, eps=1e-5, affine=True) if kind == "instance"
+            else nn.BatchNorm2d(c, eps=1e-5))
 
 
 def conv_block(cin, cout, k, stride, norm, relu=True):
-    layers = [nn.ReflectionPad2d(k // 2), nn.Conv2d(cin, cout, k, stride, bias=False), norm_layer(norm, cout)]
+    layers = [nn.ReflectionPad2d(k // 2), nn.Conv2d(cin, cout, k, stride, bias=False),
+              norm_layer(norm, cout)]
     return nn.Sequential(*layers, nn.ReLU()) if relu else nn.Sequential(*layers)
 
 
 class Residual(nn.Module):
     def __init__(self, c, norm):
         super().__init__()
-        self.branch = nn.Sequential(conv_block(c, c, 3, 1, norm), conv_block(c, c, 3, 1, norm, relu=False))
+        self.branch = nn.Sequential(conv_block(c, c, 3, 1, norm),
+                                    conv_block(c, c, 3, 1, norm, relu=False))
 
     def forward(self, x):
         return x + self.branch(x)
@@ -109,26 +115,29 @@ class Transformer(nn.Module):
             nn.ConvTranspose2d(cin, cout, 3, 2, padding=1, output_padding=1, bias=False),
             norm_layer(norm, cout), nn.ReLU())
         if upsample == "nearest":
-            up = lambda cin, cout: nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),  # noqa: E731
-                                                 conv_block(cin, cout, 3, 1, norm))
+            up = lambda cin, cout: nn.Sequential(  # noqa: E731
+                nn.Upsample(scale_factor=2, mode="nearest"), conv_block(cin, cout, 3, 1, norm))
         self.body = nn.Sequential(
-            conv_block(3, a, 9, 1, norm), conv_block(a, b, 3, 2, norm), conv_block(b, c, 3, 2, norm),
+            conv_block(3, a, 9, 1, norm), conv_block(a, b, 3, 2, norm),
+            conv_block(b, c, 3, 2, norm),
             *[Residual(c, norm) for _ in range(n_res)], up(c, b), up(b, a),
             nn.ReflectionPad2d(4), nn.Conv2d(a, 3, 9, bias=True))
         gen = torch.Generator().manual_seed(0)
         with torch.no_grad():
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                    cin = m.weight.shape[0] if isinstance(m, nn.ConvTranspose2d) else m.weight.shape[1]
+                    cin = (m.weight.shape[0] if isinstance(m, nn.ConvTranspose2d)
+                           else m.weight.shape[1])
                     fan_in = cin * m.weight.shape[2] * m.weight.shape[3]
-                    m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                    m.weight.copy_(torch.randn(m.weight.shape, generator=gen)
+                                   * (2.0 / fan_in) ** 0.5)
                     if m.bias is not None:
                         m.bias.zero_()
-            self.body[-1].weight.mul_(0.1)                                  # start near mid-grey output
+            self.body[-1].weight.mul_(0.1)  # start near mid-grey output
 
     def forward(self, x):
         y = 127.5 * (torch.tanh(self.body(x)) + 1.0)
-        return y[:, :, :x.shape[2], :x.shape[3]]                            # odd sizes: crop the overshoot
+        return y[:, :, :x.shape[2], :x.shape[3]]  # odd sizes: crop the overshoot
 
 
 def vgg_features(rgb, specs, params, pool):
@@ -159,7 +168,8 @@ def perceptual_loss(y_hat, batch, specs, params, pool, style_grams):
         target = vgg_features(batch, specs, params, pool)[CONTENT_LAYER]
     feats = vgg_features(y_hat, specs, params, pool)
     content = CONTENT_WEIGHT * ((feats[CONTENT_LAYER] - target) ** 2).sum() / target.numel()
-    style = sum(STYLE_WEIGHT * ((gram(feats[k]) - style_grams[k]) ** 2).sum() / n for k in STYLE_LAYERS)
+    style = sum(STYLE_WEIGHT * ((gram(feats[k]) - style_grams[k]) ** 2).sum() / n
+                for k in STYLE_LAYERS)
     tv = (((y_hat[:, :, 1:, :] - y_hat[:, :, :-1, :]) ** 2).sum()
           + ((y_hat[:, :, :, 1:] - y_hat[:, :, :, :-1]) ** 2).sum())
     return content + style + TV_WEIGHT * tv / n
@@ -168,18 +178,23 @@ def perceptual_loss(y_hat, batch, specs, params, pool, style_grams):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mode", choices=["train", "stylize"], default="train")
-    ap.add_argument("--size", type=int, default=None, help="default: 256 for train, 512 for stylize")
+    ap.add_argument("--size", type=int, default=None,
+                    help="default: 256 for train, 512 for stylize")
     ap.add_argument("--batch-size", type=int, default=4, help="train only; stylize uses one image")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--norm", choices=["instance", "batch"], default="instance")
     ap.add_argument("--upsample", choices=["transposed", "nearest"], default="transposed")
-    ap.add_argument("--pool", choices=["max", "avg"], default="max", help="VGG pooling (train only)")
-    ap.add_argument("--weights", default=None, help="Keras VGG16 notop HDF5 file (train only; default: random)")
+    ap.add_argument("--pool", choices=["max", "avg"], default="max",
+                    help="VGG pooling (train only)")
+    ap.add_argument("--weights", default=None,
+                    help="Keras VGG16 notop HDF5 file (train only; default: random)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--tf32", choices=["on", "off"], default="off",
-                    help="cuda: TF32 tensor cores for convolutions and matmuls (PyTorch's own default turns them on for cuDNN convolutions only); off: float32 throughout, as numstyle without CUPY_TF32=1")
+                    help="cuda: TF32 tensor cores for convolutions and matmuls (PyTorch's own "
+                         "default turns them on for cuDNN convolutions only); off: float32 "
+                         "throughout, as numstyle without CUPY_TF32=1")
     args = ap.parse_args()
     size = args.size or (256 if args.mode == "train" else 512)
     batch_size = args.batch_size if args.mode == "train" else 1
@@ -193,7 +208,8 @@ def main():
     net = Transformer(args.norm, upsample=args.upsample).to(dev)
     gen = torch.Generator().manual_seed(1)
     batch = (torch.rand((batch_size, 3, size, size), generator=gen) * 255.0).to(dev)    # RGB 0..255
-    x = batch / 127.5 - 1.0                                                               # input in [-1, 1]
+    # input in [-1, 1]
+    x = batch / 127.5 - 1.0
 
     if args.mode == "train":
         specs, cin = [], 3
@@ -204,7 +220,9 @@ def main():
         params = load_weights(specs, args.weights, dev)                 # plain tensors: no grad
         style_img = (torch.rand((1, 3, size, size), generator=gen) * 255.0).to(dev)
         with torch.no_grad():
-            style_grams = {k: gram(v) for k, v in vgg_features(style_img, specs, params, args.pool).items() if k in STYLE_LAYERS}
+            style_grams = {k: gram(v)
+                           for k, v in vgg_features(style_img, specs, params, args.pool).items()
+                           if k in STYLE_LAYERS}
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
@@ -236,7 +254,8 @@ def main():
     median = statistics.median(times) if times else None
     result = {
         "framework": "torch", "torch_version": torch.__version__, "mode": args.mode, "size": size,
-        "batch_size": batch_size, "norm": args.norm, "upsample": args.upsample, "device": args.device, "threads": args.threads,
+        "batch_size": batch_size, "norm": args.norm, "upsample": args.upsample,
+        "device": args.device, "threads": args.threads,
         "runs": args.runs, "warmup": args.warmup, "times_s": times, "median_s": median,
         "params": sum(p.numel() for p in net.parameters()), "peak_rss_mb": peak_rss_mb(),
     }

@@ -7,7 +7,9 @@ from numstyle.errors import NumstyleError
 
 
 def run(main, prog):
-    """Call ``main()`` and return its exit status; a NumstyleError is printed as ``<prog>: error: ...`` (1)."""
+    """Call ``main()`` and return its exit status.
+
+    A NumstyleError is printed as ``<prog>: error: ...`` (exit status 1)."""
     try:
         return main() or 0
     except NumstyleError as e:

@@ -1,7 +1,8 @@
 """Johnson et al.'s comparison: how many L-BFGS iterations does Gatys' optimisation need to reach
 the loss that the trained network achieves in one forward pass?
 
-    python examples/compare_johnson_gatys.py [--model weights/starry_night.h5] [--size 256] [--iters 300]
+    python examples/compare_johnson_gatys.py [--model weights/starry_night.h5] [--size 256]
+        [--iters 300]
 
 For each photo the network never saw (the sample content images), the loss (J6) -- the very loss
 the network was trained on, with its settings read from the model file -- is computed for the
@@ -24,7 +25,9 @@ from numstyle.stylize import stylize_array
 
 
 class PixelObjective(gatys.Objective):
-    """Johnson's loss (J6) of an image against a photo, over the pixels in VGG space (for gatys.optimize)."""
+    """Johnson's loss (J6) of an image against a photo, over the pixels in VGG space.
+
+    An objective for ``gatys.optimize``."""
 
     def __init__(self, loss, photo_rgb):
         self.loss, self.photo = loss, photo_rgb[None].transpose(0, 3, 1, 2).astype(np.float32)
@@ -52,8 +55,9 @@ def main():
     s = config["settings"]
     style = image.load_image(_style_path(config), s.get("style_size") or s["size"])
     model, path = weights.resolve_vgg("vgg16")
-    loss = train.PerceptualLoss(weights.load_vgg(path, model), style.transpose(2, 0, 1)[None].copy(),
-                                s["content_layer"], s["style_layers"], s["content_weight"], s["style_weight"],
+    loss = train.PerceptualLoss(weights.load_vgg(path, model),
+                                style.transpose(2, 0, 1)[None].copy(), s["content_layer"],
+                                s["style_layers"], s["content_weight"], s["style_weight"],
                                 s["tv_weight"])
     photos = args.photos or _sample_photos()
     rows = []
@@ -62,18 +66,23 @@ def main():
         t0 = time.perf_counter()
         y = stylize_array(params, config, state, photo)
         t_net = time.perf_counter() - t0
-        target = loss(y.transpose(2, 0, 1)[None].astype(np.float32), photo.transpose(2, 0, 1)[None].astype(np.float32))[0]["total"]
+        target = loss(y.transpose(2, 0, 1)[None].astype(np.float32),
+                      photo.transpose(2, 0, 1)[None].astype(np.float32))[0]["total"]
         obj = PixelObjective(loss, photo)
         noise = np.random.default_rng(0).uniform(0, 255, photo.shape).astype(np.float32)
         t0 = time.perf_counter()
         _, history = gatys.optimize(obj, image.preprocess(noise), args.iters, progress=False)
         reached = next((i + 1 for i, h in enumerate(history) if h["total"] <= target), None)
         t_reach = history[reached - 1]["time"] if reached else None
-        rows.append({"photo": os.path.basename(p), "network_loss": target, "lbfgs_iterations_to_match": reached,
+        rows.append({"photo": os.path.basename(p), "network_loss": target,
+                     "lbfgs_iterations_to_match": reached,
                      "network_s": t_net, "lbfgs_s_to_match": t_reach,
-                     "speed_ratio": (t_reach / t_net) if reached else None, "lbfgs_final_loss": history[-1]["total"]})
-        print(f"{os.path.basename(p)}: network loss {target:.4g} in {t_net:.2f} s; L-BFGS reaches it at iteration "
-              f"{reached} ({'%.1f s, %.0fx slower' % (t_reach, t_reach / t_net) if reached else 'not within ' + str(args.iters)})")
+                     "speed_ratio": (t_reach / t_net) if reached else None,
+                     "lbfgs_final_loss": history[-1]["total"]})
+        when = ('%.1f s, %.0fx slower' % (t_reach, t_reach / t_net) if reached
+                else 'not within ' + str(args.iters))
+        print(f"{os.path.basename(p)}: network loss {target:.4g} in {t_net:.2f} s; "
+              f"L-BFGS reaches it at iteration {reached} ({when})")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(rows, f, indent=1)
@@ -89,9 +98,10 @@ def _style_path(config):
 
 
 def _sample_photos():
-    return [p for p in (os.path.join(d, n) for d in search_dirs("images/content")
-                        for n in ("tubingen.jpg", "chicago.jpg", "golden_gate.jpg")) if os.path.isfile(p)] \
-        or [sample_image("tubingen.jpg")]
+    found = [p for p in (os.path.join(d, n) for d in search_dirs("images/content")
+                         for n in ("tubingen.jpg", "chicago.jpg", "golden_gate.jpg"))
+             if os.path.isfile(p)]
+    return found or [sample_image("tubingen.jpg")]
 
 
 if __name__ == "__main__":

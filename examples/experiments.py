@@ -1,8 +1,9 @@
-"""Run the papers' experiments: one labelled figure (PNG) and its numbers (JSON) each, in out/experiments/.
+"""Run the papers' experiments: one labelled figure (PNG) and its numbers (JSON) each,
+in out/experiments/.
 
-    python examples/experiments.py                           # all of them, CPU-sized (see the estimate below)
+    python examples/experiments.py            # all of them, CPU-sized (see the estimate below)
+    python examples/experiments.py --quick    # all, tiny: a smoke test in well under a minute
     python examples/experiments.py --only texture_synthesis  # one of them
-    python examples/experiments.py --quick                   # all, tiny: a smoke test in well under a minute
     python examples/experiments.py --size 192 --iters 200 --model vgg16
 
 Every other flag goes to ``numstyle experiments`` (--size, --iters, --model, --weights, --content,
@@ -34,9 +35,11 @@ if __name__ == "__main__":
         sys.exit(main(["experiments", "--help"], prog="examples/experiments.py"))
     start, failed = time.perf_counter(), []
     for name in known.only or list(EXPERIMENTS):
-        code = main(["experiments", name, "--out", known.out] + rest, prog="examples/experiments.py")
+        code = main(["experiments", name, "--out", known.out] + rest,
+                    prog="examples/experiments.py")
         if code:
             failed.append(name)
-    print(f"{len(known.only or EXPERIMENTS) - len(failed)} experiment(s) done in {time.perf_counter() - start:.0f} s; "
-          f"figures and numbers in {known.out}/" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(f"{len(known.only or EXPERIMENTS) - len(failed)} experiment(s) done in "
+          f"{time.perf_counter() - start:.0f} s; figures and numbers in {known.out}/"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
     sys.exit(1 if failed else 0)

@@ -19,19 +19,20 @@ from numstyle.data import sample_image
 def main(content_path=None, style_path=None, size=GATYS.size):
     content_path = content_path or sample_image("tubingen.jpg")
     style_path = style_path or sample_image("starry_night.jpg")
-    model, path = weights.resolve_vgg()                           # VGG19, else VGG16 (said in one line)
-    params = weights.load_vgg(path, model)                        # {'conv1_1': (w, b), ...}
-    content = image.preprocess(image.load_image(content_path, size=size))   # (1, 3, H, W) BGR - mean
+    model, path = weights.resolve_vgg()                       # VGG19, else VGG16 (said in one line)
+    params = weights.load_vgg(path, model)                    # {'conv1_1': (w, b), ...}
+    content = image.preprocess(image.load_image(content_path, size=size))  # (1, 3, H, W) BGR - mean
     style = image.preprocess(image.load_image(style_path, size=size))
 
     objective = gatys.make_objective(params, model, content=content, styles=[style])   # (G1)
-    x, history = gatys.optimize(objective, content.copy(), iters=GATYS.iters)      # L-BFGS-B, a progress bar
+    # L-BFGS-B, a progress bar
+    x, history = gatys.optimize(objective, content.copy(), iters=GATYS.iters)
 
     stems = [os.path.splitext(os.path.basename(p))[0] for p in (content_path, style_path)]
     out = image.save_image(os.path.join("out", "_".join(stems) + ".png"), image.deprocess(x))
     last = history[-1]
-    print(f"loss: total {last['total']:.4g}, content {last['content']:.4g}, style {last['style']:.4g}; "
-          f"{last['time']:.0f} s")
+    print(f"loss: total {last['total']:.4g}, content {last['content']:.4g}, "
+          f"style {last['style']:.4g}; {last['time']:.0f} s")
     print(out)
 
 

@@ -19,16 +19,19 @@ from numstyle.models import BUILTIN_DIR
 def shipped_style_models():
     if not os.path.isdir(BUILTIN_DIR):
         return []
-    return sorted(f[:-3] for f in os.listdir(BUILTIN_DIR) if f.endswith(".h5") and not f.startswith("sr_"))
+    return sorted(f[:-3] for f in os.listdir(BUILTIN_DIR)
+                  if f.endswith(".h5") and not f.startswith("sr_"))
 
 
 # flags of `numstyle stylize` that take a value
-VALUED = ("--model", "--out", "--size", "--deflicker", "--preserve-colors", "--max-memory", "--tile", "--device")
+VALUED = ("--model", "--out", "--size", "--deflicker", "--preserve-colors", "--max-memory",
+          "--tile", "--device")
 
 
 def has_inputs(argv):
     """Whether any positional INPUT was given."""
-    return any(not a.startswith("-") and (i == 0 or argv[i - 1] not in VALUED) for i, a in enumerate(argv))
+    return any(not a.startswith("-") and (i == 0 or argv[i - 1] not in VALUED)
+               for i, a in enumerate(argv))
 
 
 def with_defaults(argv):
@@ -38,8 +41,8 @@ def with_defaults(argv):
     if not any(a.split("=")[0] == "--model" for a in argv):
         shipped = shipped_style_models()
         if not shipped:
-            raise NumstyleError("no model shipped in weights/; train one with examples/train_johnson.py and "
-                                "pass --model")
+            raise NumstyleError("no model shipped in weights/; train one with "
+                                "examples/train_johnson.py and pass --model")
         argv = ["--model", shipped[0]] + argv
     if not has_inputs(argv):
         argv = argv + [sample_image("tubingen.jpg")]

@@ -1,11 +1,12 @@
-"""x4 super-resolution, the paper's figure: bicubic, pixel-loss network, feature-loss network, original.
+"""x4 super-resolution, the paper's figure: bicubic, pixel-loss and feature-loss networks, original.
 
-    python examples/super_resolution.py                     # a Set5/Set14 image, the shipped x4 models
-    python examples/super_resolution.py --image photo.png --pixel my_pixel.h5 --feature my_feature.h5
+    python examples/super_resolution.py    # a Set5/Set14 image, the shipped x4 models
+    python examples/super_resolution.py --image photo.png --pixel my_pixel.h5
+        --feature my_feature.h5
 
-The image is cropped to a multiple of 4, degraded as in training (Gaussian blur, bicubic downsampling
-by 4), and enlarged back by each method; PSNR on Y is printed under each panel, and a second row
-shows one 64-px square of every panel 4x enlarged (``--zoom top,left``).
+The image is cropped to a multiple of 4, degraded as in training (Gaussian blur, bicubic
+downsampling by 4), and enlarged back by each method; PSNR on Y is printed under each panel, and a
+second row shows one 64-px square of every panel 4x enlarged (``--zoom top,left``).
 """
 import argparse
 import os
@@ -31,13 +32,18 @@ def default_image():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--image", default=None, help="a high-resolution image (default: a test-set image)")
-    ap.add_argument("--pixel", default="sr_x4_pixel", help="pixel-loss model (file or shipped name)")
-    ap.add_argument("--feature", default="sr_x4_feature", help="feature-loss model (file or shipped name)")
-    ap.add_argument("--size", type=int, default=256, help="crop the image to at most this side first")
+    ap.add_argument("--image", default=None,
+                    help="a high-resolution image (default: a test-set image)")
+    ap.add_argument("--pixel", default="sr_x4_pixel",
+                    help="pixel-loss model (file or shipped name)")
+    ap.add_argument("--feature", default="sr_x4_feature",
+                    help="feature-loss model (file or shipped name)")
+    ap.add_argument("--size", type=int, default=256,
+                    help="crop the image to at most this side first")
     ap.add_argument("--out", default="out/super_resolution_x4.png", help="figure path")
-    ap.add_argument("--zoom", default="40,60", help="top,left of a 64-px square shown 4x enlarged in a "
-                    "second row ('' for none)")
+    ap.add_argument("--zoom", default="40,60",
+                    help="top,left of a 64-px square shown 4x enlarged in a second row "
+                         "('' for none)")
     args = ap.parse_args()
 
     path = args.image or default_image()
@@ -57,13 +63,16 @@ def main():
     panels.append(hr)
     labels.append("original")
     cols = len(panels)
-    if args.zoom:                                         # the same square of every panel, 4x, nearest neighbour
+    if args.zoom:
+        # the same square of every panel, 4x, nearest neighbour
         top, left = (int(v) for v in args.zoom.split(","))
         for k in range(cols):
             square = panels[k][top:top + 64, left:left + 64]
             panels.append(np.repeat(np.repeat(square, 4, axis=0), 4, axis=1))
-            labels.append(f"zoom: rows {top}-{top + 63}, columns {left}-{left + 63}" if k == 0 else "")
-    figure = grid(panels, labels, cols=cols, title=f"x4 super-resolution of {os.path.basename(path)} (PSNR on Y)")
+            labels.append(f"zoom: rows {top}-{top + 63}, columns {left}-{left + 63}" if k == 0
+                          else "")
+    figure = grid(panels, labels, cols=cols,
+                  title=f"x4 super-resolution of {os.path.basename(path)} (PSNR on Y)")
     image.save_image(args.out, figure)
     print(f"wrote {args.out}")
 

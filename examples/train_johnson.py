@@ -34,10 +34,12 @@ def photos_folder():
 def defaults(argv):
     """Fill in the sample style, the shared photos and a CPU-sized schedule where not given.
 
-    Returns the arguments of ``numstyle train`` and the model file, ``out/<style>_<size>.h5`` by default.
+    Returns the arguments of ``numstyle train`` and the model file,
+    ``out/<style>_<size>.h5`` by default.
     """
-    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)   # reads these flags,
-    for flag in ("--style", "--data", "--size", "--iters", "--out", "--checkpoint-every"):   # --out=x.h5 too
+    # reads these flags, --out=x.h5 too
+    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    for flag in ("--style", "--data", "--size", "--iters", "--out", "--checkpoint-every"):
         ap.add_argument(flag)
     try:
         given, _ = ap.parse_known_args(argv)
@@ -55,7 +57,8 @@ def defaults(argv):
         add += ["--data", folder]
     stem = os.path.splitext(os.path.basename(given.style))[0]
     out = given.out or os.path.join("out", f"{stem}_{given.size or 128}.h5")
-    for flag, value in (("--size", "128"), ("--iters", "300"), ("--out", out), ("--checkpoint-every", "100")):
+    for flag, value in (("--size", "128"), ("--iters", "300"), ("--out", out),
+                        ("--checkpoint-every", "100")):
         if getattr(given, flag[2:].replace("-", "_")) is None:
             add += [flag, value]
     return add + argv, out
@@ -69,8 +72,8 @@ def train_then_stylize(argv):
     photo = sample_image("tubingen.jpg")                    # found (or not) before the training
     code = main(["train"] + argv, prog=PROG)
     if code == 0:
-        code = main(["stylize", "--model", model, photo, "--out", os.path.splitext(model)[0] + "_tubingen.png"],
-                    prog=PROG)
+        code = main(["stylize", "--model", model, photo, "--out",
+                     os.path.splitext(model)[0] + "_tubingen.png"], prog=PROG)
     return code
 
 

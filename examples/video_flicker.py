@@ -1,6 +1,6 @@
 """Flicker on a static scene, before and after numstyle's two remedies (VD1), measured by (VD2).
 
-    python examples/video_flicker.py                # writes out/flicker/flicker.png and flicker.json
+    python examples/video_flicker.py   # writes out/flicker/flicker.png and flicker.json
     python examples/video_flicker.py --frames 12 --size 512 --gatys-size 192
 
 A still photo is filmed for a few frames: each frame is the photo plus fresh sensor noise (Gaussian,
@@ -8,10 +8,11 @@ sigma 3 grey levels) and JPEG compression -- nothing in the scene moves, so ever
 consecutive stylised frames is flicker the method added. Four runs:
 
 * the shipped style network, each frame on its own, then with ``--deflicker 0.8`` (VD1);
-* Gatys (L-BFGS-B) with each frame started from its own noise, then from the previous frame's result.
+* Gatys (L-BFGS-B) with each frame started from its own noise, then from the previous frame's
+  result.
 
-The figure shows one stylised frame per run and the change to the next frame (x8); the JSON holds the
-flicker of each (VD2, mean absolute change on 0..255) beside the input's own.
+The figure shows one stylised frame per run and the change to the next frame (x8); the JSON holds
+the flicker of each (VD2, mean absolute change on 0..255) beside the input's own.
 Reading on: numstyle/commands/media.py (deflicker, flicker), numstyle/commands/gatys.py (run_video).
 """
 import argparse
@@ -65,12 +66,13 @@ def gatys_runs(clip, style, iters, weights_arg):
     for name, chained in (("own noise", False), ("previous result", True)):
         prev = None
         for t, frame in enumerate(clip):
-            obj = gatys.make_objective(params, model, content=preprocess(frame), styles=[preprocess(style)],
-                                       tv_weight=1e-3)
+            obj = gatys.make_objective(params, model, content=preprocess(frame),
+                                       styles=[preprocess(style)], tv_weight=1e-3)
             if chained and prev is not None:
-                x0 = prev                                                      # the remedy: same strokes
+                x0 = prev  # the remedy: same strokes
             else:
-                x0 = np.clip(128 + 64 * np.random.default_rng(t).standard_normal(frame.shape), 0, 255)
+                x0 = np.clip(128 + 64 * np.random.default_rng(t).standard_normal(frame.shape),
+                             0, 255)
             x, _ = gatys.optimize(obj, preprocess(x0.astype(np.float32)), iters, progress=False)
             prev = deprocess(x).astype(np.float32)
             runs[name].append(prev)
@@ -85,7 +87,8 @@ def change(a, b):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--photo", help="the still photo (default: the sample content image)")
-    ap.add_argument("--style", help="style image of the Gatys runs (default: the sample style image)")
+    ap.add_argument("--style",
+                    help="style image of the Gatys runs (default: the sample style image)")
     ap.add_argument("--model", default="starry_night", help="style network (file or shipped name)")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--size", type=int, default=384, help="frame size for the network, px")
@@ -99,7 +102,8 @@ def main():
 
     start = time.perf_counter()
     photo = load_image(args.photo or sample_image("tubingen.jpg"), None, "photo")
-    style = load_image(args.style or sample_image("starry_night.jpg"), args.gatys_size, "style image")
+    style = load_image(args.style or sample_image("starry_night.jpg"), args.gatys_size,
+                       "style image")
     clip = static_clip(resize(photo, longer_side=args.size), args.frames, args.sigma)
     small = [resize(f, longer_side=args.gatys_size) for f in clip]
     plain, held = network_runs(clip, args.model, args.deflicker)
@@ -108,12 +112,16 @@ def main():
     numbers = {"frames": args.frames, "noise_sigma": args.sigma, "input": flicker(clip),
                "input_small": flicker(small), "network": flicker(plain),
                f"network_deflicker_{args.deflicker}": flicker(held),
-               "gatys_own_noise": flicker(g["own noise"]), "gatys_previous_result": flicker(g["previous result"]),
-               "network_size": args.size, "gatys_size": args.gatys_size, "gatys_iters": args.gatys_iters,
-               "gatys_model": vgg_model, "model": args.model, "seconds": round(time.perf_counter() - start, 1)}
+               "gatys_own_noise": flicker(g["own noise"]),
+               "gatys_previous_result": flicker(g["previous result"]),
+               "network_size": args.size, "gatys_size": args.gatys_size,
+               "gatys_iters": args.gatys_iters, "gatys_model": vgg_model, "model": args.model,
+               "seconds": round(time.perf_counter() - start, 1)}
     rows = [(clip, "input"), (plain, "network"), (held, f"network, --deflicker {args.deflicker}"),
-            (g["own noise"], "Gatys, each frame from noise"), (g["previous result"], "Gatys, from previous result")]
-    keys = ["input", "network", f"network_deflicker_{args.deflicker}", "gatys_own_noise", "gatys_previous_result"]
+            (g["own noise"], "Gatys, each frame from noise"),
+            (g["previous result"], "Gatys, from previous result")]
+    keys = ["input", "network", f"network_deflicker_{args.deflicker}", "gatys_own_noise",
+            "gatys_previous_result"]
     cells, labels = [], []
     for (frames, label), key in zip(rows, keys):
         cells += [frames[1], change(frames[1], frames[2])]

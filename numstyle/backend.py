@@ -77,9 +77,9 @@ def to_host(x):
 def scalar(x):
     """A reduction's value (a loss): a float on NumPy; on a GPU the 0-d device array, unread.
 
-    Reading it with ``float()`` would make the host wait for the GPU in the middle of a step (one
-    sync per loss term, each stalling the queue of launches); :func:`to_floats` reads all of a step's
-    terms at its end, in one copy.
+    Reading it with ``float()`` would make the host wait for the GPU in the middle of a step
+    (one sync per loss term, each stalling the queue of launches); :func:`to_floats` reads all
+    of a step's terms at its end, in one copy.
     """
     return float(x) if get_xp(x) is np else x
 

@@ -5,17 +5,18 @@ Two ways to keep the photo's colours:
 1. **Luminance only.** Transfer the style on the luminance channel and put
    the photo's chroma back. With the YIQ transform (a fixed 3x3 matrix)
 
-   .. math::  \begin{bmatrix} Y \\ I \\ Q \end{bmatrix} = T \begin{bmatrix} R \\ G \\ B \end{bmatrix}   \tag{CC1}
+   .. math::  \begin{bmatrix} Y \\ I \\ Q \end{bmatrix}
+              = T \begin{bmatrix} R \\ G \\ B \end{bmatrix}                             \tag{CC1}
 
-   the result is :math:`T^{-1}[Y_{\mathrm{result}}, I_{\mathrm{photo}}, Q_{\mathrm{photo}}]`. The style
-   image's luminance is first matched to the photo's mean and spread,
+   the result is :math:`T^{-1}[Y_{\mathrm{result}}, I_{\mathrm{photo}}, Q_{\mathrm{photo}}]`.
+   The style image's luminance is first matched to the photo's mean and spread,
    :math:`Y_s \leftarrow (Y_s - \mu_s) \sigma_c / \sigma_s + \mu_c`.
 
 2. **Colour histogram matching.** Before the transfer, give the style
    image the photo's colour mean and covariance by an affine map of its
    pixels:
 
-   .. math::  x' = A (x - \mu_s) + \mu_c, \qquad A = \Sigma_c^{1/2} \Sigma_s^{-1/2}                    \tag{CC2}
+   .. math::  x' = A (x - \mu_s) + \mu_c, \qquad A = \Sigma_c^{1/2} \Sigma_s^{-1/2}     \tag{CC2}
 
    with symmetric matrix square roots from the eigen-decompositions, so that
    :math:`A \Sigma_s A^\top = \Sigma_c`.

@@ -65,9 +65,10 @@ def fetch(url, dest, md5=None, sha256=None, what="file", looked=(), hint=""):
     """Download with a one-line :class:`NumstyleError` that says where we looked and what to do."""
     where = ", ".join(looked)
     data = os.environ.get("NUMSTYLE_DATA")
-    file = os.path.relpath(dest,
-                           cache_dir())  # its place under a data folder: weights/..., images/...
-    todo = f"{hint}, or put {file} under NUMSTYLE_DATA ({data})" if data else f"{hint}, or set NUMSTYLE_DATA"
+    # its place under a data folder: weights/..., images/...
+    file = os.path.relpath(dest, cache_dir())
+    todo = (f"{hint}, or put {file} under NUMSTYLE_DATA ({data})" if data
+            else f"{hint}, or set NUMSTYLE_DATA")
     if os.environ.get("NUMSTYLE_NO_DOWNLOAD"):
         raise NumstyleError(
             f"{what} not found (looked in {where}) and downloads are off (NUMSTYLE_NO_DOWNLOAD); "

@@ -69,5 +69,5 @@ def losses(xp=np):
 
 
 def implementations(reference):
-    """Every implementation of a reference layer class: itself first, then its fast paths (tests)."""
+    """All implementations of a reference layer class: itself first, then its fast paths (tests)."""
     return [reference] + FAST.get(reference, [])

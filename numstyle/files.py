@@ -9,7 +9,7 @@ from .errors import NumstyleError
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path in ``path``'s folder; rename it onto ``path`` only if the block succeeds.
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     A killed or failing write leaves the previous file (if any) intact and no temporary behind.
     """
@@ -34,11 +34,12 @@ def _umask():
 
 
 def check_writable(path, folder=False):
-    """Raise NumstyleError now if ``path`` (a file, or with ``folder`` a folder) could not be written later.
+    """Raise NumstyleError now if ``path`` could not be written later.
 
-    Checked before a long optimisation or training, so that a read-only disk, a file where a folder
-    should be, or an existing folder named like the output fails in one line at the start, not after
-    the work. The folders it would create are not created here; the first existing one must take a file.
+    ``path`` is a file, or with ``folder`` a folder. Checked before a long optimisation or
+    training, so that a read-only disk, a file where a folder should be, or an existing folder
+    named like the output fails in one line at the start, not after the work. The folders it
+    would create are not created here; the first existing one must take a file.
     """
     if os.path.isdir(path) and not folder:
         raise NumstyleError(f"cannot write {path}: it is a folder (give a file name)")

@@ -44,7 +44,8 @@ class Objective:
         self.net, self.shape, self.losses = net, tuple(shape), losses
         self.content_layer, self.style_layers = content_layer, list(style_layers)
         self.style_layer_weights = list(style_layer_weights)
-        self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
+        self.content_weight, self.style_weight = content_weight, style_weight
+        self.tv_weight = tv_weight
         self.content_target, self.style_targets = content_target, style_targets
         self.xp = get_xp(*[t for t in [content_target, *style_targets.values()] if t is not None])
         self.layers = ([content_layer] if content_target is not None else []) + \
@@ -90,9 +91,9 @@ class Objective:
         return parts["total"], grad
 
     def scipy_fun(self, x_flat):
-        """SciPy's ``jac=True`` contract: float64 host vector in, ``(float, float64 vector)`` out."""
-        x = self.xp.asarray(x_flat.reshape(self.shape),
-                            dtype=np.float32)  # (1, 3, H, W), host -> device
+        """For SciPy's ``jac=True``: float64 host vector in, ``(float, float64 vector)`` out."""
+        # (1, 3, H, W), host -> device
+        x = self.xp.asarray(x_flat.reshape(self.shape), dtype=np.float32)
         f, g = self(x)
         return float(f), to_host(g).astype(np.float64).ravel()
 
@@ -188,7 +189,7 @@ def blend_targets(grams, style_shapes, shape, style_layers, style_blend, losses)
 
 
 def layer_sizes(shape, layers):
-    """``{layer: M_l = H_l W_l}`` for an input of ``shape``: each 2x2 pooling floors H and W by 2."""
+    """``{layer: M_l = H_l W_l}`` for input ``shape``: each 2x2 pooling floors H and W by 2."""
     H, W = shape[2], shape[3]
     return {name: (H >> pools_before(name)) * (W >> pools_before(name)) for name in layers}
 

@@ -198,7 +198,7 @@ def optimizer_bytes(n, optimizer, maxcor=10):
 
 def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfgs", tile=None,
                weight_bytes=0):
-    """Choose the tile core (and L-BFGS-B's history length) so that one Gatys run fits ``budget`` bytes.
+    """Tile core (and L-BFGS-B's history length) so that one Gatys run fits ``budget`` bytes.
 
     Returns
     -------

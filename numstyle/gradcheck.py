@@ -10,13 +10,14 @@ Notes
 Centred difference, error :math:`O(h^2)` in the step and :math:`O(\epsilon/h)`
 in round-off (:math:`\epsilon \approx 10^{-16}` in float64):
 
-.. math::  \frac{\partial s}{\partial x_i} \approx \frac{s(x + h e_i) - s(x - h e_i)}{2h}   \tag{GC1}
+.. math::  \frac{\partial s}{\partial x_i} \approx \frac{s(x + h e_i) - s(x - h e_i)}{2h}  \tag{GC1}
 
 With :math:`h = 10^{-5}` both terms are around :math:`10^{-10}` of the values,
 so on smooth float64 functions ``rel_error`` lands near 1e-8 or below; values
 near 1e-2 or above mean a wrong gradient (or a kink: ReLU at 0, max-pool ties).
 
-.. math::  \mathrm{rel\_error}(a, b) = \max_i \frac{|a_i - b_i|}{\max(|a_i| + |b_i|, \delta)}   \tag{GC2}
+.. math::  \mathrm{rel\_error}(a, b)
+           = \max_i \frac{|a_i - b_i|}{\max(|a_i| + |b_i|, \delta)}                        \tag{GC2}
 """
 import numpy as np
 

@@ -112,7 +112,7 @@ def image_format(path):
 
 
 def check_image_output(path):
-    """Before the work: ``path`` has an image extension Pillow writes, and its folder takes a file."""
+    """Before the work: ``path``'s extension is one Pillow writes, and its folder takes a file."""
     image_format(path)
     check_writable(path)
 

@@ -19,40 +19,41 @@ Notes
 **Convolution** (cross-correlation, as Caffe, Keras and PyTorch compute it).
 im2col copies every ``kh x kw`` window of the zero-padded input into a column,
 
-.. math::  X_{\mathrm{col}}[n, (c, i, j), (h, w)] = x_{\mathrm{pad}}[n, c, s h + i, s w + j]   \tag{K1}
+.. math::  X_{\mathrm{col}}[n, (c, i, j), (h, w)]
+           = x_{\mathrm{pad}}[n, c, s h + i, s w + j]                                   \tag{K1}
 
 and col2im, its adjoint, adds each column entry back where it came from
 (pixels shared by overlapping windows receive the sum):
 
 .. math::  dx_{\mathrm{pad}}[n, c, y, x] = \sum_{s h + i = y,\ s w + j = x}
-           dX_{\mathrm{col}}[n, (c, i, j), (h, w)]                                          \tag{K2}
+           dX_{\mathrm{col}}[n, (c, i, j), (h, w)]                                      \tag{K2}
 
 With the kernel as a matrix :math:`W_{\mathrm{row}}` (F, C kh kw), the convolution
 is one matrix product per image, and its backward three more:
 
-.. math::  y[n] = W_{\mathrm{row}} X_{\mathrm{col}}[n] + b \mathbf{1}^\top                    \tag{CV1}
-.. math::  dx = \mathrm{col2im}\big(W_{\mathrm{row}}^\top\, dy[n]\big)                       \tag{CV2}
-.. math::  dW_{\mathrm{row}} = \sum_n dy[n]\, X_{\mathrm{col}}[n]^\top                         \tag{CV3}
-.. math::  db_f = \sum_{n, l} dy[n, f, l]                                                     \tag{CV4}
+.. math::  y[n] = W_{\mathrm{row}} X_{\mathrm{col}}[n] + b \mathbf{1}^\top              \tag{CV1}
+.. math::  dx = \mathrm{col2im}\big(W_{\mathrm{row}}^\top\, dy[n]\big)                  \tag{CV2}
+.. math::  dW_{\mathrm{row}} = \sum_n dy[n]\, X_{\mathrm{col}}[n]^\top                  \tag{CV3}
+.. math::  db_f = \sum_{n, l} dy[n, f, l]                                               \tag{CV4}
 
 **ReLU**, with the subgradient 0 at the kink; the mask comes from the output:
 
-.. math::  y = \max(z, 0), \qquad dz = dy\, [y > 0]                                          \tag{R1}
+.. math::  y = \max(z, 0), \qquad dz = dy\, [y > 0]                                     \tag{R1}
 
 **Pooling** over non-overlapping k x k windows :math:`\Omega` (odd trailing
 rows and columns dropped, as Caffe's floor mode; their gradient is 0). Average
 pooling spreads the gradient evenly; max pooling gives it all to the first
 maximum in row-major window order (``argmax``; after a ReLU, ties are common):
 
-.. math::  y = \frac{1}{k^2} \sum_{p \in \Omega} x_p, \qquad dx_p = \frac{dy}{k^2}          \tag{P1}
+.. math::  y = \frac{1}{k^2} \sum_{p \in \Omega} x_p, \qquad dx_p = \frac{dy}{k^2}      \tag{P1}
 .. math::  y = \max_{p \in \Omega} x_p, \qquad dx_p = [p = p^*]\, dy,
-           \quad p^* = \operatorname{argmax}_{p \in \Omega} x_p                              \tag{P2}
+           \quad p^* = \operatorname{argmax}_{p \in \Omega} x_p                         \tag{P2}
 
 **Containers.** A chain's backward runs its layers' backwards in reverse
 (the chain rule); a residual block adds its input to a branch, so the
 gradient flows both ways and adds up:
 
-.. math::  y = x + f(x), \qquad dx = dy + J_f^\top dy                                        \tag{J2}
+.. math::  y = x + f(x), \qquad dx = dy + J_f^\top dy                                   \tag{J2}
 """
 from .backend import get_xp
 

@@ -11,15 +11,18 @@ Notes
 -----
 With :math:`g_k = \nabla f(x_k)`, the last ``m`` steps and gradient changes
 
-.. math::  s_i = x_{i+1} - x_i, \qquad y_i = g_{i+1} - g_i, \qquad \rho_i = 1 / (y_i^\top s_i)  \tag{L1}
+.. math::  s_i = x_{i+1} - x_i, \qquad y_i = g_{i+1} - g_i,
+           \qquad \rho_i = 1 / (y_i^\top s_i)                                            \tag{L1}
 
 (a pair is kept only if :math:`y_i^\top s_i > \epsilon\, y_i^\top y_i`: otherwise the
 implied inverse Hessian would not be positive definite) give the direction
 :math:`d = -H g` by the two-loop recursion (Nocedal & Wright, Algorithm 7.4):
 
-.. math::  q \leftarrow g;\ \ \alpha_i = \rho_i s_i^\top q,\ q \leftarrow q - \alpha_i y_i \ (i = k-1 \dots k-m);\ \
+.. math::  q \leftarrow g;\ \
+           \alpha_i = \rho_i s_i^\top q,\ q \leftarrow q - \alpha_i y_i \ (i = k-1 \dots k-m);\ \
            r \leftarrow \gamma q,\ \gamma = \frac{s_{k-1}^\top y_{k-1}}{y_{k-1}^\top y_{k-1}};\ \
-           r \leftarrow r + s_i (\alpha_i - \rho_i y_i^\top r) \ (i = k-m \dots k-1);\ \ d = -r   \tag{L2}
+           r \leftarrow r + s_i (\alpha_i - \rho_i y_i^\top r) \ (i = k-m \dots k-1);\ \
+           d = -r                                                                        \tag{L2}
 
 The pixels stay in the box :math:`lo \le x \le hi` by projection
 :math:`P(x) = \min(\max(x, lo), hi)`. A pixel at a bound whose gradient pushes it
@@ -31,7 +34,7 @@ outwards is held: it is left out of the gradient in (L2) and of the direction
 and the step is accepted by the Armijo condition along the projected path,
 halving ``t`` until
 
-.. math::  f(P(x + t d)) \le f(x) + c_1\, g^\top (P(x + t d) - x), \qquad c_1 = 10^{-4}     \tag{L4}
+.. math::  f(P(x + t d)) \le f(x) + c_1\, g^\top (P(x + t d) - x), \qquad c_1 = 10^{-4}  \tag{L4}
 
 with ``t = 1``. The first iteration has no curvature pairs yet and takes a
 deliberately tiny step, :math:`t = \min(1, 1/\lVert g \rVert_1)`, as Torch's
@@ -135,7 +138,7 @@ def _line_search(fun, x, f, g_free, d, t, lo, hi):
 
 
 class Pairs:
-    r"""The last ``m`` curvature pairs (L1), as rows of one device matrix, and ``-H g`` from them (L5).
+    r"""The last ``m`` curvature pairs (L1) as rows of one device matrix; ``-H g`` from them (L5).
 
     ``rows[k] = (s, y)`` for ``m + 1`` slots: the pairs kept, oldest first in
     ``order``, and one free slot the next pair is written into (so a pair that

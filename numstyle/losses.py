@@ -32,8 +32,10 @@ several style images blend their targets, :math:`A = \sum_k b_k A_k`,
 
 Total variation (squared differences of neighbouring pixels):
 
-.. math::  L_{\mathrm{TV}} = \sum_{n,c,i,j} (x_{c,i+1,j} - x_{c,i,j})^2 + (x_{c,i,j+1} - x_{c,i,j})^2   \tag{TV1}
-.. math::  \frac{\partial L_{\mathrm{TV}}}{\partial x} = 2(\Delta_v^\top \Delta_v x + \Delta_h^\top \Delta_h x)   \tag{TV2}
+.. math::  L_{\mathrm{TV}} = \sum_{n,c,i,j} (x_{c,i+1,j} - x_{c,i,j})^2
+           + (x_{c,i,j+1} - x_{c,i,j})^2                                                   \tag{TV1}
+.. math::  \frac{\partial L_{\mathrm{TV}}}{\partial x}
+           = 2(\Delta_v^\top \Delta_v x + \Delta_h^\top \Delta_h x)                        \tag{TV2}
 
 where :math:`\Delta_v x = x_{i+1,j} - x_{i,j}` and its adjoint sends each
 difference back with ``+`` to the lower pixel and ``-`` to the upper one.
@@ -120,7 +122,7 @@ def style_layer_loss(F, A, weight=1.0):
 
 
 def style_loss_from_gram(G, A, M_l, weight=1.0):
-    r"""Style loss (S3) of one layer from its Gram matrix, and ``dL/dG`` (S4), both times ``weight``.
+    r"""Style loss (S3) of a layer from its Gram matrix, and ``dL/dG`` (S4), both times ``weight``.
 
     Split from :func:`style_layer_loss` for tiled images, whose Gram matrix is
     summed over tiles (:mod:`numstyle.gatys_tiled`) before the loss is taken.
@@ -187,11 +189,12 @@ def tv_loss(x):
     return loss, dx
 
 
-# --- Johnson et al.'s perceptual losses (batch of N images, averaged over the batch) -------------------
+# --- Johnson et al.'s perceptual losses (batch of N images, averaged over the batch) --------------
 #
-# .. math::  \ell_{\mathrm{feat}} = \frac{1}{C H W} \|\phi(\hat y) - \phi(y)\|_2^2                      (J3)
-# .. math::  G^\phi(x) = \frac{\psi \psi^\top}{C H W}, \quad \psi = \phi(x) \text{ as } (C, HW)         (J4)
-# .. math::  \ell_{\mathrm{style}} = \|G^\phi(\hat y) - G^\phi(y_s)\|_F^2                               (J5)
+# .. math::  \ell_{\mathrm{feat}} = \frac{1}{C H W} \|\phi(\hat y) - \phi(y)\|_2^2            (J3)
+# .. math::  G^\phi(x) = \frac{\psi \psi^\top}{C H W},
+#            \quad \psi = \phi(x) \text{ as } (C, HW)                                         (J4)
+# .. math::  \ell_{\mathrm{style}} = \|G^\phi(\hat y) - G^\phi(y_s)\|_F^2                     (J5)
 #
 # With N = C and M = HW, (J4) is Gatys' Gram (S1) divided by N M, so (J5) is 4 E_l of (S3).
 

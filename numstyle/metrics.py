@@ -19,7 +19,8 @@ differently by their phase :math:`(i \bmod 4, j \bmod 4)`, so its artefacts
 survive averaging over all pixels of one phase while the picture averages
 out (a photo or a painting scores about 0.2):
 
-.. math::  \mathrm{CB} = \Big(\frac1{16} \sum_{a,b=0}^{3} \big(\overline{Y}_{i \equiv a,\, j \equiv b} - \overline{Y}\big)^2\Big)^{1/2}
+.. math::  \mathrm{CB} = \Big(\frac1{16} \sum_{a,b=0}^{3}
+           \big(\overline{Y}_{i \equiv a,\, j \equiv b} - \overline{Y}\big)^2\Big)^{1/2}
            \quad \text{(luma levels, (Q1))}                                      \tag{Q4}
 """
 import numpy as np

@@ -29,8 +29,11 @@ CONFIG_DEFAULTS = {"upsample": "transposed"}  # what files written before a conf
 
 
 def _shipped_dir():
-    """The shipped models' folder: ``weights/`` of the source tree (a checkout, ``pip install -e``), else
-    where ``pip install .`` puts them (setup.cfg's data_files: ``<prefix>/share/numstyle/weights``)."""
+    """The shipped models' folder.
+
+    ``weights/`` of the source tree (a checkout, ``pip install -e``), else where
+    ``pip install .`` puts them (setup.cfg's data_files: ``<prefix>/share/numstyle/weights``).
+    """
     source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
     installed = os.path.join(sys.prefix, "share", "numstyle", "weights")
     return source if os.path.isdir(source) or not os.path.isdir(installed) else installed
@@ -58,9 +61,10 @@ def save_model(path, params, config, state=None, half=False):
 
 
 def load_model(path, expect=None):
-    """Read a model file: ``(params float32, config, state)``. One-line :class:`ModelError` otherwise.
+    """Read a model file: ``(params float32, config, state)``.
 
-    ``expect`` ('style' or 'sr') rejects a model of the other kind.
+    One-line :class:`ModelError` otherwise. ``expect`` ('style' or 'sr') rejects a model of the
+    other kind.
     """
     path = resolve_model_path(path)
     import h5py
@@ -101,7 +105,7 @@ def resolve_model_path(name):
 
 
 def shipped_models(kind=None):
-    """Names of the models in ``weights/`` (``kind``: only 'style' or only 'sr' ones, told by name)."""
+    """Names of the models in ``weights/`` (``kind``: only 'style' or 'sr' ones, told by name)."""
     names = sorted(f[:-3] for f in os.listdir(BUILTIN_DIR)
                    if f.endswith(".h5")) if os.path.isdir(BUILTIN_DIR) else []
     return [n for n in names if kind is None or n.startswith("sr_") == (kind == "sr")]

@@ -52,9 +52,10 @@ def col2im_loops(cols, x_shape, kh, kw, stride=1, pad=0):
 
 
 def stamp(x, w, out_shape, stride, pad):
-    """Each input value stamps its weighted kernel: ``x`` (N, F, H, W), ``w`` (F, C, k, k) -> (N, C, H', W').
+    """Each input value stamps its weighted kernel.
 
-    The adjoint of the convolution, written directly: (CV2) and the transposed convolution (T1).
+    ``x`` (N, F, H, W), ``w`` (F, C, k, k) -> (N, C, H', W'). The adjoint of the convolution,
+    written directly: (CV2) and the transposed convolution (T1).
     """
     xp = get_xp(x)
     N, F, H, W = x.shape
@@ -125,7 +126,8 @@ class Conv2dLoops(Conv2d):
 
 
 class ConvTranspose2dLoops(ConvTranspose2d):
-    """:class:`numstyle.transformer_layers.ConvTranspose2d`: (T1) by stamps, (T2) by dot products."""
+    """:class:`numstyle.transformer_layers.ConvTranspose2d`: (T1) by stamps,
+    (T2) by dot products."""
 
     def forward(self, x):
         return stamp(x, self.w, self.output_shape(x.shape), self.stride, self.pad), x       # (T1)
@@ -186,7 +188,7 @@ class AvgPool2dLoops(AvgPool2d):
 
 
 class MaxPool2dLoops(MaxPool2d):
-    """(P2) window by window; each window's first maximum (``argmax``, row-major) gets the gradient."""
+    """(P2) per window; each window's first maximum (``argmax``, row-major) gets the gradient."""
 
     def forward(self, x):
         N, C, H, W = x.shape
@@ -303,11 +305,11 @@ LAYERS = {
     Upsample: UpsampleLoops
 }  # reference layer -> its twin
 
-# --- the losses, with the signatures of numstyle.losses --------------------------------------------
+# --- the losses, with the signatures of numstyle.losses -------------------------------------------
 
 def gram_forward(F):
-    """(S1) entry by entry, ``G_ij = sum_k F_ik F_jk``: (N, C, H, W) -> (N, C, C), and F as (N, C,
-    M)."""
+    """(S1) entry by entry, ``G_ij = sum_k F_ik F_jk``: (N, C, H, W) -> (N, C, C), and F as
+    (N, C, M)."""
     xp = get_xp(F)
     N, C = F.shape[:2]
     Fm = F.reshape(N, C, -1)

@@ -1,10 +1,10 @@
-r"""Coarse-to-fine schedules for Gatys: which sizes, how many iterations each, how each scale starts.
+r"""Coarse-to-fine schedules for Gatys: which sizes, how many iterations, how each scale starts.
 
 A coarse-to-fine run optimises at a small size, enlarges the result, and goes
 on at the next size:
 
-.. math::  x^{(0)}_{k+1} = \mathrm{up}\big(x_k\big) + d\,\big(c_{k+1} - \mathrm{up}(\mathrm{down}(c_{k+1}))\big)
-                                                                                  \tag{CF1}
+.. math::  x^{(0)}_{k+1} = \mathrm{up}\big(x_k\big)
+           + d\,\big(c_{k+1} - \mathrm{up}(\mathrm{down}(c_{k+1}))\big)             \tag{CF1}
 
 where :math:`x_k` is the result at size :math:`s_k`, ``up``/``down`` are
 Lanczos resamplings of the float image (no rounding to 8 bits), and the second
@@ -34,13 +34,16 @@ one scale; (CF1) and (CF2) are what made coarse to fine (``--scales``) better.
 import numpy as np
 from PIL import Image
 
-# the default: (fraction of the output's longer side, iterations) per scale. One scale of 300: no
-# coarse-to-fine schedule measured reached its final G1 in half its time (docs/benchmarks.md, issue 22).
+# the default: (fraction of the output's longer side, iterations) per scale. One scale of 300:
+# no coarse-to-fine schedule measured reached its final G1 in half its time (docs/benchmarks.md,
+# issue 22).
 DEFAULT_STEPS = ((1.0, 300),)
-# the best coarse-to-fine schedule measured, at about half the time (+6-15 % final G1 on three pairs)
+# the best coarse-to-fine schedule measured, at about half the time
+# (+6-15 % final G1 on three pairs)
 HALF_TIME_STEPS = ((3 / 4, 40), (1.0, 105))
 MIN_SIZE = 64                      # no coarse scale below this longer side (px)
-ONE_SCALE_ITERS = 300              # an output too small for any coarse scale: one scale of this many
+# an output too small for any coarse scale: one scale of this many
+ONE_SCALE_ITERS = 300
 DETAIL = 1.0                       # d of (CF1)
 _FILTERS = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
 
@@ -91,12 +94,12 @@ def default_schedule(size, steps=DEFAULT_STEPS, min_size=MIN_SIZE):
 
 
 def content_balance(out_hw, hw):
-    """(CF2): the content weight's factor at a scale of ``hw`` = (H, W) for an output of ``out_hw``."""
+    """(CF2): the content weight's factor at scale ``hw`` = (H, W) for an output of ``out_hw``."""
     return (out_hw[0] * out_hw[1]) / (hw[0] * hw[1])                    # (CF2)
 
 
 def resample(rgb, shape, method="lanczos"):
-    """Resize a float image ``(H, W, C)`` in 0..255 to ``shape`` = (H', W'), without rounding to 8 bits.
+    """Resize a float image ``(H, W, C)`` in 0..255 to ``shape`` = (H', W'), not rounded to 8 bits.
 
     Parameters
     ----------
@@ -116,8 +119,8 @@ def resample(rgb, shape, method="lanczos"):
     rgb = np.asarray(rgb, dtype=np.float32)
     if rgb.shape[:2] == (H, W):
         return rgb.copy()
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(rgb[:, :, c])).resize((W, H), _FILTERS[method]),
-                           dtype=np.float32) for c in range(rgb.shape[2])]
+    planes = (Image.fromarray(np.ascontiguousarray(rgb[:, :, c])) for c in range(rgb.shape[2]))
+    channels = [np.asarray(p.resize((W, H), _FILTERS[method]), dtype=np.float32) for p in planes]
     return np.clip(np.stack(channels, axis=2), 0, 255)
 
 

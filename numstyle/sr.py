@@ -44,7 +44,9 @@ def bicubic(rgb, shape):
 
 
 def degrade(hr, scale, sigma=1.0):
-    """(SR1): HR (H, W, 3) RGB 0..255 with H, W multiples of ``scale`` -> LR (H/scale, W/scale, 3)."""
+    """(SR1): HR (H, W, 3) RGB 0..255 -> LR (H/scale, W/scale, 3).
+
+    H and W must be multiples of ``scale``."""
     H, W = hr.shape[:2]
     if H % scale or W % scale:
         raise ImageError(
@@ -83,7 +85,7 @@ class PixelLoss:
 
 def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=None,
                keep_caches=True):
-    """(SR2): the network on LR batch (N, 3, h, w) RGB 0..255; ``up_rgb`` its bicubic enlargement."""
+    """(SR2): the network on LR (N, 3, h, w) RGB 0..255; ``up_rgb`` its bicubic enlargement."""
     y, caches = transformer_forward(params, to_input(lr_rgb), spec, config["norm"], train=train,
                                     state=state, keep_caches=keep_caches)
     if config.get("skip", True):
@@ -103,8 +105,10 @@ def upscale_array(params, config, state, rgb, device="cpu"):
 
 
 def match_histograms(out_rgb, ref_rgb):
-    """The paper's post-processing for the feature network: each channel of ``out`` takes the
-    value distribution of the same channel of ``ref`` (the low-resolution input), by matching CDFs."""
+    """The paper's post-processing for the feature network, by matching CDFs.
+
+    Each channel of ``out`` takes the value distribution of the same channel of ``ref`` (the
+    low-resolution input)."""
     result = np.empty_like(out_rgb, dtype=np.float64)
     for c in range(3):
         src = out_rgb[..., c].ravel()

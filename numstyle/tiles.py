@@ -8,8 +8,9 @@ steps (poolings, stride-2 convolutions) line up with the whole image's, i.e.
 at multiples of their product (the *alignment*). Walking the layers from the
 input, with :math:`j` the input pixels per step at the current depth:
 
-.. math::  R \mathrel{+}= \lfloor k/2 \rfloor\, j \ \text{(a } k\times k \text{ convolution)}, \qquad
-           j \mathrel{*}= s \ \text{(stride } s\text{, or } 1/2 \text{ up-sampling)}              \tag{TL1}
+.. math::  R \mathrel{+}= \lfloor k/2 \rfloor\, j
+           \ \text{(a } k\times k \text{ convolution)}, \qquad
+           j \mathrel{*}= s \ \text{(stride } s\text{, or } 1/2 \text{ up-sampling)}       \tag{TL1}
 
 (a 3x3 stride-1/2 convolution reaches one pixel of its *output*: :math:`j/2`).
 
@@ -97,7 +98,9 @@ class Tile:
                 slice(cx0 // step - bx0 // step, cx1 // step - bx0 // step))
 
     def core_in_image(self, step):
-        """The core as slices of the *whole image's* activation at ``step`` input pixels per pixel."""
+        """The core as slices of the *whole image's* activation.
+
+        ``step``: the input pixels per pixel of that activation."""
         y0, y1, x0, x1 = self.core
         return slice(y0 // step, y1 // step), slice(x0 // step, x1 // step)
 
@@ -253,7 +256,7 @@ def transformer_bytes_per_pixel(spec):
 
 
 def plan_network_tiles(budget, height, width, spec, scale=1, tile=None, band=32):
-    """Tile core, margin and statistics-preview size for an image-to-image network under a memory budget.
+    """Tile core, margin and statistics-preview size of an image-to-image network under a budget.
 
     Parameters
     ----------

@@ -3,7 +3,8 @@ r"""Training Johnson et al.'s networks: the perceptual loss, the Adam loop, chec
 One iteration: a batch of photos :math:`y_c` goes through the transformer
 :math:`\hat y = f_W(y_c)`, then through VGG16; the loss
 
-.. math::  \lambda_c\, \ell_{\mathrm{feat}}(\hat y, y_c) + \lambda_s \sum_j \ell_{\mathrm{style}}^{(j)}(\hat y, y_s)
+.. math::  \lambda_c\, \ell_{\mathrm{feat}}(\hat y, y_c)
+           + \lambda_s \sum_j \ell_{\mathrm{style}}^{(j)}(\hat y, y_s)
            + \lambda_{TV}\, \ell_{TV}(\hat y)                                      \tag{J6}
 
 is pushed back through VGG to :math:`\hat y` (V1), then through the

@@ -13,7 +13,8 @@ checkerboard, computed as four 2x2 convolutions of the small image
 
 A residual block adds its input to two convolutions (no ReLU after the sum):
 
-.. math::  r(x) = x + \mathrm{norm}(\mathrm{conv}(\mathrm{relu}(\mathrm{norm}(\mathrm{conv}(x)))))   \tag{J2}
+.. math::  r(x) = x
+           + \mathrm{norm}(\mathrm{conv}(\mathrm{relu}(\mathrm{norm}(\mathrm{conv}(x)))))  \tag{J2}
 
 so its backward sends the upstream gradient both straight through and down
 the two convolutions, and adds the two:  :math:`dx = dr + J_{\mathrm{branch}}^\top dr`.
@@ -26,7 +27,8 @@ import numpy as np
 from . import engine
 from .backend import get_xp
 from .layers import Conv2d, ReLU, Residual, Sequential
-from .transformer_layers import ConvTranspose2d, Crop, Norm, ReflectionPad2d, ScaledTanh, UpsampleConv
+from .transformer_layers import (ConvTranspose2d, Crop, Norm, ReflectionPad2d, ScaledTanh,
+                                 UpsampleConv)
 
 UPSAMPLING = {
     "transposed": "up",
@@ -128,7 +130,8 @@ def build(params, spec, norm="instance", train=True, state=None, trainable=True,
         False for inference: no parameter gradients, so the fast paths may
         precompute from the weights (Winograd's kernels for the residual blocks).
     size : (H, W), optional
-        The input's size: adds a crop when the up-sampling overshoots it (sizes not a multiple of 4).
+        The input's size: adds a crop when the up-sampling overshoots it (sizes not a
+        multiple of 4).
 
     Built anew for each step of a training (Adam replaces the arrays); each
     layer may be replaced by a registered fast path (:func:`numstyle.engine.select`).
@@ -191,7 +194,8 @@ def transformer_forward(params, x, spec, norm="instance", train=True, state=None
     -------
     y : ndarray, shape (N, 3, H', W')
         RGB in 0..255 (J1); ``H' = H`` for the style network, ``scale * H`` for SR.
-    cache : ``(network, its cache)`` for :func:`transformer_backward`; ``[]`` when not ``keep_caches``.
+    cache : ``(network, its cache)`` for :func:`transformer_backward`
+        ``[]`` when not ``keep_caches``.
     """
     net = build(params, spec, norm, train, state, trainable=keep_caches, size=x.shape[2:])
     if not keep_caches:

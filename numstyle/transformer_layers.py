@@ -10,38 +10,44 @@ Notes
 repeating them; padded index :math:`i \in [-p, H + p)` reads :math:`x_{r(i)}`, and
 the backward adds each padded pixel's gradient back to its source:
 
-.. math::  r(i) = |i| \ \text{for}\ i < 0, \qquad r(i) = 2(H - 1) - i \ \text{for}\ i \ge H  \tag{RP1}
-.. math::  dx_j = \sum_{i:\ r(i) = j} dy_i                                                  \tag{RP2}
+.. math::  r(i) = |i| \ \text{for}\ i < 0, \qquad
+           r(i) = 2(H - 1) - i \ \text{for}\ i \ge H                                    \tag{RP1}
+.. math::  dx_j = \sum_{i:\ r(i) = j} dy_i                                              \tag{RP2}
 
 **Normalisation** over the :math:`m` values of a group -- a channel of the batch
 (batch norm) or of one image (instance norm, Ulyanov et al.):
 
 .. math::  \mu = \tfrac1m \textstyle\sum x, \quad \sigma^2 = \tfrac1m \sum (x - \mu)^2, \quad
-           \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad y = \gamma \hat x + \beta   \tag{N1}
+           \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad
+           y = \gamma \hat x + \beta                                                    \tag{N1}
 .. math::  dx = \frac{1}{\sqrt{\sigma^2 + \epsilon}} \Big( d\hat x - \overline{d\hat x}
-           - \hat x\, \overline{d\hat x \odot \hat x} \Big), \qquad d\hat x = \gamma\, dy       \tag{N2}
-.. math::  d\gamma = \textstyle\sum dy \odot \hat x, \qquad d\beta = \sum dy                  \tag{N3}
+           - \hat x\, \overline{d\hat x \odot \hat x} \Big), \qquad
+           d\hat x = \gamma\, dy                                                        \tag{N2}
+.. math::  d\gamma = \textstyle\sum dy \odot \hat x, \qquad d\beta = \sum dy            \tag{N3}
 
 (the bar: the mean over the group). Batch norm at inference uses running
-averages of :math:`\mu, \sigma^2` as constants: :math:`dx = \gamma\, dy / \sqrt{\sigma^2 + \epsilon}`.
+averages of :math:`\mu, \sigma^2` as constants:
+:math:`dx = \gamma\, dy / \sqrt{\sigma^2 + \epsilon}`.
 
 **Transposed convolution** ("stride 1/s") is the adjoint of the convolution
 :math:`K` with the same kernel, so its forward is that convolution's input
 gradient (CV2) and its backward is the convolution itself, with the weight
 gradient's roles of input and upstream gradient swapped:
 
-.. math::  y = K^\top x, \qquad \langle K u, v \rangle = \langle u, K^\top v \rangle            \tag{T1}
-.. math::  dx = K\, dy, \qquad dW_{\mathrm{row}} = \sum_n x[n]\, \mathrm{im2col}(dy)[n]^\top  \tag{T2}
+.. math::  y = K^\top x, \qquad \langle K u, v \rangle = \langle u, K^\top v \rangle    \tag{T1}
+.. math::  dx = K\, dy, \qquad
+           dW_{\mathrm{row}} = \sum_n x[n]\, \mathrm{im2col}(dy)[n]^\top                \tag{T2}
 
 **Nearest-neighbour up-sampling** by ``s`` copies each pixel into an s x s block;
 its adjoint sums each block:
 
-.. math::  y_{n,c,i,j} = x_{n,c,\lfloor i/s\rfloor,\lfloor j/s\rfloor}                        \tag{U1}
-.. math::  dx_{n,c,a,b} = \textstyle\sum_{p,q < s} dy_{n,c,\,sa+p,\,sb+q}                     \tag{U2}
+.. math::  y_{n,c,i,j} = x_{n,c,\lfloor i/s\rfloor,\lfloor j/s\rfloor}                  \tag{U1}
+.. math::  dx_{n,c,a,b} = \textstyle\sum_{p,q < s} dy_{n,c,\,sa+p,\,sb+q}               \tag{U2}
 
 **The output** (a scaled tanh) maps any value into 0..255:
 
-.. math::  \hat y = 127.5\, (\tanh(z) + 1), \qquad dz = 127.5\, d\hat y\, (1 - \tanh^2 z)     \tag{J1}
+.. math::  \hat y = 127.5\, (\tanh(z) + 1), \qquad
+           dz = 127.5\, d\hat y\, (1 - \tanh^2 z)                                       \tag{J1}
 """
 from .backend import get_xp
 from .errors import ImageError
@@ -77,7 +83,7 @@ class ReflectionPad2d(Layer):
 
 
 class Norm(Layer):
-    """Instance or batch normalisation (N1)-(N3), with a learnt scale ``gamma`` and shift ``beta`` (C,).
+    """Instance or batch normalisation (N1)-(N3), learnt scale ``gamma`` and shift ``beta`` (C,).
 
     Parameters
     ----------

@@ -13,7 +13,8 @@ constants (``trainable`` False), so no weight gradient is ever formed.
 Gradients from several tapped layers are summed on the way down:
 
 .. math::  \frac{\partial L}{\partial a_l} = \frac{\partial L_l}{\partial a_l}
-           + \Big(\frac{\partial a_{l+1}}{\partial a_l}\Big)^{\!\top} \frac{\partial L}{\partial a_{l+1}}   \tag{V1}
+           + \Big(\frac{\partial a_{l+1}}{\partial a_l}\Big)^{\!\top}
+             \frac{\partial L}{\partial a_{l+1}}                                        \tag{V1}
 """
 import numpy as np
 

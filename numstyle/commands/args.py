@@ -28,7 +28,8 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         d = action.default
-        if "default" in text or d is None or d is False or d == [] or d == argparse.SUPPRESS or action.nargs == 0:
+        if ("default" in text or d is None or d is False or d == [] or d == argparse.SUPPRESS
+                or action.nargs == 0):
             return text
         shown = ",".join(map(str, d)) if isinstance(d, (list, tuple)) else d
         return f"{text} (default: {shown})"

@@ -1,7 +1,8 @@
 """``numstyle experiments``: the papers' experiments, each as a labelled figure and its numbers.
 
     numstyle experiments --list
-    numstyle experiments content_reconstruction --out out/experiments [--quick] [--size N] [--iters N]
+    numstyle experiments content_reconstruction --out out/experiments
+        [--quick] [--size N] [--iters N]
 
 Each experiment writes ``DIR/NAME.png`` (a labelled grid) and ``DIR/NAME.json``
 (its settings, final losses and wall-clock times). Every Gatys run here
@@ -274,7 +275,8 @@ def style_sweeps(lab):
         init: float(np.mean([r["time_s"] for r in every if r["init"] == init]))
         for init in ("noise", "content")
     }
-    title = "Style transfer sweeps: content layer, style layers, a/b; from noise and from the content"
+    title = ("Style transfer sweeps: content layer, style layers, a/b; "
+             "from noise and from the content")
     return figure(rows, title), results
 
 

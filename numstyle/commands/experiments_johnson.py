@@ -84,7 +84,7 @@ def johnson_layers(lab):
 
 
 def score(judges, y, photo):
-    """Content distance at each judge's layer and the (shared) style distance of one stylised image."""
+    """Distances of one stylised image: content at each judge's layer, and the (shared) style."""
     y = y.transpose(2, 0, 1)[None].astype(np.float32)
     scores = {}
     for name, loss in judges.items():

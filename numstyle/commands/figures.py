@@ -44,10 +44,10 @@ _COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def plot(series, title, xlabel, ylabel, log_y=False, size=(640, 400)):
-    """Line plot of ``{label: ys}`` (x = 1, 2, ...) or ``{label: (xs, ys)}`` as a uint8 RGB (H, W, 3) image.
+    """Line plot of ``{label: ys}`` (x = 1, 2, ...) or ``{label: (xs, ys)}`` as an image.
 
-    Drawn with Pillow only: axes, a few ticks, one coloured line per series and a legend.
-    With ``log_y`` the y axis is logarithmic (values <= 0 are left out).
+    A uint8 RGB (H, W, 3) image, drawn with Pillow only: axes, a few ticks, one coloured line
+    per series and a legend. With ``log_y`` the y axis is logarithmic (values <= 0 are left out).
     """
     curves = {}
     for label, s in series.items():
@@ -112,9 +112,10 @@ def _nice_ticks(lo, hi, n=5):
 
 
 def figure(rows, title, min_side=128, label_height=30):
-    """Rows of ``(image, label)`` -> one labelled grid (uint8 RGB); short rows are padded with blank cells.
+    """Rows of ``(image, label)`` -> one labelled grid (uint8 RGB).
 
-    Images smaller than ``min_side`` (quick runs) are enlarged so that labels fit under them.
+    Short rows are padded with blank cells. Images smaller than ``min_side`` (quick runs) are
+    enlarged so that labels fit under them.
     """
     cols = max(len(r) for r in rows)
     images, labels = [], []

@@ -153,7 +153,7 @@ def run(args):
 
 
 def run_video(args, params, model, out, start):
-    """A video or folder of frames: each frame optimised from the previous frame's result (less flicker).
+    """A video or folder of frames, each optimised from the previous frame's result (less flicker).
 
     Interrupted (Ctrl-C), it writes the frames finished so far, in the output's own form.
     """
@@ -189,7 +189,7 @@ def run_video(args, params, model, out, start):
 
 
 def scaled_inputs(content_full, styles_full, size, style_scale, preserve_colors):
-    """Content at ``size`` (longer side), styles at ``size * style_scale``, colour options applied."""
+    """Content at longer side ``size``, styles at ``size * style_scale``, colour options applied."""
     content = resize(content_full, longer_side=size) if content_full is not None else None
     styles = [resize(s, longer_side=max(1, round(size * style_scale))) for s in styles_full]
     if preserve_colors == "histogram":

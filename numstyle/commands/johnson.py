@@ -31,7 +31,7 @@ def add_parsers(sub):
 
 
 def parse_train(argv):
-    """``numstyle train ARGV`` parsed on its own (``experiments johnson_layers`` trains this way)."""
+    """``numstyle train ARGV`` parsed alone (``experiments johnson_layers`` trains this way)."""
     sub = Parser(prog="numstyle").add_subparsers(parser_class=Parser)
     add_train_parser(sub)
     return sub.choices["train"].parse_args(argv)

@@ -8,12 +8,14 @@ A feed-forward network stylises each frame on its own, so small changes of the i
 noise, compression) become visible flicker. ``--deflicker S`` blends each stylised frame towards
 the previous one where the input did not change:
 
-.. math::  w = S\, e^{-(\Delta / \tau)^2}, \qquad \hat y_t \leftarrow w\, \hat y_{t-1} + (1 - w)\, \hat y_t   \tag{VD1}
+.. math::  w = S\, e^{-(\Delta / \tau)^2},
+           \qquad \hat y_t \leftarrow w\, \hat y_{t-1} + (1 - w)\, \hat y_t             \tag{VD1}
 
 with :math:`\Delta` the per-pixel mean absolute change of the input frame and :math:`\tau` = 12
 grey levels. Flicker is measured as the mean absolute change between consecutive output frames:
 
-.. math::  \mathrm{flicker} = \frac{1}{T - 1} \sum_t \mathrm{mean}\, |\hat y_t - \hat y_{t-1}|             \tag{VD2}
+.. math::  \mathrm{flicker}
+           = \frac{1}{T - 1} \sum_t \mathrm{mean}\, |\hat y_t - \hat y_{t-1}|           \tag{VD2}
 """
 import os
 
@@ -27,7 +29,7 @@ VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
 
 def read_media(path, size=None):
-    """Frames (float RGB) of an image, GIF, video or folder, and how to write them back (``meta``)."""
+    """Frames (float RGB) of an image, GIF, video or folder, and ``meta`` to write them back."""
     if os.path.isdir(path):
         frames, names = read_folder(path, size)
         return frames, {"kind": "folder", "names": names}
@@ -94,9 +96,9 @@ def output_path(src, out, suffix, many=False):
 
 
 def output_paths(inputs, out, suffix):
-    """:func:`output_path` of every input, checked before any work, made distinct: a second input
-    named like an earlier one (``a/x.jpg``, ``b/x.jpg``) gets ``x_<suffix>_2.png``, so that no result
-    overwrites another."""
+    """:func:`output_path` of every input, checked before any work, made distinct: a second
+    input named like an earlier one (``a/x.jpg``, ``b/x.jpg``) gets ``x_<suffix>_2.png``, so
+    that no result overwrites another."""
     def key(path):
         return os.path.normcase(os.path.abspath(path))
 

@@ -213,8 +213,8 @@ def run_sr_eval(args):
 
 
 def find_test_set(name):
-    """The folder of a ``--set``: ``name`` itself if it is a folder, else ``$NUMSTYLE_DATA/datasets/sr/<name>``
-    (and the user cache) for a bare name such as ``Set5``."""
+    """The folder of a ``--set``: ``name`` itself if it is a folder, else
+    ``$NUMSTYLE_DATA/datasets/sr/<name>`` (and the user cache) for a bare name such as ``Set5``."""
     if os.path.isdir(name):
         return name
     tried = [name]

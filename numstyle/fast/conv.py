@@ -11,16 +11,17 @@ Notes
 With ``X_col = im2col(x)`` (K1) of shape (N, C k k, L), ``L = Ho Wo`` and the
 kernel flattened to ``W_row`` (F, C k k):
 
-.. math::  y[n] = W_{\mathrm{row}} X_{\mathrm{col}}[n] + b \mathbf{1}^\top                         \tag{CV1}
+.. math::  y[n] = W_{\mathrm{row}} X_{\mathrm{col}}[n] + b \mathbf{1}^\top                \tag{CV1}
 
 Backward, for an upstream gradient ``dy`` (N, F, L):
 
 .. math::  \frac{\partial L}{\partial X_{\mathrm{col}}[n]} = W_{\mathrm{row}}^\top\, dy[n],
-           \qquad dx = \mathrm{col2im}\Big(\frac{\partial L}{\partial X_{\mathrm{col}}}\Big)  \tag{CV2}
+           \qquad dx
+             = \mathrm{col2im}\Big(\frac{\partial L}{\partial X_{\mathrm{col}}}\Big)      \tag{CV2}
 
-.. math::  dW_{\mathrm{row}} = \sum_n dy[n]\, X_{\mathrm{col}}[n]^\top                             \tag{CV3}
+.. math::  dW_{\mathrm{row}} = \sum_n dy[n]\, X_{\mathrm{col}}[n]^\top                    \tag{CV3}
 
-.. math::  db_f = \sum_{n, l} dy[n, f, l]                                                         \tag{CV4}
+.. math::  db_f = \sum_{n, l} dy[n, f, l]                                                 \tag{CV4}
 
 A Gatys step needs only (CV2): the VGG weights are constants, so
 ``conv2d_backward(..., weight_grad=False)`` skips (CV3)-(CV4) and never builds
@@ -43,7 +44,7 @@ route -- ``W^T``-products scattered by col2im move k^2 F values per pixel
 instead of im2col's k^2 C -- and the weight gradient is built from columns
 of the (flipped) upstream gradient instead of the input:
 
-.. math::  dW[f, c, i, j] = \sum_{u, v} \tilde x[c, u, v]\; \tilde{dy}[f, u + i, v + j]     \tag{CV6}
+.. math::  dW[f, c, i, j] = \sum_{u, v} \tilde x[c, u, v]\; \tilde{dy}[f, u + i, v + j]   \tag{CV6}
 
 with :math:`\tilde x` the padded input flipped in space and :math:`\tilde{dy}`
 the upstream gradient flipped and zero-padded by ``k - 1``.
@@ -269,7 +270,9 @@ def _same_size(x_shape, k, pad):
 
 
 def conv_transpose2d_forward(x, w, b, stride=2, pad=1, output_padding=1):
-    r"""Transposed ("fractionally strided", stride 1/s) convolution: the adjoint of :func:`conv2d_forward`.
+    r"""Transposed convolution: the adjoint of :func:`conv2d_forward`.
+
+    Also called "fractionally strided" convolution (stride 1/s).
 
     Notes
     -----
@@ -284,7 +287,8 @@ def conv_transpose2d_forward(x, w, b, stride=2, pad=1, output_padding=1):
     backward is the convolution itself plus the weight gradient with the
     roles of input and upstream gradient swapped:
 
-    .. math::  dx = K\, dy, \qquad dW_{\mathrm{row}} = \sum_n x[n]\, \mathrm{im2col}(dy)[n]^\top   \tag{T2}
+    .. math::  dx = K\, dy, \qquad
+               dW_{\mathrm{row}} = \sum_n x[n]\, \mathrm{im2col}(dy)[n]^\top          \tag{T2}
 
     ``Ho = (H - 1) s - 2p + k + output_padding``: with k = 3, s = 2, p = 1,
     output_padding = 1 the image doubles in size.
@@ -312,7 +316,9 @@ def conv_transpose2d_forward(x, w, b, stride=2, pad=1, output_padding=1):
 
 
 def transposed_output_size(H, W, kh, kw, stride, pad, output_padding):
-    """``(Ho, Wo)`` of a transposed convolution: ``(H - 1) s - 2p + k + output_padding`` per axis."""
+    """``(Ho, Wo)`` of a transposed convolution.
+
+    Per axis: ``(H - 1) s - 2p + k + output_padding``."""
     if not 0 <= output_padding < max(stride, 1):
         raise ValueError(
             f"output_padding must be in [0, stride), got {output_padding} with stride {stride}")
@@ -321,7 +327,9 @@ def transposed_output_size(H, W, kh, kw, stride, pad, output_padding):
 
 
 def conv_transpose2d_backward(dout, cache, weight_grad=True):
-    r"""Backward of :func:`conv_transpose2d_forward` (T2): the convolution is the adjoint's adjoint."""
+    r"""Backward of :func:`conv_transpose2d_forward` (T2).
+
+    The convolution is the adjoint's adjoint."""
     x, w, stride, pad = cache
     dx, _ = conv2d_forward(dout, w, None, stride, pad)                   # K dy                 (T2)
     if not weight_grad:

@@ -96,11 +96,14 @@ SOURCES = {
         "raw T x, int32 kh, int32 kw, int32 s, int32 pad, int32 r0, int32 H, int32 W, int32 rows, "
         "int32 Wo",
         "T col", """
-        const Pixel o = pixel(i, rows, Wo);            // entry (n, c, a, b, h, w): o.nc = ((n C + c) kh + a) kw + b
+        // entry (n, c, a, b, h, w): o.nc = ((n C + c) kh + a) kw + b
+        const Pixel o = pixel(i, rows, Wo);
         const int b = (int)(o.nc % kw), a = (int)((o.nc / kw) % kh);
         const ptrdiff_t nc = o.nc / ((ptrdiff_t)kw * kh);
-        const int y = s * (r0 + o.r) + a - pad, xx = s * o.c + b - pad;     // the input pixel it copies  (K1)
-        col = (y >= 0 && y < H && xx >= 0 && xx < W) ? x[(nc * H + y) * W + xx] : (T)0;   // zero padding
+        // the input pixel it copies  (K1)
+        const int y = s * (r0 + o.r) + a - pad, xx = s * o.c + b - pad;
+        col = (y >= 0 && y < H && xx >= 0 && xx < W) ? x[(nc * H + y) * W + xx]
+                                                     : (T)0;    // zero padding
         """),
     "col2im": (
         "raw T cols, int32 kh, int32 kw, int32 s, int32 r0, int32 rows, int32 Wo, int32 y0, int32 "
@@ -133,7 +136,8 @@ SOURCES = {
     "avg_pool_backward": ("raw T dy, int32 k, int32 H, int32 W", "T dx", """
         const int Ho = H / k, Wo = W / k;
         const Pixel o = pixel(i, H, W);                // input pixel, in window (o.r / k, o.c / k)
-        const bool inside = o.r < Ho * k && o.c < Wo * k;    // floor mode drops odd edges: gradient 0
+        // floor mode drops odd edges: gradient 0
+        const bool inside = o.r < Ho * k && o.c < Wo * k;
         dx = inside ? dy[(o.nc * Ho + o.r / k) * Wo + o.c / k] / (T)(k * k) : (T)0;   // (P1)
         """),
     "max_pool": ("raw T x, int32 k, int32 H, int32 W", "T y, raw int8 winner", """
@@ -153,26 +157,32 @@ SOURCES = {
         const int Ho = H / k, Wo = W / k;
         const Pixel o = pixel(i, H, W);                // input pixel, in window (o.r / k, o.c / k)
         const ptrdiff_t window = (o.nc * Ho + o.r / k) * Wo + o.c / k;
-        const bool inside = o.r < Ho * k && o.c < Wo * k;    // floor mode drops odd edges: gradient 0
+        // floor mode drops odd edges: gradient 0
+        const bool inside = o.r < Ho * k && o.c < Wo * k;
         dx = (inside && winner[window] == (o.r % k) * k + o.c % k) ? dy[window] : (T)0;   // (P2)
         """),
     "relu_backward": ("T dy, T y", "T dx", """
-        dx = y > (T)0 ? dy : (T)0;                     // (R1): the mask from the output, no mask array
+        // (R1): the mask from the output, no mask array
+        dx = y > (T)0 ? dy : (T)0;
         """),
     "norm_forward": ("T x, T mu, T inv_std, T gamma, T beta", "T xhat, T y", """
         xhat = (x - mu) * inv_std;                      // (N1)
         y = gamma * xhat + beta;
         """),
     "norm_backward": ("T dy, T xhat, T inv_std, T gamma, T mean_dy, T mean_dy_xhat", "T dx", """
-        dx = inv_std * gamma * (dy - mean_dy - xhat * mean_dy_xhat);   // (N2), gamma factored out of the means
+        // (N2), gamma factored out of the means
+        dx = inv_std * gamma * (dy - mean_dy - xhat * mean_dy_xhat);
         """),
     "tv": ("raw T x, int32 H, int32 W", "T dx, T sq", """
         const Pixel o = pixel(i, H, W);                // pixel i of the (contiguous) image x
         const T c = x[i];
-        T g = 0, e = 0;                                // each difference counted once, at its first pixel:
-        if (o.r > 0) g += c - x[i - W];                // (TV2): + the difference from the pixel above,
-        if (o.c > 0) g += c - x[i - 1];                //        and from the pixel to the left
-        if (o.r < H - 1) { const T d = x[i + W] - c; g -= d; e += d * d; }   // - its own differences  (TV1)
+        // each difference counted once, at its first pixel:
+        T g = 0, e = 0;
+        // (TV2): + the difference from the pixel above, and from the pixel to the left,
+        if (o.r > 0) g += c - x[i - W];
+        if (o.c > 0) g += c - x[i - 1];
+        // - its own differences  (TV1)
+        if (o.r < H - 1) { const T d = x[i + W] - c; g -= d; e += d * d; }
         if (o.c < W - 1) { const T d = x[i + 1] - c; g -= d; e += d * d; }
         dx = 2 * g;
         sq = e;
@@ -180,7 +190,8 @@ SOURCES = {
     "gram_loss": ("T G, T A, T s, T c", "T dG, T sq", """
         const T d = G - A;                             // the Gram matrix against its target
         dG = c * d;                                    // (S4) / d(J5)/dG: the gradient, scaled
-        sq = s * d * d;                                // (S3) / (J5): the loss's share, scaled; summed after
+        // (S3) / (J5): the loss's share, scaled; summed after
+        sq = s * d * d;
         """),
     "normalize": ("T x, T mu, T var, T gamma, T beta, T eps, int32 relu", "T y", """
         const T v = (x - mu) * (gamma / sqrt(var + eps)) + beta;    // (N1)
@@ -272,7 +283,9 @@ def avg_pool(x, k):
 
 
 def avg_pool_backward(dout, x_shape, k):
-    """(P1)'s gradient in one launch: ``dout / k^2`` on every window pixel, 0 on dropped odd edges."""
+    """(P1)'s gradient in one launch: ``dout / k^2`` on every window pixel.
+
+    Dropped odd edges get 0."""
     xp = get_xp(dout)
     dx = xp.empty(x_shape, dtype=dout.dtype)
     _kernel(xp, "avg_pool_backward")(xp.ascontiguousarray(dout), k, x_shape[2], x_shape[3], dx)
@@ -309,10 +322,10 @@ def relu_backward(dout, y, out=None):
 
 
 def norm_forward(x, mu, inv_std, gamma, beta, xhat=None):
-    """(N1) given the statistics: ``(xhat, gamma xhat + beta)`` in one launch; ``xhat`` may be ``x`` itself.
+    """(N1) given the statistics: ``(xhat, gamma xhat + beta)`` in one launch.
 
-    ``mu``: (N, C, 1, 1), (1, C, 1, 1) or 0 (already subtracted); ``inv_std``: like ``mu``; ``gamma``,
-    ``beta``: (C,).
+    ``xhat`` may be ``x`` itself. ``mu``: (N, C, 1, 1), (1, C, 1, 1) or 0 (already subtracted);
+    ``inv_std``: like ``mu``; ``gamma``, ``beta``: (C,).
     """
     xp = get_xp(x)
     C = x.shape[1]
@@ -327,7 +340,8 @@ def norm_backward(dout, xhat, inv_std, gamma, axes, frozen):
     """(N2) and (N3): the two group sums once (array reductions), then ``dx`` in one launch.
 
     Returns ``(dx, dgamma, dbeta)``. The group sums of ``dy`` and ``dy xhat`` are (N3)'s
-    ``dbeta`` and ``dgamma`` (summed over the batch for instance norm) and, over ``m``, (N2)'s means.
+    ``dbeta`` and ``dgamma`` (summed over the batch for instance norm) and, over ``m``,
+    (N2)'s means.
     """
     xp = get_xp(dout)
     N, C = dout.shape[:2]

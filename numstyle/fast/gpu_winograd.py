@@ -31,15 +31,21 @@ SOURCES = {
         "raw T x, int32 C, int32 N, int32 H, int32 W, int32 pad, int32 i0, int32 rows, int32 tw, "
         "int32 flip",
         "T v", """
-        const int BT[16] = {1, 0, -1, 0,  0, 1, 1, 0,  0, -1, 1, 0,  0, 1, 0, -1};   // B^T of F(2x2, 3x3)
-        const Pixel o = pixel(i, rows, tw);            // V entry (k, c, img, tile row i0 + o.r, tile column)
-        const int img = (int)(o.nc % N), c = (int)((o.nc / N) % C), k = (int)(o.nc / ((ptrdiff_t)N * C));
+        const int BT[16] = {1, 0, -1, 0,               // B^T of F(2x2, 3x3)
+                            0, 1, 1, 0,
+                            0, -1, 1, 0,
+                            0, 1, 0, -1};
+        // V entry (k, c, img, tile row i0 + o.r, tile column)
+        const Pixel o = pixel(i, rows, tw);
+        const int img = (int)(o.nc % N), c = (int)((o.nc / N) % C),
+                  k = (int)(o.nc / ((ptrdiff_t)N * C));
         int r = k / 4, s = k % 4;                      // transform-domain position (r, s)
         if (flip) { r = r % 3 ? r : 3 - r; s = s % 3 ? s : 3 - s; }    // (W8): rows 0 and 3 swapped
         const int y0 = 2 * (i0 + o.r) - pad, x0 = 2 * o.c - pad;   // the tile's first input pixel
         const ptrdiff_t plane = ((ptrdiff_t)img * C + c) * H;
         T sum = 0;
-        for (int u = 0; u < 4; ++u) {                  // (B^T d B)[r, s] = sum_uw B^T[r, u] d[u, w] B^T[s, w]  (W3)
+        // (B^T d B)[r, s] = sum_uw B^T[r, u] d[u, w] B^T[s, w]  (W3)
+        for (int u = 0; u < 4; ++u) {
             const int yy = y0 + u;
             if (BT[r * 4 + u] == 0 || yy < 0 || yy >= H) continue;    // zero padding
             for (int w = 0; w < 4; ++w) {
@@ -55,14 +61,18 @@ SOURCES = {
         "int32 flip",
         "T y", """
         const int AT[8] = {1, 1, 1, 0,  0, 1, -1, -1};  // A^T of F(2x2, 3x3)
-        const Pixel o = pixel(i, Hb, Wo);              // output pixel (img, f, row in the band, column)
+        // output pixel (img, f, row in the band, column)
+        const Pixel o = pixel(i, Hb, Wo);
         const int f = (int)(o.nc % F), img = (int)(o.nc / F);
         const int p = o.r % 2, q = o.c % 2;            // its place in its 2x2 block
         const ptrdiff_t tiles = (ptrdiff_t)N * rows * tw;
-        const ptrdiff_t t = ((ptrdiff_t)img * rows + o.r / 2) * tw + o.c / 2;   // its tile, among the band's
+        // its tile, among the band's
+        const ptrdiff_t t = ((ptrdiff_t)img * rows + o.r / 2) * tw + o.c / 2;
         T sum = 0;
-        for (int r = 0; r < 4; ++r) {                  // (A^T M A)[p, q] = sum_rs A^T[p, r] M[r, s] A^T[q, s]  (W5)
-            const int ar = AT[p * 4 + (flip && r % 3 == 0 ? 3 - r : r)];   // (W8): columns 0 and 3 swapped
+        // (A^T M A)[p, q] = sum_rs A^T[p, r] M[r, s] A^T[q, s]  (W5)
+        for (int r = 0; r < 4; ++r) {
+            // (W8): columns 0 and 3 swapped
+            const int ar = AT[p * 4 + (flip && r % 3 == 0 ? 3 - r : r)];
             if (ar == 0) continue;
             for (int s = 0; s < 4; ++s) {
                 const int as = AT[q * 4 + (flip && s % 3 == 0 ? 3 - s : s)];
@@ -76,18 +86,21 @@ gpu_kernels.SOURCES.update(SOURCES)  # compiled, cached and self-tested with the
 
 
 def available(xp):
-    """Whether 3x3 convolutions go through Winograd on ``xp``: NumPy, or a GPU with the fused kernels
-    (without them each transform is dozens of launches). ``NUMSTYLE_WINOGRAD=0``: im2col everywhere."""
+    """Whether 3x3 convolutions go through Winograd on ``xp``.
+
+    Yes on NumPy, or on a GPU with the fused kernels (without them each transform is dozens of
+    launches). ``NUMSTYLE_WINOGRAD=0``: im2col everywhere."""
     if not settings.get().winograd:
         return False
     return xp.__name__ == "numpy" or gpu_kernels.enabled(xp)
 
 
 def convolve(x, w_hat, pad=1, b=None, flip=False):
-    r"""(W3)-(W5) of F(2x2, 3x3) in three launches: ``x`` (N, C, H, W), ``w_hat`` (16, F, C) -> (N, F, Ho, Wo).
+    r"""(W3)-(W5) of F(2x2, 3x3) in three launches.
 
-    ``Ho, Wo = H + 2 pad - 2, W + 2 pad - 2``; ``flip`` runs (W8)'s permuted transforms. One band of
-    tile rows unless V and M would pass ``parallel.DEVICE_BAND_BYTES`` (as im2col's columns).
+    ``x`` (N, C, H, W), ``w_hat`` (16, F, C) -> (N, F, Ho, Wo),
+    ``Ho, Wo = H + 2 pad - 2, W + 2 pad - 2``; ``flip`` runs (W8)'s permuted transforms. One band
+    of tile rows unless V and M would pass ``parallel.DEVICE_BAND_BYTES`` (as im2col's columns).
     """
     xp = get_xp(x)
     N, C, H, W = x.shape

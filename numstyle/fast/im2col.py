@@ -58,12 +58,13 @@ def im2col_rows(xpad, kh, kw, stride, r0, r1, Wo, out=None):
 
 
 def band_columns(x, kh, kw, stride, pad):
-    r"""The columns (K1) of ``x`` zero-padded by ``pad``, a band at a time: ``columns(r0, r1, Wo, out=None)``.
+    r"""The columns (K1) of ``x`` zero-padded by ``pad``, a band at a time.
 
-    On NumPy ``x`` is padded once here and each band is :func:`im2col_rows`
-    of the padded copy. On a GPU with the fused kernels each band is one
-    gather that reads zeros outside ``x`` (``gpu_kernels.im2col_rows``): no padded
-    copy, and two launches fewer per convolution.
+    Returns ``columns(r0, r1, Wo, out=None)``. On NumPy ``x`` is padded once
+    here and each band is :func:`im2col_rows` of the padded copy. On a GPU with
+    the fused kernels each band is one gather that reads zeros outside ``x``
+    (``gpu_kernels.im2col_rows``): no padded copy, and two launches fewer per
+    convolution.
     """
     if gpu_kernels.enabled(get_xp(x)):
         return lambda r0, r1, Wo, out=None: gpu_kernels.im2col_rows(x, kh, kw, stride, pad, r0, r1,
@@ -73,9 +74,10 @@ def band_columns(x, kh, kw, stride, pad):
 
 
 def tap_view(xpad, kh, kw, stride, rows, Wo):
-    r"""(K1) as a view, nothing copied: ``view[n, c, i, j, h, w] = xpad[n, c, stride h + i, stride w + j]``.
+    r"""(K1) as a view, nothing copied.
 
-    The six-axis strided view of the padded input whose copy is the columns:
+    ``view[n, c, i, j, h, w] = xpad[n, c, stride h + i, stride w + j]``. The
+    six-axis strided view of the padded input whose copy is the columns:
     tap (i, j) moves along the input's own rows and columns (strides ``s_H``,
     ``s_W``), output pixel (h, w) by ``stride`` of them. Returns shape
     (N, C, kh, kw, rows, Wo). Read-only use: its entries overlap.

@@ -117,7 +117,7 @@ def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu
 
 
 def _record(running, mu, var, N, C):
-    """Instance norm of one image: keep its statistics in ``running`` (tiled inference reuses them)."""
+    """Instance norm of one image: keep its statistics in ``running``, for tiled inference."""
     if running is not None and N == 1:
         running["mean"], running["var"] = mu.reshape(C), var.reshape(C)     # recorded, not blended
 

@@ -60,13 +60,14 @@ DEVICE_BAND_BYTES = 1 << 30   # on a GPU: bands only bound the work buffers' mem
 
 
 def split_rows(total, row_bytes, band_bytes, xp=np, halves=False):
-    """Bands ``[(r0, r1), ...]`` of ``total`` rows, each at most ``band_bytes`` (or one row), as even as possible.
+    """Bands ``[(r0, r1), ...]`` of ``total`` rows, as even as possible.
 
-    On NumPy, unless the whole is small (under ``band_bytes / 16``: thread
-    hand-offs would cost more than they save), their number is a multiple of
-    :func:`cpu_threads`, so that every core gets the same work -- of twice
-    that with ``halves``, for :func:`for_each_band_no_overlap`, which runs the
-    even and the odd bands as two rounds.
+    Each band is at most ``band_bytes`` (or one row). On NumPy, unless the whole
+    is small (under ``band_bytes / 16``: thread hand-offs would cost more than
+    they save), their number is a multiple of :func:`cpu_threads`, so that every
+    core gets the same work -- of twice that with ``halves``, for
+    :func:`for_each_band_no_overlap`, which runs the even and the odd bands as
+    two rounds.
 
     On a GPU, ``band_bytes`` (sized for a CPU cache) is raised to
     ``DEVICE_BAND_BYTES``: every band costs its own kernel launches, and the
@@ -119,11 +120,12 @@ MATMUL_MIN_FLOPS = 1 << 24   # smaller products run as one call: a thread hand-o
 
 
 def matmul(a, b, xp=np):
-    """``a @ b`` for stacked matrices ``(..., n, k) @ (..., k, m)``, the result's rows in bands on every core.
+    """``a @ b`` for stacked matrices ``(..., n, k) @ (..., k, m)``, on every core.
 
-    For the products outside the convolutions (Gram matrices and their
-    gradients): with BLAS on one thread (:func:`bands_take_the_cores`) they
-    would otherwise use one core. Small products, CuPy and one thread: plain ``a @ b``.
+    The result's rows are split into bands. For the products outside the
+    convolutions (Gram matrices and their gradients): with BLAS on one thread
+    (:func:`bands_take_the_cores`) they would otherwise use one core. Small
+    products, CuPy and one thread: plain ``a @ b``.
     """
     n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), dtype=np.int64))

@@ -42,7 +42,8 @@ def avg_pool_backward(dout, cache):
     if gpu_kernels.enabled(xp):
         return gpu_kernels.avg_pool_backward(dout, x_shape, k)  # (P1) in one GPU kernel
     N, C, Ho, Wo = dout.shape
-    odd = x_shape[2] % k or x_shape[3] % k                                  # odd trailing pixels get 0
+    # odd trailing pixels get 0
+    odd = x_shape[2] % k or x_shape[3] % k
     dx = xp.zeros(x_shape, dtype=dout.dtype) if odd else xp.empty(x_shape, dtype=dout.dtype)
     d = dout * dout.dtype.type(1.0 / (k * k))                               # (P1)
     for i in range(k):
@@ -103,7 +104,7 @@ def max_pool_backward(dout, cache):
 
 
 def _first_max(parts):
-    """Elementwise maximum of equal-shaped arrays, and the index of the first that holds it (int8)."""
+    """Elementwise maximum of equal-shaped arrays, and the index of the first holding it (int8)."""
     xp = get_xp(parts[0])
     best = parts[0].copy()
     which = xp.zeros(best.shape, dtype=np.int8)

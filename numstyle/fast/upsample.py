@@ -90,7 +90,7 @@ def _phase_sums(xp, dtype):
 
 
 def resize_conv_forward(x, w):
-    """3x3 convolution (no bias) of ``x`` up-sampled x2 (U1) and reflection-padded by 1, by (U3)-(U4).
+    """3x3 convolution (no bias) of ``x`` up-sampled x2 (U1), reflection-padded by 1, by (U3)-(U4).
 
     Parameters
     ----------

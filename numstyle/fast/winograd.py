@@ -1,10 +1,12 @@
-r"""Winograd F(m x m, 3x3): 3x3, stride-1 convolutions (VGG's pad 1, the transformer's pad 0) with fewer multiplies.
+r"""Winograd F(m x m, 3x3): 3x3, stride-1 convolutions with fewer multiplies.
 
+Used for VGG's convolutions (pad 1) and the transformer's (pad 0).
 Each m x m block of outputs is computed from an (m+2) x (m+2) tile of the
 padded input (Lavin & Gray, 2016). For F(2x2, 3x3), with the constant matrices
 
 .. math::  B^\top = \begin{bmatrix} 1&0&-1&0\\ 0&1&1&0\\ 0&-1&1&0\\ 0&1&0&-1 \end{bmatrix},\quad
-           G = \begin{bmatrix} 1&0&0\\ \tfrac12&\tfrac12&\tfrac12\\ \tfrac12&-\tfrac12&\tfrac12\\ 0&0&1 \end{bmatrix},\quad
+           G = \begin{bmatrix} 1&0&0\\ \tfrac12&\tfrac12&\tfrac12\\
+                               \tfrac12&-\tfrac12&\tfrac12\\ 0&0&1 \end{bmatrix},\quad
            A^\top = \begin{bmatrix} 1&1&1&0\\ 0&1&-1&-1 \end{bmatrix}
 
 one tile's output is
@@ -28,7 +30,8 @@ overlap-add of the tiles (neighbouring tiles share two rows/columns):
 
 .. math::  dM = A\, dY A^\top \quad (W5^T), \qquad dV_k = U_k^\top dM_k \quad (W4^T),
            \qquad dd = B\, dV B^\top \quad (W3^T)                                      \tag{W6}
-.. math::  dU_k = \sum_n dM_{k,n} V_{k,n}^\top \quad (W4^T), \qquad dg = G^\top dU\, G \quad (W2^T)   \tag{W7}
+.. math::  dU_k = \sum_n dM_{k,n} V_{k,n}^\top \quad (W4^T),
+           \qquad dg = G^\top dU\, G \quad (W2^T)                                      \tag{W7}
 
 For F(2x2, 3x3) the input gradient has a shorter road, (W8): the forward
 steps themselves, with two transform rows swapped (:func:`winograd_conv3x3_input_grad`).
@@ -92,7 +95,9 @@ def tile_size(w_hat):
 
 
 def winograd_conv3x3_forward(x, w, b, w_hat=None, pad=1):
-    r"""3x3 convolution, stride 1, zero padding ``pad`` (1: VGG's; 0: the transformer's, after reflection), by (W1)-(W5).
+    r"""3x3 convolution, stride 1, zero padding ``pad``, by (W1)-(W5).
+
+    ``pad``: 1 for VGG's convolutions; 0 for the transformer's, after reflection padding.
 
     On NumPy in bands of tile rows, each band's buffers in cache (``BAND_BYTES``); on a GPU
     F(2x2, 3x3) is three launches (:mod:`numstyle.fast.gpu_winograd`).
@@ -120,10 +125,11 @@ def winograd_conv3x3_forward(x, w, b, w_hat=None, pad=1):
 
 
 def convolve(x, w_hat, pad=1, b=None, perm=None):
-    r"""The array code of (W3)-(W5) band by band, plus bias ``b``: ``x`` (N, C, H, W) against ``w_hat`` (alpha^2, F, C) -> (N, F, Ho, Wo).
+    r"""The array code of (W3)-(W5) band by band, plus bias ``b``.
 
-    ``Ho, Wo = H + 2 pad - 2, W + 2 pad - 2``: ``pad=1`` zero-pads ("same"), ``pad=0`` reads an already padded ``x``.
-    ``perm`` reorders the rows of B^T and the columns of A^T (W8).
+    ``x`` (N, C, H, W) against ``w_hat`` (alpha^2, F, C) -> (N, F, Ho, Wo), with
+    ``Ho, Wo = H + 2 pad - 2, W + 2 pad - 2``: ``pad=1`` zero-pads ("same"), ``pad=0`` reads an
+    already padded ``x``. ``perm`` reorders the rows of B^T and the columns of A^T (W8).
     """
     xp = get_xp(x)
     m = tile_size(w_hat)
@@ -173,7 +179,8 @@ def winograd_conv3x3_input_grad(dout, w_hat, pad=1):
     F(2x2, 3x3) transform: :math:`GJ = PG` (:math:`J` reverses the taps,
     :math:`P` swaps rows 0 and 3). The permutation moves onto the data:
 
-    .. math::  dx = (A^\top P)\Big[\sum_f U_{fc} \odot \big((P B^\top)\, dy_f\, (P B^\top)^\top\big)\Big](P^\top A)
+    .. math::  dx = (A^\top P)\Big[\sum_f U_{fc} \odot
+               \big((P B^\top)\, dy_f\, (P B^\top)^\top\big)\Big](P^\top A)
 
     -- the forward (W3)-(W5) with swapped rows of :math:`B^\top` and columns
     of :math:`A^\top`, ``w_hat`` read transposed: no new kernel, no overlap-add
@@ -194,7 +201,9 @@ def winograd_conv3x3_input_grad(dout, w_hat, pad=1):
 
 
 def winograd_conv3x3_backward(dout, cache, weight_grad=True):
-    r"""Backward of :func:`winograd_conv3x3_forward`: (W8) (F(2x2)) or (W6) (F(4x4)) for dx, (W7) for dw.
+    r"""Backward of :func:`winograd_conv3x3_forward`.
+
+    (W8) (F(2x2)) or (W6) (F(4x4)) for dx, (W7) for dw.
 
     Returns
     -------
@@ -301,7 +310,7 @@ def _merge_columns(d_phases, m, x_shape):
 
 
 def _tile_columns(per_phase, m, tw):
-    """The alpha = m + 2 tile columns k of every tile, as contiguous-row slices of the phase arrays."""
+    """The alpha = m + 2 tile columns k of every tile: contiguous-row slices of the phase arrays."""
     return [per_phase[k % m][..., k // m:k // m + tw] for k in range(m + 2)]
 
 
@@ -396,7 +405,7 @@ def transformed(w):
 
 
 class WinogradConv2d(StandIn, Conv2d):
-    """:class:`numstyle.layers.Conv2d` by Winograd F(2x2, 3x3): (W2)-(W5) forward, (W8) and (W7) back.
+    """:class:`numstyle.layers.Conv2d` by Winograd F(2x2, 3x3): (W2)-(W5) forward, (W8), (W7) back.
 
     Stands in for 3x3, stride-1 convolutions (padding 1: VGG's; 0: the
     transformer's, after reflection padding) with at least
