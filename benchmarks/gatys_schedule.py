@@ -61,12 +61,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from numstyle import backend, gatys, parallel, schedule, weights  # noqa: E402
-from numstyle.gatys_cli import DEFAULTS  # noqa: E402
+from numstyle import backend, gatys, schedule, weights  # noqa: E402
+from numstyle.config import GATYS  # noqa: E402
+from numstyle.fast import parallel  # noqa: E402
 from numstyle.image import (MEAN_BGR, deprocess, load_image, preprocess, resize,  # noqa: E402
                             save_image)
 
-LAYERS = list(gatys.DEFAULT_STYLE_LAYERS)
+LAYERS = list(GATYS.style_layers)
 
 
 def parse_schedule(text, size):
@@ -123,12 +124,12 @@ def objective_at(params, content_full, style_full, size, layers=None, balance=1.
     content = resize(content_full, longer_side=size)
     style = resize(style_full, longer_side=size)
     layers = layers or LAYERS
-    tv_weight = DEFAULTS["tv_weight"] * (balance if balance_tv else 1.0)
+    tv_weight = GATYS.tv_weight * (balance if balance_tv else 1.0)
     return gatys.make_objective(params, "vgg16", content=preprocess(content),
                                 styles=[preprocess(style)], style_layers=layers,
                                 style_layer_weights=[1.0 / len(LAYERS)] * len(layers),
-                                content_weight=DEFAULTS["content_weight"] * balance,
-                                style_weight=DEFAULTS["style_weight"], tv_weight=tv_weight), content
+                                content_weight=GATYS.content_weight * balance,
+                                style_weight=GATYS.style_weight, tv_weight=tv_weight), content
 
 
 def to_rgb(x):
@@ -324,7 +325,7 @@ def replot(args):
     """Summaries, the loss-against-time figure and the side-by-side pictures from a --json file."""
     from PIL import Image
 
-    from numstyle.figures import grid, plot
+    from numstyle.commands.figures import grid, plot
 
     with open(args.replot) as f:
         results = json.load(f)

@@ -18,11 +18,6 @@ At the first step :math:`\hat m_1 = g_1` and :math:`\hat v_1 = g_1^2`, so
 from .backend import get_xp
 
 
-def sgd(w, dw, state, lr=1e-2):
-    """Plain gradient descent: ``w - lr * dw``."""
-    return w - lr * dw, state
-
-
 def adam(w, dw, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
     """One Adam step (A1)-(A4). ``state`` is ``{}`` at the start; a new dict is returned."""
     xp = get_xp(w)

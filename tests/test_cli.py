@@ -175,9 +175,10 @@ def test_console_script_and_help():
     r = subprocess.run([sys.executable, "-m", "numstyle.cli", "gatys", "--help"], capture_output=True, text=True)
     assert r.returncode == 0
     for flag in ["--content", "--style-blend", "--style-layer-weights", "--tv-weight", "--init", "--seed",
-                 "--optimizer", "--lr", "--print-every", "--save-every", "--device", "--pool", "--weights"]:
+                 "--optimizer", "--lr", "--print-every", "--save-every", "--device", "--pool", "--weights",
+                 "--json", "--reference"]:
         assert flag in r.stdout
-    assert "(default: 300)" in r.stdout
+    assert "default_schedule" in r.stdout and "300 per scale" in r.stdout   # --scales', --iters' defaults
 
 
 @pytest.mark.parametrize("cupy_tf32,expected", [(None, "off"), ("1", "on")])

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numstyle import gatys, gatys_cli, schedule
+from numstyle import gatys, schedule
+from numstyle.commands import gatys as gatys_cli
 from numstyle.cli import main
+from numstyle.config import GATYS
 from numstyle.image import deprocess, load_image, preprocess
 
 
@@ -127,7 +129,7 @@ def test_one_scale_runs_as_before(flags, pair, synthetic_vgg, tmp_path, capsys):
     style = preprocess(load_image(pair[1], 40))
     objective = gatys.make_objective(params, "vgg16", content=content, styles=[style],
                                      style_layers=["relu1_1", "relu2_1", "relu3_1"], content_layer="relu3_2",
-                                     tv_weight=gatys_cli.DEFAULTS["tv_weight"])
+                                     tv_weight=GATYS.tv_weight)
     x, history = gatys.optimize(objective, content.copy(), 4, "lbfgs", progress=False)
     assert len(history) == 4
     assert np.array_equal(np.asarray(Image.open(out)), deprocess(x))

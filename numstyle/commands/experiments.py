@@ -72,6 +72,8 @@ def add_parser(sub):
     p.add_argument("--train-iters", type=positive_int,
                    help=f"training iterations per network in johnson_layers "
                         f"(default: {FULL['train_iters']}, quick {QUICK['train_iters']})")
+    p.add_argument("--reference", action="store_true",
+                   help="run the reference engine only, no fast path (as NUMSTYLE_REFERENCE=1)")
     p.set_defaults(run=run, iterative=True)
     return p
 

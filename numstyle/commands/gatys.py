@@ -3,7 +3,10 @@
 Content reconstruction (no ``--style``) and texture synthesis (no
 ``--content``) are the same command.
 """
+import contextlib
+import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -14,7 +17,9 @@ from ..color import luminance_image, match_color, restore_chroma
 from ..config import GATYS
 from ..errors import NumstyleError
 from ..files import check_writable
-from ..image import check_image_output, deprocess, load_image, preprocess, resize, save_image
+from ..image import (MEAN_BGR, check_image_output, deprocess, load_image, preprocess, resize,
+                     save_image)
+from ..schedule import content_balance, default_schedule, start_of_scale
 from ..weights import load_vgg, resolve_vgg
 from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, default_out,
                    float_list, int_list, name_list, non_negative, non_negative_int, positive_float,
@@ -43,9 +48,10 @@ def add_arguments(p):
     p.add_argument("--out", metavar="PATH", help="output PNG (default: out/<content>_<style>.png)")
     p.add_argument("--size", type=positive_int, default=d.size,
                    help="longer side of the output, px")
-    p.add_argument(
-        "--iters", type=int_list, default=[d.iters], metavar="N|N1,N2,...",
-        help="optimiser iterations (with --scales: one number for every scale, or one per scale)")
+    p.add_argument("--iters", type=int_list, metavar="N|N1,N2,...",
+                   help="optimiser iterations: N alone is one scale of N at --size; with --scales, "
+                        "one number for every scale or one per scale (default: default_schedule's, "
+                        f"{d.iters} at one scale; {d.iters} per scale when only --scales is given)")
     p.add_argument("--model", choices=["vgg19", "vgg16"],
                    help="network (default: vgg19, or vgg16 when only its weights are found)")
     p.add_argument("--weights", metavar="PATH",
@@ -79,18 +85,54 @@ def add_arguments(p):
         "--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
         help="keep the photo's colours: transfer on luminance only, or match the style's colour "
         "histogram to the photo first")
-    p.add_argument(
-        "--scales", type=int_list, metavar="S1,S2,...",
-        help="coarse to fine: optimise at each size, starting each from the last (overrides --size)"
-    )
+    p.add_argument("--scales", type=int_list, metavar="S1,S2,...",
+                   help="coarse to fine: optimise at each size, starting each from the last, "
+                        "enlarged with the photo's detail, the content weight scaled to each size "
+                        "(overrides --size; default, unless --iters is given: "
+                        "numstyle.schedule.default_schedule(--size), one scale; e.g. --scales "
+                        "288,384 --iters 40,105 takes half the time)")
     p.add_argument("--style-scale", type=positive_float, default=1.0,
                    help="style image size relative to the output")
     add_tiling_arguments(p)
     add_common_arguments(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the final record as one JSON object on stdout (total, content, style, "
+                        "tv, iterations, evaluations, seconds, out, ...); other messages go to stderr")
 
 
 def run(args):
+    """The command: ``--json`` prints only the final record on stdout (every other line: stderr)."""
     start = time.perf_counter()
+    if not args.json:
+        run_record(args, start)
+        return 0
+    with contextlib.redirect_stdout(sys.stderr):          # scale, tile and summary lines: not stdout
+        record = run_record(args, start)
+    print(json.dumps(record))
+    return 0
+
+
+def plan_scales(size, scales, iters):
+    """``(sizes, iterations per size)`` from ``--size``, ``--scales`` and ``--iters`` (None: not given).
+
+    Neither given: the default schedule (:func:`numstyle.schedule.default_schedule`). ``--iters N``
+    alone: one scale of N at ``size``. ``--scales`` alone: ``GATYS.iters`` at each.
+    """
+    if scales is None and iters is None:
+        return default_schedule(size)
+    sizes = scales or [size]
+    iters = iters or [GATYS.iters]
+    if sorted(sizes) != sizes:
+        raise NumstyleError(
+            f"--scales {','.join(map(str, sizes))}: give them coarse to fine (smallest first)")
+    if len(iters) not in (1, len(sizes)):
+        raise NumstyleError(f"--iters gives {len(iters)} numbers for {len(sizes)} scale(s): give "
+                            "one, or one per scale")
+    return list(sizes), list(iters) * len(sizes) if len(iters) == 1 else list(iters)
+
+
+def run_record(args, start):
+    """Run; print the summary; return the final record (the ``--json`` object)."""
     if args.content is None and not args.style:
         raise NumstyleError("give --content, --style, or both (see --help)")
     if args.preserve_colors != "none" and (args.content is None or not args.style):
@@ -114,17 +156,10 @@ def run(args):
         return run_video(args, params, model, out, start)
     content_full = load_image(args.content, None, "content image") if args.content else None
     styles_full = [load_image(s, None, "style image") for s in args.style]
-    sizes = args.scales or [args.size]
-    if sorted(sizes) != sizes:
-        raise NumstyleError(
-            f"--scales {','.join(map(str, sizes))}: give them coarse to fine (smallest first)")
-    if len(args.iters) not in (1, len(sizes)):
-        raise NumstyleError(
-            f"--iters gives {len(args.iters)} numbers for {len(sizes)} scale(s): give one, or one "
-            "per scale"
-        )
-    iters = args.iters * len(sizes) if len(args.iters) == 1 else args.iters
-    result, evaluations = None, 0
+    sizes, iters = plan_scales(args.size, args.scales, args.iters)
+    out_hw = (resize(content_full, longer_side=sizes[-1]).shape[:2] if content_full is not None
+              else None)
+    result, evaluations, iterations = None, 0, 0
     for i, size in enumerate(sizes):                                   # coarse to fine
         content_rgb, styles_rgb = scaled_inputs(content_full, styles_full, size, args.style_scale,
                                                 args.preserve_colors)
@@ -132,24 +167,26 @@ def run(args):
         if result is None:
             x0 = initial_image(args.init, content_rgb, styles_rgb, shape_rgb.shape[:2], args.seed,
                                size)
-        else:  # the previous scale's result, enlarged
-            x0 = resize(result, shape=shape_rgb.shape[:2])
+        else:                                      # the previous scale's result, enlarged (CF1)
+            x0 = start_of_scale(result, shape_rgb.shape[:2], content_rgb)
         if len(sizes) > 1:
             print(f"scale {i + 1}/{len(sizes)}: {shape_rgb.shape[1]}x{shape_rgb.shape[0]}")
-        result, last, evals = optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0,
-                                                 out, iters[i])
-        evaluations += evals
+        balance = content_balance(out_hw, shape_rgb.shape[:2]) if out_hw else 1.0   # (CF2)
+        result, last, evals, done = optimize_one_scale(args, params, model, content_rgb,
+                                                       styles_rgb, x0, out, iters[i],
+                                                       args.content_weight * balance)
+        evaluations, iterations = evaluations + evals, iterations + done
     if args.preserve_colors == "luminance":
         result = restore_chroma(result, content_full)  # (CC1): the photo's chroma put back
     save_image(out, np.clip(result, 0, 255).round().astype(np.uint8))
-    print(
-        f"final loss: total {last['total']:.6g}, content {last['content']:.6g}, style "
-        f"{last['style']:.6g}, "
-        f"tv {last['tv']:.6g}; {evaluations} evaluations, {time.perf_counter() - start:.1f} s "
-        "wall-clock "
-        f"({model}, {result.shape[1]}x{result.shape[0]})")
+    seconds = time.perf_counter() - start
+    print(f"final loss: total {last['total']:.6g}, content {last['content']:.6g}, "
+          f"style {last['style']:.6g}, tv {last['tv']:.6g}; {evaluations} evaluations, "
+          f"{seconds:.1f} s wall-clock ({model}, {result.shape[1]}x{result.shape[0]})")
     print(f"wrote {out}")
-    return 0
+    return dict({k: last[k] for k in ("total", "content", "style", "tv")}, iterations=iterations,
+                evaluations=evaluations, seconds=seconds, out=out, model=model,
+                width=int(result.shape[1]), height=int(result.shape[0]), scales=sizes, iters=iters)
 
 
 def run_video(args, params, model, out, start):
@@ -159,7 +196,8 @@ def run_video(args, params, model, out, start):
     """
     frames, meta = read_media(args.content, args.size)
     styles = [load_image(s, None, "style image") for s in args.style]
-    results, prev = [], None
+    results, prev, iterations, last = [], None, 0, {}
+    iters = args.iters[0] if args.iters else GATYS.iters      # each frame: one scale, from the last
     try:
         for t, frame in enumerate(frames):
             content, styles_t = scaled_inputs(frame, styles, max(frame.shape[:2]), args.style_scale,
@@ -169,8 +207,9 @@ def run_video(args, params, model, out, start):
                                    args.size)
             else:  # start from the last result: same strokes, less flicker
                 x0 = prev
-            prev, last, _ = optimize_one_scale(args, params, model, content, styles_t, x0, None,
-                                               args.iters[0])
+            prev, last, _, n = optimize_one_scale(args, params, model, content, styles_t, x0,
+                                                  None, iters)
+            iterations += n
             result = restore_chroma(prev, frame) if args.preserve_colors == "luminance" else prev
             results.append(np.clip(result, 0, 255).round().astype(np.uint8))
             print(f"frame {t + 1}/{len(frames)}: total {last['total']:.5g}", flush=True)
@@ -183,9 +222,12 @@ def run_video(args, params, model, out, start):
             )
         raise
     write_media(out, results, meta)
-    print(f"wrote {out} ({len(results)} frames, flicker {flicker(results):.2f}, "
-          f"{time.perf_counter() - start:.1f} s wall-clock, {model})")
-    return 0
+    seconds, flick = time.perf_counter() - start, flicker(results)
+    print(f"wrote {out} ({len(results)} frames, flicker {flick:.2f}, {seconds:.1f} s wall-clock, "
+          f"{model})")
+    return dict({k: last.get(k) for k in ("total", "content", "style", "tv")},
+                iterations=iterations, seconds=seconds, out=out, model=model, frames=len(results),
+                flicker=float(flick))
 
 
 def scaled_inputs(content_full, styles_full, size, style_scale, preserve_colors):
@@ -200,10 +242,12 @@ def scaled_inputs(content_full, styles_full, size, style_scale, preserve_colors)
     return content, styles
 
 
-def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, iters):
-    """One L-BFGS-B (or Adam) run at one size; returns (RGB result, last losses, evaluations).
+def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, iters,
+                       content_weight=None):
+    """One L-BFGS-B (or Adam) run at one size: ``(RGB result, last losses, evaluations, iterations)``.
 
-    ``out``: the image file for ``--save-every`` and for the latest image on Ctrl-C (None: neither).
+    The result is float RGB 0..255, not rounded to 8 bits (the next scale starts from it).
+    ``content_weight``: alpha at this scale (default ``--content-weight``). ``out``: the image file for ``--save-every`` and for the latest image on Ctrl-C (None: neither).
     """
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
     tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None,
@@ -212,7 +256,8 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
         params, model, content=dev(content_rgb) if content_rgb is not None else None,
         styles=[dev(s) for s in styles_rgb], style_blend=args.style_blend, pool=args.pool,
         content_layer=args.content_layer, style_layers=args.style_layers,
-        style_layer_weights=args.style_layer_weights, content_weight=args.content_weight,
+        style_layer_weights=args.style_layer_weights,
+        content_weight=args.content_weight if content_weight is None else content_weight,
         style_weight=args.style_weight if args.style else 0.0, tv_weight=args.tv_weight, tile=tile)
     stem, ext = os.path.splitext(out or "")
     latest = {"x": None}
@@ -236,7 +281,13 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
             print(f"interrupted: wrote the latest image to {out}")
         raise
     last = history[-1] if history else objective.last
-    return deprocess(to_host(x)).astype(np.float32), last, objective.evaluations
+    return to_rgb(to_host(x)), last, objective.evaluations, len(history)
+
+
+def to_rgb(x):
+    """Preprocessed (1, 3, H, W) on the host -> float RGB (H, W, 3) 0..255, unrounded (deprocess)."""
+    bgr = np.asarray(x, dtype=np.float32)[0].transpose(1, 2, 0) + MEAN_BGR     # (H, W, 3)
+    return np.ascontiguousarray(np.clip(bgr[:, :, ::-1], 0, 255))
 
 
 def plan_tiles(args, params, model, hw, has_content, has_style):

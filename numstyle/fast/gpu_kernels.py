@@ -224,7 +224,7 @@ def record_self_test(xp, passed):
     _passed[xp.__name__] = bool(passed)
 
 
-def _kernel(xp, name):
+def kernel(xp, name):
     key = (xp.__name__, name)
     if key not in _compiled:
         in_params, out_params, body = SOURCES[name]
@@ -238,7 +238,7 @@ def reflect_pad(x, p):
     xp = get_xp(x)
     N, C, H, W = x.shape
     out = xp.empty((N, C, H + 2 * p, W + 2 * p), dtype=x.dtype)
-    _kernel(xp, "reflect_pad")(xp.ascontiguousarray(x), H, W, p, out)
+    kernel(xp, "reflect_pad")(xp.ascontiguousarray(x), H, W, p, out)
     return out
 
 
@@ -247,7 +247,7 @@ def reflect_pad_backward(dout, x_shape, p):
     xp = get_xp(dout)
     N, C, H, W = x_shape
     dx = xp.empty((N, C, H, W), dtype=dout.dtype)
-    _kernel(xp, "reflect_pad_backward")(xp.ascontiguousarray(dout), H, W, p, dx)
+    kernel(xp, "reflect_pad_backward")(xp.ascontiguousarray(dout), H, W, p, dx)
     return dx
 
 
@@ -258,7 +258,7 @@ def im2col_rows(x, kh, kw, stride, pad, r0, r1, Wo, out=None):
     N, C, H, W = x.shape
     shape = (N, C, kh, kw, r1 - r0, Wo)
     cols = xp.empty(shape, dtype=x.dtype) if out is None else out.reshape(shape)
-    _kernel(xp, "im2col")(xp.ascontiguousarray(x), kh, kw, stride, pad, r0, H, W, r1 - r0, Wo, cols)
+    kernel(xp, "im2col")(xp.ascontiguousarray(x), kh, kw, stride, pad, r0, H, W, r1 - r0, Wo, cols)
     return cols.reshape(N, C * kh * kw, (r1 - r0) * Wo)                 # (N, C*kh*kw, rows*Wo)
 
 
@@ -268,7 +268,7 @@ def col2im_rows(cols, dxpad, kh, kw, stride, r0, r1, Wo):
     Hp, Wp = dxpad.shape[2:]
     y0, y1 = stride * r0, min(stride * (r1 - 1) + kh, Hp)  # padded rows this band writes
     region = dxpad[:, :, y0:y1]                                          # (N, C, y1-y0, Wp): a view
-    _kernel(xp, "col2im")(xp.ascontiguousarray(cols), kh, kw, stride, r0, r1 - r0, Wo, y0, y1 - y0,
+    kernel(xp, "col2im")(xp.ascontiguousarray(cols), kh, kw, stride, r0, r1 - r0, Wo, y0, y1 - y0,
                           Wp, region)
     return dxpad
 
@@ -278,7 +278,7 @@ def avg_pool(x, k):
     xp = get_xp(x)
     N, C, H, W = x.shape
     out = xp.empty((N, C, H // k, W // k), dtype=x.dtype)
-    _kernel(xp, "avg_pool")(xp.ascontiguousarray(x), k, H, W, out)
+    kernel(xp, "avg_pool")(xp.ascontiguousarray(x), k, H, W, out)
     return out
 
 
@@ -288,7 +288,7 @@ def avg_pool_backward(dout, x_shape, k):
     Dropped odd edges get 0."""
     xp = get_xp(dout)
     dx = xp.empty(x_shape, dtype=dout.dtype)
-    _kernel(xp, "avg_pool_backward")(xp.ascontiguousarray(dout), k, x_shape[2], x_shape[3], dx)
+    kernel(xp, "avg_pool_backward")(xp.ascontiguousarray(dout), k, x_shape[2], x_shape[3], dx)
     return dx
 
 
@@ -299,7 +299,7 @@ def max_pool(x, k):
     N, C, H, W = x.shape
     out = xp.empty((N, C, H // k, W // k), dtype=x.dtype)
     winner = xp.empty(out.shape, dtype=xp.int8)
-    _kernel(xp, "max_pool")(xp.ascontiguousarray(x), k, H, W, out, winner)
+    kernel(xp, "max_pool")(xp.ascontiguousarray(x), k, H, W, out, winner)
     return out, winner
 
 
@@ -307,7 +307,7 @@ def max_pool_backward(dout, winner, x_shape, k):
     """(P2)'s gradient in one launch: each window's winner gets ``dout``, every other pixel 0."""
     xp = get_xp(dout)
     dx = xp.empty(x_shape, dtype=dout.dtype)
-    _kernel(xp, "max_pool_backward")(xp.ascontiguousarray(dout), winner, k, x_shape[2], x_shape[3],
+    kernel(xp, "max_pool_backward")(xp.ascontiguousarray(dout), winner, k, x_shape[2], x_shape[3],
                                      dx)
     return dx
 
@@ -317,7 +317,7 @@ def relu_backward(dout, y, out=None):
     ``dout``."""
     xp = get_xp(dout)
     out = xp.empty_like(dout) if out is None else out
-    _kernel(xp, "relu_backward")(dout, y, out)
+    kernel(xp, "relu_backward")(dout, y, out)
     return out
 
 
@@ -331,7 +331,7 @@ def norm_forward(x, mu, inv_std, gamma, beta, xhat=None):
     C = x.shape[1]
     xhat = xp.empty_like(x) if xhat is None else xhat
     out = xp.empty_like(x)
-    _kernel(xp, "norm_forward")(x, mu, inv_std, gamma.reshape(1, C, 1, 1), beta.reshape(1, C, 1, 1),
+    kernel(xp, "norm_forward")(x, mu, inv_std, gamma.reshape(1, C, 1, 1), beta.reshape(1, C, 1, 1),
                                 xhat, out)
     return xhat, out
 
@@ -359,7 +359,7 @@ def norm_backward(dout, xhat, inv_std, gamma, axes, frozen):
         mean_dy, mean_dy_xhat = as_group(sum_dy), as_group(
             sum_dy_xhat)  # like inv_std: (1|N, C, 1, 1)
     dx = xp.empty_like(dout)
-    _kernel(xp, "norm_backward")(dout, xhat, inv_std, gamma.reshape(1, C, 1, 1), mean_dy,
+    kernel(xp, "norm_backward")(dout, xhat, inv_std, gamma.reshape(1, C, 1, 1), mean_dy,
                                  mean_dy_xhat, dx)
     return dx, dgamma, dbeta
 
@@ -368,7 +368,7 @@ def tv_loss(x):
     """(TV1) and (TV2) in one launch and a sum: ``(0-d loss, dx)`` for (N, C, H, W)."""
     xp = get_xp(x)
     dx, sq = xp.empty_like(x), xp.empty_like(x)
-    _kernel(xp, "tv")(xp.ascontiguousarray(x), x.shape[2], x.shape[3], dx, sq)
+    kernel(xp, "tv")(xp.ascontiguousarray(x), x.shape[2], x.shape[3], dx, sq)
     return sq.sum(), dx
 
 
@@ -377,7 +377,7 @@ def gram_loss(G, A, s, c):
     ``A`` broadcasts (one target for a batch)."""
     xp = get_xp(G)
     dG, sq = xp.empty_like(G), xp.empty_like(G)
-    _kernel(xp, "gram_loss")(G, A, s, c, dG, sq)
+    kernel(xp, "gram_loss")(G, A, s, c, dG, sq)
     return sq.sum(), dG
 
 
@@ -388,6 +388,6 @@ def normalize(x, mu, var, gamma, beta, eps, relu):
     """
     xp = get_xp(x)
     C = x.shape[1]
-    _kernel(xp, "normalize")(x, mu, var, gamma.reshape(1, C, 1, 1), beta.reshape(1, C, 1, 1), eps,
+    kernel(xp, "normalize")(x, mu, var, gamma.reshape(1, C, 1, 1), beta.reshape(1, C, 1, 1), eps,
                              int(relu), x)
     return x

@@ -112,10 +112,10 @@ def convolve(x, w_hat, pad=1, b=None, flip=False):
     for i0, i1 in winograd_bands(th, tw, 4, max(C, F), N, x.dtype, xp):  # tile rows i0..i1
         rows, y_band = i1 - i0, y[:, :, 2 * i0:min(2 * i1, Ho)]  # (N, F, Hb, Wo): a view
         V = xp.empty((16, C, N * rows * tw), dtype=x.dtype)                  # (16, C, N tiles)
-        gpu_kernels._kernel(xp, "winograd_input")(x, C, N, H, W, pad, i0, rows, tw, int(flip),
+        gpu_kernels.kernel(xp, "winograd_input")(x, C, N, H, W, pad, i0, rows, tw, int(flip),
                                                   V)  # (W3)
         M = xp.matmul(w_hat, V)  # (16, F, C) @ (16, C, N t) -> (16, F, N t)  (W4)
-        gpu_kernels._kernel(xp,
+        gpu_kernels.kernel(xp,
                             "winograd_output")(M, M if b is None else b, F, N,
                                                y_band.shape[2], Wo, rows, tw, int(b is not None),
                                                int(flip), y_band)  # (W5) + bias
