@@ -96,8 +96,9 @@ def add_arguments(p):
     add_tiling_arguments(p)
     add_common_arguments(p)
     p.add_argument("--json", action="store_true",
-                   help="print the final record as one JSON object on stdout (total, content, style, "
-                        "tv, iterations, evaluations, seconds, out, ...); other messages go to stderr")
+                   help="print the final record as one JSON object on stdout (total, content, "
+                        "style, tv, iterations, evaluations, seconds, out, ...); other messages go "
+                        "to stderr")
 
 
 def run(args):
@@ -106,14 +107,14 @@ def run(args):
     if not args.json:
         run_record(args, start)
         return 0
-    with contextlib.redirect_stdout(sys.stderr):          # scale, tile and summary lines: not stdout
+    with contextlib.redirect_stdout(sys.stderr):        # scale, tile and summary lines: not stdout
         record = run_record(args, start)
     print(json.dumps(record))
     return 0
 
 
 def plan_scales(size, scales, iters):
-    """``(sizes, iterations per size)`` from ``--size``, ``--scales`` and ``--iters`` (None: not given).
+    """``(sizes, iterations per size)`` from ``--size``, ``--scales``, ``--iters`` (None: unset).
 
     Neither given: the default schedule (:func:`numstyle.schedule.default_schedule`). ``--iters N``
     alone: one scale of N at ``size``. ``--scales`` alone: ``GATYS.iters`` at each.
@@ -244,10 +245,11 @@ def scaled_inputs(content_full, styles_full, size, style_scale, preserve_colors)
 
 def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, iters,
                        content_weight=None):
-    """One L-BFGS-B (or Adam) run at one size: ``(RGB result, last losses, evaluations, iterations)``.
+    """One L-BFGS-B (or Adam) run at one size: ``(RGB result, losses, evaluations, iterations)``.
 
     The result is float RGB 0..255, not rounded to 8 bits (the next scale starts from it).
-    ``content_weight``: alpha at this scale (default ``--content-weight``). ``out``: the image file for ``--save-every`` and for the latest image on Ctrl-C (None: neither).
+    ``content_weight``: alpha at this scale (default ``--content-weight``). ``out``: the image
+    file for ``--save-every`` and for the latest image on Ctrl-C (None: neither).
     """
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
     tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None,
@@ -285,7 +287,7 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
 
 
 def to_rgb(x):
-    """Preprocessed (1, 3, H, W) on the host -> float RGB (H, W, 3) 0..255, unrounded (deprocess)."""
+    """Preprocessed (1, 3, H, W) on the host -> float RGB (H, W, 3) 0..255, unrounded."""
     bgr = np.asarray(x, dtype=np.float32)[0].transpose(1, 2, 0) + MEAN_BGR     # (H, W, 3)
     return np.ascontiguousarray(np.clip(bgr[:, :, ::-1], 0, 255))
 
