@@ -52,8 +52,7 @@ class VGG:
                 layer.trainable = False  # constants: no (CV3), (CV4)
             elif name.startswith("relu"):
                 layer = ReLU()
-                layer.inplace = name.replace("relu",
-                                             "conv") not in taps  # nothing else holds its input
+                layer.inplace = True     # its input and gradient are VGG's alone (taps are copied)
             else:
                 layer = POOLS[pool](2)
             layer.name = name
@@ -86,10 +85,11 @@ class VGG:
                 x, c = layer.forward(x)
                 cache.append((layer, c))
             else:
-                x = layer(x)  # inference: may reuse its input,
-            if name in taps:  # so a tap the next layer reads is
-                feats[name] = x if keep_cache or not taps - feats.keys() - {name} else x.copy(
-                )  # copied
+                x = layer(x)                                                # inference
+            if name in taps:     # the next layer may overwrite its input (a ReLU; inference): copy
+                last = not taps - feats.keys() - {name}
+                mine = last or (keep_cache and not name.startswith("conv"))
+                feats[name] = x if mine else x.copy()
             if min(x.shape[2:]) < 1:
                 raise LayerError(
                     f"image too small: {W}x{H} px leaves no pixels at {name}; use an image "
@@ -101,7 +101,8 @@ class VGG:
 
         Parameters
         ----------
-        dfeats : dict ``{name: dL/d(activation)}`` for the tapped layers (missing: zero).
+        dfeats : dict ``{name: dL/d(activation)}`` for the tapped layers (missing: zero); consumed:
+            its arrays may be overwritten.
         cache : list from :meth:`forward`, consumed (each layer's entry is freed once used).
 
         Returns
@@ -111,9 +112,12 @@ class VGG:
         dx = None
         while cache:
             layer, c = cache.pop()                                          # deepest layer first
-            if layer.name in dfeats:  # (V1): this layer's own loss term
-                dx = dfeats[layer.name] if dx is None else dx + dfeats[layer.name]
-            if dx is not None:  # (nothing above needs one otherwise)
+            if layer.name in dfeats:                                # (V1): its own loss term
+                if dx is None:
+                    dx = dfeats[layer.name]
+                else:
+                    dx += dfeats[layer.name]                        # dx is ours: add in place
+            if dx is not None:                                      # (else nothing above needs one)
                 dx, _ = layer.backward(dx, c)
         return dx
 

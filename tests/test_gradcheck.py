@@ -155,7 +155,7 @@ def _tiny_vgg(model, pool_kind, taps, reference):
             feats, cache = net.forward(x, taps)
             dfeats, i = {}, 0
             for n in taps:
-                dfeats[n] = d[i:i + feats[n].size].reshape(feats[n].shape)
+                dfeats[n] = d[i:i + feats[n].size].reshape(feats[n].shape).copy()   # consumed
                 i += feats[n].size
             return (net.backward(dfeats, cache),)
         return f, vjp, [x]
