@@ -18,14 +18,29 @@ FLAT_STD = 0.5  # grey levels: an image whose channels each vary less than this 
 
 
 def list_images(folder):
-    """Every file with an image extension under ``folder``, sorted (deterministic)."""
+    """Every regular file with an image extension under ``folder``, sorted (deterministic).
+
+    Linked sub-folders are followed, each folder walked once (a link back up is a loop, not more
+    images); a FIFO or device named like an image is not a training image (reading it would
+    block forever).
+    """
     if not os.path.isdir(folder):
         what = "is a file, not a folder" if os.path.exists(folder) else "not found"
         raise NumstyleError(f"training data folder {what}: {folder}")
-    paths = []
-    for root, _, files in os.walk(folder):
+    paths, walked = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in walked:  # reached again through a link
+            dirs[:] = []
+            continue
+        walked.add((st.st_dev, st.st_ino))
         paths += [
             os.path.join(root, f) for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTS
+            and os.path.isfile(os.path.join(root, f))
         ]
     if not paths:
         raise NumstyleError(
@@ -57,11 +72,12 @@ class Batches:
     variance: each instance norm would scale its gradient by 1/sqrt(eps) ~ 316,
     and a few layers of that overflow float32), are skipped with one warning
     each and replaced by the next usable file (deterministically, so resuming
-    stays exact).
+    stays exact). ``paths``: the folder's images when already listed (:func:`list_images`).
     """
 
-    def __init__(self, folder, size, batch_size, seed=0, transform=None, prefetch=3, warn=None):
-        self.paths = list_images(folder)
+    def __init__(self, folder, size, batch_size, seed=0, transform=None, prefetch=3, warn=None,
+                 paths=None):
+        self.paths = list_images(folder) if paths is None else list(paths)
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.transform = transform or (lambda rgb, rng: random_crop(rgb, size, rng))
         self.bad = set()

@@ -23,7 +23,7 @@ from .config import GATYS
 from .errors import NonFiniteLossError, NumstyleError
 from .image import pixel_bounds
 from .optim import adam
-from .vgg import VGG, check_layers, min_input_size, pools_before
+from .vgg import VGG, check_layers, check_unique, min_input_size, pools_before
 
 
 class Objective:
@@ -155,11 +155,18 @@ def check_inputs(model, content, styles, style_blend, content_layer, style_layer
         raise NumstyleError("nothing to optimise for: give a content image, a style image, or both")
     layers = ([content_layer] if content is not None else []) + (style_layers if styles else [])
     check_layers(model, layers)
+    check_unique(style_layers)
+    if not styles and (style_blend is not None or style_layer_weights is not None):
+        raise NumstyleError(f"--style-{'blend' if style_blend is not None else 'layer-weights'} "
+                            "needs --style (there is no style image to weight)")
     if style_layer_weights is None:
         style_layer_weights = [1.0 / len(style_layers)] * len(style_layers)
     if len(style_layer_weights) != len(style_layers):
         raise NumstyleError(f"{len(style_layer_weights)} style layer weights given for "
                             f"{len(style_layers)} style layers")
+    if min(style_layer_weights, default=0) < 0:
+        raise NumstyleError(f"--style-layer-weights {','.join(map(str, style_layer_weights))}: "
+                            "a negative weight rewards the style's opposite (give weights >= 0)")
     if style_blend is None:
         style_blend = [1.0] * len(styles)
     if styles and (len(style_blend) != len(styles) or sum(style_blend) <= 0

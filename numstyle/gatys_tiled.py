@@ -196,9 +196,30 @@ def optimizer_bytes(n, optimizer, maxcor=10):
     return 4 * n * 8                        # x, g, m, v, bounds and the clipped copy, float32
 
 
+def _fixed_bytes(shape, content_layer, weight_bytes):
+    """What does not shrink with the tile: the process, the weights, the image's copies."""
+    H, W = shape[2], shape[3]
+    image = 4 * 3 * H * W * 8  # content, style, x, grad, TV terms, RGB copies
+    if content_layer is not None:
+        step = 2 ** pools_before(content_layer)
+        image += 4 * 512 * (H // step) * (W // step)  # the content target P^l (<= 512 channels)
+    return tiles.current_rss() + 2 * weight_bytes + FIXED_BYTES + image  # Winograd: 2x weights
+
+
+def whole_bytes(shape, model, content_layer=None, optimizer="lbfgs", weight_bytes=0):
+    """Estimated peak bytes of a Gatys run on the whole image at once (no tiles), this process's
+    memory included: what :func:`plan_gatys` compares with a budget."""
+    n = 3 * shape[2] * shape[3]
+    return (_fixed_bytes(shape, content_layer, weight_bytes) + optimizer_bytes(n, optimizer)
+            + TILE_BYTES_PER_PIXEL[model] * SAFETY * shape[2] * shape[3])
+
+
 def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfgs", tile=None,
                weight_bytes=0):
     """Tile core (and L-BFGS-B's history length) so that one Gatys run fits ``budget`` bytes.
+
+    ``tile`` (``--tile``) is raised to the margin (:func:`numstyle.tiles.tile_floor`): smaller
+    cores would compute mostly margin.
 
     Returns
     -------
@@ -211,14 +232,10 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
     n = 3 * H * W
     radius, align = vgg_radius(model, layers)
     margin = -(-radius // align) * align
+    if tile is not None:
+        tile = max(tile, tiles.tile_floor(margin, align))
     per_px = TILE_BYTES_PER_PIXEL[model] * SAFETY
-    image = 4 * n * 8  # content, style, x, grad, TV terms, RGB copies
-    if content_layer is not None:
-        step = 2 ** pools_before(content_layer)
-        image += 4 * 512 * (H // step) * (W // step
-                                          )  # the content target P^l (at most 512 channels)
-    fixed = tiles.current_rss(
-    ) + 2 * weight_bytes + FIXED_BYTES + image  # the Winograd kernels double the weights
+    fixed = _fixed_bytes(shape, content_layer, weight_bytes)
     if budget is None:
         return tile, 10
     smallest = per_px * (2 * margin + 4 * align) ** 2                  # a tile with a 4-step core
@@ -236,13 +253,14 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
         if core >= 4 * margin:  # margins under ~half the work: good enough
             break
     if best is None:
-        need = (fixed + optimizer_bytes(n, optimizer, 3) + smallest) / 2 ** 20
-        adam = (fixed + optimizer_bytes(n, "adam") + smallest) / 2 ** 20
-        fits = optimizer.startswith("lbfgs") and adam <= budget / 2 ** 20
-        hint = f"; --optimizer adam needs about {adam:.0f} MB" if fits else ""
+        need = fixed + optimizer_bytes(n, optimizer, 3) + smallest
+        adam = fixed + optimizer_bytes(n, "adam") + smallest
+        fits = optimizer.startswith("lbfgs") and adam <= budget
+        hint = f"; --optimizer adam needs about {tiles.format_bytes(adam)}" if fits else ""
         raise NumstyleError(
-            f"--max-memory {budget / 2 ** 20:.0f} MB is too small for a {W}x{H} Gatys run with "
-            f"{model}: the image, the optimiser and one tile need about {need:.0f} MB{hint}")
+            f"--max-memory {tiles.format_bytes(budget)} is too small for a {W}x{H} Gatys run "
+            f"with {model}: the image, the optimiser and one tile need about "
+            f"{tiles.format_bytes(need)}{hint}")
     core, maxcor = best
     if tile is not None:
         core = min(core, tile)

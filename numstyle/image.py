@@ -8,13 +8,16 @@ subtracted, laid out NCHW:
 
 Pixel bounds for the optimiser follow: :math:`-\mu_c \le x_c \le 255 - \mu_c`.
 """
+import functools
+import io
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
-from .files import atomic_path, check_writable
+from .files import atomic_path, check_input
 
 MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -25,12 +28,10 @@ def load_image(path, size=None, what="image"):
 
     Greyscale, palette, RGBA (composited on white), CMYK and 16-bit images are
     converted, not rejected. ``size`` resizes so that the longer side is
-    ``size`` pixels (aspect ratio kept, Lanczos).
+    ``size`` pixels (aspect ratio kept, Lanczos). Only regular files are read
+    (a FIFO would block forever).
     """
-    if not os.path.exists(path):
-        raise ImageError(f"{what} not found: {path}")
-    if os.path.isdir(path):
-        raise ImageError(f"{what} is a folder, not an image file: {path}")
+    check_input(path, what, ImageError)
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
@@ -42,6 +43,32 @@ def load_image(path, size=None, what="image"):
     if size is not None:
         rgb = resize(rgb, longer_side=size)
     return rgb
+
+
+def image_size(path, what="image"):
+    """``(height, width, frames)`` of an image file from its header, nothing decoded.
+
+    For estimates made before the work (memory): the area, the one that matters, does not
+    depend on the EXIF rotation :func:`load_image` applies. Same one-line errors as
+    :func:`load_image` for a file that is not an image.
+    """
+    check_input(path, what, ImageError)
+    try:
+        with warnings.catch_warnings():  # a large image: load_image warns, if it comes to that
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return img.size[1], img.size[0], int(getattr(img, "n_frames", 1) or 1)
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{what} is too large to read: {path} ({e})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{what} is not a readable image: {path} ({type(e).__name__})") from None
+
+
+def resized_shape(hw, longer_side):
+    """``(H, W)`` scaled so that the longer side is ``longer_side`` (as :func:`resize` does)."""
+    H, W = hw
+    scale = longer_side / max(H, W)
+    return max(1, round(H * scale)), max(1, round(W * scale))
 
 
 def to_rgb_array(img):
@@ -62,8 +89,7 @@ def resize(rgb, longer_side=None, shape=None):
     """Resize float RGB (H, W, 3) to a longer side or an exact (H, W), Lanczos."""
     H, W = rgb.shape[:2]
     if shape is None:
-        scale = longer_side / max(H, W)
-        shape = (max(1, round(H * scale)), max(1, round(W * scale)))
+        shape = resized_shape((H, W), longer_side)
     if tuple(shape) == (H, W):
         return rgb
     img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
@@ -102,19 +128,29 @@ def pixel_bounds(shape):
 
 
 def image_format(path):
-    """Pillow's format name for ``path``'s extension (none: PNG); ImageError for one it cannot
-    write."""
+    """Pillow's format name for ``path``'s extension (none: PNG).
+
+    ImageError for an extension Pillow does not know, or a format it reads but cannot write as
+    RGB (.psd, .xpm, .fits, .cur, .msp, .xbm): found before the work, not after it.
+    """
     ext = os.path.splitext(path)[1].lower() or ".png"
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
         raise ImageError(f"cannot write {path}: unknown image extension {ext!r} (use .png or .jpg)")
+    if not _writes_rgb(fmt):
+        raise ImageError(f"cannot write {path}: Pillow reads {ext} images but cannot write them "
+                         "(use .png or .jpg)")
     return fmt
 
 
-def check_image_output(path):
-    """Before the work: ``path``'s extension is one Pillow writes, and its folder takes a file."""
-    image_format(path)
-    check_writable(path)
+@functools.lru_cache(maxsize=None)
+def _writes_rgb(fmt):
+    """Whether Pillow can write an RGB image as ``fmt``: tried on one pixel, in memory."""
+    try:
+        Image.new("RGB", (1, 1)).save(io.BytesIO(), format=fmt)
+    except Exception:  # noqa: BLE001 -- plugins fail in many ways (KeyError, OSError, ...)
+        return False
+    return True
 
 
 def save_image(path, rgb):

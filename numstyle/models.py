@@ -21,8 +21,8 @@ import numpy as np
 
 from .backend import to_host
 from .errors import ModelError
-from .files import atomic_path
-from .transformer import init_params, sr_spec, style_spec
+from .files import atomic_path, check_input
+from .transformer import init_params, init_state, sr_spec, style_spec
 
 FORMAT, CHECKPOINT_FORMAT, VERSION = "numstyle-model", "numstyle-checkpoint", 1
 CONFIG_DEFAULTS = {"upsample": "transposed"}  # what files written before a config key existed used
@@ -61,7 +61,7 @@ def save_model(path, params, config, state=None, half=False):
 
 
 def load_model(path, expect=None):
-    """Read a model file: ``(params float32, config, state)``.
+    """Read a model file: ``(params float32, config, state)``, checked by :func:`validate`.
 
     One-line :class:`ModelError` otherwise. ``expect`` ('style' or 'sr') rejects a model of the
     other kind.
@@ -78,23 +78,24 @@ def load_model(path, expect=None):
             if f.attrs.get("format") != FORMAT:
                 raise ModelError(
                     f"{path} is not a numstyle model file (no format={FORMAT!r} attribute)")
-            config = json.loads(f.attrs["config"])
-            params = {k: np.asarray(v, dtype=np.float32) for k, v in f["params"].items()}
-            state = _read_state(f["state"])
-    except (OSError, KeyError, ValueError) as e:
+            config = _read_config(f)
+            params = _read_numbers(path, f["params"], "parameter")
+            state = _read_state(path, f["state"])
+    except (OSError, KeyError, ValueError, TypeError) as e:
         raise ModelError(
             f"cannot read model file {path}: {_short(e)} (truncated or not HDF5?)") from None
+    validate(path, params, config, state)
     if expect and config.get("kind") != expect:
         names = {"style": "a style transfer model", "sr": "a super-resolution model"}
         raise ModelError(f"{path} is {names.get(config.get('kind'), 'another kind of model')}, "
                          f"but {names[expect]} is needed here")
-    _check_params(path, params, config)
     return params, config, state
 
 
 def resolve_model_path(name):
     """A path, or the name of a model shipped in ``weights/`` (``candy`` -> weights/candy.h5)."""
-    if os.path.isfile(name):
+    if os.path.exists(name) and not os.path.isdir(name):
+        check_input(name, "model file", ModelError)  # a FIFO, a device, no read permission
         return name
     for candidate in (os.path.join(BUILTIN_DIR, name), os.path.join(BUILTIN_DIR, name + ".h5")):
         if os.path.isfile(candidate):
@@ -130,40 +131,119 @@ def save_checkpoint(path, params, adam, iteration, config, state=None):
 
 
 def load_checkpoint(path):
-    """``{'params', 'adam', 'iteration', 'config', 'state'}`` from a checkpoint; one-line error
-    otherwise."""
+    """``{'params', 'adam', 'iteration', 'config', 'state'}`` from a checkpoint, checked by
+    :func:`validate`; one-line error otherwise."""
     import h5py
 
-    if not os.path.isfile(path):
-        raise ModelError(f"checkpoint not found: {path}")
+    check_input(path, "checkpoint", ModelError)
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != CHECKPOINT_FORMAT:
                 raise ModelError(f"{path} is not a numstyle training checkpoint")
             adam = {}
             for key, sub in f["adam"].items():
-                adam[key] = {"t": int(sub.attrs["t"])}
+                adam[key] = {"t": _whole_number(path, sub.attrs["t"], f"Adam step count of {key}")}
                 if "m" in sub:
-                    adam[key].update(m=np.asarray(sub["m"]), v=np.asarray(sub["v"]))
-            return {"params": {k: np.asarray(v) for k, v in f["params"].items()}, "adam": adam,
-                    "iteration": int(f.attrs["iteration"]), "config": json.loads(f.attrs["config"]),
-                    "state": _read_state(f["state"])}
-    except (OSError, KeyError, ValueError) as e:
+                    moments = _read_numbers(path, sub, f"Adam moment of {key}:")
+                    adam[key].update(m=moments["m"], v=moments["v"])
+            ckpt = {"params": _read_numbers(path, f["params"], "parameter"), "adam": adam,
+                    "iteration": _whole_number(path, f.attrs["iteration"], "iteration"),
+                    "config": _read_config(f), "state": _read_state(path, f["state"])}
+    except (OSError, KeyError, ValueError, TypeError) as e:
         raise ModelError(
             f"cannot read checkpoint {path}: {_short(e)} (truncated or not HDF5?)") from None
+    validate(path, ckpt["params"], ckpt["config"], ckpt["state"], ckpt["adam"])
+    return ckpt
 
 
-def _check_params(path, params, config):
+def validate(path, params, config, state=None, adam=None):
+    """The one check of everything read from a model file or a checkpoint; ModelError otherwise.
 
+    ``config`` is a JSON object that describes a network (its ``settings``, if any, an object
+    too); ``params`` holds exactly that network's parameters, each of the shape it needs and
+    finite (a NaN parameter would write a black image without a word); ``state`` (batch norm
+    statistics) has the norm layers' shapes, finite, variances not negative; ``adam`` (a
+    checkpoint's) belongs to parameters of the network, with moments of their shapes, finite,
+    second moments not negative, and a step count >= 1 beside moments (Adam's bias correction
+    divides by ``1 - beta^t``). Negative or non-integer iterations and step counts are refused
+    as they are read.
+    """
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}: its config is a JSON {type(config).__name__}, not an object "
+                         "(a damaged file, or not numstyle's)")
+    if not isinstance(config.get("settings", {}), dict):
+        raise ModelError(f"{path}: its config's settings are not a JSON object")
     try:
         expected = init_params(spec_from_config(config))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise ModelError(f"{path}: its config does not describe a network ({_short(e)})") from None
     for key, value in expected.items():
         if key not in params or params[key].shape != value.shape:
             got = params[key].shape if key in params else "missing"
             raise ModelError(
                 f"{path}: parameter {key} is {got}, the recorded architecture needs {value.shape}")
+    for key in params:
+        if key not in expected:
+            raise ModelError(f"{path}: parameter {key} is not part of the recorded architecture")
+    _check_finite(path, params, "parameter")
+    norms = init_state(expected, config.get("norm"))
+    for name, stats in (state or {}).items():
+        for stat, value in stats.items():
+            if stat not in norms.get(name, {}):
+                raise ModelError(f"{path}: normalisation statistic {name}/{stat} is not part of "
+                                 "the recorded architecture")
+            if value.shape != norms[name][stat].shape:
+                raise ModelError(f"{path}: normalisation statistic {name}/{stat} is "
+                                 f"{value.shape}, the architecture needs {norms[name][stat].shape}")
+        _check_finite(path, {f"{name}/{k}": v for k, v in stats.items()}, "normalisation statistic")
+        if "var" in stats and (stats["var"] < 0).any():
+            raise ModelError(f"{path}: normalisation statistic {name}/var has negative variances")
+    for key, st in (adam or {}).items():
+        if key not in expected:
+            raise ModelError(f"{path}: Adam state for {key}, not a parameter of the network")
+        if "m" not in st:
+            continue
+        for moment in ("m", "v"):
+            if st[moment].shape != expected[key].shape:
+                raise ModelError(f"{path}: Adam moment {moment} of {key} is {st[moment].shape}, "
+                                 f"the parameter is {expected[key].shape}")
+        _check_finite(path, {f"{key} ({m})": st[m] for m in ("m", "v")}, "Adam moment")
+        if (st["v"] < 0).any() or st["t"] < 1:
+            raise ModelError(f"{path}: Adam state of {key} is impossible (negative second "
+                             "moments, or moments without a step)")
+
+
+def _check_finite(path, arrays, what):
+    for key, value in arrays.items():
+        if not np.isfinite(value).all():
+            raise ModelError(f"{path}: {what} {key} holds NaN or infinite values (a damaged "
+                             "file, or a training that diverged)")
+
+
+def _read_config(f):
+    """The ``config`` attribute, parsed (that it is an object is :func:`validate`'s check)."""
+    text = f.attrs["config"]
+    return json.loads(text.decode() if isinstance(text, bytes) else str(text))
+
+
+def _read_numbers(path, group, what):
+    """``{name: float32 array}`` of a group's datasets; ModelError for anything but numbers."""
+    import h5py
+
+    arrays = {}
+    for key, value in group.items():
+        if not isinstance(value, h5py.Dataset) or value.dtype.kind not in "biuf":
+            raise ModelError(f"{path}: {what} {key} is not an array of numbers")
+        arrays[key] = np.asarray(value, dtype=np.float32)
+    return arrays
+
+
+def _whole_number(path, value, what):
+    """An attribute that must be an integer >= 0 (an iteration, an Adam step count)."""
+    number = np.asarray(value)
+    if number.shape != () or number.dtype.kind not in "iu" or int(number) < 0:
+        raise ModelError(f"{path}: its {what} is {value!r}, not a whole number >= 0")
+    return int(number)
 
 
 def _write_arrays(group, arrays, dtype):
@@ -177,8 +257,15 @@ def _write_state(group, state):
             group.create_dataset(f"{name}/{stat}", data=np.asarray(_host(value), dtype=np.float32))
 
 
-def _read_state(group):
-    return {name: {stat: np.asarray(v) for stat, v in sub.items()} for name, sub in group.items()}
+def _read_state(path, group):
+    import h5py
+
+    state = {}
+    for name, sub in group.items():
+        if not isinstance(sub, h5py.Group):
+            raise ModelError(f"{path}: normalisation statistics {name} are not a group")
+        state[name] = _read_numbers(path, sub, f"normalisation statistic {name}/")
+    return state
 
 
 def _atomic_h5(path, write):

@@ -20,9 +20,10 @@ from .backend import get_xp, to_device, to_floats, to_host
 from .config import TRAIN
 from .errors import NonFiniteLossError
 from .image import rgb_to_vgg, vgg_grad_to_rgb
+from .interrupt import StopOnSignal
 from .optim import adam
 from .transformer import to_input, transformer_backward, transformer_forward
-from .vgg import VGG
+from .vgg import VGG, check_unique
 
 
 class PerceptualLoss:
@@ -42,6 +43,7 @@ class PerceptualLoss:
                  pool="max"):
         self.content_layer = content_layer
         self.style_layers = list(style_layers) if style_rgb is not None else []
+        check_unique(self.style_layers)
         self.vgg = VGG(vgg_params, model, pool,
                        [content_layer] + self.style_layers)  # classification VGG: max pool
         self.losses = engine.losses(get_xp(vgg_params["conv1_1"][0]))
@@ -97,9 +99,10 @@ def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, che
         checkpoint_every=0, progress=True, desc="train", device="cpu"):
     r"""The training loop: ``step(params, batch) -> (parts, grads)``, Adam on every parameter.
 
-    Ctrl-C asks the loop to stop after the iteration in progress: a checkpoint
-    is written and KeyboardInterrupt raised, so an interrupted run resumes
-    exactly. A second Ctrl-C stops at once.
+    Ctrl-C or SIGTERM asks the loop to stop after the iteration in progress: a
+    checkpoint is written and :class:`numstyle.interrupt.Interrupted` (a
+    KeyboardInterrupt) raised, so an interrupted run resumes exactly. A second
+    signal stops at once (:class:`numstyle.interrupt.StopOnSignal`).
 
     Parameters
     ----------
@@ -116,7 +119,7 @@ def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, che
     adam_state = adam_state if adam_state is not None else {}
     history, running = [], None
     bar = tqdm(total=iters, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
-    stop = _StopOnInterrupt()
+    stop = StopOnSignal()
     try:
         with stop, np.errstate(over="ignore",
                                invalid="ignore"):  # an overflow is caught below, as a NaN loss
@@ -144,42 +147,12 @@ def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, che
                                                       (it + 1) % checkpoint_every == 0)):
                     checkpoint(it + 1, params, adam_state)
                 if stop.requested:
-                    raise KeyboardInterrupt
+                    stop.stop()
     finally:
         bar.close()
         if hasattr(batches, "close"):
             batches.close()
     return params, adam_state, history
-
-
-class _StopOnInterrupt:
-    """Within ``with``: the first SIGINT sets ``requested`` (the loop finishes its iteration), a
-    second raises."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        self._old = None
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this iteration (Ctrl-C again to stop now)", flush=True)
-
-    def __exit__(self, *exc):
-        import signal
-
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-        return False
 
 
 def _to_device(batch, device):

@@ -17,6 +17,7 @@ import numpy as np
 
 from .data import cache_dir, fetch, find_local, search_dirs
 from .errors import NumstyleError, WeightsError
+from .files import check_input
 from .vgg import BLOCKS, conv_shapes
 
 _KERAS = "https://github.com/fchollet/deep-learning-models/releases/download/v0.1/"
@@ -44,9 +45,7 @@ def resolve_vgg(model=None, path=None, log=print):
     found locally" (said in one line). Returns ``(model, path)``.
     """
     if path is not None:
-        if not os.path.isfile(path):
-            raise WeightsError(
-                f"weight file {'is a folder' if os.path.isdir(path) else 'not found'}: {path}")
+        check_input(path, "weight file", WeightsError)
         found_model = infer_model(path)
         if model is not None and model != found_model:
             raise WeightsError(
@@ -99,6 +98,7 @@ def load_vgg(path, model, dtype=np.float32):
     """
     import h5py
 
+    check_input(path, "weight file", WeightsError)  # a FIFO would block HDF5's reads
     shapes = conv_shapes(model)
     params = {}
     try:

@@ -172,7 +172,8 @@ def _same_image(a, b, what):
 
 @pytest.mark.parametrize("extra", [["--optimizer", "lbfgs"], ["--optimizer", "lbfgs-device"],
                                    ["--preserve-colors", "luminance", "--scales", "24,32", "--optimizer", "lbfgs-device"],
-                                   ["--tile", "16", "--optimizer", "lbfgs"], ["--optimizer", "adam", "--init", "noise"]],
+                                   ["--tile", "16", "--optimizer", "lbfgs", "--style-layers", "relu1_1,relu2_1",
+                                    "--content-layer", "relu2_2"], ["--optimizer", "adam", "--init", "noise"]],
                          ids=["scipy-lbfgs", "device-lbfgs", "colour+scales", "tiles", "adam"])
 def test_gatys_command_on_the_gpu(cp, extra, synthetic_vgg, tmp_path, rng, capsys):
     path, _ = synthetic_vgg("vgg16")

@@ -170,7 +170,7 @@ def test_tiled_upscale_keeps_scale_times_the_size():
     state = init_state(params, "batch")
     rgb = np.random.default_rng(0).uniform(0, 255, (37, 51, 3)).astype(np.float32)
     whole = upscale_array(params, config, state, rgb)
-    tiled = tiled_transform(upscale_array, (None, 12))(params, config, state, rgb, "cpu")   # band 32 > core
+    tiled = tiled_transform(upscale_array, (None, 12))(params, config, state, rgb, "cpu")   # 12: raised to the margin
     assert tiled.shape == (148, 204, 3)
     assert np.abs(tiled - whole).max() < 1e-2, f"max difference {np.abs(tiled - whole).max()}"
 

@@ -89,8 +89,21 @@ def name_list(text):
     return names
 
 
-def float_list(text):
-    return [finite_float(t) for t in name_list(text)]
+def layer_list(text):
+    """argparse type for ``--style-layers``: names, each once (a repeat would count its loss
+    twice, and the Gatys objective reads each layer's features once)."""
+    names = name_list(text)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"{', '.join(repeated)} named twice: name each layer "
+                                         "once (weight it with --style-layer-weights)")
+    return names
+
+
+def weight_list(text):
+    """argparse type for ``--style-layer-weights``: finite weights >= 0 (a negative one would
+    reward the opposite of the style: the loss falls without bound)."""
+    return [non_negative(t) for t in name_list(text)]
 
 
 def memory_size(text):
@@ -107,7 +120,8 @@ def add_tiling_arguments(p):
         "--max-memory", type=memory_size, metavar="SIZE",
         help="keep the process under SIZE (e.g. 2GB): large images run in overlapping tiles")
     p.add_argument("--tile", type=positive_int, metavar="N",
-                   help="run in tiles of about N px (core side)")
+                   help="run in tiles of about N px (core side; at least the network's margin, "
+                        "below which a tile would compute mostly margin)")
 
 
 def default_out(content, styles, folder="out"):

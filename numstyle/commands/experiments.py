@@ -24,7 +24,7 @@ from .. import gatys
 from ..config import GATYS
 from ..data import sample_image
 from ..errors import NumstyleError
-from ..files import atomic_path, check_writable
+from ..files import atomic_path, check_outputs
 from ..image import deprocess, load_image, preprocess, resize, save_image
 from ..vgg import BLOCKS
 from ..weights import load_vgg, resolve_vgg
@@ -88,7 +88,9 @@ def run(args):
         raise NumstyleError(
             f"unknown experiment {args.name!r}: choose from {', '.join(EXPERIMENTS)}")
     func, description = EXPERIMENTS[args.name]
-    check_writable(args.out, folder=True)  # before minutes of optimising, not after
+    files = [os.path.join(args.out, args.name + ext) for ext in (".png", ".json")]
+    check_outputs(files, [args.content, args.style, args.weights],
+                  [args.out])  # before minutes of optimising, not after
     start = time.perf_counter()
     print(f"experiment {args.name}: {description}", flush=True)
     lab = Lab(args)

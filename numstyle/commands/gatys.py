@@ -16,15 +16,19 @@ from ..backend import check_device, to_device, to_host
 from ..color import luminance_image, match_color, restore_chroma
 from ..config import GATYS
 from ..errors import NumstyleError
-from ..files import check_writable
-from ..image import (MEAN_BGR, check_image_output, deprocess, load_image, preprocess, resize,
-                     save_image)
+from ..files import check_input, check_outputs
+from ..image import (MEAN_BGR, deprocess, image_format, image_size, load_image, preprocess, resize,
+                     resized_shape, save_image)
+from ..interrupt import StopOnSignal, stopped_word
 from ..schedule import content_balance, default_schedule, start_of_scale
+from ..tiles import current_rss, format_bytes, largest_fitting, memory_limit
+from ..vgg import FORWARD_BYTES_PER_PIXEL, check_layers, conv_shapes
 from ..weights import load_vgg, resolve_vgg
 from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, default_out,
-                   float_list, int_list, name_list, non_negative, non_negative_int, positive_float,
-                   positive_int)
-from .media import flicker, is_video, output_path, read_media, write_media
+                   int_list, layer_list, non_negative, non_negative_int, positive_float,
+                   positive_int, weight_list)
+from .media import (flicker, frame_names, is_video, output_path, read_media, write_media,
+                    written_files)
 
 
 def add_parser(sub):
@@ -59,9 +63,9 @@ def add_arguments(p):
     p.add_argument("--pool", choices=["avg", "max"], default=d.pool,
                    help="pooling (the paper prefers avg)")
     p.add_argument("--content-layer", default=d.content_layer, metavar="NAME", help="content layer")
-    p.add_argument("--style-layers", type=name_list, default=list(d.style_layers),
+    p.add_argument("--style-layers", type=layer_list, default=list(d.style_layers),
                    metavar="A,B,...", help="style layers")
-    p.add_argument("--style-layer-weights", type=float_list, metavar="w,w,...",
+    p.add_argument("--style-layer-weights", type=weight_list, metavar="w,w,...",
                    help="weight per style layer (default: equal, summing to 1)")
     p.add_argument("--content-weight", type=non_negative, default=d.content_weight, help="alpha")
     p.add_argument("--style-weight", type=non_negative, default=d.style_weight, help="beta")
@@ -138,17 +142,28 @@ def run_record(args, start):
         raise NumstyleError("give --content, --style, or both (see --help)")
     if args.preserve_colors != "none" and (args.content is None or not args.style):
         raise NumstyleError("--preserve-colors needs both --content and --style")
+    for flag, value in (("--style-blend", args.style_blend),
+                        ("--style-layer-weights", args.style_layer_weights)):
+        if value is not None and not args.style:
+            raise NumstyleError(f"{flag} needs --style (there is no style image to weight)")
     check_device(args.device)
     if args.optimizer is None:  # SciPy's L-BFGS-B would copy every step to the host
         args.optimizer = "lbfgs-device" if args.device == "gpu" else "lbfgs"
     frames = args.content and (os.path.isdir(args.content) or is_video(args.content))
+    sizes, iters = plan_scales(args.size, args.scales, args.iters)
     if frames:  # where the result goes, checked before the work
+        sizes = [args.size]  # each frame: one scale
         out = output_path(args.content, args.out, "gatys", many=False)
-        check_writable(out, folder=os.path.isdir(args.content))
+        folder = os.path.isdir(args.content)
+        outputs, folders = (written_files(args.content, out), [out]) if folder else ([out], [])
     else:
         out = args.out or default_out(args.content, args.style)
-        check_image_output(out)
+        image_format(out)
+        outputs, folders = [out] + saved_every(out, args.save_every, max(iters)), []
+    inputs = input_files(args)              # each one checked: a regular file, a readable image
+    check_outputs(outputs, inputs, folders)
     model, path = resolve_vgg(args.model, args.weights)
+    check_memory(args, model, sizes[-1], frames)
     params = {
         k: (to_device(w, args.device), to_device(b, args.device))
         for k, (w, b) in load_vgg(path, model).items()
@@ -157,7 +172,6 @@ def run_record(args, start):
         return run_video(args, params, model, out, start)
     content_full = load_image(args.content, None, "content image") if args.content else None
     styles_full = [load_image(s, None, "style image") for s in args.style]
-    sizes, iters = plan_scales(args.size, args.scales, args.iters)
     out_hw = (resize(content_full, longer_side=sizes[-1]).shape[:2] if content_full is not None
               else None)
     result, evaluations, iterations = None, 0, 0
@@ -190,6 +204,99 @@ def run_record(args, start):
                 width=int(result.shape[1]), height=int(result.shape[0]), scales=sizes, iters=iters)
 
 
+def saved_every(out, every, iters):
+    """The images ``--save-every`` writes beside ``out`` (``<out>_0010.png``, ...)."""
+    stem, ext = os.path.splitext(out)
+    return [f"{stem}_{it:04d}{ext}" for it in range(every, iters + 1, every)] if every else []
+
+
+def input_files(args):
+    """Every file the run reads, each checked now: a regular file (a FIFO would block), and an
+    image Pillow can read (its header), so that a bad one fails before the work."""
+    files = []
+    if args.content and os.path.isdir(args.content):
+        names = frame_names(args.content)
+        if not names:
+            raise NumstyleError(f"no image frames in folder {args.content}")
+        files += [args.content] + [os.path.join(args.content, n) for n in names]
+    elif args.content and is_video(args.content):
+        check_input(args.content, "content video")
+        files.append(args.content)
+    elif args.content:
+        image_size(args.content, "content image")
+        files.append(args.content)
+    for s in args.style:
+        image_size(s, "style image")
+    init = args.init if args.init not in (None, "noise", "content", "style") else None
+    if init and not os.path.exists(init):
+        raise NumstyleError(
+            f"--init {init}: not noise, content, style, or an image file that exists")
+    if init:
+        image_size(init, "init image")
+    return files + list(args.style) + [p for p in (init, args.weights) if p]
+
+
+def check_memory(args, model, size, frames):
+    """Refuse, before any image is loaded or resized, a run this machine's memory (or the
+    ``--max-memory`` budget) cannot hold, in one line that says what would fit."""
+    if frames:
+        names = frame_names(args.content) if os.path.isdir(args.content) else []
+        if not names:
+            return  # a video: its frames' size is known once it is read
+        first = os.path.join(args.content, names[0])
+        hw = resized_shape(image_size(first, "frame")[:2], size)
+    else:
+        source = args.content or args.style[0]
+        hw = resized_shape(image_size(source)[:2], size)
+    shape = (1, 3, *hw)
+    layers = ([args.content_layer] if args.content else []) + (list(args.style_layers)
+                                                               if args.style else [])
+    check_layers(model, layers)
+    content_layer = args.content_layer if args.content else None
+    weight_bytes = sum(4 * (int(np.prod(s)) + s[0]) for s in conv_shapes(model).values())
+    limit = memory_limit()
+    if args.max_memory:  # the budget's own check (one tile must fit), now rather than later
+        gatys_tiled.plan_gatys(args.max_memory, shape, model, layers, content_layer,
+                               args.optimizer, args.tile, weight_bytes)
+        return
+    if limit is None:
+        return
+    styles = [resized_shape(image_size(s)[:2], max(1, round(size * args.style_scale)))
+              for s in args.style]
+    style_hw = max(styles, key=lambda hw: hw[0] * hw[1], default=(0, 0))
+    style_need = FORWARD_BYTES_PER_PIXEL * style_hw[0] * style_hw[1] + current_rss()
+    if style_need > limit:  # its Gram matrices are computed whole, before the optimisation
+        fits = args.style_scale * ((limit - current_rss()) / (style_need - current_rss())) ** 0.5
+        raise NumstyleError(
+            f"a {style_hw[1]}x{style_hw[0]} style image needs about {format_bytes(style_need)} "
+            f"of memory, more than the {format_bytes(limit)} this machine has: use "
+            f"--style-scale {fits:.3g} or less")
+
+    def need(hw):
+        return gatys_tiled.whole_bytes((1, 3, *hw), model, content_layer, args.optimizer,
+                                       weight_bytes)
+    if need(hw) <= limit:
+        return
+    if args.tile:
+        try:
+            gatys_tiled.plan_gatys(limit, shape, model, layers, content_layer, args.optimizer,
+                                   args.tile, weight_bytes)
+            return  # in tiles of --tile it fits
+        except NumstyleError:
+            pass
+    fits = largest_fitting(lambda s: need(resized_shape(hw, s)), limit, size)
+    advice = f"use --size {fits} or less" if fits else "use a smaller --size"
+    try:
+        gatys_tiled.plan_gatys(limit, shape, model, layers, content_layer, args.optimizer, None,
+                               weight_bytes)
+        advice += f", or --max-memory {format_bytes(limit).replace(' ', '')} to run in tiles"
+    except NumstyleError:
+        pass
+    raise NumstyleError(
+        f"a {hw[1]}x{hw[0]} Gatys run with {model} needs about {format_bytes(need(hw))} of "
+        f"memory, more than the {format_bytes(limit)} this machine has: {advice}")
+
+
 def run_video(args, params, model, out, start):
     """A video or folder of frames, each optimised from the previous frame's result (less flicker).
 
@@ -214,13 +321,12 @@ def run_video(args, params, model, out, start):
             result = restore_chroma(prev, frame) if args.preserve_colors == "luminance" else prev
             results.append(np.clip(result, 0, 255).round().astype(np.uint8))
             print(f"frame {t + 1}/{len(frames)}: total {last['total']:.5g}", flush=True)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if results:
             done = dict(meta, names=meta["names"][:len(results)]) if "names" in meta else meta
             write_media(out, results, done)
-            print(
-                f"interrupted: wrote the {len(results)} finished frame(s) of {len(frames)} to {out}"
-            )
+            print(f"{stopped_word(e)}: wrote the {len(results)} finished frame(s) of "
+                  f"{len(frames)} to {out}")
         raise
     write_media(out, results, meta)
     seconds, flick = time.perf_counter() - start, flicker(results)
@@ -263,9 +369,12 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
         style_weight=args.style_weight if args.style else 0.0, tv_weight=args.tv_weight, tile=tile)
     stem, ext = os.path.splitext(out or "")
     latest = {"x": None}
+    stop = StopOnSignal()  # Ctrl-C, SIGTERM: the iteration finishes, the latest image is written
 
     def callback(it, x, parts):
         latest["x"] = x
+        if stop.requested:
+            stop.stop()
         if args.print_every and it % args.print_every == 0:
             print(
                 f"iter {it}: total {parts['total']:.5g} content {parts['content']:.4g} "
@@ -275,12 +384,13 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
             save_image(f"{stem}_{it:04d}{ext}", deprocess(to_host(x)))
 
     try:
-        x, history = gatys.optimize(objective, dev(x0), iters, args.optimizer, args.lr, callback,
-                                    progress=not args.no_progress, maxcor=maxcor)
-    except KeyboardInterrupt:
+        with stop:
+            x, history = gatys.optimize(objective, dev(x0), iters, args.optimizer, args.lr,
+                                        callback, progress=not args.no_progress, maxcor=maxcor)
+    except KeyboardInterrupt as e:
         if out and latest["x"] is not None:  # (frames: run_video writes the finished ones)
             save_image(out, deprocess(to_host(latest["x"])))
-            print(f"interrupted: wrote the latest image to {out}")
+            print(f"{stopped_word(e)}: wrote the latest image to {out}")
         raise
     last = history[-1] if history else objective.last
     return to_rgb(to_host(x)), last, objective.evaluations, len(history)

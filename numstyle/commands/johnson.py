@@ -12,17 +12,21 @@ from .. import models, train, transformer, weights
 from ..backend import check_device, to_device, to_host
 from ..color import match_color, restore_chroma
 from ..config import TRAIN
-from ..dataset import Batches
+from ..dataset import Batches, list_images
 from ..errors import NumstyleError
-from ..files import check_writable
-from ..image import load_image
+from ..files import check_input, check_outputs
+from ..image import image_size, load_image, resized_shape
+from ..interrupt import stopped_word
 from ..models import CONFIG_DEFAULTS, shipped_models
 from ..stylize import stylize_array
-from ..tiles import tiled_transform
+from ..tiles import (format_bytes, largest_fitting, memory_limit, network_bytes,
+                     plan_network_tiles, tiled_transform)
+from ..vgg import FORWARD_BYTES_PER_PIXEL
 from .args import (HelpFormatter, Parser, add_common_arguments, add_tiling_arguments, default_out,
-                   int_list, name_list, non_negative, non_negative_int, positive_float,
+                   int_list, layer_list, non_negative, non_negative_int, positive_float,
                    positive_int)
-from .media import deflicker, flicker, output_paths, read_media, write_media
+from .media import (deflicker, flicker, frame_names, input_kind, is_video, output_paths,
+                    read_media, write_media, written_files)
 
 
 def add_parsers(sub):
@@ -59,7 +63,7 @@ def add_train_parser(sub):
     p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight, help="lambda_TV")
     p.add_argument("--content-layer", default=d.content_layer, metavar="NAME",
                    help="VGG16 content layer")
-    p.add_argument("--style-layers", type=name_list, default=list(d.style_layers),
+    p.add_argument("--style-layers", type=layer_list, default=list(d.style_layers),
                    metavar="A,B,...", help="VGG16 style layers")
     p.add_argument("--norm", choices=["instance", "batch"], default=d.norm,
                    help="normalisation layers")
@@ -137,7 +141,9 @@ def three_widths(text):
 
 
 def run_train(args):
-    style_rgb = load_image(args.style, args.style_size or args.size, "style image")
+    out = args.out or default_out(None, [args.style]).replace(".png", ".h5")
+    style_size = args.style_size or args.size
+    style_hw = resized_shape(image_size(args.style, "style image")[:2], style_size)  # no decoding
     with open(args.style, "rb") as f:
         style_hash = hashlib.sha256(f.read()).hexdigest()
     config = {
@@ -154,6 +160,7 @@ def run_train(args):
     }
 
     def make_loss():
+        style_rgb = load_image(args.style, style_size, "style image")
         model, path = weights.resolve_vgg("vgg16", args.weights)
         vgg = {
             k: (to_device(w, args.device), to_device(b, args.device))
@@ -166,23 +173,31 @@ def run_train(args):
     def make_step(spec, state, loss):
         return lambda p, batch: train.network_step(p, spec, config["norm"], state, batch, loss)
 
-    out = args.out or default_out(None, [args.style]).replace(".png", ".h5")
-    return run_training(args, config, out, make_loss, make_step, transform=None)
+    return run_training(args, config, out, make_loss, make_step, transform=None,
+                        inputs=[args.style], style_hw=style_hw)
 
 
 def chosen_settings(args, keys):
     return {k: getattr(args, k) for k in keys}
 
 
-def run_training(args, config, out, make_loss, make_step, transform):
+def run_training(args, config, out, make_loss, make_step, transform, inputs=(), style_hw=None):
     """The shared body of ``numstyle train`` and ``numstyle sr-train``: resume, loop, checkpoints,
-    model file."""
+    model file.
+
+    ``inputs``: files the command reads besides the data, weights and checkpoint (the style
+    image), which no output may replace; ``style_hw``: the style image's size, for the memory
+    check made before it is loaded.
+    """
     start_time = time.perf_counter()
     check_device(args.device)
     ckpt_path = os.path.splitext(out)[0] + ".ckpt.h5"
-    check_writable(out)                                         # before the training, not after it
-    check_writable(ckpt_path)
-    check_training_memory(args)
+    images = list_images(args.data)  # only regular files: a FIFO would block the batches
+    inputs = list(inputs) + [p for p in (args.weights,) if p] + images
+    # before the training, not after it; the checkpoint may replace the one resumed from
+    check_outputs([out], inputs + [p for p in (args.resume,) if p])
+    check_outputs([ckpt_path], inputs)
+    check_training_memory(args, style_hw)
     spec = models.spec_from_config(config)
     params = transformer.init_params(spec, seed=args.seed)
     state = transformer.init_state(params, config["norm"])
@@ -198,7 +213,8 @@ def run_training(args, config, out, make_loss, make_step, transform):
     params, adam_state = train.params_to(params,
                                          args.device), train.adam_to(adam_state, args.device)
     state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
-    batches = Batches(args.data, args.size, args.batch_size, seed=args.seed, transform=transform)
+    batches = Batches(args.data, args.size, args.batch_size, seed=args.seed, transform=transform,
+                      paths=images)
     print(f"training on {len(batches.paths)} images from {args.data}: {args.iters} iterations of "
           f"{args.batch_size}x{args.size}x{args.size}, checkpoints in {ckpt_path}")
 
@@ -213,12 +229,10 @@ def run_training(args, config, out, make_loss, make_step, transform):
                                                 args.iters, args.lr, start, adam_state, checkpoint,
                                                 args.checkpoint_every, not args.no_progress,
                                                 args.command, args.device)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if saved:
-            print(
-                f"interrupted: wrote {ckpt_path} at iteration {saved['iteration']}; continue with "
-                "the same "
-                f"command and --resume {ckpt_path}")
+            print(f"{stopped_word(e)}: wrote {ckpt_path} at iteration {saved['iteration']}; "
+                  f"continue with the same command and --resume {ckpt_path}")
         raise
     if args.checkpoint_every:
         checkpoint(args.iters, params, adam_state)
@@ -242,17 +256,32 @@ def run_training(args, config, out, make_loss, make_step, transform):
 TRAIN_BYTES_PER_PIXEL = 4300
 
 
-def check_training_memory(args):
-    """Refuse a CPU training that could not fit in this machine's memory at all (it would be
-    killed)."""
-    pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-    need = TRAIN_BYTES_PER_PIXEL * args.batch_size * args.size ** 2
-    if args.device == "cpu" and pages > 0 and need > pages * page:
+def check_training_memory(args, style_hw=None):
+    """Refuse, before anything is allocated, a training this machine's memory (the smallest of
+    RAM, ``ulimit -v`` and the cgroup's limit) cannot hold: the batches on the CPU, and the
+    style image's Gram pass (``style_hw``), which runs first; say what would fit."""
+    limit = memory_limit()
+    if limit is None:
+        return
+    per_crop = TRAIN_BYTES_PER_PIXEL * args.batch_size
+    need = per_crop * args.size ** 2
+    if args.device == "cpu" and need > limit:
+        fits = int((limit / per_crop) ** 0.5)
         raise NumstyleError(
-            f"--size {args.size} --batch-size {args.batch_size} needs about {need / 2 ** 30:.0f} "
-            "GB "
-            f"of memory, more than this machine's {pages * page / 2 ** 30:.0f} GB: "
-            "train on smaller crops or batches")
+            f"--size {args.size} --batch-size {args.batch_size} needs about "
+            f"{format_bytes(need)} of memory, more than this machine's {format_bytes(limit)}: "
+            f"train on smaller crops or batches (--size {fits} or less fits)")
+    if style_hw is None:
+        return
+    per_px = FORWARD_BYTES_PER_PIXEL if args.device == "cpu" else 16  # GPU: the host's copies
+    style_need = per_px * style_hw[0] * style_hw[1]
+    if style_need > limit:
+        side = max(style_hw)
+        fits = int(side * (limit / style_need) ** 0.5)
+        raise NumstyleError(
+            f"a {style_hw[1]}x{style_hw[0]} style image (--style-size {side}) needs about "
+            f"{format_bytes(style_need)} of memory, more than this machine's "
+            f"{format_bytes(limit)}: give --style-size {fits} or less")
 
 
 RESUME_MUST_MATCH = ("size", "style_size", "batch_size", "lr", "content_weight", "style_weight",
@@ -282,23 +311,33 @@ def check_resume(path, saved, now):
 def run_stylize(args, expect="style", transform=stylize_array, post=None):
     """Apply a model to every input -- images, GIFs, videos, folders of frames -- frame by frame:
     ``transform(params, config, state, rgb, device)`` (the network's forward pass), run in tiles
-    under ``--max-memory`` / ``--tile``, then ``post(rgb, out)`` (colour options)."""
+    under ``--max-memory`` / ``--tile``, then ``post(rgb, out)`` (colour options).
+
+    Before any work: every input is a regular file Pillow reads (its header), no output is an
+    input or a device, and the largest frame fits in memory."""
     if args.max_memory or args.tile:
         transform = tiled_transform(transform, (args.max_memory, args.tile),
                                     progress=not args.no_progress)
     if post is None and getattr(args, "preserve_colors", "none") != "none":
         post = keep_colors(args.preserve_colors)
     check_device(args.device)
-    params, config, state = models.load_model(args.model, expect=expect)
+    model_path = models.resolve_model_path(args.model)
+    params, config, state = models.load_model(model_path, expect=expect)
+    suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))
+    shapes = [input_shapes(src, args.size) for src in args.inputs]  # fail before any work
+    dests = output_paths(args.inputs, args.out, suffix)  # distinct, checked
+    inputs, outputs, folders = [model_path], [], []
+    for src, dst in zip(args.inputs, dests):
+        inputs += [src] + ([os.path.join(src, n) for n in frame_names(src)]
+                           if os.path.isdir(src) else [])
+        outputs += written_files(src, dst)
+        folders += [dst] if os.path.isdir(src) else []
+    check_outputs(outputs, inputs, folders)
+    spec, scale = models.spec_from_config(config), config.get("scale", 1)
+    for src, hws in zip(args.inputs, shapes):
+        check_stylize_memory(args, src, hws, spec, scale)
     params = {k: to_device(v, args.device) for k, v in params.items()}
     state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
-    suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))
-    for src in args.inputs:  # fail before any work
-        if not os.path.exists(src):
-            raise NumstyleError(f"input not found: {src}")
-    dests = output_paths(args.inputs, args.out, suffix)  # distinct, checked
-    for src, dst in zip(args.inputs, dests):
-        check_writable(dst, folder=os.path.isdir(src))
     strength = getattr(args, "deflicker", 0.0)
     start, count = time.perf_counter(), 0
     for src, dst in tqdm(list(zip(args.inputs, dests)), desc=args.command, unit="input",
@@ -310,6 +349,7 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
             out = transform(params, config, state, frame, args.device)
             if post is not None:
                 out = post(frame, out)
+            check_finite_output(out, model_path, src)
             out = np.clip(out, 0, 255, out=out)  # in place: large images
             if strength and prev_out is not None:
                 out = deflicker(prev_in, prev_out, frame, out, strength)              # (VD1)
@@ -321,6 +361,65 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
         print(f"wrote {dst}{extra}")
     print(f"{count} frame(s) in {time.perf_counter() - start:.2f} s")
     return 0
+
+
+def check_finite_output(rgb, model, src):
+    """A NaN or infinite pixel would be written as black: an error instead (finite parameters
+    can still overflow float32)."""
+    if not np.isfinite(rgb).all():
+        raise NumstyleError(f"the model {model} gave NaN or infinite pixels for {src}: its "
+                            "parameters overflow float32 (a damaged or diverged model)")
+
+
+def input_shapes(src, size):
+    """``[(H, W), ...]`` of the frames ``src`` holds once resized to ``size``, from the files'
+    headers (a video: ``[]``, known once read); one-line errors for anything unreadable."""
+    def resized(hw):
+        return resized_shape(hw, size) if size else tuple(hw)
+
+    if os.path.isdir(src):
+        names = frame_names(src)
+        if not names:
+            raise NumstyleError(f"no image frames in folder {src}")
+        return [resized(image_size(os.path.join(src, n), "frame")[:2]) for n in names]
+    if is_video(src):
+        check_input(src, "input video")
+        return []
+    h, w, n = image_size(src, "input image")
+    return [resized((h, w))] * (n if input_kind(src) == "gif" else 1)
+
+
+def check_stylize_memory(args, src, shapes, spec, scale):
+    """Refuse an input whose frames and largest pass this machine's memory (or the
+    ``--max-memory`` budget) cannot hold, before it is read; say what would fit."""
+    if not shapes:
+        return
+    h, w = max(shapes, key=lambda hw: hw[0] * hw[1])
+    if args.max_memory:  # the budget's own check (one tile must fit), now rather than later
+        plan_network_tiles(args.max_memory, h, w, spec, scale, args.tile)
+        return
+    limit = memory_limit()
+    kept = (sum((12 + 3 * scale * scale) * a * b for a, b in shapes) if len(shapes) > 1
+            else 0)  # every frame of a GIF or folder is read, and kept as a result
+    if limit is None or network_bytes(h, w, spec, scale) + kept <= limit:
+        return
+    if args.tile:
+        try:
+            if plan_network_tiles(limit - kept, h, w, spec, scale, args.tile) is not None:
+                return  # in tiles of --tile it fits
+        except NumstyleError:
+            pass
+    side = largest_fitting(lambda s: network_bytes(*resized_shape((h, w), s), spec, scale)
+                           + kept * (s / max(h, w)) ** 2, limit, max(h, w))
+    advice = f"give --size {side} or less" if side else "give a smaller --size"
+    try:
+        plan_network_tiles(limit - kept, h, w, spec, scale)
+        advice += f", or --max-memory {format_bytes(limit).replace(' ', '')} to run in tiles"
+    except NumstyleError:
+        pass
+    need = network_bytes(h, w, spec, scale) + kept
+    raise NumstyleError(f"{args.command} of {src} at {w}x{h} needs about {format_bytes(need)} of "
+                        f"memory, more than the {format_bytes(limit)} this machine has: {advice}")
 
 
 def keep_colors(mode):

@@ -125,11 +125,13 @@ def input_kind(path):
     if os.path.splitext(path)[1].lower() == ".gif":
         from PIL import Image
 
+        if not os.path.isfile(path):  # a FIFO would block Image.open: read_media says so
+            return "image"
         try:
             with Image.open(path) as im:
                 return "gif" if getattr(im, "is_animated", False) else "image"
-        except OSError:                                   # unreadable: read_media says so
-            return "gif"
+        except OSError:  # not an image at all, whatever its name: read_media says so
+            return "image"
     return "image"
 
 
@@ -201,9 +203,28 @@ def write_video(path, frames, fps):
     return path
 
 
+def frame_names(folder):
+    """The frames of a folder: its regular files with an image extension, sorted by name."""
+    return sorted(f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in IMAGE_EXTS
+                  and os.path.isfile(os.path.join(folder, f)))
+
+
+def frame_file(folder, name):
+    """Where the result of frame ``name`` goes in the output ``folder``: ``<stem>.png``."""
+    return os.path.join(folder, os.path.splitext(name)[0] + ".png")
+
+
+def written_files(src, dst):
+    """The files that writing ``src``'s result to ``dst`` creates or replaces: ``dst``, or for a
+    folder of frames, each frame's file in the folder ``dst`` (for the output guard)."""
+    if os.path.isdir(src):
+        return [frame_file(dst, n) for n in frame_names(src)]
+    return [dst]
+
+
 def read_folder(folder, size=None):
     """The images of a folder, sorted by name: (frames, names)."""
-    names = sorted(f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in IMAGE_EXTS)
+    names = frame_names(folder)
     if not names:
         raise NumstyleError(f"no image frames in folder {folder}")
     return [load_image(os.path.join(folder, n), size, "frame") for n in names], names
@@ -212,7 +233,7 @@ def read_folder(folder, size=None):
 def write_folder(folder, names, frames):
     os.makedirs(folder, exist_ok=True)
     for name, frame in zip(names, frames):
-        save_image(os.path.join(folder, os.path.splitext(name)[0] + ".png"), frame)
+        save_image(frame_file(folder, name), frame)
     return folder
 
 

@@ -16,7 +16,8 @@ from ..metrics import y_psnr_ssim
 from ..models import shipped_models
 from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, non_negative,
                    non_negative_int, positive_float, positive_int)
-from .johnson import add_upsample_argument, chosen_settings, run_stylize, run_training
+from .johnson import (add_upsample_argument, check_finite_output, chosen_settings, run_stylize,
+                      run_training)
 
 
 def add_parsers(sub):
@@ -160,7 +161,8 @@ def run_sr_eval(args):
     folders = [find_test_set(name) for name in args.sets]  # all found before any work
     for folder in folders:
         files = sorted(f for f in glob.glob(os.path.join(folder, "*"))
-                       if os.path.splitext(f)[1].lower() in IMAGE_EXTS)
+                       if os.path.splitext(f)[1].lower() in IMAGE_EXTS
+                       and os.path.isfile(f))  # a FIFO named like an image would block
         if not files:
             raise NumstyleError(f"no images in test set {folder}")
         rows = []
@@ -178,6 +180,7 @@ def run_sr_eval(args):
                 out = sr.upscale_array(params, config, state, lr, args.device)
             except ImageError:  # the network's padding needs more pixels
                 raise too_small from None
+            check_finite_output(out, args.model, path)
             if args.match_histogram:
                 out = sr.match_histograms(out, lr)
             bic = np.clip(sr.bicubic(lr, hr.shape[:2]), 0, 255)

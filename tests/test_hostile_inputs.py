@@ -1,0 +1,515 @@
+"""Every command against a table of hostile inputs (issue 24).
+
+Each row runs one command on a small world of files -- photos, a painting, training data, models,
+checkpoints, links, FIFOs, zero-byte and text files named like images -- and asserts what we
+promise for bad input: a non-zero exit, one line on stderr (``numstyle: error: ...``), no
+traceback, and a world exactly as it was: no input changed (hashed before and after), no partial
+output and no ``.numstyle-*`` temporary left. Rows marked ``before work`` must fail before any
+network is loaded or any image decoded (the work functions are replaced by ones that fail the
+test).
+
+Permissions: tests run as root in CI, and root reads and writes any file, so the rows about an
+unreadable input or an unwritable folder are skipped there (``os.geteuid() == 0``); they run for
+any other user.
+"""
+import errno
+import hashlib
+import json
+import os
+import stat
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from numstyle import models, train, transformer, weights
+from numstyle.cli import main
+from numstyle.commands import experiments as experiments_cmd
+from numstyle.commands import gatys as gatys_cmd
+from numstyle.commands import johnson as johnson_cmd
+from numstyle.image import image_format
+
+from conftest import assert_one_line_error
+
+ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
+as_non_root = pytest.mark.skipif(ROOT_USER, reason="root reads and writes any file")
+
+STYLE_CONFIG = {"kind": "style", "norm": "instance", "width": [4, 6, 8], "n_res": 1}
+SR_CONFIG = {"kind": "sr", "norm": "batch", "width": 4, "n_res": 1, "scale": 2, "skip": True}
+
+
+def _png(path, rng, shape):
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
+
+
+def _style_params(seed=3):
+    return transformer.init_params(models.spec_from_config(STYLE_CONFIG), seed=seed)
+
+
+def _edit_h5(path, edit):
+    with h5py.File(path, "a") as f:
+        edit(f)
+
+
+def _replace(group, key, data):
+    del group[key]
+    group.create_dataset(key, data=data)
+
+
+@pytest.fixture
+def world(tmp_path, rng, synthetic_vgg):
+    """The files the rows point at, all under ``tmp_path`` (``w[name]`` is a path)."""
+    w = {"root": str(tmp_path)}
+
+    def at(name):
+        w[name] = str(tmp_path / name)
+        return w[name]
+
+    _png(at("c.png"), rng, (40, 48, 3))
+    _png(at("s.png"), rng, (32, 32, 3))
+    _png(at("ph oto é.png"), rng, (40, 48, 3))                   # spaces and unicode
+    for folder, names in (("data", ["p0.png", "p1.png"]), ("a", ["f0.png", "f1.png"]),
+                          ("a_stylized", ["f0.png"])):
+        os.mkdir(at(folder))
+        for n in names:
+            _png(os.path.join(w[folder], n), rng, (40, 40, 3))
+    _png(at("x.png"), rng, (20, 24, 3))
+    _png(at("x_stylized.png"), rng, (20, 24, 3))
+    os.link(w["c.png"], at("hard.png"))
+    os.symlink(w["s.png"], at("link_style.png"))
+    with open(at("text.gif"), "w") as f:
+        f.write("not an image at all\n")
+    with open(at("text.png"), "w") as f:
+        f.write("not an image at all\n")
+    open(at("empty.png"), "wb").close()
+    open(at("empty.h5"), "wb").close()
+    os.mkfifo(at("fifo.png"))
+    os.mkfifo(at("fifo.gif"))
+    os.mkfifo(at("fifo.h5"))
+    os.mkdir(at("fifodata"))
+    os.mkfifo(os.path.join(w["fifodata"], "x.jpg"))
+    os.mkdir(at("emptydata"))
+    os.mkdir(at("outs"))
+    os.mkfifo(at("outs/fifo_out.png"))
+    os.symlink(os.devnull, at("outs/null.png"))
+    os.symlink(os.devnull, at("outs/null.h5"))
+    # models: good, then each broken in one way
+    params = _style_params()
+    models.save_model(at("m.h5"), params, STYLE_CONFIG)
+    bad = dict(params)
+    bad["c1.w"] = params["c1.w"].copy()
+    bad["c1.w"][0, 0, 0, 0] = np.nan
+    models.save_model(at("nan.h5"), bad, STYLE_CONFIG)
+    models.save_model(at("list.h5"), params, STYLE_CONFIG)
+    _edit_h5(w["list.h5"], lambda f: f.attrs.__setitem__("config", json.dumps([1, 2])))
+    models.save_model(at("str.h5"), params, STYLE_CONFIG)
+    _edit_h5(w["str.h5"], lambda f: _replace(f["params"], "c1.w", "0.1, 0.2"))
+    overflow = {k: np.full_like(v, 3e38) if k == "c1.w" else v for k, v in params.items()}
+    models.save_model(at("overflow.h5"), overflow, STYLE_CONFIG)   # finite, but overflows float32
+    sr_params = transformer.init_params(models.spec_from_config(SR_CONFIG), seed=0)
+    sr_state = transformer.init_state(sr_params, "batch")
+    models.save_model(at("sr.h5"), sr_params, SR_CONFIG, sr_state)
+    sr_state_nan = {k: dict(v) for k, v in sr_state.items()}
+    first = sorted(sr_state_nan)[0]
+    sr_state_nan[first]["var"] = sr_state_nan[first]["var"] * np.nan
+    models.save_model(at("sr_nan.h5"), sr_params, SR_CONFIG, sr_state_nan)
+    # checkpoints of the train rows' network, each broken in one way
+    config = dict(STYLE_CONFIG, upsample="transposed", settings={})
+    for name in ("neg", "list", "shape", "str", "nan", "settings", "adam"):
+        models.save_checkpoint(at(f"{name}.ckpt.h5"), params, {}, 3, config)
+    edits = {
+        "neg": lambda f: f.attrs.__setitem__("iteration", -5),
+        "list": lambda f: f.attrs.__setitem__("config", json.dumps([config])),
+        "shape": lambda f: _replace(f["params"], "c2.w", np.zeros((6, 4, 5, 5), np.float32)),
+        "str": lambda f: _replace(f["params"], "c1.b", "zero"),
+        "nan": lambda f: _replace(f["params"], "c1.b", np.full(4, np.nan, np.float32)),
+        "settings": lambda f: f.attrs.__setitem__("config",
+                                                  json.dumps(dict(config, settings=[1]))),
+        "adam": lambda f: _adam(f, np.zeros((2, 2), np.float32)),
+    }
+    for name, edit in edits.items():
+        _edit_h5(w[f"{name}.ckpt.h5"], edit)
+    w["weights"], _ = synthetic_vgg("vgg16")
+    return w
+
+
+def _adam(f, moment):
+    g = f["adam"].create_group("c1.w")
+    g.attrs["t"] = 1
+    g.create_dataset("m", data=moment)
+    g.create_dataset("v", data=moment)
+
+
+def snapshot(root):
+    """Everything under ``root``: each regular file's hash, each link's target, each FIFO, each
+    folder -- FIFOs are never opened."""
+    seen = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                seen[path] = "link -> " + os.readlink(path)
+            elif stat.S_ISREG(mode):
+                with open(path, "rb") as f:
+                    seen[path] = hashlib.sha256(f.read()).hexdigest()
+            else:
+                seen[path] = stat.S_IFMT(mode)
+    return seen
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Any of these means the work began: rows marked ``before work`` fail the test if it does."""
+    def started(*args, **kwargs):
+        raise AssertionError("the work began before the bad input was refused")
+
+    monkeypatch.setattr(gatys_cmd, "load_vgg", started)
+    monkeypatch.setattr(gatys_cmd, "load_image", started)
+    monkeypatch.setattr(weights, "load_vgg", started)
+    monkeypatch.setattr(train, "fit", started)
+    monkeypatch.setattr(johnson_cmd, "read_media", started)
+    monkeypatch.setattr(johnson_cmd, "load_image", started)
+    monkeypatch.setattr(experiments_cmd, "Lab", started)
+
+
+def disk_full(monkeypatch):
+    """A full disk: every image and HDF5 write fails with ENOSPC."""
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    for ext in ("png", "jpg"):  # the formats' write test (cached) on a disk with space
+        image_format(f"o.{ext}")
+    monkeypatch.setattr(Image.Image, "save", full)
+    monkeypatch.setattr(models, "_write_arrays", full)
+
+
+GATYS = ["gatys", "--weights", "{weights}", "--size", "32", "--iters", "1", "--no-progress",
+         "--model", "vgg16"]
+TRAIN = ["train", "--style", "{s.png}", "--data", "{data}", "--weights", "{weights}", "--size",
+         "16", "--batch-size", "1", "--width", "4,6,8", "--n-res", "1", "--iters", "1",
+         "--checkpoint-every", "0", "--no-progress"]
+SR_TRAIN = ["sr-train", "--data", "{data}", "--size", "16", "--scale", "2", "--batch-size", "1",
+            "--width", "4", "--n-res", "1", "--iters", "1", "--checkpoint-every", "0",
+            "--no-progress"]
+STYLIZE = ["stylize", "--model", "{m.h5}", "--no-progress"]
+UPSCALE = ["upscale", "--model", "{sr.h5}", "--no-progress"]
+GC = GATYS + ["--content", "{c.png}", "--style", "{s.png}"]          # gatys with both images
+BEFORE, AFTER = True, False                                          # refused before the work?
+
+# (id, argv, what the one line must say, refused before the work, setup)
+ROWS = [
+    # 1. an output that is an input, by any name
+    ("gatys-out-is-content", GC + ["--out", "{c.png}"], "is also an input", BEFORE, None),
+    ("gatys-out-is-style-link", GC + ["--out", "{link_style.png}"], "is also an input", BEFORE,
+     None),
+    ("gatys-out-is-hard-link", GC + ["--out", "{hard.png}"], "is also an input", BEFORE, None),
+    ("gatys-out-is-init", GC + ["--init", "{x.png}", "--out", "{x.png}"], "is also an input",
+     BEFORE, None),
+    ("gatys-save-every-hits-input", GATYS + ["--content", "{root}/o_0001.png", "--style",
+                                             "{s.png}", "--out", "{root}/o.png",
+                                             "--save-every", "1"],
+     "is also an input", BEFORE,
+     lambda w: Image.open(w["c.png"]).save(os.path.join(w["root"], "o_0001.png"))),
+    ("gatys-unicode-out-is-content", GC[:-4] + ["--content", "{ph oto é.png}", "--style",
+                                                "{s.png}", "--out", "{ph oto é.png}"],
+     "is also an input", BEFORE, None),
+    ("gatys-frames-onto-the-style", GATYS + ["--content", "{a}", "--style",
+                                             "{root}/a_gatys/f0.png", "--out", "{root}"],
+     "is also an input", BEFORE, lambda w: (os.mkdir(os.path.join(w["root"], "a_gatys")),
+                                            Image.open(w["s.png"]).save(
+                                                os.path.join(w["root"], "a_gatys", "f0.png")))),
+    ("train-out-is-style", TRAIN + ["--out", "{s.png}"], "is also an input", BEFORE, None),
+    ("train-out-is-a-training-photo", TRAIN + ["--out", "{data}/p0.png"], "is also an input",
+     BEFORE, None),
+    ("train-out-is-the-resumed-checkpoint", TRAIN + ["--out", "{neg.ckpt.h5}", "--resume",
+                                                     "{neg.ckpt.h5}"],
+     "is also an input", BEFORE, None),
+    ("sr-train-out-is-a-training-photo", SR_TRAIN + ["--out", "{data}/p1.png"],
+     "is also an input", BEFORE, None),
+    ("stylize-out-is-input", STYLIZE + ["{x.png}", "--out", "{x.png}"], "is also an input",
+     BEFORE, None),
+    ("stylize-result-is-next-input", STYLIZE + ["{x.png}", "{x_stylized.png}", "--out", "{root}"],
+     "is also an input", BEFORE, None),
+    ("stylize-folder-into-next-input", STYLIZE + ["{a}", "{a_stylized}", "--out", "{root}"],
+     "is also an input", BEFORE, None),
+    ("upscale-out-is-a-hard-link-of-input", UPSCALE + ["{c.png}", "--out", "{hard.png}"],
+     "is also an input", BEFORE, None),
+    ("experiments-figure-is-content", ["experiments", "pooling", "--quick", "--content",
+                                       "{outs}/pooling.png", "--out", "{outs}"],
+     "is also an input", BEFORE, lambda w: Image.open(w["c.png"]).save(
+         os.path.join(w["outs"], "pooling.png"))),
+    # 2. outputs that are devices or FIFOs
+    ("gatys-out-dev-null", GC + ["--out", "{outs}/null.png"], "character device", BEFORE, None),
+    ("gatys-out-fifo", GC + ["--out", "{outs}/fifo_out.png"], "FIFO", BEFORE, None),
+    ("train-out-dev-null", TRAIN + ["--out", "{outs}/null.h5"], "character device", BEFORE, None),
+    ("sr-train-out-fifo", SR_TRAIN + ["--out", "{fifo.h5}"], "FIFO", BEFORE, None),
+    ("sr-train-resume-nan", SR_TRAIN + ["--out", "{outs}/sr.h5", "--resume", "{nan.ckpt.h5}"],
+     "NaN", BEFORE, None),
+    ("stylize-out-fifo", STYLIZE + ["{x.png}", "--out", "{outs}/fifo_out.png"], "FIFO", BEFORE,
+     None),
+    ("upscale-out-dev-null", UPSCALE + ["{x.png}", "--out", "{outs}/null.png"],
+     "character device", BEFORE, None),
+    # 3. (signals: tests/test_interrupts.py)
+    # 4. memory refused up front, saying what would fit
+    ("gatys-size-100000", GC + ["--size", "100000", "--out", "{outs}/o.png"],
+     "--size", BEFORE, None),
+    ("gatys-style-scale-2000", GC + ["--style-scale", "2000", "--out", "{outs}/o.png"],
+     "style image needs about", BEFORE, None),
+    ("gatys-max-memory-1KB", GC + ["--max-memory", "1KB", "--out", "{outs}/o.png"],
+     "--max-memory 1 KB is too small", BEFORE, None),
+    ("train-size-100000", TRAIN + ["--size", "100000", "--out", "{outs}/m.h5"], "fits",
+     BEFORE, None),
+    ("train-style-size-60000", TRAIN + ["--style-size", "60000", "--out", "{outs}/m.h5"],
+     "--style-size", BEFORE, None),
+    ("stylize-size-100000", STYLIZE + ["{x.png}", "--size", "100000", "--out", "{outs}"],
+     "--size", BEFORE, None),
+    ("upscale-max-memory-1KB", UPSCALE + ["{x.png}", "--max-memory", "1KB", "--out", "{outs}"],
+     "--max-memory 1 KB is too small", BEFORE, None),
+    # 5. tracebacks that were
+    ("gatys-duplicate-style-layers", GC + ["--style-layers", "relu1_1,relu1_1"], "named twice",
+     BEFORE, None),
+    ("train-duplicate-style-layers", TRAIN + ["--style-layers", "relu1_2,relu1_2"],
+     "named twice", BEFORE, None),
+] + [
+    (f"gatys-out-{ext}", GC + ["--out", f"{{outs}}/o.{ext}"], "cannot write them", BEFORE, None)
+    for ext in ("psd", "xpm", "fits", "cur", "msp", "xbm")
+] + [
+    ("stylize-model-config-a-list", STYLIZE[:2] + ["{list.h5}", "{x.png}", "--out", "{outs}"],
+     "not an object", BEFORE, None),
+    ("stylize-model-param-a-string", STYLIZE[:2] + ["{str.h5}", "{x.png}", "--out", "{outs}"],
+     "not an array of numbers", BEFORE, None),
+] + [
+    (f"train-resume-{name}", TRAIN + ["--resume", f"{{{name}.ckpt.h5}}", "--out", "{outs}/m.h5"],
+     needle, BEFORE, None)
+    for name, needle in (("neg", "not a whole number"), ("list", "not an object"),
+                         ("shape", "parameter c2.w is (6, 4, 5, 5)"),
+                         ("str", "not an array of numbers"), ("nan", "NaN"),
+                         ("settings", "settings are not a JSON object"),
+                         ("adam", "Adam moment m of c1.w"))
+] + [
+    # 6. silent wrong results
+    ("stylize-nan-model", STYLIZE[:2] + ["{nan.h5}", "{x.png}", "--out", "{outs}"],
+     "NaN or infinite", BEFORE, None),
+    ("stylize-overflowing-model", STYLIZE[:2] + ["{overflow.h5}", "{x.png}", "--out", "{outs}"],
+     "NaN or infinite pixels", AFTER, None),
+    ("upscale-nan-statistics", UPSCALE[:2] + ["{sr_nan.h5}", "{x.png}", "--out", "{outs}"],
+     "NaN or infinite", BEFORE, None),
+    ("sr-eval-nan-statistics", ["sr-eval", "--model", "{sr_nan.h5}", "--set", "{data}"],
+     "NaN or infinite", BEFORE, None),
+    ("gatys-negative-layer-weight", GC + ["--style-layers", "relu1_1,relu2_1",
+                                          "--style-layer-weights", "-1,1"], "must be >= 0",
+     BEFORE, None),
+    ("gatys-blend-without-style", GATYS + ["--content", "{c.png}", "--style-blend", "1"],
+     "--style-blend needs --style", BEFORE, None),
+    ("gatys-layer-weights-without-style", GATYS + ["--content", "{c.png}",
+                                                   "--style-layer-weights", "1"],
+     "needs --style", BEFORE, None),
+    # 7. what would hang: FIFOs as inputs
+    ("gatys-content-fifo", GATYS + ["--content", "{fifo.png}", "--style", "{s.png}"],
+     "FIFO", BEFORE, None),
+    ("gatys-weights-fifo", ["gatys", "--weights", "{fifo.h5}", "--content", "{c.png}", "--size",
+                            "32"],
+     "FIFO", BEFORE, None),
+    ("train-style-fifo", TRAIN[:2] + ["{fifo.png}"] + TRAIN[3:], "FIFO", BEFORE, None),
+    ("train-data-only-a-fifo", TRAIN[:4] + ["{fifodata}"] + TRAIN[5:], "no images found",
+     BEFORE, None),
+    ("sr-train-data-only-a-fifo", SR_TRAIN[:2] + ["{fifodata}"] + SR_TRAIN[3:] +
+     ["--out", "{outs}/sr.h5"], "no images found", BEFORE, None),
+    ("stylize-input-fifo", STYLIZE + ["{fifo.png}", "--out", "{outs}"], "FIFO", BEFORE, None),
+    ("stylize-input-fifo-gif", STYLIZE + ["{fifo.gif}", "--out", "{outs}/o.gif"], "FIFO",
+     BEFORE, None),
+    ("stylize-model-fifo", STYLIZE[:2] + ["{fifo.h5}", "{x.png}"], "FIFO", BEFORE, None),
+    ("sr-eval-set-only-a-fifo", ["sr-eval", "--model", "{sr.h5}", "--set", "{fifodata}"],
+     "no images in test set", BEFORE, None),
+    ("bench-weights-fifo", ["bench", "gatys", "--weights", "{fifo.h5}", "--size", "16",
+                            "--runs", "1"], "FIFO", AFTER, None),
+    ("gatys-init-fifo", GC + ["--init", "{fifo.png}"], "FIFO", BEFORE, None),
+    ("train-resume-fifo", TRAIN + ["--resume", "{fifo.h5}", "--out", "{outs}/m.h5"], "FIFO",
+     BEFORE, None),
+    ("stylize-folder-of-only-a-fifo", STYLIZE + ["{fifodata}", "--out", "{outs}"],
+     "no image frames", BEFORE, None),
+    # 8. messages
+    ("stylize-text-named-gif", STYLIZE + ["{text.gif}", "--out", "{outs}/o.png"],
+     "not a readable image", BEFORE, None),
+    ("gatys-weights-1e308", GC + ["--style-weight", "1e308", "--content-weight", "1e308",
+                                  "--out", "{outs}/o.png"], "loss became inf", AFTER, None),
+    # and more: zero-byte, text, missing, folders, permissions, a full disk
+    ("gatys-content-zero-bytes", GATYS + ["--content", "{empty.png}"], "not a readable image",
+     BEFORE, None),
+    ("gatys-style-text", GC[:-2] + ["--style", "{text.png}"], "not a readable image", BEFORE,
+     None),
+    ("gatys-content-missing", GATYS + ["--content", "{root}/nope.png"], "not found", BEFORE,
+     None),
+    ("gatys-content-a-folder-of-nothing", GATYS + ["--content", "{emptydata}", "--out",
+                                                   "{outs}/x"], "no image frames", BEFORE, None),
+    ("gatys-weights-zero-bytes", ["gatys", "--weights", "{empty.h5}", "--content", "{c.png}"],
+     "cannot read weight file", BEFORE, None),
+    ("train-style-zero-bytes", TRAIN[:2] + ["{empty.png}"] + TRAIN[3:], "not a readable image",
+     BEFORE, None),
+    ("train-data-empty", TRAIN[:4] + ["{emptydata}"] + TRAIN[5:], "no images found", BEFORE,
+     None),
+    ("stylize-input-zero-bytes", STYLIZE + ["{empty.png}", "--out", "{outs}"],
+     "not a readable image", BEFORE, None),
+    ("stylize-model-zero-bytes", STYLIZE[:2] + ["{empty.h5}", "{x.png}"], "cannot read model",
+     BEFORE, None),
+    ("stylize-second-input-missing", STYLIZE + ["{x.png}", "{root}/gone.png", "--out", "{outs}"],
+     "not found", BEFORE, None),
+    ("upscale-unicode-input-text", UPSCALE + ["{text.png}", "--out", "{outs}/ü ber.png"],
+     "not a readable image", BEFORE, None),
+    pytest.param("gatys-content-unreadable", GC + ["--out", "{outs}/o.png"], "permission denied",
+                 BEFORE, lambda w: os.chmod(w["c.png"], 0), marks=as_non_root,
+                 id="gatys-content-unreadable"),
+    pytest.param("stylize-out-folder-unwritable", STYLIZE + ["{x.png}", "--out", "{outs}"],
+                 "Permission denied", BEFORE, lambda w: os.chmod(w["outs"], 0o500),
+                 marks=as_non_root, id="stylize-out-folder-unwritable"),
+    ("gatys-disk-full", GC + ["--out", "{outs}/o.png"], "No space left on device", AFTER,
+     disk_full),
+    ("train-disk-full", TRAIN + ["--out", "{outs}/m.h5"], "No space left on device", AFTER,
+     disk_full),
+    ("stylize-disk-full", STYLIZE + ["{x.png}", "--out", "{outs}/o.png"],
+     "No space left on device", AFTER, disk_full),
+    ("upscale-disk-full-unicode", UPSCALE + ["{ph oto é.png}", "--out", "{outs}/grö ß.png"],
+     "No space left on device", AFTER, disk_full),
+]
+
+
+def _row_id(row):
+    return row.id if hasattr(row, "id") else row[0]
+
+
+@pytest.mark.parametrize("name,argv,needle,before_work,setup",
+                         [r if hasattr(r, "id") else pytest.param(*r, id=r[0]) for r in ROWS])
+def test_hostile_input(name, argv, needle, before_work, setup, world, capsys, monkeypatch,
+                       request):
+    if setup is disk_full:
+        setup(monkeypatch)
+    elif setup is not None:
+        setup(world)
+    if before_work:
+        request.getfixturevalue("no_work")
+    monkeypatch.chdir(world["root"])  # default outputs (out/...) land in the world, watched
+    argv = [a.format(**world) if "{" in a else a for a in argv]
+    before = snapshot(world["root"])
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse: the flag's own one-line error
+        code = e.code
+    err = capsys.readouterr().err
+    os.chmod(world["c.png"], 0o644)  # the permission rows' changes undone, to compare
+    os.chmod(world["outs"], 0o755)
+    assert_one_line_error(code, err, needle)
+    assert err.startswith("numstyle"), err
+    assert snapshot(world["root"]) == before, "an input changed, or an output or temporary was left"
+
+
+def test_the_table_covers_every_command():
+    commands = {_row_id(r).split("-")[0] for r in ROWS}
+    assert {"gatys", "train", "sr", "stylize", "upscale", "experiments", "bench"} <= commands
+    assert len(ROWS) >= 80
+
+
+# --- the guards themselves, one per item, each failing on the code before issue 24 ------------
+
+def test_check_outputs_refuses_an_input_by_any_name(tmp_path, rng):
+    from numstyle.errors import NumstyleError
+    from numstyle.files import check_outputs
+
+    photo = str(tmp_path / "photo.png")
+    _png(photo, rng, (8, 8, 3))
+    os.link(photo, tmp_path / "hard.png")
+    os.symlink(photo, tmp_path / "soft.png")
+    for out in (photo, str(tmp_path / "hard.png"), str(tmp_path / "soft.png"),
+                str(tmp_path / "." / "photo.png")):
+        with pytest.raises(NumstyleError, match="is also an input"):
+            check_outputs([out], [photo])
+    check_outputs([str(tmp_path / "new.png")], [photo])                # a new name: fine
+    with pytest.raises(NumstyleError, match="is also an input"):       # a folder into itself
+        check_outputs([], [str(tmp_path)], folders=[str(tmp_path)])
+
+
+def test_an_atomic_write_never_replaces_a_fifo_or_a_device(tmp_path):
+    from numstyle import image
+    from numstyle.errors import NumstyleError
+
+    fifo = tmp_path / "out.png"
+    os.mkfifo(fifo)
+    os.symlink(os.devnull, tmp_path / "null.png")
+    for path in (fifo, tmp_path / "null.png"):
+        with pytest.raises(NumstyleError, match="not a regular file"):
+            image.save_image(str(path), np.zeros((2, 2, 3), np.uint8))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.path.islink(tmp_path / "null.png")
+    assert os.path.exists(os.devnull) and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+def test_training_images_in_linked_folders_are_found_once_and_fifos_skipped(tmp_path, rng):
+    from numstyle.dataset import list_images
+
+    (tmp_path / "data" / "real").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    _png(tmp_path / "data" / "real" / "a.png", rng, (8, 8, 3))
+    _png(tmp_path / "elsewhere" / "b.png", rng, (8, 8, 3))
+    os.symlink(tmp_path / "elsewhere", tmp_path / "data" / "linked")
+    os.symlink(tmp_path / "data", tmp_path / "data" / "real" / "loop")   # a loop
+    os.mkfifo(tmp_path / "data" / "real" / "pipe.jpg")
+    found = list_images(str(tmp_path / "data"))
+    assert [os.path.basename(p) for p in found] == ["b.png", "a.png"], found
+
+
+def test_a_tile_smaller_than_the_networks_margin_is_raised_to_it():
+    from numstyle import gatys_tiled
+    from numstyle.tiles import plan_network_tiles, transformer_radius
+
+    spec = models.spec_from_config({"kind": "sr", "norm": "batch", "width": 64, "n_res": 4,
+                                    "scale": 4})
+    plan = plan_network_tiles(None, 60, 80, spec, scale=4, tile=3)       # issue: 37 s, not 0.14
+    assert plan is None or plan["core"] >= transformer_radius(spec)[0]
+    core, _ = gatys_tiled.plan_gatys(None, (1, 3, 512, 512), "vgg19", ["relu5_1"], tile=3)
+    assert core >= gatys_tiled.vgg_radius("vgg19", ["relu5_1"])[0]
+
+
+def test_memory_limit_honours_ulimit_and_sizes_read_well(monkeypatch):
+    import resource
+
+    from numstyle import tiles
+
+    monkeypatch.setattr(resource, "getrlimit", lambda what: (3 << 29, resource.RLIM_INFINITY))
+    assert tiles.memory_limit() <= 3 << 29
+    assert [tiles.format_bytes(n) for n in (1024, 1536, 800 << 20, 24 << 30, 100)] == [
+        "1 KB", "1.5 KB", "800 MB", "24 GB", "100 bytes"]
+
+
+@pytest.mark.parametrize("ext", ["psd", "xpm", "fits", "cur", "msp", "xbm"])
+def test_formats_pillow_reads_but_cannot_write_are_refused(ext):
+    from numstyle.errors import ImageError
+    from numstyle.image import image_format
+
+    with pytest.raises(ImageError, match="cannot write them"):
+        image_format(f"out.{ext}")
+    assert image_format("out.png") == "PNG" and image_format("out.jpg") == "JPEG"
+
+
+def test_the_library_refuses_repeated_style_layers(rng):
+    from numstyle import gatys, vgg
+    from numstyle.errors import LayerError
+
+    params = vgg.random_params("vgg16", width=(3, 4, 5, 5, 6))
+    x = rng.uniform(-100, 100, (1, 3, 16, 16)).astype(np.float32)
+    with pytest.raises(LayerError, match="names relu1_1 twice"):
+        gatys.make_objective(params, "vgg16", content=x, styles=[x],
+                             style_layers=["relu1_1", "relu1_1"])
+    with pytest.raises(LayerError, match="twice"):
+        train.PerceptualLoss(params, x, style_layers=["relu1_2", "relu1_2"])
+
+
+def test_warnings_are_one_line(world, capsys, monkeypatch):
+    """Pillow's DecompressionBombWarning (an image of 1.0-2.0 times its pixel limit) is one line,
+    not two with Python's source line."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)                # x.png is 480 px
+    out = os.path.join(world["outs"], "o.png")
+    assert main(["stylize", "--model", world["m.h5"], world["x.png"], "--out", out,
+                 "--no-progress"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and all(line.startswith("numstyle: warning: Image size (480 pixels)")
+                         for line in lines), lines
