@@ -108,8 +108,12 @@ def check_outputs(outputs, inputs=(), folders=()):
     outputs, folders = [p for p in outputs if p], [p for p in folders if p]
     for path in folders:
         check_writable(path, folder=True)
+    probed = set()
     for path in outputs:
-        check_writable(path)
+        parent = os.path.dirname(os.path.abspath(path))
+        if parent not in probed or os.path.lexists(path):  # one probe per folder: many outputs
+            check_writable(path)                            # (--save-every) stay cheap
+            probed.add(parent)
         check_target(path)
     existing = {_identity(p): p for p in outputs + folders if _identity(p) is not None}
     if not existing:  # only something that exists can be an input

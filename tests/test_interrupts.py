@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numstyle import interrupt, models
+from numstyle import models
 from numstyle.cli import main
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -162,6 +162,8 @@ def test_gatys_piped_into_head_still_writes_the_image(tmp_path, rng, synthetic_v
 
 
 def test_held_signals_act_after_the_block():
+    from numstyle import interrupt
+
     done = []
     with interrupt.signals_interrupt():
         with pytest.raises(interrupt.Interrupted) as e:
@@ -172,6 +174,9 @@ def test_held_signals_act_after_the_block():
 
 
 def test_first_signal_asks_the_loop_to_stop_the_second_stops_it(capsys):
+    from numstyle import interrupt
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with pytest.raises(interrupt.Interrupted) as e:
         with interrupt.StopOnSignal() as stop:
             signal.raise_signal(signal.SIGTERM)
@@ -180,4 +185,4 @@ def test_first_signal_asks_the_loop_to_stop_the_second_stops_it(capsys):
             pytest.fail("a second signal must stop at once")
     assert e.value.signum == signal.SIGINT
     assert "SIGTERM: stopping after this iteration" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers put back
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
