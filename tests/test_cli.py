@@ -318,6 +318,7 @@ def test_bad_environment_and_huge_images_are_one_line_errors(imgs, synthetic_vgg
     settings.reload()
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)          # Pillow refuses over twice this: a "bomb"
     assert_one_line_error(*run(argv, capsys)[::2], "too large to read")
+    monkeypatch.undo()                                              # inputs are read before weights
     code, _, err = run(gatys_args(str(tmp_path), tmp_path, content=imgs["rgb"]), capsys)
     assert_one_line_error(code, err, "weight file is a folder")
 

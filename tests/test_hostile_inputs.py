@@ -16,6 +16,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import stat
 
 import h5py
@@ -122,8 +123,8 @@ def world(tmp_path, rng, synthetic_vgg):
         "neg": lambda f: f.attrs.__setitem__("iteration", -5),
         "list": lambda f: f.attrs.__setitem__("config", json.dumps([config])),
         "shape": lambda f: _replace(f["params"], "c2.w", np.zeros((6, 4, 5, 5), np.float32)),
-        "str": lambda f: _replace(f["params"], "c1.b", "zero"),
-        "nan": lambda f: _replace(f["params"], "c1.b", np.full(4, np.nan, np.float32)),
+        "str": lambda f: _replace(f["params"], "c1.beta", "zero"),
+        "nan": lambda f: _replace(f["params"], "c1.beta", np.full(4, np.nan, np.float32)),
         "settings": lambda f: f.attrs.__setitem__("config",
                                                   json.dumps(dict(config, settings=[1]))),
         "adam": lambda f: _adam(f, np.zeros((2, 2), np.float32)),
@@ -299,7 +300,7 @@ ROWS = [
     ("sr-eval-nan-statistics", ["sr-eval", "--model", "{sr_nan.h5}", "--set", "{data}"],
      "NaN or infinite", BEFORE, None),
     ("gatys-negative-layer-weight", GC + ["--style-layers", "relu1_1,relu2_1",
-                                          "--style-layer-weights", "-1,1"], "must be >= 0",
+                                          "--style-layer-weights=-1,1"], "must be >= 0",
      BEFORE, None),
     ("gatys-blend-without-style", GATYS + ["--content", "{c.png}", "--style-blend", "1"],
      "--style-blend needs --style", BEFORE, None),
@@ -375,6 +376,11 @@ ROWS = [
 ]
 
 
+def fill(arg, world):
+    """``arg`` with each ``{name}`` replaced by the world's path (names hold dots, so no format)."""
+    return re.sub(r"\{([^{}]+)\}", lambda m: world[m.group(1)], arg)
+
+
 def _row_id(row):
     return row.id if hasattr(row, "id") else row[0]
 
@@ -390,7 +396,7 @@ def test_hostile_input(name, argv, needle, before_work, setup, world, capsys, mo
     if before_work:
         request.getfixturevalue("no_work")
     monkeypatch.chdir(world["root"])  # default outputs (out/...) land in the world, watched
-    argv = [a.format(**world) if "{" in a else a for a in argv]
+    argv = [fill(a, world) for a in argv]
     before = snapshot(world["root"])
     try:
         code = main(argv)

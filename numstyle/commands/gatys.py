@@ -261,6 +261,7 @@ def check_memory(args, model, size, frames):
         return
     if limit is None:
         return
+    check_content_memory(args, model, hw, size, limit, layers, content_layer, weight_bytes)
     styles = [resized_shape(image_size(s)[:2], max(1, round(size * args.style_scale)))
               for s in args.style]
     style_hw = max(styles, key=lambda hw: hw[0] * hw[1], default=(0, 0))
@@ -271,6 +272,11 @@ def check_memory(args, model, size, frames):
             f"a {style_hw[1]}x{style_hw[0]} style image needs about {format_bytes(style_need)} "
             f"of memory, more than the {format_bytes(limit)} this machine has: use "
             f"--style-scale {fits:.3g} or less")
+
+
+def check_content_memory(args, model, hw, size, limit, layers, content_layer, weight_bytes):
+    """The optimised image's part of :func:`check_memory`: whole, or in tiles of ``--tile``."""
+    shape = (1, 3, *hw)
 
     def need(hw):
         return gatys_tiled.whole_bytes((1, 3, *hw), model, content_layer, args.optimizer,
