@@ -16,7 +16,7 @@ import numpy as np
 from . import settings
 from .commands import bench, experiments, gatys, johnson, sr
 from .commands.args import Parser
-from .errors import NumstyleError
+from .errors import NumstyleError, os_reason
 from .fast.memory import keep_freed_memory
 from .fast.parallel import bands_take_the_cores
 from .interrupt import exit_status, ignore_signals, signals_interrupt, stopped_word
@@ -83,7 +83,7 @@ def _run(args, argv, prog):
         return 1
     except OSError as e:  # a disk that filled up or went away mid-write
         where = f": {e.filename}" if e.filename else ""
-        print(f"{prog}: error: {e.strerror or e}{where}", file=sys.stderr)
+        print(f"{prog}: error: {os_reason(e)}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (numstyle.interrupt)
         with ignore_signals():  # stopping already: a second signal must not cut this line

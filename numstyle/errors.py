@@ -1,4 +1,5 @@
 """User-facing errors: the CLI prints their message as one line and exits non-zero."""
+import os
 
 
 class NumstyleError(Exception):
@@ -27,3 +28,15 @@ class DeviceError(NumstyleError):
 
 class ModelError(NumstyleError):
     """A missing, truncated or wrong-kind model or checkpoint file."""
+
+
+def os_reason(e):
+    """An OSError's reason in one line: the system's words for its errno (``No space left on
+    device``), not HDF5's several lines naming a hidden temporary file."""
+    if isinstance(e.errno, int) and e.errno > 0:
+        try:
+            return os.strerror(e.errno)
+        except ValueError:
+            pass
+    text = str(e.strerror or e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from .backend import to_host
-from .errors import ModelError
+from .errors import ModelError, os_reason
 from .files import atomic_path, check_input
 from .transformer import init_params, init_state, sr_spec, style_spec
 
@@ -272,8 +272,11 @@ def _atomic_h5(path, write):
     """Write through a temporary file in the same folder, then rename: never a half-written file."""
     import h5py
 
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        write(f)
+    try:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            write(f)
+    except OSError as e:  # a full disk: HDF5 says so in several lines, of the temporary's name
+        raise ModelError(f"cannot write {path}: {os_reason(e)}") from None
 
 
 def _host(x):

@@ -24,8 +24,8 @@ from .. import gatys
 from ..config import GATYS
 from ..data import sample_image
 from ..errors import NumstyleError
-from ..files import atomic_path, check_outputs
-from ..image import deprocess, load_image, preprocess, resize, save_image
+from ..files import atomic_path, check_input, check_outputs
+from ..image import deprocess, image_size, load_image, preprocess, resize, save_image
 from ..vgg import BLOCKS
 from ..weights import load_vgg, resolve_vgg
 from . import figures
@@ -88,6 +88,11 @@ def run(args):
         raise NumstyleError(
             f"unknown experiment {args.name!r}: choose from {', '.join(EXPERIMENTS)}")
     func, description = EXPERIMENTS[args.name]
+    for path, what in ((args.content, "content image"), (args.style, "style image")):
+        if path:
+            image_size(path, what)  # a regular, readable image: refused now, not in the lab
+    if args.weights:
+        check_input(args.weights, "weight file")
     files = [os.path.join(args.out, args.name + ext) for ext in (".png", ".json")]
     check_outputs(files, [args.content, args.style, args.weights],
                   [args.out])  # before minutes of optimising, not after
