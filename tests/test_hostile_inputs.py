@@ -30,12 +30,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numstyle import models, train, transformer, weights
+from numstyle import gatys, gatys_tiled, image, models, tiles, train, transformer, vgg, weights
 from numstyle.cli import main
 from numstyle.commands import experiments as experiments_cmd
 from numstyle.commands import gatys as gatys_cmd
 from numstyle.commands import johnson as johnson_cmd
+from numstyle.dataset import list_images
+from numstyle.errors import ImageError, LayerError, NumstyleError
+from numstyle.files import check_outputs
 from numstyle.image import image_format
+from numstyle.tiles import plan_network_tiles, transformer_radius
 
 from conftest import assert_one_line_error
 
@@ -577,9 +581,6 @@ def test_the_table_covers_every_command():
 # --- the guards themselves, one per item, each failing on the code before issue 24 ------------
 
 def test_check_outputs_refuses_an_input_by_any_name(tmp_path, rng):
-    from numstyle.errors import NumstyleError
-    from numstyle.files import check_outputs
-
     photo = str(tmp_path / "photo.png")
     _png(photo, rng, (8, 8, 3))
     os.link(photo, tmp_path / "hard.png")
@@ -594,9 +595,6 @@ def test_check_outputs_refuses_an_input_by_any_name(tmp_path, rng):
 
 
 def test_an_atomic_write_never_replaces_a_fifo_or_a_device(tmp_path):
-    from numstyle import image
-    from numstyle.errors import NumstyleError
-
     fifo = tmp_path / "out.png"
     os.mkfifo(fifo)
     os.symlink(os.devnull, tmp_path / "null.png")
@@ -608,8 +606,6 @@ def test_an_atomic_write_never_replaces_a_fifo_or_a_device(tmp_path):
 
 
 def test_training_images_in_linked_folders_are_found_once_and_fifos_skipped(tmp_path, rng):
-    from numstyle.dataset import list_images
-
     (tmp_path / "data" / "real").mkdir(parents=True)
     (tmp_path / "elsewhere").mkdir()
     _png(tmp_path / "data" / "real" / "a.png", rng, (8, 8, 3))
@@ -622,9 +618,6 @@ def test_training_images_in_linked_folders_are_found_once_and_fifos_skipped(tmp_
 
 
 def test_a_tile_smaller_than_the_networks_margin_is_raised_to_it():
-    from numstyle import gatys_tiled
-    from numstyle.tiles import plan_network_tiles, transformer_radius
-
     spec = models.spec_from_config({"kind": "sr", "norm": "batch", "width": 64, "n_res": 4,
                                     "scale": 4})
     plan = plan_network_tiles(None, 60, 80, spec, scale=4, tile=3)       # issue: 37 s, not 0.14
@@ -634,10 +627,6 @@ def test_a_tile_smaller_than_the_networks_margin_is_raised_to_it():
 
 
 def test_memory_limit_honours_ulimit_and_sizes_read_well(monkeypatch):
-    import resource
-
-    from numstyle import tiles
-
     monkeypatch.setattr(resource, "getrlimit", lambda what: (3 << 29, resource.RLIM_INFINITY))
     assert tiles.memory_limit() <= 3 << 29
     assert [tiles.format_bytes(n) for n in (1024, 1536, 800 << 20, 24 << 30, 100)] == [
@@ -646,18 +635,12 @@ def test_memory_limit_honours_ulimit_and_sizes_read_well(monkeypatch):
 
 @pytest.mark.parametrize("ext", ["psd", "xpm", "fits", "cur", "msp", "xbm"])
 def test_formats_pillow_reads_but_cannot_write_are_refused(ext):
-    from numstyle.errors import ImageError
-    from numstyle.image import image_format
-
     with pytest.raises(ImageError, match="cannot write them"):
         image_format(f"out.{ext}")
     assert image_format("out.png") == "PNG" and image_format("out.jpg") == "JPEG"
 
 
 def test_the_library_refuses_repeated_style_layers(rng):
-    from numstyle import gatys, vgg
-    from numstyle.errors import LayerError
-
     params = vgg.random_params("vgg16", width=(3, 4, 5, 5, 6))
     x = rng.uniform(-100, 100, (1, 3, 16, 16)).astype(np.float32)
     with pytest.raises(LayerError, match="names relu1_1 twice"):
@@ -667,13 +650,70 @@ def test_the_library_refuses_repeated_style_layers(rng):
         train.PerceptualLoss(params, x, style_layers=["relu1_2", "relu1_2"])
 
 
-def test_warnings_are_one_line(world, capsys, monkeypatch):
-    """Pillow's DecompressionBombWarning (an image of 1.0-2.0 times its pixel limit) is one line,
-    not two with Python's source line."""
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)                # x.png is 480 px
-    out = os.path.join(world["outs"], "o.png")
-    assert main(["stylize", "--model", world["m.h5"], world["x.png"], "--out", out,
-                 "--no-progress"]) == 0
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert lines and all(line.startswith("numstyle: warning: Image size (480 pixels)")
-                         for line in lines), lines
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+# ``numstyle ARGV`` in a fresh process, Pillow's pixel limit first set to LIMIT: the warnings as a
+# user sees them (in-process, pytest records warnings instead of printing them)
+LIMITED = ("import sys, PIL.Image; PIL.Image.MAX_IMAGE_PIXELS = int(sys.argv[1]); "
+           "from numstyle import cli; sys.exit(cli.main(sys.argv[2:]))")
+
+
+@pytest.mark.parametrize("case", ["weights-1e308", "bomb-warning-then-error", "bomb-warning"])
+def test_warnings_and_errors_are_one_line_each_in_a_real_process(case, world):
+    """Item 8: NumPy's overflow warnings (1e308 weights) and Pillow's DecompressionBombWarning
+    were printed as Python's two lines each (the second the source line) before the one-line
+    error; each is now one ``numstyle: warning:`` line, or none (NumPy's: the error says it)."""
+    gatys = [fill(a, world) for a in GATYS + ["--content", "{x.png}", "--style", "{s.png}",
+                                              "--style-weight", "1e308", "--content-weight",
+                                              "1e308", "--iters", "2"]]
+    limit, argv, code = {
+        "weights-1e308": (89478485, gatys, 1),
+        "bomb-warning-then-error": (520, gatys, 1),  # the style (1024 px) warns, then: loss inf
+        "bomb-warning": (300, ["stylize", "--model", world["m.h5"], world["x.png"], "--out",
+                               world["outs"], "--no-progress"], 0),
+    }[case]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               NUMSTYLE_NO_DOWNLOAD="1")
+    r = subprocess.run([sys.executable, "-c", LIMITED, str(limit), *argv], cwd=world["root"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == code, r.stderr
+    errors = [line for line in lines if line.startswith("numstyle: error: ")]
+    warned = [line for line in lines if line.startswith("numstyle: warning: Image size (")]
+    assert len(errors) == code and (not errors or lines[-1] == errors[0]), r.stderr
+    assert len(lines) == len(errors) + len(warned), r.stderr        # nothing else, no source line
+    assert bool(warned) == case.startswith("bomb"), r.stderr
+
+
+def _mount_tmpfs(folder, size):
+    """Mount a ``size`` tmpfs on ``folder``; False where this user or container may not."""
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                           capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+@pytest.mark.parametrize("command", ["upscale", "train"])
+def test_a_real_full_disk(command, world, tmp_path, capsys):
+    """The patched writes of :func:`disk_full` checked against a real one: a 64 KB tmpfs (root
+    only, and only where mounting is allowed: skipped otherwise). HDF5 reported ENOSPC in several
+    lines naming the hidden temporary; Pillow mid-write: one line; neither leaves a file."""
+    disk = tmp_path / "full"
+    disk.mkdir()
+    if not _mount_tmpfs(disk, "64k"):
+        pytest.skip("cannot mount a tmpfs here (not root, or a container without the right)")
+    try:
+        if command == "upscale":  # a 4x enlargement of noise: about 1 MB of PNG
+            big = str(tmp_path / "noise.png")
+            _png(big, np.random.default_rng(0), (120, 160, 3))
+            argv = [fill(a, world) for a in UPSCALE] + [big, "--out", str(disk / "o.png")]
+        else:  # a model of a few hundred KB
+            argv = [fill(a, world) for a in TRAIN] + ["--width", "32,64,128", "--out",
+                                                      str(disk / "m.h5")]
+        code = main(argv)
+        assert_one_line_error(code, capsys.readouterr().err, "No space left on device")
+        assert os.listdir(disk) == []
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True, timeout=30)

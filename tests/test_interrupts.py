@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numstyle import models
+from numstyle import interrupt, models
 from numstyle.cli import main
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -25,7 +25,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 # Runs ``numstyle ARGV`` in a fresh process after arranging for signals to arrive mid-run.
 SCRIPT = r"""
 import os, signal, sys
-from numstyle import cli, gatys, models, sr, train
+import h5py
+from numstyle import cli, gatys, sr, train
 
 mode, argv = sys.argv[1], sys.argv[2:]
 calls = [0]
@@ -46,8 +47,8 @@ def wrap(owner, name, n, signals):
 TERM, INT = [signal.SIGTERM], [signal.SIGINT]
 {"train-step": lambda: wrap(train, "network_step", 2, TERM),
  "sr-step": lambda: wrap(sr, "sr_step", 2, TERM),
- "ckpt-write-term": lambda: wrap(models, "_write_arrays", 1, TERM),
- "ckpt-write-int-int": lambda: wrap(models, "_write_arrays", 1, INT + INT),
+ "ckpt-write-term": lambda: wrap(h5py.Group, "create_dataset", 1, TERM),
+ "ckpt-write-int-int": lambda: wrap(h5py.Group, "create_dataset", 1, INT + INT),
  "gatys-eval": lambda: wrap(gatys.Objective, "finish", 3, TERM)}[mode]()
 sys.exit(cli.main(argv))
 """
@@ -117,7 +118,7 @@ def test_a_signal_during_a_checkpoint_write_waits_for_it(mode, status, training,
     assert not _temporaries(tmp_path) and not os.path.exists(tmp_path / "m.h5")
 
 
-def test_sigterm_checkpoints_sr_training(tmp_path, rng):
+def test_sigterm_checkpoints_sr_training_and_it_resumes(tmp_path, rng, capsys):
     data = tmp_path / "data"
     data.mkdir()
     _save(data / "p.png", rng, (40, 40, 3))
@@ -127,8 +128,13 @@ def test_sigterm_checkpoints_sr_training(tmp_path, rng):
     r = run_signalled("sr-step", argv, tmp_path)
     assert r.returncode == 128 + signal.SIGTERM, (r.returncode, r.stderr)
     _quiet(r)
-    assert models.load_checkpoint(str(tmp_path / "sr.ckpt.h5"))["iteration"] == 2
-    assert "--resume" in r.stdout
+    ckpt = str(tmp_path / "sr.ckpt.h5")
+    assert models.load_checkpoint(ckpt)["iteration"] == 2
+    assert f"--resume {ckpt}" in r.stdout
+    argv[argv.index("--iters") + 1] = "3"
+    assert main(argv + ["--resume", ckpt]) == 0
+    assert "resuming from iteration 2" in capsys.readouterr().out
+    assert os.path.isfile(tmp_path / "sr.h5") and not _temporaries(tmp_path)
 
 
 def _gatys(tmp_path, rng, synthetic_vgg, *extra):
@@ -162,8 +168,6 @@ def test_gatys_piped_into_head_still_writes_the_image(tmp_path, rng, synthetic_v
 
 
 def test_held_signals_act_after_the_block():
-    from numstyle import interrupt
-
     done = []
     with interrupt.signals_interrupt():
         with pytest.raises(interrupt.Interrupted) as e:
@@ -174,8 +178,6 @@ def test_held_signals_act_after_the_block():
 
 
 def test_first_signal_asks_the_loop_to_stop_the_second_stops_it(capsys):
-    from numstyle import interrupt
-
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with pytest.raises(interrupt.Interrupted) as e:
         with interrupt.StopOnSignal() as stop:
