@@ -572,10 +572,21 @@ def test_hostile_input(name, argv, needle, before_work, setup, world, capsys, mo
     assert snapshot(world["root"]) == before, "an input changed, or an output or temporary was left"
 
 
+COMMANDS = ["gatys", "train", "stylize", "upscale", "sr-train", "sr-eval", "experiments", "bench"]
+
+
 def test_the_table_covers_every_command():
-    commands = {_row_id(r).split("-")[0] for r in ROWS}
-    assert {"gatys", "train", "sr", "stylize", "upscale", "experiments", "bench"} <= commands
-    assert len(ROWS) >= 80
+    """Each command meets a zero-byte file, a permission it lacks, a path with spaces and unicode
+    and, where it writes (sr-eval and bench write nothing), a full disk."""
+    ids = [_row_id(r) for r in ROWS]
+    assert all(any(i.startswith(c + "-") for c in COMMANDS) for i in ids)
+    for command in COMMANDS:
+        rows = [i for i in ids if i.startswith(command + "-")]
+        kinds = ["zero-bytes", "as-user", "unicode"] + (
+            [] if command in ("sr-eval", "bench") else ["disk-full"])
+        for kind in kinds:
+            assert any(kind in i for i in rows), (command, kind)
+    assert len(ROWS) >= 120
 
 
 # --- the guards themselves, one per item, each failing on the code before issue 24 ------------
