@@ -202,8 +202,12 @@ def to_onnx(params, config, state=None, style=None):
     """The model (``params, config, state`` as :func:`numstyle.models.load_model` returns them)
     as an ``onnx.ModelProto``, checked by ``onnx.checker``.
 
-    ``style``: reserved for the several-styles network (which style to export); None otherwise.
+    ``style``: for a network of several styles, which one to export (:func:`export_norm` is where
+    it is read); the networks of one style take None, and refuse another value.
     """
+    if style is not None and not config.get("styles"):
+        raise NumstyleError(f"this {config['kind']} network holds one style: there is no style "
+                            f"{style} to choose")
     g = Graph(style)
     g.names.update([INPUT, OUTPUT])
     params = {k: np.asarray(v, np.float32) for k, v in params.items()}

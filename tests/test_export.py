@@ -128,6 +128,13 @@ def test_export_errors_are_one_line(tmp_path, style_model, capsys):
     assert_one_line_error(code, capsys.readouterr().err, "not a folder")
 
 
+def test_a_style_index_is_refused_for_a_network_of_one_style(tmp_path):
+    params, config, state = models.load_model(random_model(tmp_path / "m.h5",
+                                                           KINDS["style-nearest-instance"]))
+    with pytest.raises(NumstyleError, match="one style"):
+        onnx_export.to_onnx(params, config, state, style=1)
+
+
 def test_a_layer_without_an_exporter_is_named(tmp_path):
     class Strange(Layer):
         pass
