@@ -197,16 +197,20 @@ def check_bit_depth(path, bit_depth):
 
 
 def icc_profile(path):
-    """The ICC colour profile embedded in an image file (bytes), or None; from its header.
+    """The RGB ICC colour profile embedded in an image file (bytes), or None; from its header.
 
     numstyle computes on the file's pixel values as they are (no conversion to sRGB) and gives
-    the output the input's profile, so that a viewer shows its colours as the input's.
+    the output the input's profile, so that a viewer shows its colours as the input's. Only a
+    profile of an RGB colour space is kept (bytes 16-19 of its header, ``'RGB '``): a CMYK or
+    greyscale photo is converted to RGB as it is read, and its profile would not describe the
+    output.
     """
     try:
         with warnings.catch_warnings():  # a large image: load_image warns, if it comes to that
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                return img.info.get("icc_profile") or None
+                profile = img.info.get("icc_profile") or b""
     except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError,
             ValueError):
         return None
+    return profile if profile[16:20] == b"RGB " else None

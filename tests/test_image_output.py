@@ -214,6 +214,9 @@ def test_a_jpeg_photo_keeps_its_profile_in_8_bits(tmp_path, style_model, capsys)
         assert im.info["icc_profile"] == profile()
     Image.fromarray(rgb).save(tmp_path / "plain.png")
     assert image.icc_profile(str(tmp_path / "plain.png")) is None
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    Image.fromarray(rgb).save(tmp_path / "lab.png", icc_profile=lab)   # not an RGB space: dropped
+    assert image.icc_profile(str(tmp_path / "lab.png")) is None
 
 
 def test_to_bit_depth_maps_255_to_65535():
