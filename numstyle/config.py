@@ -69,4 +69,13 @@ class SRConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class SheetConfig:
+    """A contact sheet: a photo stylised by every shipped style network (``numstyle sheet``)."""
+
+    size: int = 256                       # longer side of each tile, px
+    columns: int = 4                      # tiles per row
+
+
 GATYS, TRAIN, SR = GatysConfig(), TrainConfig(), SRConfig()
+SHEET = SheetConfig()

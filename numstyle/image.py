@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 from .files import atomic_path, check_input
+from .image16 import png16, tiff16
 
 MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -153,9 +154,63 @@ def _writes_rgb(fmt):
     return True
 
 
-def save_image(path, rgb):
-    """Write uint8 RGB atomically: a temporary file in the same folder, then rename."""
+def save_image(path, rgb, icc_profile=None):
+    """Write RGB atomically: a temporary file in the same folder, then rename.
+
+    ``rgb`` (H, W, 3): uint8, or uint16 for a 16-bit PNG or TIFF (:func:`to_bit_depth`; written
+    by :mod:`numstyle.image16`). ``icc_profile``: bytes to embed (the input's, so that its colours
+    mean the same), for the formats that hold one (PNG, TIFF, JPEG, WebP).
+    """
     fmt = image_format(path)
+    rgb = np.asarray(rgb)
+    if rgb.dtype == np.uint16:
+        check_bit_depth(path, 16)
+        data = (png16 if fmt == "PNG" else tiff16)(rgb, icc_profile)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(data)
+        return path
+    extra = {"icc_profile": icc_profile} if icc_profile and fmt in PROFILE_FORMATS else {}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=fmt)
+        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=fmt, **extra)
     return path
+
+
+PROFILE_FORMATS = {"PNG", "TIFF", "JPEG", "WEBP"}   # formats Pillow writes an ICC profile into
+DEEP_FORMATS = {"PNG", "TIFF"}                      # formats written with 16 bits per sample
+
+
+def to_bit_depth(rgb, bit_depth=8):
+    """Float RGB 0..255 -> uint8, rounded; or for ``bit_depth`` 16, uint16 0..65535 (x 257, so
+    that 255 is 65535), rounded: the precision the float result has, kept."""
+    rgb = np.clip(rgb, 0, 255)
+    if bit_depth == 16:
+        return np.rint(rgb * 257.0).astype(np.uint16)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def check_bit_depth(path, bit_depth):
+    """ImageError, before the work, if ``path``'s format cannot take ``bit_depth`` (16: PNG and
+    TIFF only)."""
+    if bit_depth == 16 and image_format(path) not in DEEP_FORMATS:
+        raise ImageError(f"cannot write {path} with 16 bits per sample: --bit-depth 16 writes "
+                         ".png and .tif/.tiff files")
+
+
+def icc_profile(path):
+    """The RGB ICC colour profile embedded in an image file (bytes), or None; from its header.
+
+    numstyle computes on the file's pixel values as they are (no conversion to sRGB) and gives
+    the output the input's profile, so that a viewer shows its colours as the input's. Only a
+    profile of an RGB colour space is kept (bytes 16-19 of its header, ``'RGB '``): a CMYK or
+    greyscale photo is converted to RGB as it is read, and its profile would not describe the
+    output.
+    """
+    try:
+        with warnings.catch_warnings():  # a large image: load_image warns, if it comes to that
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                profile = img.info.get("icc_profile") or b""
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError,
+            ValueError):
+        return None
+    return profile if profile[16:20] == b"RGB " else None

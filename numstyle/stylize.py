@@ -15,3 +15,14 @@ def stylize_array(params, config, state, rgb, device="cpu"):
     y, _ = transformer_forward(params, to_input(x), spec_from_config(config), config["norm"],
                                train=False, state=state, keep_caches=False)
     return to_host(y)[0].transpose(1, 2, 0)                                           # (H', W', 3)
+
+
+def apply_strength(styled, photo, strength):
+    """``--strength``: a linear mix in pixel space, ``strength * styled + (1 - strength) * photo``.
+
+    Both (H, W, 3) RGB 0..255, the same size; ``styled`` after any colour handling
+    (``--preserve-colors``). 0 gives the photo, 1 the stylised image unchanged.
+    """
+    if strength == 1:
+        return styled
+    return strength * styled + (1.0 - strength) * np.asarray(photo, np.float32)

@@ -133,6 +133,13 @@ def default_out(content, styles, folder="out"):
     return os.path.join(folder, "_".join(stems or ["numstyle"]) + ".png")
 
 
+def add_bit_depth_argument(p):
+    """``--bit-depth 8|16``: 16 writes 16-bit PNG or TIFF (the float result's precision kept)."""
+    p.add_argument("--bit-depth", type=int, choices=[8, 16], default=8,
+                   help="bits per sample of the written image: 16 for .png and .tif/.tiff (the "
+                   "input's ICC profile is kept either way)")
+
+
 def add_common_arguments(p):
     """``--device``, ``--reference`` and ``--no-progress``: on every command that computes."""
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu",

@@ -17,14 +17,15 @@ from ..color import luminance_image, match_color, restore_chroma
 from ..config import GATYS
 from ..errors import NumstyleError
 from ..files import check_input, check_outputs
-from ..image import (MEAN_BGR, deprocess, image_format, image_size, load_image, preprocess, resize,
-                     resized_shape, save_image)
+from ..image import (MEAN_BGR, check_bit_depth, icc_profile, image_format, image_size,
+                     load_image, preprocess, resize, resized_shape, save_image, to_bit_depth)
 from ..interrupt import StopOnSignal, stopped_word
 from ..schedule import content_balance, default_schedule, start_of_scale
 from ..tiles import current_rss, format_bytes, largest_fitting, memory_limit
 from ..vgg import FORWARD_BYTES_PER_PIXEL, check_layers, conv_shapes
 from ..weights import load_vgg, resolve_vgg
-from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, default_out,
+from .args import (HelpFormatter, add_bit_depth_argument, add_common_arguments,
+                   add_tiling_arguments, default_out,
                    int_list, layer_list, non_negative, non_negative_int, positive_float,
                    positive_int, weight_list)
 from .media import (flicker, frame_names, is_video, output_path, read_media, write_media,
@@ -97,6 +98,7 @@ def add_arguments(p):
                         "288,384 --iters 40,105 takes half the time)")
     p.add_argument("--style-scale", type=positive_float, default=1.0,
                    help="style image size relative to the output")
+    add_bit_depth_argument(p)
     add_tiling_arguments(p)
     add_common_arguments(p)
     p.add_argument("--json", action="store_true",
@@ -156,9 +158,13 @@ def run_record(args, start):
         out = output_path(args.content, args.out, "gatys", many=False)
         folder = os.path.isdir(args.content)
         outputs, folders = (written_files(args.content, out), [out]) if folder else ([out], [])
+        if args.bit_depth == 16 and not folder:
+            raise NumstyleError(f"--bit-depth 16: {args.content} is a video, written with 8 bits; "
+                                "16 bits are for images and folders of frames")
     else:
         out = args.out or default_out(args.content, args.style)
         image_format(out)
+        check_bit_depth(out, args.bit_depth)
         outputs, folders = [out] + saved_every(out, args.save_every, max(iters)), []
     inputs = input_files(args)              # each one checked: a regular file, a readable image
     check_outputs(outputs, inputs, folders)
@@ -193,7 +199,7 @@ def run_record(args, start):
         evaluations, iterations = evaluations + evals, iterations + done
     if args.preserve_colors == "luminance":
         result = restore_chroma(result, content_full)  # (CC1): the photo's chroma put back
-    save_image(out, np.clip(result, 0, 255).round().astype(np.uint8))
+    save_image(out, to_bit_depth(result, args.bit_depth), output_profile(args))
     seconds = time.perf_counter() - start
     print(f"final loss: total {last['total']:.6g}, content {last['content']:.6g}, "
           f"style {last['style']:.6g}, tv {last['tv']:.6g}; {evaluations} evaluations, "
@@ -325,7 +331,7 @@ def run_video(args, params, model, out, start):
                                                   None, iters)
             iterations += n
             result = restore_chroma(prev, frame) if args.preserve_colors == "luminance" else prev
-            results.append(np.clip(result, 0, 255).round().astype(np.uint8))
+            results.append(to_bit_depth(result, args.bit_depth))
             print(f"frame {t + 1}/{len(frames)}: total {last['total']:.5g}", flush=True)
     except KeyboardInterrupt as e:
         if results:
@@ -387,7 +393,8 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
                 f"style {parts['style']:.4g} tv {parts['tv']:.4g} ({parts['time']:.1f} s)",
                 flush=True)
         if out and args.save_every and it % args.save_every == 0:
-            save_image(f"{stem}_{it:04d}{ext}", deprocess(to_host(x)))
+            save_image(f"{stem}_{it:04d}{ext}", to_bit_depth(to_rgb(to_host(x)), args.bit_depth),
+                       output_profile(args))
 
     try:
         with stop:
@@ -395,11 +402,19 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
                                         callback, progress=not args.no_progress, maxcor=maxcor)
     except KeyboardInterrupt as e:
         if out and latest["x"] is not None:  # (frames: run_video writes the finished ones)
-            save_image(out, deprocess(to_host(latest["x"])))
+            save_image(out, to_bit_depth(to_rgb(to_host(latest["x"])), args.bit_depth),
+                       output_profile(args))
             print(f"{stopped_word(e)}: wrote the latest image to {out}")
         raise
     last = history[-1] if history else objective.last
     return to_rgb(to_host(x)), last, objective.evaluations, len(history)
+
+
+def output_profile(args):
+    """The ICC profile the output keeps: the content photo's (None without one, or for frames)."""
+    if args.content and os.path.isfile(args.content) and not is_video(args.content):
+        return icc_profile(args.content)
+    return None
 
 
 def to_rgb(x):

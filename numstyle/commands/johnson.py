@@ -15,16 +15,17 @@ from ..config import TRAIN
 from ..dataset import Batches, list_images
 from ..errors import NumstyleError
 from ..files import check_input, check_outputs
-from ..image import image_size, load_image, resized_shape
+from ..image import (check_bit_depth, image_size, load_image, resized_shape,
+                     to_bit_depth)
 from ..interrupt import stopped_word
 from ..models import CONFIG_DEFAULTS, shipped_models
-from ..stylize import stylize_array
+from ..stylize import apply_strength, stylize_array
 from ..tiles import (format_bytes, largest_fitting, memory_limit, network_bytes,
                      plan_network_tiles, tiled_transform)
 from ..vgg import FORWARD_BYTES_PER_PIXEL
-from .args import (HelpFormatter, Parser, add_common_arguments, add_tiling_arguments, default_out,
-                   int_list, layer_list, non_negative, non_negative_int, positive_float,
-                   positive_int)
+from .args import (HelpFormatter, Parser, add_bit_depth_argument, add_common_arguments,
+                   add_tiling_arguments, default_out, int_list, layer_list, non_negative,
+                   non_negative_int, positive_float, positive_int)
 from .media import (deflicker, flicker, frame_names, input_kind, is_video, output_paths,
                     read_media, write_media, written_files)
 
@@ -109,6 +110,11 @@ def add_stylize_parser(sub):
         "--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
         help="keep the photo's colours: its chroma under the stylised luminance, or the stylised "
         "image's colour statistics matched to the photo's")
+    s.add_argument(
+        "--strength", type=fraction, default=1.0, metavar="S",
+        help="how much style: 0 gives the photo, 1 the full stylised image; in between a linear "
+        "mix of the two in pixel space, after --preserve-colors")
+    add_bit_depth_argument(s)
     add_tiling_arguments(s)
     add_common_arguments(s)
     s.set_defaults(run=run_stylize)
@@ -326,6 +332,9 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))
     shapes = [input_shapes(src, args.size) for src in args.inputs]  # fail before any work
     dests = output_paths(args.inputs, args.out, suffix)  # distinct, checked
+    depth = getattr(args, "bit_depth", 8)
+    for src, dst in zip(args.inputs, dests):
+        check_output_depth(src, dst, depth)
     inputs, outputs, folders = [model_path], [], []
     for src, dst in zip(args.inputs, dests):
         inputs += [src] + ([os.path.join(src, n) for n in frame_names(src)]
@@ -339,6 +348,7 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     params = {k: to_device(v, args.device) for k, v in params.items()}
     state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
     strength = getattr(args, "deflicker", 0.0)
+    mix = getattr(args, "strength", 1.0)  # --strength: stylize only (upscale's output is larger)
     start, count = time.perf_counter(), 0
     for src, dst in tqdm(list(zip(args.inputs, dests)), desc=args.command, unit="input",
                          disable=args.no_progress or len(args.inputs) == 1):
@@ -349,18 +359,34 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
             out = transform(params, config, state, frame, args.device)
             if post is not None:
                 out = post(frame, out)
+            if mix != 1:
+                out = apply_strength(out, frame, mix)
             check_finite_output(out, model_path, src)
             out = np.clip(out, 0, 255, out=out)  # in place: large images
             if strength and prev_out is not None:
                 out = deflicker(prev_in, prev_out, frame, out, strength)              # (VD1)
             prev_in, prev_out = frame, out
-            results.append(np.rint(out).astype(np.uint8))
+            results.append(to_bit_depth(out, depth))
         dst = write_media(dst, results, meta)
         count += len(results)
         extra = f" (flicker {flicker(results):.2f})" if len(results) > 1 else ""
         print(f"wrote {dst}{extra}")
     print(f"{count} frame(s) in {time.perf_counter() - start:.2f} s")
     return 0
+
+
+def check_output_depth(src, dst, bit_depth):
+    """``--bit-depth 16`` is for images (PNG, TIFF) and folders of frames (PNG): NumstyleError,
+    before the work, for an animated GIF or a video, or an image file name of another format."""
+    if bit_depth != 16:
+        return
+    kind = input_kind(src)
+    if kind in ("gif", "video"):
+        what = "a video" if kind == "video" else "an animated GIF"
+        raise NumstyleError(f"--bit-depth 16: {src} is {what}, written with 8 bits; 16 bits are "
+                            "for images and folders of frames")
+    if kind == "image":
+        check_bit_depth(dst, bit_depth)
 
 
 def check_finite_output(rgb, model, src):

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import NumstyleError
 from ..files import atomic_path
-from ..image import IMAGE_EXTS, load_image, resize, save_image, to_rgb_array
+from ..image import IMAGE_EXTS, icc_profile, load_image, resize, save_image, to_rgb_array
 
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
@@ -41,11 +41,12 @@ def read_media(path, size=None):
     if os.path.splitext(path)[1].lower() == ".gif":
         frames, durations = read_gif(path, size)
         return frames, {"kind": "gif", "durations": durations}
-    return [load_image(path, size, "input image")], {"kind": "image"}
+    return [load_image(path, size, "input image")], {"kind": "image", "icc": icc_profile(path)}
 
 
 def write_media(path, frames, meta):
-    """Write uint8 frames in the form ``meta`` describes (see :func:`read_media`)."""
+    """Write uint8 frames (uint16: 16-bit images) in the form ``meta`` describes (see
+    :func:`read_media`); an image keeps the input's ICC profile, ``meta['icc']``."""
     kind = meta["kind"]
     if kind == "folder":
         return write_folder(path, meta["names"], frames)
@@ -56,7 +57,7 @@ def write_media(path, frames, meta):
     if len(frames) > 1:                                   # output_path refuses this before the work
         raise NumstyleError(
             f"cannot write {len(frames)} frames to the image {path}: give a .gif name or a folder")
-    return save_image(path, frames[0])
+    return save_image(path, frames[0], meta.get("icc"))
 
 
 def output_path(src, out, suffix, many=False):
@@ -246,8 +247,9 @@ def deflicker(prev_in, prev_out, cur_in, cur_out, strength, tau=12.0):
 
 
 def flicker(frames):
-    """(VD2): mean absolute change between consecutive frames (0..255 scale)."""
-    frames = [np.asarray(f, np.float32) for f in frames]
+    """(VD2): mean absolute change between consecutive frames (0..255 scale, 16-bit frames too)."""
+    frames = [np.asarray(f, np.float32) / (257.0 if np.asarray(f).dtype == np.uint16 else 1.0)
+              for f in frames]
     if len(frames) < 2:
         return 0.0
     return float(np.mean([np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]))   # (VD2)

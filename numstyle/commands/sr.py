@@ -14,8 +14,9 @@ from ..errors import ImageError, NumstyleError
 from ..image import IMAGE_EXTS, load_image
 from ..metrics import y_psnr_ssim
 from ..models import shipped_models
-from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, non_negative,
-                   non_negative_int, positive_float, positive_int)
+from .args import (HelpFormatter, add_bit_depth_argument, add_common_arguments,
+                   add_tiling_arguments, non_negative, non_negative_int, positive_float,
+                   positive_int)
 from .johnson import (add_upsample_argument, check_finite_output, chosen_settings, run_stylize,
                       run_training)
 
@@ -79,6 +80,7 @@ def add_parsers(sub):
         help="match each channel's histogram to the input's (the paper's post-processing for the "
         "feature-loss network)")
     u.add_argument("--size", type=positive_int, help="first resize the input's longer side to N px")
+    add_bit_depth_argument(u)
     add_tiling_arguments(u)
     add_common_arguments(u)
     u.set_defaults(run=run_upscale)

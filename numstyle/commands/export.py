@@ -1,0 +1,57 @@
+"""``numstyle export``: a trained network as an ONNX file, for onnxruntime, browsers and phones.
+
+The graph builder is :mod:`numstyle.onnx_export`, which imports the ``onnx`` package (the
+``export`` extra, ~1.3 s to import). It is loaded by name when this command runs, so that every
+other command starts without it and works without it installed.
+"""
+import importlib
+import os
+
+from .. import models
+from ..errors import NumstyleError
+from ..files import check_outputs
+from ..models import shipped_models
+from .args import HelpFormatter
+
+BUILDER = "numstyle.onnx_export"
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "export", help="write a trained network as an ONNX file",
+        description="Write a style or super-resolution network as ONNX: one input 'input' and one "
+        "output 'output', float32 (N, 3, H, W) RGB in 0..255, any height and width. Needs the "
+        "export extra (pip install -e '.[export]').", formatter_class=HelpFormatter)
+    p.add_argument("model", metavar="MODEL",
+                   help="model file, or a shipped model's name "
+                   f"({', '.join(shipped_models())})")
+    p.add_argument("--onnx", metavar="OUT.onnx", required=True, help="the ONNX file to write")
+    p.set_defaults(run=run_export)
+    return p
+
+
+def builder():
+    """:mod:`numstyle.onnx_export`, or a one-line error when the ``onnx`` package is missing."""
+    try:
+        return importlib.import_module(BUILDER)
+    except ModuleNotFoundError as e:
+        if e.name != "onnx" and not (e.name or "").startswith("onnx."):
+            raise
+        raise NumstyleError("ONNX export needs the onnx package: pip install -e '.[export]' "
+                            "(or pip install onnx)") from None
+
+
+def run_export(args):
+    if os.path.splitext(args.onnx)[1].lower() != ".onnx":
+        raise NumstyleError(f"--onnx {args.onnx}: give a file name ending in .onnx")
+    build = builder()
+    path = models.resolve_model_path(args.model)
+    check_outputs([args.onnx], [path])
+    params, config, state = models.load_model(path)
+    model = build.to_onnx(params, config, state)
+    build.save_onnx(args.onnx, model)
+    scale = build.output_scale(config)
+    size = "(N, 3, H, W)" if scale == 1 else f"(N, 3, {scale}H, {scale}W)"
+    print(f"wrote {args.onnx}: input 'input' float32 (N, 3, H, W) RGB 0..255 -> output 'output' "
+          f"float32 {size} RGB 0..255 ({len(model.graph.node)} nodes, opset {build.OPSET})")
+    return 0

@@ -1,0 +1,62 @@
+"""``numstyle sheet``: one photo stylised by every shipped style network, labelled, on one page."""
+import os
+
+from tqdm import tqdm
+
+from .. import models
+from ..backend import check_device, to_device
+from ..config import SHEET
+from ..errors import NumstyleError
+from ..files import check_outputs
+from ..image import icc_profile, image_format, image_size, load_image, save_image, to_bit_depth
+from ..sheet import contact_sheet
+from ..stylize import stylize_array
+from .args import HelpFormatter, add_common_arguments, positive_int
+from .johnson import check_finite_output
+
+
+def add_parser(sub):
+    d = SHEET
+    p = sub.add_parser(
+        "sheet", help="a photo stylised by every shipped style network, labelled",
+        description="Stylise one photo with every shipped style network and write the results "
+        "side by side, the photo first, each labelled with its network's name.",
+        formatter_class=HelpFormatter)
+    p.add_argument("photo", metavar="PHOTO", help="the photo")
+    p.add_argument("--out", metavar="SHEET.png",
+                   help="the sheet (default: out/<photo>_sheet.png)")
+    p.add_argument("--size", type=positive_int, default=d.size,
+                   help="longer side of each tile, px")
+    p.add_argument("--columns", type=positive_int, default=d.columns, help="tiles per row")
+    add_common_arguments(p)
+    p.set_defaults(run=run_sheet)
+    return p
+
+
+def run_sheet(args):
+    check_device(args.device)
+    names = models.shipped_models("style")
+    if not names:
+        raise NumstyleError(f"no shipped style networks in {models.BUILTIN_DIR}")
+    stem = os.path.splitext(os.path.basename(args.photo))[0]
+    out = args.out or os.path.join("out", f"{stem}_sheet.png")
+    image_format(out)
+    image_size(args.photo, "photo")                        # a readable image, before the work
+    paths = [models.resolve_model_path(name) for name in names]
+    check_outputs([out], [args.photo] + paths)
+    photo = load_image(args.photo, args.size, "photo")     # upright (EXIF), RGB
+    tiles, labels = [to_bit_depth(photo)], [stem]
+    for name, path in tqdm(list(zip(names, paths)), desc="sheet", unit="style",
+                           disable=args.no_progress):
+        params, config, state = models.load_model(path, expect="style")
+        params = {k: to_device(v, args.device) for k, v in params.items()}
+        state = {k: {s: to_device(v, args.device) for s, v in st.items()}
+                 for k, st in state.items()}
+        styled = stylize_array(params, config, state, photo, args.device)
+        check_finite_output(styled, path, args.photo)
+        tiles.append(to_bit_depth(styled))
+        labels.append(name)
+    sheet, _ = contact_sheet(tiles, labels, args.columns)
+    save_image(out, sheet, icc_profile(args.photo))
+    print(f"wrote {out}: {args.photo} and {len(names)} styles ({', '.join(names)})")
+    return 0

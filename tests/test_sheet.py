@@ -1,0 +1,53 @@
+"""``numstyle sheet``: the photo and every shipped style network's result, labelled, one page."""
+import os
+
+import numpy as np
+from PIL import Image
+
+from numstyle import models, sheet, stylize
+from numstyle.cli import main
+from numstyle.files import TEMP_PREFIX
+from numstyle.image import load_image
+
+from conftest import assert_one_line_error
+
+
+def test_sheet_holds_the_photo_and_every_shipped_style_labelled(tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (24, 36, 3), dtype=np.uint8)).save(photo)
+    out = tmp_path / "sheets" / "sheet.png"
+    assert main(["sheet", str(photo), "--out", str(out), "--size", "30", "--columns", "2",
+                 "--no-progress"]) == 0
+    names = models.shipped_models("style")
+    printed = capsys.readouterr().out
+    assert len(names) >= 3 and all(n in printed for n in names)
+    page = np.asarray(Image.open(out))
+    rgb = load_image(str(photo), 30)                                     # (20, 30, 3)
+    tiles = [np.rint(rgb)] + [np.rint(np.clip(stylize.stylize_array(
+        *models.load_model(n), rgb), 0, 255)) for n in names]
+    _, boxes = sheet.contact_sheet([t.astype(np.uint8) for t in tiles], ["photo"] + names, 2)
+    assert len(boxes) == len(names) + 1
+    rows = {top for top, _ in boxes}
+    assert len(rows) == -(-(len(names) + 1) // 2)                        # two per row
+    for (top, left), tile in zip(boxes, tiles):
+        assert (page[top:top + 20, left:left + 30] == tile).all()       # each result, in place
+        label = page[top + 20:top + 20 + 12, left:left + 30]
+        assert (label < 128).any() and (label == 255).mean() > 0.5      # ink on white: a label
+    assert [f for f in os.listdir(out.parent) if f.startswith(TEMP_PREFIX)] == []
+
+
+def test_long_labels_are_cut_to_the_tile():
+    tiles = [np.zeros((10, 40, 3), np.uint8)] * 2
+    page, boxes = sheet.contact_sheet(tiles, ["a" * 60, "b"], 4)
+    assert page.shape == (page.shape[0], sheet.GAP + 2 * (40 + sheet.GAP), 3)
+    ink = (page[boxes[0][0] + 10:, :] < 128).any(axis=(0, 2))
+    assert not ink[boxes[1][1] - sheet.GAP // 2]                         # no text in the gap
+
+
+def test_sheet_errors_are_one_line(tmp_path, capsys):
+    code = main(["sheet", str(tmp_path / "none.jpg"), "--out", str(tmp_path / "s.png")])
+    assert_one_line_error(code, capsys.readouterr().err, "not found")
+    Image.new("RGB", (8, 8)).save(tmp_path / "p.png")
+    code = main(["sheet", str(tmp_path / "p.png"), "--out", str(tmp_path / "s.xyz")])
+    assert_one_line_error(code, capsys.readouterr().err, "unknown image extension")
