@@ -23,7 +23,7 @@ import math
 import socketserver
 import threading
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import numpy as np
 from PIL import Image
@@ -341,16 +341,16 @@ class PreviewHandler(http.server.BaseHTTPRequestHandler):
         if not preview.host_allowed(self.headers.get("Host")):
             return self.reply(403, b"forbidden: this page answers only at its own address\n",
                               "text/plain; charset=utf-8")
-        url = urlsplit(self.path)
-        if url.path == "/":
+        path, _, query = self.path.partition("?")           # the target as sent: no parsing
+        if path == "/":
             return self.reply(200, preview.page, "text/html; charset=utf-8", preview.policy)
-        if url.path == "/image.png":
+        if path == "/image.png":
             png = preview.image_png()
             if png is None:
                 return self.reply(404, b"no image yet\n", "text/plain; charset=utf-8")
             return self.reply(200, png, "image/png")
-        if url.path == "/losses.json":
-            since = parse_qs(url.query).get("since", ["0"])[0]
+        if path == "/losses.json":
+            since = parse_qs(query).get("since", ["0"])[0]
             state = preview.state(int(since) if since.isdigit() else 0)
             return self.reply(200, json.dumps(state).encode("utf-8"), "application/json")
         return self.reply(404, b"not found\n", "text/plain; charset=utf-8")
