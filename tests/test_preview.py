@@ -241,3 +241,18 @@ def test_preview_flag_values(capsys):
         with pytest.raises(SystemExit) as e:
             parse(["gatys", "--preview", bad])
         assert_one_line_error(e.value.code, capsys.readouterr().err, "--preview")
+
+
+def test_the_readme_tells_the_previews_defaults():
+    """The README's --preview section: its port, its rates and its figures are the code's."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    readme = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    section = readme.split("### Watching a run: `--preview`")[1].split("\n## ")[0]
+    assert f"| `--preview [PORT]` | off ({PREVIEW.port} when given alone) |" in readme
+    assert f"http://127.0.0.1:{PREVIEW.port}/" in section
+    assert (PREVIEW.poll, PREVIEW.every, PREVIEW.linger) == (0.5, 1.0, 3.0)
+    for words in ("updates itself\ntwice a second", "at most once a\nsecond",
+                  "waits up to 3 s", "(`/`)", "(`/image.png`)", "(`/losses.json`)", "403", "404"):
+        assert words in section, words
+    for figure in ("docs/figures/preview_running.png", "docs/figures/preview_done.png"):
+        assert f"]({figure})" in section and os.path.isfile(os.path.join(root, figure))
