@@ -185,9 +185,10 @@ def watched(monkeypatch):
 def test_gatys_preview_serves_the_run_and_frees_the_port(watched, synthetic_vgg, tmp_path,
                                                          capsys):
     path, _ = synthetic_vgg("vgg16")
-    code = main(gatys_argv(path, tmp_path, "--preview", "0"))
-    _, err = capsys.readouterr()
+    code = main(gatys_argv(path, tmp_path, "--preview", "0", "--json"))
+    out, err = capsys.readouterr()
     assert code == 0, err
+    assert json.loads(out)["out"] == str(tmp_path / "out.png")   # --json: stdout is the record
     p = watched.made[0]
     assert f"preview: http://127.0.0.1:{p.port}/" in err.splitlines()[0]
     seen = watched.seen
