@@ -77,5 +77,15 @@ class SheetConfig:
     columns: int = 4                      # tiles per row
 
 
-GATYS, TRAIN, SR = GatysConfig(), TrainConfig(), SRConfig()
+@dataclass(frozen=True)
+class PreviewConfig:
+    """The live page of a Gatys run (:mod:`numstyle.preview`, ``numstyle gatys --preview``)."""
+
+    port: int = 8765                      # --preview with no value; 0: any free port
+    every: float = 1.0                    # seconds between images handed to the page, at most
+    poll: float = 0.5                     # seconds between the page's requests
+    linger: float = 3.0                   # seconds the final picture waits for an open page
+
+
+GATYS, TRAIN, SR, PREVIEW = GatysConfig(), TrainConfig(), SRConfig(), PreviewConfig()
 SHEET = SheetConfig()

@@ -272,11 +272,11 @@ def test_interrupted_gatys_on_frames_writes_the_finished_frames(imgs, synthetic_
         Image.open(imgs["rgb"]).save(frames / f"f{i}.png")
     real, calls = gatys_cli.optimize_one_scale, []
 
-    def optimize_one_scale(*args):
+    def optimize_one_scale(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(gatys_cli, "optimize_one_scale", optimize_one_scale)
     path, _ = synthetic_vgg("vgg16")

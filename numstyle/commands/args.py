@@ -71,6 +71,14 @@ def _int_at_least(text, least):
     return v
 
 
+def port_number(text):
+    """argparse type: a TCP port, 0 (any free port) to 65535."""
+    v = _int_at_least(text, 0)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {text!r}")
+    return v
+
+
 def positive_float(text):
     v = finite_float(text)
     if v <= 0:

@@ -14,20 +14,20 @@ import numpy as np
 from .. import gatys, gatys_tiled
 from ..backend import check_device, to_device, to_host
 from ..color import luminance_image, match_color, restore_chroma
-from ..config import GATYS
+from ..config import GATYS, PREVIEW
 from ..errors import NumstyleError
 from ..files import check_input, check_outputs
 from ..image import (MEAN_BGR, check_bit_depth, icc_profile, image_format, image_size,
                      load_image, preprocess, resize, resized_shape, save_image, to_bit_depth)
 from ..interrupt import StopOnSignal, stopped_word
+from ..preview import Preview
 from ..schedule import content_balance, default_schedule, start_of_scale
 from ..tiles import current_rss, format_bytes, largest_fitting, memory_limit
 from ..vgg import FORWARD_BYTES_PER_PIXEL, check_layers, conv_shapes
 from ..weights import load_vgg, resolve_vgg
 from .args import (HelpFormatter, add_bit_depth_argument, add_common_arguments,
-                   add_tiling_arguments, default_out,
-                   int_list, layer_list, non_negative, non_negative_int, positive_float,
-                   positive_int, weight_list)
+                   add_tiling_arguments, default_out, int_list, layer_list, non_negative,
+                   non_negative_int, port_number, positive_float, positive_int, weight_list)
 from .media import (flicker, frame_names, is_video, output_path, read_media, write_media,
                     written_files)
 
@@ -99,6 +99,10 @@ def add_arguments(p):
     p.add_argument("--style-scale", type=positive_float, default=1.0,
                    help="style image size relative to the output")
     add_bit_depth_argument(p)
+    p.add_argument("--preview", nargs="?", type=port_number, const=PREVIEW.port, metavar="PORT",
+                   help="watch the run on a page at http://127.0.0.1:PORT/: the current image and "
+                        "the loss curves, updated as it runs, then the final picture; it stops "
+                        f"with the run (PORT: default {PREVIEW.port}; 0: any free port)")
     add_tiling_arguments(p)
     add_common_arguments(p)
     p.add_argument("--json", action="store_true",
@@ -110,13 +114,25 @@ def add_arguments(p):
 def run(args):
     """The command: ``--json`` prints only the final record on stdout (every other line: stderr)."""
     start = time.perf_counter()
-    if not args.json:
-        run_record(args, start)
-        return 0
-    with contextlib.redirect_stdout(sys.stderr):        # scale, tile and summary lines: not stdout
-        record = run_record(args, start)
+    with open_preview(args.preview) as preview:  # the port: taken (or refused) before any work
+        if not args.json:
+            run_record(args, start, preview)
+            return 0
+        with contextlib.redirect_stdout(sys.stderr):    # scale, tile and summary lines: not stdout
+            record = run_record(args, start, preview)
     print(json.dumps(record))
     return 0
+
+
+def open_preview(port):
+    """``--preview``: the run's page (:class:`numstyle.preview.Preview`), its URL on stderr;
+    without it, None."""
+    if port is None:
+        return contextlib.nullcontext()
+    preview = Preview(port)
+    print(f"preview: {preview.url} (the page updates itself while the run goes on)",
+          file=sys.stderr, flush=True)
+    return preview
 
 
 def plan_scales(size, scales, iters):
@@ -138,7 +154,7 @@ def plan_scales(size, scales, iters):
     return list(sizes), list(iters) * len(sizes) if len(iters) == 1 else list(iters)
 
 
-def run_record(args, start):
+def run_record(args, start, preview=None):
     """Run; print the summary; return the final record (the ``--json`` object)."""
     if args.content is None and not args.style:
         raise NumstyleError("give --content, --style, or both (see --help)")
@@ -175,7 +191,7 @@ def run_record(args, start):
         for k, (w, b) in load_vgg(path, model).items()
     }
     if frames:
-        return run_video(args, params, model, out, start)
+        return run_video(args, params, model, out, start, preview)
     content_full = load_image(args.content, None, "content image") if args.content else None
     styles_full = [load_image(s, None, "style image") for s in args.style]
     out_hw = (resize(content_full, longer_side=sizes[-1]).shape[:2] if content_full is not None
@@ -195,11 +211,13 @@ def run_record(args, start):
         balance = content_balance(out_hw, shape_rgb.shape[:2]) if out_hw else 1.0   # (CF2)
         result, last, evals, done = optimize_one_scale(args, params, model, content_rgb,
                                                        styles_rgb, x0, out, iters[i],
-                                                       args.content_weight * balance)
+                                                       args.content_weight * balance, preview)
         evaluations, iterations = evaluations + evals, iterations + done
     if args.preserve_colors == "luminance":
         result = restore_chroma(result, content_full)  # (CC1): the photo's chroma put back
     save_image(out, to_bit_depth(result, args.bit_depth), output_profile(args))
+    if preview:
+        preview.finish(to_bit_depth(result, 8), out)
     seconds = time.perf_counter() - start
     print(f"final loss: total {last['total']:.6g}, content {last['content']:.6g}, "
           f"style {last['style']:.6g}, tv {last['tv']:.6g}; {evaluations} evaluations, "
@@ -309,7 +327,7 @@ def check_content_memory(args, model, hw, size, limit, layers, content_layer, we
         f"memory, more than the {format_bytes(limit)} this machine has: {advice}")
 
 
-def run_video(args, params, model, out, start):
+def run_video(args, params, model, out, start, preview=None):
     """A video or folder of frames, each optimised from the previous frame's result (less flicker).
 
     Interrupted (Ctrl-C), it writes the frames finished so far, in the output's own form.
@@ -328,7 +346,7 @@ def run_video(args, params, model, out, start):
             else:  # start from the last result: same strokes, less flicker
                 x0 = prev
             prev, last, _, n = optimize_one_scale(args, params, model, content, styles_t, x0,
-                                                  None, iters)
+                                                  None, iters, preview=preview)
             iterations += n
             result = restore_chroma(prev, frame) if args.preserve_colors == "luminance" else prev
             results.append(to_bit_depth(result, args.bit_depth))
@@ -341,6 +359,8 @@ def run_video(args, params, model, out, start):
                   f"{len(frames)} to {out}")
         raise
     write_media(out, results, meta)
+    if preview:
+        preview.finish(results[-1], out)
     seconds, flick = time.perf_counter() - start, flicker(results)
     print(f"wrote {out} ({len(results)} frames, flicker {flick:.2f}, {seconds:.1f} s wall-clock, "
           f"{model})")
@@ -362,12 +382,14 @@ def scaled_inputs(content_full, styles_full, size, style_scale, preserve_colors)
 
 
 def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, iters,
-                       content_weight=None):
+                       content_weight=None, preview=None):
     """One L-BFGS-B (or Adam) run at one size: ``(RGB result, losses, evaluations, iterations)``.
 
     The result is float RGB 0..255, not rounded to 8 bits (the next scale starts from it).
     ``content_weight``: alpha at this scale (default ``--content-weight``). ``out``: the image
-    file for ``--save-every`` and for the latest image on Ctrl-C (None: neither).
+    file for ``--save-every`` and for the latest image on Ctrl-C (None: neither). ``preview``:
+    the ``--preview`` page, handed each iteration's losses and, at most every
+    ``PREVIEW.every`` seconds, the image.
     """
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
     tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None,
@@ -395,6 +417,8 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
         if out and args.save_every and it % args.save_every == 0:
             save_image(f"{stem}_{it:04d}{ext}", to_bit_depth(to_rgb(to_host(x)), args.bit_depth),
                        output_profile(args))
+        if preview:
+            preview.update(it, parts, lambda: to_bit_depth(to_rgb(to_host(x)), 8))
 
     try:
         with stop:
