@@ -326,6 +326,10 @@ ROWS = [
          os.path.join(w["outs"], "pooling.png"))),
     # 2. outputs that are devices or FIFOs
     ("gatys-out-dev-null", GC + ["--out", "{outs}/null.png"], "character device", BEFORE, None),
+    ("gatys-out-is-dev-null-itself", GC + ["--out", os.devnull], "character device", BEFORE,
+     None),
+    ("upscale-out-folder-is-dev-null", UPSCALE + ["{x.png}", "--out", os.devnull],
+     "/dev/null is a character device, not a folder", BEFORE, None),
     ("gatys-out-fifo", GC + ["--out", "{outs}/fifo_out.png"], "FIFO", BEFORE, None),
     ("train-out-dev-null", TRAIN + ["--out", "{outs}/null.h5"], "character device", BEFORE, None),
     ("sr-train-out-fifo", SR_TRAIN + ["--out", "{fifo.h5}"], "FIFO", BEFORE, None),
@@ -575,6 +579,7 @@ def test_hostile_input(name, argv, needle, before_work, setup, world, capsys, mo
                                           if line not in warned), needle)
     assert err.startswith("numstyle"), err
     assert snapshot(world["root"]) == before, "an input changed, or an output or temporary was left"
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode), "/dev/null was replaced"
 
 
 COMMANDS = ["gatys", "train", "stylize", "upscale", "sr-train", "sr-eval", "experiments", "bench"]
