@@ -5,7 +5,7 @@ import os
 import stat
 import tempfile
 
-from .errors import NumstyleError
+from .errors import NumstyleError, os_reason
 from .interrupt import held
 
 TEMP_PREFIX = ".numstyle-"  # every temporary file this package writes starts so
@@ -53,6 +53,12 @@ def check_target(path):
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise NumstyleError(f"cannot write {path}: it is {_kind(mode)}, not a regular file "
                             "(give a file name)")
+
+
+def _what(path):
+    """'a file', or what else ``path`` is (a character device, a FIFO, ...), for messages."""
+    mode = os.stat(path).st_mode
+    return "a file" if stat.S_ISREG(mode) else _kind(mode)
 
 
 def _kind(mode):
@@ -137,16 +143,16 @@ def check_writable(path, folder=False):
     if os.path.isdir(path) and not folder:
         raise NumstyleError(f"cannot write {path}: it is a folder (give a file name)")
     if os.path.exists(path) and folder and not os.path.isdir(path):
-        raise NumstyleError(f"cannot write the folder {path}: a file has that name")
+        raise NumstyleError(f"cannot write the folder {path}: {_what(path)} has that name")
     parent = os.path.abspath(path if folder else os.path.dirname(os.path.abspath(path)))
     while not os.path.exists(parent):  # the folders to be made: their first existing parent
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
-        raise NumstyleError(f"cannot write {path}: {parent} is a file, not a folder")
+        raise NumstyleError(f"cannot write {path}: {parent} is {_what(parent)}, not a folder")
     try:  # the real test (permissions, read-only disks)
         with held():
             fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX + "probe-", dir=parent)
             os.close(fd)
             os.remove(probe)
     except OSError as e:
-        raise NumstyleError(f"cannot write {path}: {e.strerror or e} in {parent}") from None
+        raise NumstyleError(f"cannot write {path}: {os_reason(e)} in {parent}") from None

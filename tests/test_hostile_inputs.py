@@ -2,15 +2,20 @@
 
 Each row runs one command on a small world of files -- photos, a painting, training data, models,
 checkpoints, links, FIFOs, zero-byte and text files named like images -- and asserts what we
-promise for bad input: a non-zero exit, one line on stderr (``numstyle: error: ...``), no
+promise for bad input: a non-zero exit, one error line on stderr (``numstyle: error: ...``;
+before it at most two ``numstyle: warning: ...`` lines, one line each: skipped training images), no
 traceback, and a world exactly as it was: no input changed (hashed before and after), no partial
 output and no ``.numstyle-*`` temporary left. Rows marked ``before work`` must fail before any
 network is loaded or any image decoded (the work functions are replaced by ones that fail the
 test).
 
-Permissions: tests run as root in CI, and root reads and writes any file, so the rows about an
-unreadable input or an unwritable folder are skipped there (``os.geteuid() == 0``); they run for
-any other user.
+Permissions: tests run as root in CI, and root reads and writes any file, so the rows that
+``chmod`` an input or a folder are skipped there (``os.geteuid() == 0``) and run for any other
+user; the ``...-as-user`` rows run for everyone, with what the kernel answers a user without the
+permission patched in (``os.access``, ``open``, ``h5py.File``, ``tempfile.mkstemp``: see
+:func:`denied`). A full disk is a patched write (Pillow's ``save``, h5py's ``create_dataset``)
+in the table, and a real 64 KB tmpfs in :func:`test_a_real_full_disk` where one may be mounted.
+sr-eval and bench write nothing, so they have no full-disk row.
 """
 import builtins
 import errno
@@ -321,6 +326,10 @@ ROWS = [
          os.path.join(w["outs"], "pooling.png"))),
     # 2. outputs that are devices or FIFOs
     ("gatys-out-dev-null", GC + ["--out", "{outs}/null.png"], "character device", BEFORE, None),
+    ("gatys-out-is-dev-null-itself", GC + ["--out", os.devnull], "character device", BEFORE,
+     None),
+    ("upscale-out-folder-is-dev-null", UPSCALE + ["{x.png}", "--out", os.devnull],
+     "/dev/null is a character device, not a folder", BEFORE, None),
     ("gatys-out-fifo", GC + ["--out", "{outs}/fifo_out.png"], "FIFO", BEFORE, None),
     ("train-out-dev-null", TRAIN + ["--out", "{outs}/null.h5"], "character device", BEFORE, None),
     ("sr-train-out-fifo", SR_TRAIN + ["--out", "{fifo.h5}"], "FIFO", BEFORE, None),
@@ -570,6 +579,7 @@ def test_hostile_input(name, argv, needle, before_work, setup, world, capsys, mo
                                           if line not in warned), needle)
     assert err.startswith("numstyle"), err
     assert snapshot(world["root"]) == before, "an input changed, or an output or temporary was left"
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode), "/dev/null was replaced"
 
 
 COMMANDS = ["gatys", "train", "stylize", "upscale", "sr-train", "sr-eval", "experiments", "bench"]
