@@ -14,7 +14,7 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 from .files import atomic_path, check_input
@@ -153,9 +153,22 @@ def _writes_rgb(fmt):
     return True
 
 
-def save_image(path, rgb):
-    """Write uint8 RGB atomically: a temporary file in the same folder, then rename."""
+def save_image(path, rgb, text=None):
+    """Write uint8 RGB atomically: a temporary file in the same folder, then rename.
+
+    ``text``: ``{key: value}`` written as PNG text chunks (other formats: ignored), e.g. the
+    fingerprint a batch skips a finished output by (:mod:`numstyle.batch`).
+    """
     fmt = image_format(path)
+    extra = {"pnginfo": png_text(text)} if text and fmt == "PNG" else {}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=fmt)
+        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=fmt, **extra)
     return path
+
+
+def png_text(text):
+    """``{key: value}`` as Pillow's PNG text chunks."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_text(key, str(value))
+    return info

@@ -16,8 +16,8 @@ from ..metrics import y_psnr_ssim
 from ..models import shipped_models
 from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, non_negative,
                    non_negative_int, positive_float, positive_int)
-from .johnson import (add_upsample_argument, check_finite_output, chosen_settings, run_stylize,
-                      run_training)
+from .batches import add_batch_arguments, check_finite_output
+from .johnson import add_upsample_argument, chosen_settings, run_stylize, run_training
 
 
 def add_parsers(sub):
@@ -81,6 +81,7 @@ def add_parsers(sub):
     u.add_argument("--size", type=positive_int, help="first resize the input's longer side to N px")
     add_tiling_arguments(u)
     add_common_arguments(u)
+    add_batch_arguments(u)
     u.set_defaults(run=run_upscale)
 
     e = sub.add_parser(
