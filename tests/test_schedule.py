@@ -86,8 +86,9 @@ def test_json_is_the_only_thing_on_stdout(pair, synthetic_vgg, tmp_path, capsys)
     printed, err = capsys.readouterr()
     assert code == 0, err
     lines = printed.strip().splitlines()
-    assert len(lines) == 1, printed                                 # the scale and iteration lines went to stderr
-    record = json.loads(lines[0])
+    assert len(lines) == 2, printed          # the record and the summary; scale and iteration lines: stderr
+    record, summary = map(json.loads, lines)
+    assert record["type"] == "output" and summary["type"] == "summary" and summary["outputs"] == 1
     for key in ("total", "content", "style", "tv", "iterations", "seconds", "out"):
         assert key in record, key
     assert record["out"] == out and record["iterations"] == 5 and record["scales"] == [32, 48]
