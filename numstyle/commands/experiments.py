@@ -32,6 +32,7 @@ from . import figures
 from .args import HelpFormatter, add_common_arguments, positive_int
 from .experiments_johnson import johnson_layers
 from .figures import figure, stack
+from .report import add_json_argument, reported
 
 FULL = dict(size=128, iters=150, train_size=128, train_iters=300, batch_size=4)
 QUICK = dict(size=32, iters=2, train_size=32, train_iters=2,
@@ -74,14 +75,17 @@ def add_parser(sub):
                         f"(default: {FULL['train_iters']}, quick {QUICK['train_iters']})")
     p.add_argument("--reference", action="store_true",
                    help="run the reference engine only, no fast path (as NUMSTYLE_REFERENCE=1)")
+    add_json_argument(p, "one JSON object per file written (the figure, its numbers), then a "
+                         "summary,")
     p.set_defaults(run=run, iterative=True)
     return p
 
 
+@reported
 def run(args):
     if args.list:
         print("\n".join(EXPERIMENTS))
-        return 0
+        return []
     if args.name is None:
         raise NumstyleError("give an experiment name (numstyle experiments --list shows them)")
     if args.name not in EXPERIMENTS:
@@ -110,7 +114,9 @@ def run(args):
     }
     path = write_json(os.path.join(args.out, args.name + ".json"), record)
     print(f"{args.name}: {record['wall_clock_s']:.1f} s wall-clock; wrote {png} and {path}")
-    return 0
+    return [{"out": png, "experiment": args.name, "kind": "figure"},
+            {"out": path, "experiment": args.name, "kind": "numbers",
+             "wall_clock_s": record["wall_clock_s"]}]
 
 
 class Lab:

@@ -23,7 +23,7 @@ from .args import (HelpFormatter, Parser, add_common_arguments, add_tiling_argum
                    positive_int)
 from .batches import add_batch_arguments, finish, stylize_batch
 from .media import frame_names, input_kind, is_video
-from .report import Report
+from .report import Report, add_json_argument, reported
 
 
 def add_parsers(sub):
@@ -77,6 +77,7 @@ def add_train_parser(sub):
     p.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: searched)")
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
     add_common_arguments(p)
+    add_json_argument(p, "the model written as one JSON object, then a summary,")
     p.set_defaults(run=run_train, iterative=True, command="train")
 
 
@@ -138,6 +139,7 @@ def three_widths(text):
     return widths
 
 
+@reported
 def run_train(args):
     out = args.out or default_out(None, [args.style]).replace(".png", ".h5")
     style_size = args.style_size or args.size
@@ -247,7 +249,10 @@ def run_training(args, config, out, make_loss, make_step, transform, inputs=(), 
         print(
             f"no iterations left: the checkpoint is at iteration {start}, --iters is {args.iters}")
     print(f"wrote {out}")
-    return 0
+    return [{"out": out, "checkpoint": ckpt_path if args.checkpoint_every else None,
+             "iterations": len(history) if history else 0, "start": start,
+             "loss": history[-1] if history else None,
+             "seconds": time.perf_counter() - start_time}]
 
 
 # peak RSS per pixel of a batch (256², batch 4: ~1.4 GB; docs/benchmarks.md)

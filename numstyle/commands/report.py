@@ -15,9 +15,26 @@ print their one result object, as they always did.
     report.summary(outputs=1)
 """
 import contextlib
+import functools
 import json
 import sys
 import time
+
+
+def reported(run):
+    """Decorate a command's ``run(args)`` that returns the records of what it wrote (a list of
+    dicts, each with ``"out"``): under ``--json`` they are printed as output objects, then the
+    summary; its messages go to stderr. The decorated command returns 0."""
+    @functools.wraps(run)
+    def command(args):
+        report = Report(args)
+        with report.messages_to_stderr():
+            records = run(args)
+        for record in records or []:
+            report.output(record)
+        report.summary()
+        return 0
+    return command
 
 
 def add_json_argument(p, what="one JSON object per output, then a summary"):

@@ -17,6 +17,7 @@ from ..models import shipped_models
 from .args import (HelpFormatter, add_common_arguments, add_tiling_arguments, non_negative,
                    non_negative_int, positive_float, positive_int)
 from .batches import add_batch_arguments, check_finite_output
+from .report import add_json_argument, reported
 from .johnson import add_upsample_argument, chosen_settings, run_stylize, run_training
 
 
@@ -62,6 +63,7 @@ def add_parsers(sub):
                    help="VGG16 weights for the feature loss (default: searched)")
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
     add_common_arguments(p)
+    add_json_argument(p, "the model written as one JSON object, then a summary,")
     p.set_defaults(run=run_sr_train, iterative=True)
 
     u = sub.add_parser(
@@ -106,6 +108,7 @@ def add_parsers(sub):
     e.set_defaults(run=run_sr_eval)
 
 
+@reported
 def run_sr_train(args):
     config = {
         "kind": "sr",
