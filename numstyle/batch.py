@@ -95,7 +95,10 @@ def where_from_args(args):
                             "existing one), not both")
     if not workers and not scheduler:
         scheduler = settings.get().scheduler
-    return Where(workers=workers, scheduler=scheduler or None)
+    where = Where(workers=workers, scheduler=scheduler or None)
+    if not where.in_process:
+        cluster_module()      # a missing Dask: said now, before any work
+    return where
 
 
 def fingerprint(*parts):
@@ -183,7 +186,8 @@ def cluster_module():
     try:
         return importlib.import_module(".cluster", __package__)
     except ImportError as e:
-        if (e.name or "").split(".")[0] in ("dask", "distributed"):
+        missing = e.name or str(e)   # dask.distributed re-raises without a name
+        if "dask" in missing or "distributed" in missing:
             raise NumstyleError(f"--workers and --scheduler need Dask: {CLUSTER_EXTRA}") from None
         raise
 
@@ -214,6 +218,7 @@ def run_batch(tasks, shared=None, where=Where(), overwrite=False, progress=True,
             outcome.skipped.append(i)
         else:
             todo.append(i)
+    cluster = None if where.in_process or not todo else cluster_module()
     bar = tqdm(total=len(todo), desc=desc, unit="task", disable=not progress or len(todo) < 2)
 
     def done(i, answer):
@@ -231,7 +236,6 @@ def run_batch(tasks, shared=None, where=Where(), overwrite=False, progress=True,
             for i in todo:
                 done(i, call(tasks[i].func, shared, tasks[i].args))
         elif todo:
-            cluster = cluster_module()
             with cluster.connect(where.workers, where.scheduler) as client:
                 cluster.run_tasks(client, [(i, tasks[i]) for i in todo], shared, engine_state(),
                                   done)
