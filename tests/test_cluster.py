@@ -58,6 +58,7 @@ def test_workers_give_the_in_process_outputs_bit_for_bit(tmp_path, style_model, 
     """--workers 2 (a local cluster of its own) writes the same bytes of pixels, under the same
     names, as the in-process run: images, and a folder of frames in chunks with --deflicker."""
     monkeypatch.setattr(batches, "FRAMES_PER_TASK", 2)   # 5 frames: 3 chunks, 2 boundaries
+    monkeypatch.setenv("NUMSTYLE_THREADS", "1")   # as each of the 2 workers on 2 cores: the same
     inputs = photos(tmp_path / "in", 3, rng) + [str(tmp_path / "frames")]
     photos(tmp_path / "frames", 5, rng)
     common = ["stylize", "--model", style_model, *inputs, "--deflicker", "0.8", "--no-progress"]
@@ -155,13 +156,14 @@ def test_a_bad_input_is_named_at_the_end_and_the_others_are_written(tmp_path, st
 
 
 def test_gatys_jobs_on_the_cluster_equal_in_process(tmp_path, synthetic_vgg, rng, capsys,
-                                                    cluster):
+                                                    cluster, monkeypatch):
     """Several contents x --each-style: one job each, the same pictures on the cluster."""
     path, _ = synthetic_vgg("vgg16")
     contents, styles = photos(tmp_path / "c", 2, rng), photos(tmp_path / "s", 2, rng)
     argv = ["gatys", "--weights", path, "--content", *contents, "--style", *styles,
             "--each-style", "--size", "24", "--iters", "3", "--style-layers", "relu1_1,relu2_1",
             "--content-layer", "relu2_2", "--no-progress", "--json"]
+    monkeypatch.setenv("NUMSTYLE_THREADS", "1")   # as each worker
     assert main(argv + ["--out", str(tmp_path / "here")]) == 0
     here = json_lines(capsys.readouterr().out)
     assert main(argv + ["--out", str(tmp_path / "there"), "--scheduler", cluster[0]]) == 0
@@ -183,6 +185,27 @@ def test_without_dask_workers_is_a_one_line_error(tmp_path, style_model, rng, ca
     code = main(["stylize", "--model", style_model, *photos(tmp_path, 2, rng), "--out",
                  str(tmp_path / "out"), "--workers", "2"])
     assert_one_line_error(code, capsys.readouterr().err, "pip install -e '.[cluster]'")
+
+
+def test_experiment_runs_as_tasks_on_the_cluster(tmp_path, synthetic_vgg, rng, capsys, cluster,
+                                                  monkeypatch):
+    """An experiment's runs are tasks: the same figure and losses on the cluster; --json lists
+    the figure and its numbers, then the summary."""
+    weights, _ = synthetic_vgg("vgg16")
+    content, style = photos(tmp_path / "in", 2, rng, size=(32, 32))
+    argv = ["experiments", "pooling", "--quick", "--weights", weights, "--content", content,
+            "--style", style, "--json"]
+    monkeypatch.setenv("NUMSTYLE_THREADS", "1")   # as each of the 2 workers on 2 cores
+    assert main(argv + ["--out", str(tmp_path / "here")]) == 0
+    assert main(argv + ["--out", str(tmp_path / "there"), "--scheduler", cluster[0]]) == 0
+    lines = json_lines(capsys.readouterr().out)
+    assert [r["type"] for r in lines] == ["output", "output", "summary"] * 2
+    assert lines[0]["out"].endswith("pooling.png") and lines[1]["out"].endswith("pooling.json")
+    np.testing.assert_array_equal(read(tmp_path / "here" / "pooling.png"),
+                                  read(tmp_path / "there" / "pooling.png"))
+    losses = [[r["loss"] for r in json.loads((tmp_path / d / "pooling.json").read_text())
+               ["results"]["runs"]] for d in ("here", "there")]
+    assert losses[0] == losses[1]
 
 
 def test_a_worker_killed_mid_task_costs_only_its_task(tmp_path, synthetic_vgg, rng, capsys,

@@ -29,16 +29,21 @@ FRAMES_PER_TASK = 16   # a video's or folder's frames are sent out in chunks of 
 
 def add_batch_arguments(p):
     """``--workers``, ``--scheduler``, ``--overwrite`` and ``--json``: a command's batch."""
+    add_cluster_arguments(p)
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo every output, also those already made from the same input, model "
+                        "and settings (which are skipped otherwise)")
+    add_json_argument(p)
+
+
+def add_cluster_arguments(p):
+    """``--workers`` and ``--scheduler``: where a command's tasks run."""
     p.add_argument("--workers", type=positive_int, metavar="N",
                    help="run the batch on a local Dask cluster of N processes sharing the cores "
                         "(the cluster extra)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the batch on the Dask cluster at ADDRESS, e.g. tcp://host:8786 "
                         "(default: $NUMSTYLE_SCHEDULER; neither: in this process)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="redo every output, also those already made from the same input, model "
-                        "and settings (which are skipped otherwise)")
-    add_json_argument(p)
 
 
 def stylize_batch(args, report, expect, transform, post, check):
