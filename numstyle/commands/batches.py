@@ -96,8 +96,14 @@ def stylize_batch(args, report, expect, transform, post, check):
         if not args.overwrite and is_done(Task(src, None, (), outs, stamp)):
             skipped.append((src, dst))     # done before: not even read
             continue
-        frames, meta = ((None, {"kind": "folder", "names": frame_names(src)}) if kind == "folder"
-                        else read_media(src, args.size))
+        try:
+            frames, meta = ((None, {"kind": "folder", "names": frame_names(src)})
+                            if kind == "folder" else read_media(src, args.size))
+        except NumstyleError as e:
+            if not many:
+                raise
+            unreadable.append((src, str(e)))
+            continue
         count = len(meta["names"]) if kind == "folder" else len(frames)
         first, strength = len(tasks), getattr(args, "deflicker", 0.0)
         for begin in range(0, count, FRAMES_PER_TASK):
@@ -133,7 +139,10 @@ def stylize_batch(args, report, expect, transform, post, check):
     for src, dst in skipped:
         report.output({"input": src, "out": dst, "skipped": True})
     outcome.skipped = skipped
-    outcome.failed = sorted(set(unreadable) | set(outcome.failed))
+    first_failure = {}      # a video's chunks may fail alike: each input named once
+    for name, message in unreadable + outcome.failed:
+        first_failure.setdefault(name, message)
+    outcome.failed = sorted(first_failure.items())
     print(f"{written[0]} frame(s) in {time.perf_counter() - start:.2f} s")
     return outcome, len(args.inputs), written[0]
 
