@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from . import settings
 from .errors import NumstyleError
+from .fast.memory import keep_freed_memory
 from .fast.parallel import bands_take_the_cores
 
 FINGERPRINT_KEY = "numstyle-fingerprint"   # the PNG text chunk's key
@@ -170,12 +171,18 @@ _prepared = []
 
 def remote_call(func, shared, args, engine):
     """:func:`call` on a worker, which first takes the client's engine settings (once per
-    process: its ``NUMSTYLE_THREADS``, BLAS on one thread as the command does)."""
+    process: its ``NUMSTYLE_THREADS``, BLAS on one thread as the command does).
+
+    A Dask worker also keeps freed memory (:func:`numstyle.fast.memory.keep_freed_memory`):
+    Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which hands freed memory
+    back at once, and every layer's arrays were faulted in again: a Gatys job took 1.5x its
+    in-process time (docs/benchmarks.md)."""
     if _prepared != [engine]:
         settings.reload()
         settings.update(**engine)
         if not engine.get("reference"):
             bands_take_the_cores()
+        keep_freed_memory()
         _prepared[:] = [engine]
     return call(func, shared, args)
 

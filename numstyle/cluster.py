@@ -19,12 +19,17 @@ import contextlib
 import logging
 import os
 
+import dask
 from dask.distributed import Client, LocalCluster, as_completed
 
 from .batch import remote_call
 from .errors import NumstyleError
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Dask's statistical profiler samples every worker thread's stack every 10 ms, holding the GIL:
+# numstyle's many small array operations ran ~10-20 % slower under it (docs/benchmarks.md).
+# On a cluster of your own: DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False (docs/cluster.md).
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 def worker_threads(workers):
@@ -48,10 +53,10 @@ def connect(workers=None, scheduler=None):
     path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
     env = {"NUMSTYLE_THREADS": str(worker_threads(workers)), "PYTHONPATH": path,
            "OMP_NUM_THREADS": "1"}
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.ERROR, env=env) as cluster:
-        with Client(cluster) as client:
-            yield client
+    with dask.config.set(WORKER_CONFIG), LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+            silence_logs=logging.ERROR, env=env) as cluster, Client(cluster) as client:
+        yield client
 
 
 def run_tasks(client, tasks, shared, engine, done):

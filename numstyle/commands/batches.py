@@ -116,17 +116,18 @@ def stylize_batch(args, report, expect, transform, post, check):
         chains[src] = Chain(src, dst, meta, range(first, len(tasks)), stamp, outs, strength)
     start, written = time.perf_counter(), [0]
 
-    def wrote(src, dst, frames, extra=None):
+    def wrote(src, dst, frames, extra=None, seconds=None):
         written[0] += frames
         more = f" (flicker {extra:.2f})" if extra is not None else ""
         print(f"wrote {dst}{more}", flush=True)
         report.output(dict({"input": src, "out": dst, "frames": frames},
-                           **({"flicker": extra} if extra is not None else {})))
+                           **({"flicker": extra} if extra is not None else {}),
+                           **({"seconds": seconds} if seconds is not None else {})))
 
     def on_result(i, result):
         chain = chains.get(tasks[i].name)
         if chain is None:
-            wrote(result["input"], result["out"], 1)
+            wrote(result["input"], result["out"], 1, seconds=result["seconds"])
         elif chain.add(i, result):       # its last chunk in: written
             wrote(chain.src, chain.dst, len(chain.results),
                   flicker(chain.results) if len(chain.results) > 1 else None)
@@ -207,10 +208,11 @@ def check_finite_output(rgb, model, src):
 
 def image_task(shared, src, dst, size, stamp):
     """Stylise one image and write it, stamped with its fingerprint."""
+    t0 = time.perf_counter()
     frames, meta = read_media(src, size)
     results = [np.rint(run_network(shared, f, src)).astype(np.uint8) for f in frames]
     write_media(dst, results, meta, {FINGERPRINT_KEY: stamp})
-    return {"input": src, "out": dst}
+    return {"input": src, "out": dst, "seconds": time.perf_counter() - t0}
 
 
 def chunk_task(shared, src, frames, after_first, size, deflicker):
