@@ -14,7 +14,7 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 from .files import atomic_path, check_input
@@ -154,22 +154,27 @@ def _writes_rgb(fmt):
     return True
 
 
-def save_image(path, rgb, icc_profile=None):
+def save_image(path, rgb, icc_profile=None, text=None):
     """Write RGB atomically: a temporary file in the same folder, then rename.
 
     ``rgb`` (H, W, 3): uint8, or uint16 for a 16-bit PNG or TIFF (:func:`to_bit_depth`; written
     by :mod:`numstyle.image16`). ``icc_profile``: bytes to embed (the input's, so that its colours
-    mean the same), for the formats that hold one (PNG, TIFF, JPEG, WebP).
+    mean the same), for the formats that hold one (PNG, TIFF, JPEG, WebP). ``text``:
+    ``{key: value}`` written as PNG text chunks (other formats: ignored), e.g. the fingerprint a
+    batch skips a finished output by (:mod:`numstyle.batch`).
     """
     fmt = image_format(path)
     rgb = np.asarray(rgb)
+    text = text if fmt == "PNG" else None
     if rgb.dtype == np.uint16:
         check_bit_depth(path, 16)
-        data = (png16 if fmt == "PNG" else tiff16)(rgb, icc_profile)
+        data = png16(rgb, icc_profile, text) if fmt == "PNG" else tiff16(rgb, icc_profile)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             f.write(data)
         return path
     extra = {"icc_profile": icc_profile} if icc_profile and fmt in PROFILE_FORMATS else {}
+    if text:
+        extra["pnginfo"] = png_text(text)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(f, format=fmt, **extra)
     return path
@@ -214,3 +219,11 @@ def icc_profile(path):
             ValueError):
         return None
     return profile if profile[16:20] == b"RGB " else None
+
+
+def png_text(text):
+    """``{key: value}`` as Pillow's PNG text chunks."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_text(key, str(value))
+    return info

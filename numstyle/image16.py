@@ -6,7 +6,7 @@ which every reader takes:
 
 - **PNG** (ISO/IEC 15948): colour type 2 (RGB), bit depth 16, samples big-endian, every row with
   the ``Sub`` filter (each byte minus the byte of the pixel to its left, modulo 256), one zlib
-  stream; the profile in an ``iCCP`` chunk before the image data.
+  stream; the profile in an ``iCCP`` chunk and any text in ``tEXt`` chunks before the image data.
 - **TIFF** 6.0: little-endian, one strip, chunky RGB, 16 bits per sample, Adobe Deflate (8)
   compression; the profile as tag 34675 (InterColorProfile).
 """
@@ -24,8 +24,9 @@ def png_chunk(kind, data):
             + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
-def png16(rgb16, icc_profile=None):
-    """The bytes of a 16-bit RGB PNG of ``rgb16`` (H, W, 3) uint16."""
+def png16(rgb16, icc_profile=None, text=None):
+    """The bytes of a 16-bit RGB PNG of ``rgb16`` (H, W, 3) uint16; ``text`` ``{key: value}``
+    as Latin-1 ``tEXt`` chunks."""
     H, W, _ = rgb16.shape
     raw = np.ascontiguousarray(rgb16, dtype=">u2").view(np.uint8).reshape(H, W * 6)
     rows = np.empty((H, 1 + W * 6), np.uint8)
@@ -36,6 +37,9 @@ def png16(rgb16, icc_profile=None):
     chunks = [png_chunk(b"IHDR", header)]
     if icc_profile:
         chunks.append(png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
+    for key, value in (text or {}).items():
+        chunks.append(png_chunk(b"tEXt", key.encode("latin-1") + b"\x00"
+                                + str(value).encode("latin-1", "replace")))
     chunks += [png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)), png_chunk(b"IEND", b"")]
     return PNG_SIGNATURE + b"".join(chunks)
 

@@ -7,6 +7,7 @@ variable                      default  meaning
 ``NUMSTYLE_THREADS``          cores    threads for the CPU fast paths' bands (1: one core)
 ``NUMSTYLE_FUSED``            1        0: no fused CUDA kernels on the GPU
 ``NUMSTYLE_WINOGRAD``         1        0: no Winograd convolutions, on either device
+``NUMSTYLE_SCHEDULER``        (none)   a Dask scheduler's address: batches run on its cluster
 ============================  =======  ==================================================
 
 Everything else asks :func:`get` -- never ``os.environ`` -- so a setting means
@@ -28,6 +29,7 @@ class Settings:
     threads: int
     fused: bool
     winograd: bool
+    scheduler: str = ""
 
 
 def _threads(value):
@@ -43,7 +45,8 @@ def _read():
     return Settings(reference=env("NUMSTYLE_REFERENCE", "0") not in ("", "0"),
                     threads=_threads(env("NUMSTYLE_THREADS")),
                     fused=env("NUMSTYLE_FUSED", "1") != "0",
-                    winograd=env("NUMSTYLE_WINOGRAD", "1") != "0")
+                    winograd=env("NUMSTYLE_WINOGRAD", "1") != "0",
+                    scheduler=env("NUMSTYLE_SCHEDULER", "").strip())
 
 
 _current = []

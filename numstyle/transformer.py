@@ -173,11 +173,6 @@ def build(params, spec, norm="instance", train=True, state=None, trainable=True,
                          xp)  # registered fast paths may stand in for each layer
 
 
-def to_input(rgb):
-    """Photos (N, 3, H, W) RGB 0..255 -> the network's input scale [-1, 1]."""
-    return rgb * (1.0 / 127.5) - 1.0
-
-
 def transformer_forward(params, x, spec, norm="instance", train=True, state=None, keep_caches=True):
     r"""Build the network (:func:`build`) and run it on ``x``.
 

@@ -37,6 +37,7 @@ from PIL import Image
 
 from numstyle import gatys, gatys_tiled, image, models, tiles, train, transformer, vgg, weights
 from numstyle.cli import main
+from numstyle.commands import batches as batches_cmd
 from numstyle.commands import experiments as experiments_cmd
 from numstyle.commands import gatys as gatys_cmd
 from numstyle.commands import johnson as johnson_cmd
@@ -195,7 +196,7 @@ def no_work(monkeypatch):
     monkeypatch.setattr(gatys_cmd, "load_image", started)
     monkeypatch.setattr(weights, "load_vgg", started)
     monkeypatch.setattr(train, "fit", started)
-    monkeypatch.setattr(johnson_cmd, "read_media", started)
+    monkeypatch.setattr(batches_cmd, "read_media", started)
     monkeypatch.setattr(johnson_cmd, "load_image", started)
     monkeypatch.setattr(experiments_cmd, "Lab", started)
 
@@ -442,8 +443,6 @@ ROWS = [
      "not a readable image", BEFORE, None),
     ("stylize-model-zero-bytes", STYLIZE[:2] + ["{empty.h5}", "{x.png}"], "cannot read model",
      BEFORE, None),
-    ("stylize-second-input-missing", STYLIZE + ["{x.png}", "{root}/gone.png", "--out", "{outs}"],
-     "not found", BEFORE, None),
     ("upscale-unicode-input-text", UPSCALE + ["{text.png}", "--out", "{outs}/ü ber.png"],
      "not a readable image", BEFORE, None),
     pytest.param("gatys-content-unreadable", GC + ["--out", "{outs}/o.png"], "permission denied",
@@ -580,6 +579,22 @@ def test_hostile_input(name, argv, needle, before_work, setup, world, capsys, mo
     assert err.startswith("numstyle"), err
     assert snapshot(world["root"]) == before, "an input changed, or an output or temporary was left"
     assert stat.S_ISCHR(os.stat(os.devnull).st_mode), "/dev/null was replaced"
+
+
+def test_a_batch_names_its_missing_input_and_writes_the_others(world, capsys):
+    """Several inputs are a batch (issue 21): the readable ones are stylised, the missing one is
+    named in the one-line error at the end, and the exit status is not zero."""
+    argv = [fill(a, world) for a in STYLIZE + ["{x.png}", "{root}/gone.png", "--out", "{outs}"]]
+    before = snapshot(world["root"])
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert_one_line_error(code, err.splitlines()[-1], "gone.png")
+    assert "not found" in err.splitlines()[-1]
+    made = set(snapshot(world["root"])) - set(before)
+    assert made == {os.path.join(world["outs"], "x_stylized.png")}
 
 
 COMMANDS = ["gatys", "train", "stylize", "upscale", "sr-train", "sr-eval", "experiments", "bench"]

@@ -4,6 +4,7 @@ ICC profile, EXIF orientation honoured on input; and ``stylize --strength``.
 The 16-bit files are decoded here from the format specifications (Pillow reads them only as
 8-bit), and cross-checked with Pillow's 8-bit reading of the same files."""
 import functools
+import os
 import struct
 import zlib
 
@@ -223,3 +224,21 @@ def test_to_bit_depth_maps_255_to_65535():
     rgb = np.array([[[0.0, 127.5, 255.0]]])
     assert image.to_bit_depth(rgb, 16).tolist() == [[[0, 32768, 65535]]]
     assert image.to_bit_depth(rgb, 8).tolist() == [[[0, 128, 255]]]
+
+
+def test_a_16_bit_png_carries_the_batch_fingerprint(tmp_path, tagged_photo, style_model, capsys):
+    """The skip-if-done stamp (issue 21) is a text chunk in 16-bit PNGs too: a rerun skips the
+    output; another --strength is another output, redone."""
+    path, _ = tagged_photo
+    out = str(tmp_path / "o16.png")
+    argv = ["stylize", "--model", style_model, path, "--out", out, "--bit-depth", "16",
+            "--no-progress"]
+    assert main(argv) == 0
+    with Image.open(out) as im:
+        assert "numstyle" in " ".join(im.text)               # the stamp, read back by Pillow
+    first = os.stat(out).st_mtime_ns
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "skipped" in capsys.readouterr().out and os.stat(out).st_mtime_ns == first
+    assert main(argv + ["--strength", "0.5"]) == 0
+    assert "wrote" in capsys.readouterr().out and os.stat(out).st_mtime_ns != first

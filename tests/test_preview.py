@@ -188,7 +188,8 @@ def test_gatys_preview_serves_the_run_and_frees_the_port(watched, synthetic_vgg,
     code = main(gatys_argv(path, tmp_path, "--preview", "0", "--json"))
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert json.loads(out)["out"] == str(tmp_path / "out.png")   # --json: stdout is the record
+    record, summary = [json.loads(line) for line in out.splitlines()]  # --json: stdout is JSON
+    assert record["out"] == str(tmp_path / "out.png") and summary["type"] == "summary"
     p = watched.made[0]
     assert f"preview: http://127.0.0.1:{p.port}/" in err.splitlines()[0]
     seen = watched.seen

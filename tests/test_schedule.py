@@ -86,8 +86,9 @@ def test_json_is_the_only_thing_on_stdout(pair, synthetic_vgg, tmp_path, capsys)
     printed, err = capsys.readouterr()
     assert code == 0, err
     lines = printed.strip().splitlines()
-    assert len(lines) == 1, printed                                 # the scale and iteration lines went to stderr
-    record = json.loads(lines[0])
+    assert len(lines) == 2, printed          # the record and the summary; scale and iteration lines: stderr
+    record, summary = map(json.loads, lines)
+    assert record["type"] == "output" and summary["type"] == "summary" and summary["outputs"] == 1
     for key in ("total", "content", "style", "tv", "iterations", "seconds", "out"):
         assert key in record, key
     assert record["out"] == out and record["iterations"] == 5 and record["scales"] == [32, 48]
@@ -142,9 +143,11 @@ def test_the_default_is_the_schedule_with_balanced_content(pair, synthetic_vgg, 
     monkeypatch.setattr(gatys_cli, "default_schedule", lambda size: ([size // 2, size], [2, 1]))
     calls, real = [], gatys_cli.optimize_one_scale
 
-    def spy(args, params, model, content_rgb, styles_rgb, x0, out, iters, content_weight=None):
+    def spy(args, params, model, content_rgb, styles_rgb, x0, out, iters, content_weight=None,
+            preview=None):
         calls.append((content_rgb.shape[:2], x0.copy(), iters, content_weight))
-        return real(args, params, model, content_rgb, styles_rgb, x0, out, iters, content_weight)
+        return real(args, params, model, content_rgb, styles_rgb, x0, out, iters, content_weight,
+                    preview)
 
     monkeypatch.setattr(gatys_cli, "optimize_one_scale", spy)
     assert main(gatys_argv(path, pair, str(tmp_path / "d.png"), "--size", "48", "--content-weight", "2")) == 0

@@ -16,6 +16,7 @@ The Johnson experiment is in :mod:`numstyle.commands.experiments_johnson`.
 import json
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -23,15 +24,18 @@ import numpy as np
 from .. import gatys
 from ..config import GATYS
 from ..data import sample_image
+from ..batch import Task, failures_message, run_batch, where_from_args
 from ..errors import NumstyleError
 from ..files import atomic_path, check_input, check_outputs
 from ..image import deprocess, image_size, load_image, preprocess, resize, save_image
 from ..vgg import BLOCKS
 from ..weights import load_vgg, resolve_vgg
 from . import figures
-from .args import HelpFormatter, add_common_arguments, positive_int
+from .args import HelpFormatter, positive_int
 from .experiments_johnson import johnson_layers
 from .figures import figure, stack
+from .batches import add_cluster_arguments
+from .report import add_json_argument, reported
 
 FULL = dict(size=128, iters=150, train_size=128, train_iters=300, batch_size=4)
 QUICK = dict(size=32, iters=2, train_size=32, train_iters=2,
@@ -74,14 +78,18 @@ def add_parser(sub):
                         f"(default: {FULL['train_iters']}, quick {QUICK['train_iters']})")
     p.add_argument("--reference", action="store_true",
                    help="run the reference engine only, no fast path (as NUMSTYLE_REFERENCE=1)")
+    add_cluster_arguments(p)
+    add_json_argument(p, "one JSON object per file written (the figure, its numbers), then a "
+                         "summary,")
     p.set_defaults(run=run, iterative=True)
     return p
 
 
+@reported
 def run(args):
     if args.list:
         print("\n".join(EXPERIMENTS))
-        return 0
+        return []
     if args.name is None:
         raise NumstyleError("give an experiment name (numstyle experiments --list shows them)")
     if args.name not in EXPERIMENTS:
@@ -115,7 +123,9 @@ def run(args):
     }
     path = write_json(os.path.join(args.out, args.name + ".json"), record)
     print(f"{args.name}: {record['wall_clock_s']:.1f} s wall-clock; wrote {png} and {path}")
-    return 0
+    return [{"out": png, "experiment": args.name, "kind": "figure"},
+            {"out": path, "experiment": args.name, "kind": "numbers",
+             "wall_clock_s": record["wall_clock_s"]}]
 
 
 class Lab:
@@ -160,9 +170,31 @@ class Lab:
                      noise="128 + 64 N(0, 1), clipped")
         return dict(s, **self.extra)
 
-    def run(self, label, content=False, style=False, init="noise", seed=0,
-            content_layer=GATYS.content_layer, style_layers=GATYS.style_layers,
-            style_weight=STYLE_WEIGHT, pool="avg", optimizer="lbfgs"):
+    def runs(self, specs):
+        """Several Gatys optimisations ``[(label, {keyword: value}), ...]`` (see :meth:`run_here`)
+        as one batch -- in this process, or on a cluster with ``--workers`` / ``--scheduler``, the
+        lab (images, weights) sent to each worker once; their results in order."""
+        self.vgg                                     # loaded here, once
+        tasks = [Task(label, lab_run, (label, kw)) for label, kw in specs]
+
+        def said(i, result):
+            record = result[1]
+            print(f"  {record['label']}: loss {record['loss']['total']:.5g} after "
+                  f"{record['iterations']} iterations, {record['time_s']:.1f} s", flush=True)
+
+        bar = len(tasks) > 1 and sys.stderr.isatty()   # a log file: the lines above suffice
+        outcome = run_batch(tasks, self, where_from_args(self.args), True, bar, "runs", said)
+        if outcome.failed:
+            raise NumstyleError(failures_message(outcome, len(tasks), "runs"))
+        return [outcome.results[i] for i in range(len(tasks))]
+
+    def run(self, label, **kw):
+        """One run of :meth:`run_here`, as :meth:`runs` does it."""
+        return self.runs([(label, kw)])[0]
+
+    def run_here(self, label, content=False, style=False, init="noise", seed=0,
+                 content_layer=GATYS.content_layer, style_layers=GATYS.style_layers,
+                 style_weight=STYLE_WEIGHT, pool="avg", optimizer="lbfgs"):
         """One Gatys optimisation; returns ``(result uint8 RGB, record, history)``."""
         model, _, params = self.vgg
         objective = gatys.make_objective(params, model,
@@ -194,10 +226,6 @@ class Lab:
                 for k in ("total", "content", "style", "tv")
             }
         }
-        print(
-            f"  {label}: loss {record['loss']['total']:.5g} after {len(history)} iterations, "
-            f"{seconds:.1f} s",
-            flush=True)
         return deprocess(x), record, history
 
     def initial(self, init, hw, seed):
@@ -220,7 +248,7 @@ class Lab:
 
 def content_reconstruction(lab):
     layers = ["relu1_2", "relu2_2"] + [last_relu(lab.vgg[0], b) for b in (3, 4, 5)]
-    runs = [lab.run(name, content=True, content_layer=name) for name in layers]
+    runs = lab.runs([(name, dict(content=True, content_layer=name)) for name in layers])
     row = [(lab.content, "content")] + [(x, name) for name, (x, _, _) in zip(layers, runs)]
     return (figure([row], "Content reconstruction from white noise (content loss only)"),
             {"layers": layers, "runs": [r for _, r, _ in runs]})
@@ -228,8 +256,9 @@ def content_reconstruction(lab):
 
 def reconstruction_seeds(lab):
     layer = last_relu(lab.vgg[0], 3)
-    (a, ra, _), (b, rb, _) = (lab.run(f"{layer} seed {s}", content=True, content_layer=layer,
-                                      seed=s) for s in (0, 1))
+    (a, ra, _), (b, rb, _) = lab.runs([(f"{layer} seed {s}", dict(content=True,
+                                                                   content_layer=layer, seed=s))
+                                       for s in (0, 1)])
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64))                 # (H, W, 3), 0..255
     hw = a.shape[:2]
     start_diff = np.abs(lab.initial("noise", hw, 0) - lab.initial("noise", hw, 1)).mean()
@@ -247,10 +276,10 @@ def reconstruction_seeds(lab):
 def texture_synthesis(lab):
     sets = style_layer_sets()
     rows, runs = [], []
+    every = lab.runs([(f"seed {seed} {span(s)}", dict(style=True, style_layers=s, seed=seed))
+                      for seed in (0, 1) for s in sets])
     for seed in (0, 1):
-        done = [
-            lab.run(f"seed {seed} {span(s)}", style=True, style_layers=s, seed=seed) for s in sets
-        ]
+        done = every[seed * len(sets):(seed + 1) * len(sets)]
         rows.append([(lab.style, "style")] + [(x, f"seed {seed}\n{span(s)}")
                                               for s, (x, _, _) in zip(sets, done)])
         runs += [r for _, r, _ in done]
@@ -269,13 +298,14 @@ def style_sweeps(lab):
         "ratio": lambda kw: f"a/b = {1.0 / kw['style_weight']:.0e}"
     }
     rows, results = [], {"model": model}
+    specs = [(f"{labels[sweep](kw)} from {init}", dict(kw, content=True, style=True, init=init))
+             for sweep, configs in sweeps.items() for init in ("noise", "content")
+             for kw in configs]
+    every = iter(lab.runs(specs))
     for sweep, configs in sweeps.items():
         results[sweep] = []
         for init in ("noise", "content"):
-            done = [
-                lab.run(f"{labels[sweep](kw)} from {init}", content=True, style=True, init=init,
-                        **kw) for kw in configs
-            ]
+            done = [next(every) for _ in configs]
             rows.append([(x, f"{labels[sweep](kw)}\nfrom {init}, {r['time_s']:.1f} s")
                          for kw, (x, r, _) in zip(configs, done)])
             results[sweep] += [r for _, r, _ in done]
@@ -291,7 +321,7 @@ def style_sweeps(lab):
 
 def initialisation(lab):
     inits = ["noise", "content", "style", "black", "checkerboard"]
-    done = [lab.run(init, content=True, style=True, init=init) for init in inits]
+    done = lab.runs([(init, dict(content=True, style=True, init=init)) for init in inits])
     target = 1.05 * max(r["loss"]["total"] for _, r, _ in done)  # a loss every start reaches
     for _, r, history in done:
         hit = next((i for i, h in enumerate(history) if h["total"] <= target), None)
@@ -313,9 +343,8 @@ def initialisation(lab):
 
 
 def pooling(lab):
-    done = [
-        lab.run(f"{pool} pooling", content=True, style=True, pool=pool) for pool in ("avg", "max")
-    ]
+    done = lab.runs([(f"{pool} pooling", dict(content=True, style=True, pool=pool))
+                     for pool in ("avg", "max")])
     row = [(lab.content, "content"), (lab.style, "style")] + [(x, r["label"]) for x, r, _ in done]
     return figure([row], "Average vs max pooling (style transfer from noise)"), {
         "runs": [r for _, r, _ in done]
@@ -323,10 +352,9 @@ def pooling(lab):
 
 
 def loss_curves(lab):
-    done = {
-        opt: lab.run(opt, content=True, style=True, optimizer=opt)
-        for opt in ("lbfgs", "lbfgs-device", "adam")
-    }
+    optimizers = ("lbfgs", "lbfgs-device", "adam")
+    done = dict(zip(optimizers, lab.runs([(opt, dict(content=True, style=True, optimizer=opt))
+                                          for opt in optimizers])))
     names = {"lbfgs": "L-BFGS-B", "lbfgs-device": "projected L-BFGS", "adam": "Adam"}
     series, curves = {}, {}
     for opt, (_, _, history) in done.items():
@@ -373,6 +401,11 @@ EXPERIMENTS = {
 
 
 # ---------------------------------------------------------------- helpers
+
+def lab_run(lab, label, kw):
+    """One run of a batch, where it lands: :meth:`Lab.run_here`."""
+    return lab.run_here(label, **kw)
+
 
 def last_relu(model, block):
     """The last layer of a block: relu3_3 for VGG16, relu3_4 for VGG19."""

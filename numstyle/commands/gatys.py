@@ -4,7 +4,6 @@ Content reconstruction (no ``--style``) and texture synthesis (no
 ``--content``) are the same command.
 """
 import contextlib
-import json
 import os
 import sys
 import time
@@ -28,8 +27,11 @@ from ..weights import load_vgg, resolve_vgg
 from .args import (HelpFormatter, add_bit_depth_argument, add_common_arguments,
                    add_tiling_arguments, default_out, int_list, layer_list, non_negative,
                    non_negative_int, port_number, positive_float, positive_int, weight_list)
+from .batches import add_batch_arguments
+from .gatys_batch import is_batch, run_batch_of_jobs
 from .media import (flicker, frame_names, is_video, output_path, read_media, write_media,
                     written_files)
+from .report import Report
 
 
 def add_parser(sub):
@@ -45,9 +47,13 @@ def add_parser(sub):
 
 def add_arguments(p):
     d = GATYS
-    p.add_argument("--content", metavar="PATH", help="content photo (omit for texture synthesis)")
+    p.add_argument("--content", metavar="PATH", nargs="+",
+                   help="content photo (omit for texture synthesis); several: one job each, a "
+                        "batch (--workers), with --out a folder")
     p.add_argument("--style", metavar="PATH", nargs="+", default=[],
                    help="style image(s); omit for content reconstruction")
+    p.add_argument("--each-style", action="store_true",
+                   help="one job per style image (a batch) instead of one blend of them all")
     p.add_argument("--style-blend", metavar="W", nargs="+", type=non_negative,
                    help="blend weight per style image (default: equal)")
     p.add_argument("--out", metavar="PATH", help="output PNG (default: out/<content>_<style>.png)")
@@ -105,22 +111,24 @@ def add_arguments(p):
                         f"with the run (PORT: default {PREVIEW.port}; 0: any free port)")
     add_tiling_arguments(p)
     add_common_arguments(p)
-    p.add_argument("--json", action="store_true",
-                   help="print the final record as one JSON object on stdout (total, content, "
-                        "style, tv, iterations, evaluations, seconds, out, ...); other messages go "
-                        "to stderr")
+    add_batch_arguments(p)
 
 
 def run(args):
-    """The command: ``--json`` prints only the final record on stdout (every other line: stderr)."""
-    start = time.perf_counter()
-    with open_preview(args.preview) as preview:  # the port: taken (or refused) before any work
-        if not args.json:
-            run_record(args, start, preview)
-            return 0
-        with contextlib.redirect_stdout(sys.stderr):    # scale, tile and summary lines: not stdout
-            record = run_record(args, start, preview)
-    print(json.dumps(record))
+    """The command: one job as ever, or several (contents x styles) as a batch
+    (:mod:`numstyle.commands.gatys_batch`). ``--json`` prints each job's final record, then a
+    summary, and nothing else on stdout (every other line: stderr). ``--preview``: one job's."""
+    report = Report(args)
+    with report.messages_to_stderr():
+        if is_batch(args):
+            if args.preview is not None:
+                raise NumstyleError("--preview watches one job: give one --content and styles "
+                                    "blended (no --each-style, --workers or --scheduler)")
+            return run_batch_of_jobs(args, report, run_record)
+        args.content = args.content[0] if args.content else None
+        with open_preview(args.preview) as preview:  # the port: taken (or refused) before work
+            report.output(run_record(args, report.start, preview=preview))
+    report.summary()
     return 0
 
 
@@ -154,8 +162,11 @@ def plan_scales(size, scales, iters):
     return list(sizes), list(iters) * len(sizes) if len(iters) == 1 else list(iters)
 
 
-def run_record(args, start, preview=None):
-    """Run; print the summary; return the final record (the ``--json`` object)."""
+def run_record(args, start, vgg=None, preview=None):
+    """Run; print the summary; return the final record (the ``--json`` object).
+
+    ``vgg``: ``(model, path, params)`` already loaded (a batch's, sent to each worker once).
+    ``preview``: the ``--preview`` page (one job's)."""
     if args.content is None and not args.style:
         raise NumstyleError("give --content, --style, or both (see --help)")
     if args.preserve_colors != "none" and (args.content is None or not args.style):
@@ -184,11 +195,11 @@ def run_record(args, start, preview=None):
         outputs, folders = [out] + saved_every(out, args.save_every, max(iters)), []
     inputs = input_files(args)              # each one checked: a regular file, a readable image
     check_outputs(outputs, inputs, folders)
-    model, path = resolve_vgg(args.model, args.weights)
+    model, path = resolve_vgg(args.model, args.weights) if vgg is None else vgg[:2]
     check_memory(args, model, sizes[-1], frames)
     params = {
         k: (to_device(w, args.device), to_device(b, args.device))
-        for k, (w, b) in load_vgg(path, model).items()
+        for k, (w, b) in (load_vgg(path, model) if vgg is None else vgg[2]).items()
     }
     if frames:
         return run_video(args, params, model, out, start, preview)
@@ -215,7 +226,8 @@ def run_record(args, start, preview=None):
         evaluations, iterations = evaluations + evals, iterations + done
     if args.preserve_colors == "luminance":
         result = restore_chroma(result, content_full)  # (CC1): the photo's chroma put back
-    save_image(out, to_bit_depth(result, args.bit_depth), output_profile(args))
+    save_image(out, to_bit_depth(result, args.bit_depth), output_profile(args),
+               getattr(args, "stamp", None))       # a batch's fingerprint (gatys_batch)
     if preview:
         preview.finish(to_bit_depth(result, 8), out)
     seconds = time.perf_counter() - start

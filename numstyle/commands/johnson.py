@@ -4,30 +4,26 @@ import hashlib
 import os
 import time
 
-import numpy as np
-
-from tqdm import tqdm
-
 from .. import models, train, transformer, weights
-from ..backend import check_device, to_device, to_host
+from ..backend import check_device, to_device
 from ..color import match_color, restore_chroma
 from ..config import TRAIN
 from ..dataset import Batches, list_images
 from ..errors import NumstyleError
 from ..files import check_input, check_outputs
-from ..image import (check_bit_depth, image_size, load_image, resized_shape,
-                     to_bit_depth)
+from ..image import image_size, load_image, resized_shape
 from ..interrupt import stopped_word
 from ..models import CONFIG_DEFAULTS, shipped_models
-from ..stylize import apply_strength, stylize_array
+from ..stylize import stylize_array
 from ..tiles import (format_bytes, largest_fitting, memory_limit, network_bytes,
-                     plan_network_tiles, tiled_transform)
+                     plan_network_tiles)
 from ..vgg import FORWARD_BYTES_PER_PIXEL
 from .args import (HelpFormatter, Parser, add_bit_depth_argument, add_common_arguments,
                    add_tiling_arguments, default_out, int_list, layer_list, non_negative,
                    non_negative_int, positive_float, positive_int)
-from .media import (deflicker, flicker, frame_names, input_kind, is_video, output_paths,
-                    read_media, write_media, written_files)
+from .batches import add_batch_arguments, finish, stylize_batch
+from .media import frame_names, input_kind, is_video
+from .report import Report, add_json_argument, reported
 
 
 def add_parsers(sub):
@@ -81,6 +77,7 @@ def add_train_parser(sub):
     p.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: searched)")
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
     add_common_arguments(p)
+    add_json_argument(p, "the model written as one JSON object, then a summary,")
     p.set_defaults(run=run_train, iterative=True, command="train")
 
 
@@ -117,6 +114,7 @@ def add_stylize_parser(sub):
     add_bit_depth_argument(s)
     add_tiling_arguments(s)
     add_common_arguments(s)
+    add_batch_arguments(s)
     s.set_defaults(run=run_stylize)
 
 
@@ -146,6 +144,7 @@ def three_widths(text):
     return widths
 
 
+@reported
 def run_train(args):
     out = args.out or default_out(None, [args.style]).replace(".png", ".h5")
     style_size = args.style_size or args.size
@@ -255,7 +254,10 @@ def run_training(args, config, out, make_loss, make_step, transform, inputs=(), 
         print(
             f"no iterations left: the checkpoint is at iteration {start}, --iters is {args.iters}")
     print(f"wrote {out}")
-    return 0
+    return [{"out": out, "checkpoint": ckpt_path if args.checkpoint_every else None,
+             "iterations": len(history) if history else 0, "start": start,
+             "loss": history[-1] if history else None,
+             "seconds": time.perf_counter() - start_time}]
 
 
 # peak RSS per pixel of a batch (256², batch 4: ~1.4 GB; docs/benchmarks.md)
@@ -320,81 +322,19 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
     under ``--max-memory`` / ``--tile``, then ``post(rgb, out)`` (colour options).
 
     Before any work: every input is a regular file Pillow reads (its header), no output is an
-    input or a device, and the largest frame fits in memory."""
-    if args.max_memory or args.tile:
-        transform = tiled_transform(transform, (args.max_memory, args.tile),
-                                    progress=not args.no_progress)
+    input or a device, and the largest frame fits in memory. The inputs are a batch
+    (:func:`numstyle.commands.batches.stylize_batch`): in this process, or on a Dask cluster with
+    ``--workers`` / ``--scheduler``; an input that fails is named at the end (non-zero exit)."""
     if post is None and getattr(args, "preserve_colors", "none") != "none":
         post = keep_colors(args.preserve_colors)
-    check_device(args.device)
-    model_path = models.resolve_model_path(args.model)
-    params, config, state = models.load_model(model_path, expect=expect)
-    suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))
-    shapes = [input_shapes(src, args.size) for src in args.inputs]  # fail before any work
-    dests = output_paths(args.inputs, args.out, suffix)  # distinct, checked
-    depth = getattr(args, "bit_depth", 8)
-    for src, dst in zip(args.inputs, dests):
-        check_output_depth(src, dst, depth)
-    inputs, outputs, folders = [model_path], [], []
-    for src, dst in zip(args.inputs, dests):
-        inputs += [src] + ([os.path.join(src, n) for n in frame_names(src)]
-                           if os.path.isdir(src) else [])
-        outputs += written_files(src, dst)
-        folders += [dst] if os.path.isdir(src) else []
-    check_outputs(outputs, inputs, folders)
-    spec, scale = models.spec_from_config(config), config.get("scale", 1)
-    for src, hws in zip(args.inputs, shapes):
-        check_stylize_memory(args, src, hws, spec, scale)
-    params = {k: to_device(v, args.device) for k, v in params.items()}
-    state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
-    strength = getattr(args, "deflicker", 0.0)
-    mix = getattr(args, "strength", 1.0)  # --strength: stylize only (upscale's output is larger)
-    start, count = time.perf_counter(), 0
-    for src, dst in tqdm(list(zip(args.inputs, dests)), desc=args.command, unit="input",
-                         disable=args.no_progress or len(args.inputs) == 1):
-        frames, meta = read_media(src, args.size)
-        results, prev_in, prev_out = [], None, None
-        for frame in tqdm(frames, desc="frames", unit="frame", leave=False,
-                          disable=args.no_progress or len(frames) == 1):
-            out = transform(params, config, state, frame, args.device)
-            if post is not None:
-                out = post(frame, out)
-            if mix != 1:
-                out = apply_strength(out, frame, mix)
-            check_finite_output(out, model_path, src)
-            out = np.clip(out, 0, 255, out=out)  # in place: large images
-            if strength and prev_out is not None:
-                out = deflicker(prev_in, prev_out, frame, out, strength)              # (VD1)
-            prev_in, prev_out = frame, out
-            results.append(to_bit_depth(out, depth))
-        dst = write_media(dst, results, meta)
-        count += len(results)
-        extra = f" (flicker {flicker(results):.2f})" if len(results) > 1 else ""
-        print(f"wrote {dst}{extra}")
-    print(f"{count} frame(s) in {time.perf_counter() - start:.2f} s")
-    return 0
 
+    def check(src, spec, scale):
+        check_stylize_memory(args, src, input_shapes(src, args.size), spec, scale)
 
-def check_output_depth(src, dst, bit_depth):
-    """``--bit-depth 16`` is for images (PNG, TIFF) and folders of frames (PNG): NumstyleError,
-    before the work, for an animated GIF or a video, or an image file name of another format."""
-    if bit_depth != 16:
-        return
-    kind = input_kind(src)
-    if kind in ("gif", "video"):
-        what = "a video" if kind == "video" else "an animated GIF"
-        raise NumstyleError(f"--bit-depth 16: {src} is {what}, written with 8 bits; 16 bits are "
-                            "for images and folders of frames")
-    if kind == "image":
-        check_bit_depth(dst, bit_depth)
-
-
-def check_finite_output(rgb, model, src):
-    """A NaN or infinite pixel would be written as black: an error instead (finite parameters
-    can still overflow float32)."""
-    if not np.isfinite(rgb).all():
-        raise NumstyleError(f"the model {model} gave NaN or infinite pixels for {src}: its "
-                            "parameters overflow float32 (a damaged or diverged model)")
+    report = Report(args)
+    with report.messages_to_stderr():
+        outcome, total, frames = stylize_batch(args, report, expect, transform, post, check)
+    return finish(args, report, outcome, total, frames)
 
 
 def input_shapes(src, size):

@@ -44,20 +44,24 @@ def read_media(path, size=None):
     return [load_image(path, size, "input image")], {"kind": "image", "icc": icc_profile(path)}
 
 
-def write_media(path, frames, meta):
+def write_media(path, frames, meta, text=None):
     """Write uint8 frames (uint16: 16-bit images) in the form ``meta`` describes (see
-    :func:`read_media`); an image keeps the input's ICC profile, ``meta['icc']``."""
+    :func:`read_media`); an image keeps the input's ICC profile, ``meta['icc']``.
+
+    ``text``: ``{key: value}`` stamped on each PNG written (text chunks) and on a GIF (its
+    comment, ``key=value``); a video carries none.
+    """
     kind = meta["kind"]
     if kind == "folder":
-        return write_folder(path, meta["names"], frames)
+        return write_folder(path, meta["names"], frames, text)
     if kind == "video":
         return write_video(path, frames, meta["fps"])
     if kind == "gif" and os.path.splitext(path)[1].lower() == ".gif":
-        return write_gif(path, frames, meta["durations"])
+        return write_gif(path, frames, meta["durations"], text)
     if len(frames) > 1:                                   # output_path refuses this before the work
         raise NumstyleError(
             f"cannot write {len(frames)} frames to the image {path}: give a .gif name or a folder")
-    return save_image(path, frames[0], meta.get("icc"))
+    return save_image(path, frames[0], meta.get("icc"), text)
 
 
 def output_path(src, out, suffix, many=False):
@@ -153,14 +157,15 @@ def read_gif(path, size=None):
     return frames, durations
 
 
-def write_gif(path, frames, durations=None):
-    """Write an animated GIF atomically."""
+def write_gif(path, frames, durations=None, text=None):
+    """Write an animated GIF atomically; ``text`` ``{key: value}`` as its comment."""
     from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
+    comment = {"comment": "\n".join(f"{k}={v}" for k, v in text.items())} if text else {}
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=durations or 100, loop=0)
+                       duration=durations or 100, loop=0, **comment)
     return path
 
 
@@ -231,17 +236,29 @@ def read_folder(folder, size=None):
     return [load_image(os.path.join(folder, n), size, "frame") for n in names], names
 
 
-def write_folder(folder, names, frames):
+def write_folder(folder, names, frames, text=None):
     os.makedirs(folder, exist_ok=True)
     for name, frame in zip(names, frames):
-        save_image(frame_file(folder, name), frame)
+        save_image(frame_file(folder, name), frame, text=text)
     return folder
 
 
 def deflicker(prev_in, prev_out, cur_in, cur_out, strength, tau=12.0):
     """(VD1): blend ``cur_out`` towards ``prev_out`` where the input did not change."""
-    change = np.abs(np.asarray(cur_in, np.float32) - np.asarray(prev_in, np.float32)).mean(
+    return deflicker_blend(input_change(prev_in, cur_in), prev_out, cur_out, strength, tau)
+
+
+def input_change(prev_in, cur_in):
+    """(VD1)'s :math:`\\Delta`: the per-pixel mean absolute change of the input, (H, W, 1).
+
+    Computed where the frames are (a batch's worker), so that the chain of (VD1), which needs
+    the previous *output*, runs on the client in frame order across chunks of frames."""
+    return np.abs(np.asarray(cur_in, np.float32) - np.asarray(prev_in, np.float32)).mean(
         axis=2, keepdims=True)
+
+
+def deflicker_blend(change, prev_out, cur_out, strength, tau=12.0):
+    """(VD1) given the input's change :func:`input_change`."""
     w = strength * np.exp(-(change / tau) ** 2)                                       # (VD1)
     return w * prev_out + (1.0 - w) * cur_out
 

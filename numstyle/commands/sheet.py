@@ -12,7 +12,7 @@ from ..image import icc_profile, image_format, image_size, load_image, save_imag
 from ..sheet import contact_sheet
 from ..stylize import stylize_array
 from .args import HelpFormatter, add_common_arguments, positive_int
-from .johnson import check_finite_output
+from .batches import check_finite_output
 
 
 def add_parser(sub):

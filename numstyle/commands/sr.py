@@ -17,8 +17,9 @@ from ..models import shipped_models
 from .args import (HelpFormatter, add_bit_depth_argument, add_common_arguments,
                    add_tiling_arguments, non_negative, non_negative_int, positive_float,
                    positive_int)
-from .johnson import (add_upsample_argument, check_finite_output, chosen_settings, run_stylize,
-                      run_training)
+from .batches import add_batch_arguments, check_finite_output
+from .johnson import add_upsample_argument, chosen_settings, run_stylize, run_training
+from .report import add_json_argument, reported
 
 
 def add_parsers(sub):
@@ -63,6 +64,7 @@ def add_parsers(sub):
                    help="VGG16 weights for the feature loss (default: searched)")
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
     add_common_arguments(p)
+    add_json_argument(p, "the model written as one JSON object, then a summary,")
     p.set_defaults(run=run_sr_train, iterative=True)
 
     u = sub.add_parser(
@@ -83,6 +85,7 @@ def add_parsers(sub):
     add_bit_depth_argument(u)
     add_tiling_arguments(u)
     add_common_arguments(u)
+    add_batch_arguments(u)
     u.set_defaults(run=run_upscale)
 
     e = sub.add_parser(
@@ -107,6 +110,7 @@ def add_parsers(sub):
     e.set_defaults(run=run_sr_eval)
 
 
+@reported
 def run_sr_train(args):
     config = {
         "kind": "sr",
