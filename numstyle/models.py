@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 
+from . import styles
 from .backend import to_host
 from .errors import ModelError
 from .files import atomic_path, check_input
@@ -90,6 +91,26 @@ def load_model(path, expect=None):
         raise ModelError(f"{path} is {names.get(config.get('kind'), 'another kind of model')}, "
                          f"but {names[expect]} is needed here")
     return params, config, state
+
+
+def load_any(path, expect=None):
+    """A model file or a checkpoint, as ``{'params', 'config', 'state', 'adam', 'iteration'}``
+    (``adam`` None and ``iteration`` 0 for a model file): what ``--add-style`` starts from."""
+    import h5py
+
+    path = resolve_model_path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            checkpoint = f.attrs.get("format") == CHECKPOINT_FORMAT
+    except OSError as e:
+        raise ModelError(f"cannot read model file {path}: {_short(e)} (not HDF5?)") from None
+    if checkpoint:
+        found = load_checkpoint(path)
+        if expect and found["config"].get("kind") != expect:
+            raise ModelError(f"{path} is not a checkpoint of a {expect} network")
+        return found
+    params, config, state = load_model(path, expect)
+    return {"params": params, "config": config, "state": state, "adam": None, "iteration": 0}
 
 
 def resolve_model_path(name):
@@ -174,7 +195,7 @@ def validate(path, params, config, state=None, adam=None):
     if not isinstance(config.get("settings", {}), dict):
         raise ModelError(f"{path}: its config's settings are not a JSON object")
     try:
-        expected = init_params(spec_from_config(config))
+        expected = init_params(spec_from_config(config), styles=styles.count(config))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise ModelError(f"{path}: its config does not describe a network ({_short(e)})") from None
     for key, value in expected.items():
