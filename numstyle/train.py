@@ -67,8 +67,9 @@ class PerceptualLoss:
 
     def targets(self, mix=None):
         """``({layer: Gram target}, style weight)`` for the styles' weights ``mix`` (S,) (host
-        numbers); None: the one style."""
-        if mix is None:
+        numbers); None, or a loss of one style image (a style added to a conditional network,
+        whose ``mix`` picks its row): the one style."""
+        if mix is None or len(self.style_grams) == 1:
             if len(self.style_grams) > 1:
                 raise ValueError("a loss of several styles needs the styles' weights (mix)")
             return (self.style_grams[0] if self.style_grams else {}), self.weights[1]
