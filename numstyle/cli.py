@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from . import settings
-from .commands import bench, experiments, gatys, johnson, sr
+from .commands import bench, experiments, gatys, johnson, listing, sr
 from .commands.args import Parser
 from .errors import NumstyleError
 from .fast.memory import keep_freed_memory
@@ -32,6 +32,7 @@ def build_parser(prog="numstyle"):
     sr.add_parsers(sub)
     bench.add_parser(sub)
     experiments.add_parser(sub)
+    listing.add_parser(sub)
     return parser
 
 

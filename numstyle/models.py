@@ -21,6 +21,7 @@ import numpy as np
 
 from . import styles
 from .backend import to_host
+from .data import search_dirs
 from .errors import ModelError
 from .files import atomic_path, check_input
 from .transformer import init_params, init_state, sr_spec, style_spec
@@ -113,14 +114,21 @@ def load_any(path, expect=None):
     return {"params": params, "config": config, "state": state, "adam": None, "iteration": 0}
 
 
+def model_dirs():
+    """The folders a model's name is looked up in, in order: the shipped ``weights/``, then the
+    user's model folders ``$NUMSTYLE_DATA/models`` and ``~/.cache/numstyle/models``."""
+    return [BUILTIN_DIR] + search_dirs("models")
+
+
 def resolve_model_path(name):
-    """A path, or the name of a model shipped in ``weights/`` (``candy`` -> weights/candy.h5)."""
+    """A path, or the name of a model in :func:`model_dirs` (``candy`` -> weights/candy.h5)."""
     if os.path.exists(name) and not os.path.isdir(name):
         check_input(name, "model file", ModelError)  # a FIFO, a device, no read permission
         return name
-    for candidate in (os.path.join(BUILTIN_DIR, name), os.path.join(BUILTIN_DIR, name + ".h5")):
-        if os.path.isfile(candidate):
-            return candidate
+    for folder in model_dirs():
+        for candidate in (os.path.join(folder, name), os.path.join(folder, name + ".h5")):
+            if os.path.isfile(candidate):
+                return candidate
     shipped = shipped_models()
     raise ModelError(f"model not found: {name}" +
                      (f" (shipped models: {', '.join(shipped)})" if shipped else ""))
