@@ -179,9 +179,9 @@ class ConditionalNorm(Layer):
 
     def backward(self, dy, cache):
         dx, grads = self.norm.backward(dy, cache)                           # (N2), (N3)
-        xp = get_xp(dy)
-        return dx, {"gamma": xp.outer(self.mix, grads["gamma"]),            # (N5): (S, C)
-                    "beta": xp.outer(self.mix, grads["beta"])}
+        w = self.mix[:, None]                                               # (S, 1)
+        return dx, {"gamma": w * grads["gamma"][None],                      # (N5): (S, C)
+                    "beta": w * grads["beta"][None]}
 
     def __call__(self, x):
         return self.norm(x)
