@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from . import settings
-from .commands import bench, experiments, export, gatys, johnson, sheet, sr
+from .commands import bench, experiments, export, gatys, johnson, listing, sheet, sr
 from .commands.args import Parser
 from .errors import NumstyleError, os_reason
 from .fast.memory import keep_freed_memory
@@ -34,6 +34,7 @@ def build_parser(prog="numstyle"):
     experiments.add_parser(sub)
     export.add_parser(sub)
     sheet.add_parser(sub)
+    listing.add_parser(sub)
     return parser
 
 

@@ -42,6 +42,7 @@ class TrainConfig:
     style_layers: tuple = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     norm: str = "instance"
     width: tuple = (32, 64, 128)          # channels of the three down-sampling convolutions
+    #                                       (WIDTHS below names this one and the slim network's)
     n_res: int = 5                        # residual blocks
     upsample: str = "transposed"          # the paper's stride-1/2 convolutions; or 'nearest'
     checkpoint_every: int = 500
@@ -86,6 +87,11 @@ class PreviewConfig:
     poll: float = 0.5                     # seconds between the page's requests
     linger: float = 3.0                   # seconds the final picture waits for an open page
 
+
+WIDTHS = {   # --width by name: the channels of the style network's three down-sampling convolutions
+    "full": (32, 64, 128),   # Johnson et al.'s network
+    "slim": (16, 32, 64),    # half width, as jcjohnson's instance-norm models: ~1/4 of the work
+}
 
 GATYS, TRAIN, SR, PREVIEW = GatysConfig(), TrainConfig(), SRConfig(), PreviewConfig()
 SHEET = SheetConfig()

@@ -22,6 +22,7 @@ FAST = {   # reference layer -> fast paths, tried in order
     layers.MaxPool2d: [pool.TwoStepMaxPool2d],
     tl.ConvTranspose2d: [conv.BandedConvTranspose2d],
     tl.Norm: [norm.OnePassNorm],
+    tl.ConditionalNorm: [norm.OnePassConditionalNorm],
     tl.ReflectionPad2d: [pad.SlicedReflectionPad2d],
     tl.Upsample: [upsample.SlicedUpsample],
     tl.UpsampleConv: [upsample.PhaseResizeConv],

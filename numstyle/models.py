@@ -19,7 +19,9 @@ import sys
 
 import numpy as np
 
+from . import styles
 from .backend import to_host
+from .data import search_dirs
 from .errors import ModelError, os_reason
 from .files import atomic_path, check_input
 from .transformer import init_params, init_state, sr_spec, style_spec
@@ -92,14 +94,41 @@ def load_model(path, expect=None):
     return params, config, state
 
 
+def load_any(path, expect=None):
+    """A model file or a checkpoint, as ``{'params', 'config', 'state', 'adam', 'iteration'}``
+    (``adam`` None and ``iteration`` 0 for a model file): what ``--add-style`` starts from."""
+    import h5py
+
+    path = resolve_model_path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            checkpoint = f.attrs.get("format") == CHECKPOINT_FORMAT
+    except OSError as e:
+        raise ModelError(f"cannot read model file {path}: {_short(e)} (not HDF5?)") from None
+    if checkpoint:
+        found = load_checkpoint(path)
+        if expect and found["config"].get("kind") != expect:
+            raise ModelError(f"{path} is not a checkpoint of a {expect} network")
+        return found
+    params, config, state = load_model(path, expect)
+    return {"params": params, "config": config, "state": state, "adam": None, "iteration": 0}
+
+
+def model_dirs():
+    """The folders a model's name is looked up in, in order: the shipped ``weights/``, then the
+    user's model folders ``$NUMSTYLE_DATA/models`` and ``~/.cache/numstyle/models``."""
+    return [BUILTIN_DIR] + search_dirs("models")
+
+
 def resolve_model_path(name):
-    """A path, or the name of a model shipped in ``weights/`` (``candy`` -> weights/candy.h5)."""
+    """A path, or the name of a model in :func:`model_dirs` (``candy`` -> weights/candy.h5)."""
     if os.path.exists(name) and not os.path.isdir(name):
         check_input(name, "model file", ModelError)  # a FIFO, a device, no read permission
         return name
-    for candidate in (os.path.join(BUILTIN_DIR, name), os.path.join(BUILTIN_DIR, name + ".h5")):
-        if os.path.isfile(candidate):
-            return candidate
+    for folder in model_dirs():
+        for candidate in (os.path.join(folder, name), os.path.join(folder, name + ".h5")):
+            if os.path.isfile(candidate):
+                return candidate
     shipped = shipped_models()
     raise ModelError(f"model not found: {name}" +
                      (f" (shipped models: {', '.join(shipped)})" if shipped else ""))
@@ -174,7 +203,7 @@ def validate(path, params, config, state=None, adam=None):
     if not isinstance(config.get("settings", {}), dict):
         raise ModelError(f"{path}: its config's settings are not a JSON object")
     try:
-        expected = init_params(spec_from_config(config))
+        expected = init_params(spec_from_config(config), styles=styles.count(config))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise ModelError(f"{path}: its config does not describe a network ({_short(e)})") from None
     for key, value in expected.items():

@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from . import settings
+from . import settings, styles
 from .errors import NumstyleError
 from .files import atomic_path
 from .layers import Conv2d, ReLU, Residual, Sequential
@@ -38,12 +38,10 @@ INPUT, OUTPUT = "input", "output"
 class Graph:
     """The nodes and constants of the graph being built, with a fresh name for each value.
 
-    ``style``: for a network of several styles, which style's parameters to export (see
-    :func:`export_norm`); None for the networks that hold one style.
     """
 
-    def __init__(self, style=None):
-        self.nodes, self.initializers, self.names, self.style = [], [], set(), style
+    def __init__(self):
+        self.nodes, self.initializers, self.names = [], [], set()
 
     def fresh(self, hint):
         """A value name not used yet: ``hint``, ``hint_2``, ..."""
@@ -100,8 +98,8 @@ def export_norm(g, layer, x):
     """:class:`~numstyle.transformer_layers.Norm` (N1): ``InstanceNormalization``, or batch norm's
     running statistics as ``BatchNormalization`` (inference).
 
-    The several-styles network's conditional norm (one gamma, beta row per style) is exported
-    here: take row ``g.style`` of its parameters and write it as the plain norm below.
+    A network of several styles arrives here as the plain network of one style or blend
+    (:func:`to_onnx`), so its norms are these.
     """
     gamma = g.constant(label(layer, "gamma"), layer.gamma)
     beta = g.constant(label(layer, "beta"), layer.beta)
@@ -202,13 +200,19 @@ def to_onnx(params, config, state=None, style=None):
     """The model (``params, config, state`` as :func:`numstyle.models.load_model` returns them)
     as an ``onnx.ModelProto``, checked by ``onnx.checker``.
 
-    ``style``: for a network of several styles, which one to export (:func:`export_norm` is where
-    it is read); the networks of one style take None, and refuse another value.
+    ``style``: for a network of several styles (conditional instance norm, (N4)), which one to
+    export -- an index, a name or a blend ``I:w,J:w`` as ``stylize --style`` takes it, default the
+    first -- made a plain network by :func:`numstyle.styles.apply_mix`; the networks of one style
+    take None, and refuse another value.
     """
-    if style is not None and not config.get("styles"):
+    if styles.count(config):
+        choice = "0" if style is None else str(style)
+        params, config = styles.apply_mix(params, config,
+                                          styles.parse_mix(choice, styles.names(config)))
+    elif style is not None:
         raise NumstyleError(f"this {config['kind']} network holds one style: there is no style "
                             f"{style} to choose")
-    g = Graph(style)
+    g = Graph()
     g.names.update([INPUT, OUTPUT])
     params = {k: np.asarray(v, np.float32) for k, v in params.items()}
     net = reference_network(params, config, state)

@@ -33,8 +33,13 @@ class PerceptualLoss:
     ----------
     vgg_params : dict
         VGG16 weights.
-    style_rgb : ndarray (1, 3, Hs, Ws) or None
-        The style image (RGB 0..255); None for a content-only loss (super-resolution).
+    style_rgb : ndarray (1, 3, Hs, Ws), list of them, or None
+        The style image (RGB 0..255), or one per style of a conditional network; None for a
+        content-only loss (super-resolution).
+    style_weight : float, or a sequence of one per style image
+
+    Called with the styles' weights ``mix`` (S,) -- one-hot in training -- the style target of
+    each layer is the mix of the styles' Gram matrices and its weight the mix of theirs.
     """
 
     def __init__(self, vgg_params, style_rgb=None, content_layer=TRAIN.content_layer,
@@ -42,22 +47,39 @@ class PerceptualLoss:
                  style_weight=TRAIN.style_weight, tv_weight=TRAIN.tv_weight, model="vgg16",
                  pool="max"):
         self.content_layer = content_layer
-        self.style_layers = list(style_layers) if style_rgb is not None else []
+        styles = [] if style_rgb is None else (
+            list(style_rgb) if isinstance(style_rgb, (list, tuple)) else [style_rgb])
+        self.style_layers = list(style_layers) if styles else []
         check_unique(self.style_layers)
         self.vgg = VGG(vgg_params, model, pool,
                        [content_layer] + self.style_layers)  # classification VGG: max pool
         self.losses = engine.losses(get_xp(vgg_params["conv1_1"][0]))
-        self.weights = (content_weight, style_weight, tv_weight)
-        self.style_grams = {}
-        if style_rgb is not None:
-            feats, _ = self.vgg.forward(rgb_to_vgg(style_rgb), self.style_layers, keep_cache=False)
-            self.style_grams = {
+        self.style_weights = np.broadcast_to(np.asarray(style_weight, np.float64),
+                                             (max(len(styles), 1),)).copy()
+        self.weights = (content_weight, float(self.style_weights[0]), tv_weight)
+        self.style_grams = []  # one {layer: Gram matrix} per style image
+        for rgb in styles:
+            feats, _ = self.vgg.forward(rgb_to_vgg(rgb), self.style_layers, keep_cache=False)
+            self.style_grams.append({
                 name: self.losses.gram_normalized(feats[name])[0]
                 for name in self.style_layers
-            }  # (J4)
+            })  # (J4)
 
-    def __call__(self, y_hat, y_content):
-        wc, ws, wt = self.weights
+    def targets(self, mix=None):
+        """``({layer: Gram target}, style weight)`` for the styles' weights ``mix`` (S,) (host
+        numbers); None, or a loss of one style image (a style added to a conditional network,
+        whose ``mix`` picks its row): the one style."""
+        if mix is None or len(self.style_grams) == 1:
+            if len(self.style_grams) > 1:
+                raise ValueError("a loss of several styles needs the styles' weights (mix)")
+            return (self.style_grams[0] if self.style_grams else {}), self.weights[1]
+        pairs = [(float(w), grams) for w, grams in zip(mix, self.style_grams) if w]
+        target = {name: sum(w * grams[name] for w, grams in pairs) for name in self.style_layers}
+        return target, float(np.dot(mix, self.style_weights))
+
+    def __call__(self, y_hat, y_content, mix=None):
+        wc, _, wt = self.weights
+        grams, ws = self.targets(mix)
         L, N = self.losses, y_hat.shape[0]
         target, _ = self.vgg.forward(rgb_to_vgg(y_content), [self.content_layer], keep_cache=False)
         layers = [self.content_layer] + [n for n in self.style_layers if n != self.content_layer]
@@ -68,7 +90,7 @@ class PerceptualLoss:
                                                                       wc)  # (J3)
         parts["style"] = 0.0
         for name in self.style_layers:
-            loss, dF = L.style_loss_johnson(feats[name], self.style_grams[name], ws)  # (J5)
+            loss, dF = L.style_loss_johnson(feats[name], grams[name], ws)  # (J5)
             parts["style"] += loss
             dfeats[name] = dfeats[name] + dF if name in dfeats else dF
         del feats, target                       # copies the backward does not need: free them first
@@ -82,22 +104,28 @@ class PerceptualLoss:
         return parts, dy
 
 
-def network_step(params, spec, norm, state, batch_rgb, loss, input_rgb=None):
+def network_step(params, spec, norm, state, batch_rgb, loss, input_rgb=None, mix=None,
+                 frozen_convs=False):
     """One forward/backward through transformer + loss: ``(parts, grads)``.
 
     ``batch_rgb`` is the content target; ``input_rgb`` the network input (the
     same photos for style transfer, their low-resolution versions for SR).
+    ``mix`` (S,): a conditional network's style weights for this batch (one-hot), for the
+    network (N4) and the loss's targets; ``frozen_convs``: gradients of the norms' pairs only.
     """
     x = to_input(batch_rgb if input_rgb is None else input_rgb)
-    y, caches = transformer_forward(params, x, spec, norm, train=True, state=state)
-    parts, dy = loss(y, batch_rgb)
+    mix = None if mix is None else to_host(mix)
+    y, caches = transformer_forward(params, x, spec, norm, train=True, state=state, mix=mix,
+                                    frozen_convs=frozen_convs)
+    parts, dy = loss(y, batch_rgb) if mix is None else loss(y, batch_rgb, mix)
     grads, _ = transformer_backward(dy, caches, input_grad=False)
     return parts, grads
 
 
 def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, checkpoint=None,
         checkpoint_every=0, progress=True, desc="train", device="cpu"):
-    r"""The training loop: ``step(params, batch) -> (parts, grads)``, Adam on every parameter.
+    r"""The training loop: ``step(params, batch) -> (parts, grads)``, Adam on every parameter
+    ``grads`` holds (the others stay as they are: a style added to a trained network).
 
     Ctrl-C or SIGTERM asks the loop to stop after the iteration in progress: a
     checkpoint is written and :class:`numstyle.interrupt.Interrupted` (a
@@ -131,7 +159,7 @@ def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, che
                     raise NonFiniteLossError(
                         f"the loss became {parts['total']} at iteration {it + 1}: "
                         "lower --lr or the loss weights")
-                for key in params:                                               # (A1)-(A4)
+                for key in grads:                                                # (A1)-(A4)
                     params[key], adam_state[key] = adam(params[key], grads[key],
                                                         adam_state.get(key, {}), lr=lr)
                 history.append(dict(parts, iteration=it + 1, time=time.perf_counter()))
@@ -153,6 +181,29 @@ def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, che
         if hasattr(batches, "close"):
             batches.close()
     return params, adam_state, history
+
+
+class StyleCycle:
+    """The batches of a conditional network of ``n`` styles: iteration ``it`` gives
+    ``(batch, mix)``, the one-hot weights (S,) of style ``it mod n`` (or always of ``only``).
+
+    Each batch is one style's, in turn: every style gets the same share of the steps, the
+    loss needs one style's Gram targets per batch, and the choice is a function of the
+    iteration, so a resumed training makes the same choices.
+    """
+
+    def __init__(self, batches, n, only=None):
+        self.batches, self.n, self.only = batches, n, only
+        self.paths = getattr(batches, "paths", None)
+
+    def __getitem__(self, it):
+        mix = np.zeros(self.n, np.float32)
+        mix[self.only if self.only is not None else it % self.n] = 1
+        return self.batches[it], mix
+
+    def close(self):
+        if hasattr(self.batches, "close"):
+            self.batches.close()
 
 
 def _to_device(batch, device):

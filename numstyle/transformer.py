@@ -27,8 +27,8 @@ import numpy as np
 from . import engine
 from .backend import get_xp
 from .layers import Conv2d, ReLU, Residual, Sequential
-from .transformer_layers import (ConvTranspose2d, Crop, Norm, ReflectionPad2d, ScaledTanh,
-                                 UpsampleConv)
+from .transformer_layers import (ConditionalNorm, ConvTranspose2d, Crop, Norm, ReflectionPad2d,
+                                 ScaledTanh, UpsampleConv)
 
 UPSAMPLING = {
     "transposed": "up",
@@ -59,11 +59,16 @@ def sr_spec(scale=4, width=64, n_res=4, upsample="transposed"):
             + [(up, f"u{i + 1}", width, width) for i in range(n_up)] + [("out", "c2", width, 3, 9)])
 
 
-def init_params(spec, seed=0, dtype=np.float32):
+def init_params(spec, seed=0, dtype=np.float32, styles=0):
     """He-initialised parameters in one flat dict: ``'c1.w', 'c1.gamma', 'c1.beta', 'r1.1.w', ...,
-    'c4.b'``."""
+    'c4.b'``.
+
+    ``styles``: 0 for a network of one style, each ``gamma``, ``beta`` of shape (C,); S >= 1 for
+    a conditional network (:class:`~numstyle.transformer_layers.ConditionalNorm`), (S, C).
+    """
     rng = np.random.default_rng(seed)
     params = {}
+    norm_shape = (lambda c: (styles, c)) if styles else (lambda c: (c,))
 
     def conv(name, cin, cout, k, transposed=False, norm=True):
         shape = (cin, cout, k,
@@ -75,8 +80,8 @@ def init_params(spec, seed=0, dtype=np.float32):
         if not norm:
             params[f"{name}.b"] = np.zeros(cout, dtype)
         else:
-            params[f"{name}.gamma"] = np.ones(cout, dtype)
-            params[f"{name}.beta"] = np.zeros(cout, dtype)
+            params[f"{name}.gamma"] = np.ones(norm_shape(cout), dtype)
+            params[f"{name}.beta"] = np.zeros(norm_shape(cout), dtype)
 
     for layer in spec:
         kind, name = layer[:2]
@@ -113,7 +118,8 @@ def to_input(rgb):
     return rgb * (1.0 / 127.5) - 1.0
 
 
-def build(params, spec, norm="instance", train=True, state=None, trainable=True, size=None):
+def build(params, spec, norm="instance", train=True, state=None, trainable=True, size=None,
+          mix=None, frozen_convs=False):
     """The network of ``spec`` as one :class:`~numstyle.layers.Sequential`, over ``params``' arrays.
 
     Parameters
@@ -132,22 +138,39 @@ def build(params, spec, norm="instance", train=True, state=None, trainable=True,
     size : (H, W), optional
         The input's size: adds a crop when the up-sampling overshoots it (sizes not a
         multiple of 4).
+    mix : ndarray, shape (S,), optional
+        A conditional network's (``gamma`` (S, C)) style weights (N4): one-hot for one style.
+        Training builds :class:`~numstyle.transformer_layers.ConditionalNorm` layers;
+        inference plain :class:`~numstyle.transformer_layers.Norm` layers of the mixed pairs.
+    frozen_convs : bool
+        Training only the norms' ``gamma``, ``beta`` (a style added to a trained network): the
+        convolutions' weights are constants, with no gradient.
 
     Built anew for each step of a training (Adam replaces the arrays); each
     layer may be replaced by a registered fast path (:func:`numstyle.engine.select`).
     """
+    xp = get_xp(*params.values())
+    if mix is not None:
+        mix = xp.asarray(mix, dtype=params["c1.w"].dtype)
+
     def conv(name, k, stride=1, bias=False):
         layer = Conv2d(params[f"{name}.w"], params[f"{name}.b"] if bias else None, stride, 0)
-        return [ReflectionPad2d(k // 2), named(layer, name)]                       # (RP1), (CV1)
+        return [ReflectionPad2d(k // 2), named(layer, name, conv=True)]            # (RP1), (CV1)
 
     def norm_relu(name, relu=True):
         running = state.get(name) if state is not None else None
-        layer = named(Norm(params[f"{name}.gamma"], params[f"{name}.beta"], norm, running, train),
-                      name)
+        gamma, beta = params[f"{name}.gamma"], params[f"{name}.beta"]
+        if gamma.ndim == 1:
+            layer = Norm(gamma, beta, norm, running, train)                         # (N1)
+        elif trainable:
+            layer = ConditionalNorm(gamma, beta, mix, norm, running, train)         # (N4), (N1)
+        else:  # inference: the mixed pair is a constant                              (N4)
+            layer = Norm(mix @ gamma, mix @ beta, norm, running, train)
+        layer = named(layer, name)
         return [layer, ReLU()] if relu else [layer]                                 # (N1), (R1)
 
-    def named(layer, name):
-        layer.name, layer.trainable = name, trainable
+    def named(layer, name, conv=False):
+        layer.name, layer.trainable = name, trainable and not (conv and frozen_convs)
         return layer
 
     layers = []
@@ -159,21 +182,21 @@ def build(params, spec, norm="instance", train=True, state=None, trainable=True,
             layers.append(
                 Residual(Sequential(conv(a, 3) + norm_relu(a) + conv(b, 3) + norm_relu(b, False))))
         elif kind == "up":
-            layers += [named(ConvTranspose2d(params[f"{name}.w"], 2, 1, 1), name)] + norm_relu(
-                name)  # (T1)
+            layers += [named(ConvTranspose2d(params[f"{name}.w"], 2, 1, 1), name, conv=True)
+                       ] + norm_relu(name)  # (T1)
         elif kind == "resize":
-            layers += [named(UpsampleConv(params[f"{name}.w"]), name)] + norm_relu(
-                name)  # (U1), (RP1), (CV1)
+            layers += [named(UpsampleConv(params[f"{name}.w"]), name, conv=True)
+                       ] + norm_relu(name)  # (U1), (RP1), (CV1)
         else:
             layers += conv(name, shape[2], bias=True) + [ScaledTanh()]                # (J1)
     if size is not None and _out_size(spec, *size) != _grown_size(spec, *size):
         layers.append(Crop(*_out_size(spec, *size)))  # up-sampling overshot
-    xp = get_xp(*params.values())
     return engine.select(Sequential(layers),
                          xp)  # registered fast paths may stand in for each layer
 
 
-def transformer_forward(params, x, spec, norm="instance", train=True, state=None, keep_caches=True):
+def transformer_forward(params, x, spec, norm="instance", train=True, state=None, keep_caches=True,
+                        mix=None, frozen_convs=False):
     r"""Build the network (:func:`build`) and run it on ``x``.
 
     Parameters
@@ -184,6 +207,7 @@ def transformer_forward(params, x, spec, norm="instance", train=True, state=None
         False for inference: nothing is kept for a backward pass (and no
         parameter gradient will be asked for), so each layer's intermediates
         are freed as soon as the next layer has run.
+    mix, frozen_convs : as :func:`build`'s.
 
     Returns
     -------
@@ -192,7 +216,8 @@ def transformer_forward(params, x, spec, norm="instance", train=True, state=None
     cache : ``(network, its cache)`` for :func:`transformer_backward`
         ``[]`` when not ``keep_caches``.
     """
-    net = build(params, spec, norm, train, state, trainable=keep_caches, size=x.shape[2:])
+    net = build(params, spec, norm, train, state, trainable=keep_caches, size=x.shape[2:], mix=mix,
+                frozen_convs=frozen_convs)
     if not keep_caches:
         return net(x), []
     y, cache = net.forward(x)

@@ -29,6 +29,14 @@ the backward adds each padded pixel's gradient back to its source:
 averages of :math:`\mu, \sigma^2` as constants:
 :math:`dx = \gamma\, dy / \sqrt{\sigma^2 + \epsilon}`.
 
+**Conditional instance normalisation** (Dumoulin et al. 2017) keeps one
+:math:`(\gamma_s, \beta_s)` per style :math:`s`; the styles' weights :math:`w`
+(one-hot: one style; a blend otherwise) mix them into one (N1) layer, so the
+backward is (N2)-(N3) and each style receives its share:
+
+.. math::  \gamma = \textstyle\sum_s w_s \gamma_s, \qquad \beta = \sum_s w_s \beta_s   \tag{N4}
+.. math::  d\gamma_s = w_s\, d\gamma, \qquad d\beta_s = w_s\, d\beta                    \tag{N5}
+
 **Transposed convolution** ("stride 1/s") is the adjoint of the convolution
 :math:`K` with the same kernel, so its forward is that convolution's input
 gradient (CV2) and its backward is the convolution itself, with the weight
@@ -142,6 +150,41 @@ class Norm(Layer):
         mean_d = dxhat.mean(axis=self.axes, keepdims=True)  # (N2): the two group means
         mean_dx = (dxhat * xhat).mean(axis=self.axes, keepdims=True)
         return inv_std * (dxhat - mean_d - xhat * mean_dx), grads           # (N2)
+
+
+class ConditionalNorm(Layer):
+    """Conditional instance normalisation (N4)-(N5): a :class:`Norm` whose ``gamma``, ``beta`` are
+    the mix of one pair per style.
+
+    Parameters
+    ----------
+    gamma, beta : ndarray, shape (S, C)
+        One scale and shift per style.
+    mix : ndarray, shape (S,)
+        The styles' weights: one-hot picks a style (training), others blend them.
+    kind, running, train, eps, momentum
+        As :class:`Norm`'s.
+
+    The layer composes: ``self.norm`` is a :class:`Norm` over the mixed (C,) pair (N4), its
+    forward and backward are that Norm's (N1)-(N3), and (N5) spreads its (N3) over the styles.
+    """
+
+    def __init__(self, gamma, beta, mix, kind="instance", running=None, train=True, eps=1e-5,
+                 momentum=0.1):
+        self.gamma, self.beta, self.mix = gamma, beta, mix
+        self.norm = Norm(mix @ gamma, mix @ beta, kind, running, train, eps, momentum)   # (N4)
+
+    def forward(self, x):
+        return self.norm.forward(x)                                         # (N1)
+
+    def backward(self, dy, cache):
+        dx, grads = self.norm.backward(dy, cache)                           # (N2), (N3)
+        w = self.mix[:, None]                                               # (S, 1)
+        return dx, {"gamma": w * grads["gamma"][None],                      # (N5): (S, C)
+                    "beta": w * grads["beta"][None]}
+
+    def __call__(self, x):
+        return self.norm(x)
 
 
 class ConvTranspose2d(Layer):

@@ -135,6 +135,32 @@ def test_a_style_index_is_refused_for_a_network_of_one_style(tmp_path):
         onnx_export.to_onnx(params, config, state, style=1)
 
 
+@pytest.mark.parametrize("choice", [None, "1", "b", "0:0.25,2:0.75"])
+def test_a_network_of_several_styles_exports_the_chosen_style(choice, tmp_path, capsys):
+    """Conditional instance norm (N4): ``export --style`` writes the plain network of that style
+    or blend (default the first), and onnxruntime gives ``stylize --style``'s picture."""
+    config = dict(KINDS["style-nearest-instance"], styles=[{"name": n} for n in "abc"])
+    rng = np.random.default_rng(3)
+    params = transformer.init_params(models.spec_from_config(config), seed=3, styles=3)
+    for key, value in params.items():   # every style's rows different, so a wrong row shows
+        if key.endswith((".gamma", ".beta")):
+            params[key] = (float(key.endswith(".gamma"))
+                           + 0.5 * rng.standard_normal(value.shape)).astype(np.float32)
+    model = str(tmp_path / "three.h5")
+    models.save_model(model, params, config, transformer.init_state(params, "instance"))
+    photo, onnx_path, out = (str(tmp_path / n) for n in ("p.png", "n.onnx", "o.png"))
+    Image.fromarray(rng.integers(0, 256, (21, 30, 3), dtype=np.uint8)).save(photo)
+    flag = [] if choice is None else ["--style", choice]
+    assert main(["export", model, "--onnx", onnx_path] + flag) == 0
+    assert main(["stylize", "--model", model, photo, "--out", out, "--no-progress"] + flag) == 0
+    ours = np.asarray(Image.open(out), np.float32)
+    theirs = np.clip(run_onnx(onnx_path, np.asarray(Image.open(photo))), 0, 255).round()
+    assert np.abs(theirs - ours).max() <= 1
+    other = str(tmp_path / "other.onnx")
+    assert main(["export", model, "--onnx", other, "--style", "2" if choice != "2" else "0"]) == 0
+    assert np.abs(run_onnx(other, np.asarray(Image.open(photo))) - theirs).max() > 5
+
+
 def test_a_layer_without_an_exporter_is_named(tmp_path):
     class Strange(Layer):
         pass

@@ -107,6 +107,25 @@ def _norm(impl, kind, train=True):
     return make
 
 
+def _conditional_norm(impl, mix):
+    """Conditional instance norm (N4)-(N5): three styles' (gamma, beta), mixed by constant weights."""
+    def make(rng, dev=_host):
+        x = dev(rng.standard_normal((2, 4, 5, 6)))
+        g, b = dev(rng.standard_normal((3, 4))), dev(rng.standard_normal((3, 4)))
+        w = dev(np.array(mix, dtype=np.float64))
+        kernel_check.ensure(get_xp(x))
+
+        def build(g, b):
+            return as_impl(impl, tl.ConditionalNorm(g, b, w, "instance"))
+
+        def vjp(d, x, g, b):
+            layer = build(g, b)
+            dx, grads = layer.backward(d, layer.forward(x)[1])
+            return dx, grads["gamma"], grads["beta"]
+        return (lambda x, g, b: build(g, b).forward(x)[0]), vjp, [x, g, b]
+    return make
+
+
 def _winograd_m4(shape):
     """F(4x4, 3x3): a fast-path kernel the engine does not pick today (issue: wide layers), kept checked."""
     def make(rng, dev=_host):
@@ -179,10 +198,10 @@ def _gatys_objective(pool_kind, tv, reference):
     return make
 
 
-def _transformer(spec, norm_kind, shape, reference, train=True):
+def _transformer(spec, norm_kind, shape, reference, train=True, styles=0, mix=None):
     def make(rng, dev=_host):
         params = {k: dev(v.astype(np.float64) + 0.1 * rng.standard_normal(v.shape))
-                  for k, v in transformer.init_params(spec, seed=0).items()}
+                  for k, v in transformer.init_params(spec, seed=0, styles=styles).items()}
         keys = sorted(params)
         state = None if train else {name: {k: dev(v.astype(np.float64) + (k == "var")) for k, v in stats.items()}
                                     for name, stats in transformer.init_state(params, norm_kind).items()}
@@ -190,7 +209,7 @@ def _transformer(spec, norm_kind, shape, reference, train=True):
         def forward(x, vals):
             with engine_mode(reference):           # the network is built, layer by layer, at each call
                 return transformer.transformer_forward(dict(zip(keys, vals)), x, spec, norm_kind, train=train,
-                                                       state=state)
+                                                       state=state, mix=None if mix is None else dev(np.array(mix)))
 
         def f(x, *vals):
             return forward(x, vals)[0]
@@ -268,6 +287,10 @@ for name, cls, params, shape, tol, kw in LAYER_CASES + CONSTANT_WEIGHTS:
 for name, kind, train in NORM_CASES:
     for impl in engine.implementations(tl.Norm):
         CASES.append((f"{name} [{_name(impl)}]", _norm(impl, kind, train), SMOOTH))
+for name, mix in [("conditional instance norm, one style", [0.0, 1.0, 0.0]),
+                  ("conditional instance norm, a blend", [0.3, 0.0, 0.7])]:
+    for impl in engine.implementations(tl.ConditionalNorm):
+        CASES.append((f"{name} [{_name(impl)}]", _conditional_norm(impl, mix), SMOOTH))
 CASES.append(("winograd F(4x4) conv ragged size [fast.winograd]", _winograd_m4((1, 2, 6, 9)), SMOOTH))
 for label in ("reference", "fast"):
     module = LOSS_MODULES[label]
@@ -296,6 +319,9 @@ def _networks(reference):
         (f"style transformer, nearest up-sampling (odd size) [{label}]",
          _transformer(transformer.style_spec((2, 3, 4), 1, "nearest"), "batch", (2, 3, 9, 10), reference,
                       train=False), NETWORK),
+        (f"conditional style transformer, 2 styles blended (odd size) [{label}]",
+         _transformer(transformer.style_spec((2, 3, 4), 1), "instance", (2, 3, 11, 9), reference,
+                      styles=2, mix=[0.25, 0.75]), NETWORK),
         (f"super-resolution x4 network [{label}]",
          _transformer(transformer.sr_spec(4, 3, 1), "instance", (2, 3, 6, 5), reference), NETWORK),
         (f"super-resolution x2 network, nearest up-sampling [{label}]",

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from .. import models
+from .. import models, styles
 from ..backend import check_device, to_device
 from ..batch import (FINGERPRINT_KEY, Task, failures_message, file_digest, fingerprint, is_done,
                      run_batch, skipped_message, where_from_args)
@@ -59,6 +59,7 @@ def stylize_batch(args, report, expect, transform, post, check):
     check_device(args.device)
     model_path = models.resolve_model_path(args.model)
     params, config, state = models.load_model(model_path, expect=expect)
+    params, config = pick_style(args, params, config)
     suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))
     dests = output_paths(args.inputs, args.out, suffix)  # distinct, checked
     depth = getattr(args, "bit_depth", 8)
@@ -173,8 +174,8 @@ def input_digest(src):
 
 def output_settings(args, kind):
     """The settings an output depends on (its fingerprint's), from the command's flags."""
-    keys = ["size", "preserve_colors", "match_histogram", "strength", "bit_depth", "max_memory",
-            "tile", "device"]
+    keys = ["style", "size", "preserve_colors", "match_histogram", "strength", "bit_depth",
+            "max_memory", "tile", "device"]
     keys += ["deflicker"] if kind != "image" else []
     chosen = {k: getattr(args, k) for k in keys if hasattr(args, k)}
     return dict(chosen, reference=bool(getattr(args, "reference", False)))
@@ -207,6 +208,20 @@ def run_network(shared, frame, src):
         out = apply_strength(out, frame, shared["strength"])
     check_finite_output(out, shared["model"], src)
     return np.clip(out, 0, 255, out=out)  # in place: large images
+
+
+def pick_style(args, params, config):
+    """``stylize --style``: a conditional network as the plain network of one style or a blend
+    (N4); a network of one style takes its index 0 or its name."""
+    choice = getattr(args, "style", None)
+    names = styles.names(config)
+    if styles.count(config):
+        return styles.apply_mix(params, config, styles.parse_mix(choice or "0", names))
+    if choice is not None:
+        if not names:
+            raise NumstyleError(f"--style {choice}: {args.model} is a network of one style")
+        styles.parse_mix(choice, names)                     # its only style, or a one-line error
+    return params, config
 
 
 def check_output_depth(src, dst, bit_depth):

@@ -26,6 +26,9 @@ def add_parser(sub):
                    help="model file, or a shipped model's name "
                    f"({', '.join(shipped_models())})")
     p.add_argument("--onnx", metavar="OUT.onnx", required=True, help="the ONNX file to write")
+    p.add_argument("--style", metavar="I|NAME|I:w,J:w",
+                   help="a network of several styles: the style (index or name) or blend to "
+                        "export (default: its first); see numstyle models")
     p.set_defaults(run=run_export)
     return p
 
@@ -48,7 +51,7 @@ def run_export(args):
     path = models.resolve_model_path(args.model)
     check_outputs([args.onnx], [path])
     params, config, state = models.load_model(path)
-    model = build.to_onnx(params, config, state)
+    model = build.to_onnx(params, config, state, style=args.style)
     build.save_onnx(args.onnx, model)
     scale = build.output_scale(config)
     size = "(N, 3, H, W)" if scale == 1 else f"(N, 3, {scale}H, {scale}W)"

@@ -1,13 +1,12 @@
 """``numstyle train`` and ``numstyle stylize``: Johnson et al.'s feed-forward style transfer."""
 import argparse
-import hashlib
 import os
 import time
 
-from .. import models, train, transformer, weights
+from .. import models, styles, train, transformer, weights
 from ..backend import check_device, to_device
 from ..color import match_color, restore_chroma
-from ..config import TRAIN
+from ..config import TRAIN, WIDTHS
 from ..dataset import Batches, list_images
 from ..errors import NumstyleError
 from ..files import check_input, check_outputs
@@ -44,7 +43,12 @@ def add_train_parser(sub):
         "train", help="train a feed-forward style network (Johnson et al.)",
         description="Train a transformer network with perceptual losses on VGG16 so that "
         "stylising an image is one forward pass.", formatter_class=HelpFormatter)
-    p.add_argument("--style", metavar="PATH", required=True, help="the style image")
+    p.add_argument("--style", metavar="PATH", nargs="+",
+                   help="the style image; several train one conditional network (one norm scale "
+                   "and shift per style, each batch one style's in turn)")
+    p.add_argument("--add-style", metavar="PATH",
+                   help="add this style to the trained network of --resume MODEL, training only "
+                   "its norm scales and shifts")
     p.add_argument("--data", metavar="DIR", required=True,
                    help="folder of training photos (searched recursively)")
     p.add_argument("--out", metavar="MODEL.h5", help="model file (default: out/<style>.h5)")
@@ -56,7 +60,8 @@ def add_train_parser(sub):
     p.add_argument("--iters", type=positive_int, default=d.iters, help="training iterations")
     p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam learning rate")
     p.add_argument("--content-weight", type=non_negative, default=d.content_weight, help="lambda_c")
-    p.add_argument("--style-weight", type=non_negative, default=d.style_weight, help="lambda_s")
+    p.add_argument("--style-weight", type=non_negative, nargs="+", default=d.style_weight,
+                   metavar="W", help="lambda_s: one, or one per --style")
     p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight, help="lambda_TV")
     p.add_argument("--content-layer", default=d.content_layer, metavar="NAME",
                    help="VGG16 content layer")
@@ -64,8 +69,9 @@ def add_train_parser(sub):
                    metavar="A,B,...", help="VGG16 style layers")
     p.add_argument("--norm", choices=["instance", "batch"], default=d.norm,
                    help="normalisation layers")
-    p.add_argument("--width", type=three_widths, default=list(d.width), metavar="A,B,C",
-                   help="channels of the three down-sampling convolutions")
+    p.add_argument("--width", type=three_widths, default=list(d.width), metavar="A,B,C|NAME",
+                   help="channels of the three down-sampling convolutions, or "
+                   + " or ".join(f"{k} ({','.join(map(str, v))})" for k, v in WIDTHS.items()))
     p.add_argument("--n-res", type=positive_int, default=d.n_res, help="residual blocks")
     add_upsample_argument(p, d.upsample)
     p.add_argument("--seed", type=non_negative_int, default=d.seed,
@@ -73,7 +79,9 @@ def add_train_parser(sub):
     p.add_argument("--checkpoint-every", type=non_negative_int, default=d.checkpoint_every,
                    metavar="N",
                    help="write <out>.ckpt.h5 every N iterations (0: only when interrupted)")
-    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a training from its checkpoint")
+    p.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue a training from its checkpoint (with --add-style: a model file "
+                   "or checkpoint)")
     p.add_argument("--weights", metavar="PATH", help="VGG16 weights (default: searched)")
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
     add_common_arguments(p)
@@ -97,6 +105,10 @@ def add_stylize_parser(sub):
         "in its own form")
     s.add_argument("--out", metavar="PATH|DIR",
                    help="output file (one input) or folder (default: out/)")
+    s.add_argument("--style", metavar="I|I:W,J:W",
+                   help="a network of several styles: the style (index or name; default: 0), or "
+                   "a blend of their norm scales and shifts, e.g. 0:0.5,2:0.5 (`numstyle models` "
+                   "lists each network's styles)")
     s.add_argument("--size", type=positive_int,
                    help="resize so the longer side is N px (default: keep)")
     s.add_argument(
@@ -137,7 +149,10 @@ def fraction(text):
 
 
 def three_widths(text):
-    """argparse type for ``--width``: the channels of the three down-sampling convolutions."""
+    """argparse type for ``--width``: the channels of the three down-sampling convolutions, or a
+    name of config.WIDTHS (``slim``: 16,32,64)."""
+    if text.strip() in WIDTHS:
+        return list(WIDTHS[text.strip()])
     widths = int_list(text)
     if len(widths) != 3:
         raise argparse.ArgumentTypeError(f"give three channel counts, e.g. 32,64,128; got {text!r}")
@@ -146,53 +161,160 @@ def three_widths(text):
 
 @reported
 def run_train(args):
-    out = args.out or default_out(None, [args.style]).replace(".png", ".h5")
-    style_size = args.style_size or args.size
-    style_hw = resized_shape(image_size(args.style, "style image")[:2], style_size)  # no decoding
-    with open(args.style, "rb") as f:
-        style_hash = hashlib.sha256(f.read()).hexdigest()
+    if args.add_style:
+        return run_add_style(args)
+    if not args.style:
+        raise NumstyleError("give --style (one or more style images), or --add-style with "
+                            "--resume MODEL to add a style to a trained network")
+    paths = list(args.style)
+    several = len(paths) > 1
+    if several and args.norm != "instance":
+        raise NumstyleError("several styles in one network need --norm instance (one scale and "
+                            "shift per style; batch norm's running statistics would be shared)")
+    out = args.out or default_out(None, paths).replace(".png", ".h5")
     config = {
         "kind": "style",
         "norm": args.norm,
         "width": list(args.width),
         "n_res": args.n_res,
         "upsample": args.upsample,
-        "style_sha256": style_hash,
-        "style": os.path.basename(args.style),
         "settings": chosen_settings(
             args, ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
                    "style_weight", "tv_weight", "content_layer", "style_layers", "seed"))
     }
+    if several:
+        config["styles"] = [styles.style_entry(p) for p in paths]
+    else:
+        config.update(style_sha256=styles.style_entry(paths[0])["sha256"],
+                      style=os.path.basename(paths[0]))
+    style_weight = per_style(args.style_weight, len(paths), "--style-weight")
 
+    def make_step(spec, state, loss):
+        if several:
+            return lambda p, b: train.network_step(p, spec, config["norm"], state, b[0], loss,
+                                                   mix=b[1])
+        return lambda p, batch: train.network_step(p, spec, config["norm"], state, batch, loss)
+
+    return run_training(args, config, out, style_loss(args, paths, style_weight), make_step,
+                        transform=None, inputs=paths, style_hw=style_shape(args, paths),
+                        wrap=(lambda b: train.StyleCycle(b, len(paths))) if several else None)
+
+
+def style_shape(args, paths):
+    """The largest style image's (H, W) at ``--style-size``, from the headers (no decoding)."""
+    size = args.style_size or args.size
+    return max((resized_shape(image_size(p, "style image")[:2], size) for p in paths),
+               key=lambda hw: hw[0] * hw[1])
+
+
+def per_style(values, n, flag):
+    """One value per style from a flag given once (for all) or once per style."""
+    values = values if isinstance(values, (list, tuple)) else [values]
+    if len(values) not in (1, n):
+        raise NumstyleError(f"{flag}: give one value, or one per style ({n}), not {len(values)}")
+    return float(values[0]) if n == 1 else [float(v) for v in values] * (n // len(values))
+
+
+def style_loss(args, paths, style_weight):
+    """``make_loss()`` of a style training: (J6) with one Gram target per style image."""
     def make_loss():
-        style_rgb = load_image(args.style, style_size, "style image")
+        size = args.style_size or args.size
+        rgbs = [load_image(p, size, "style image") for p in paths]
         model, path = weights.resolve_vgg("vgg16", args.weights)
         vgg = {
             k: (to_device(w, args.device), to_device(b, args.device))
             for k, (w, b) in weights.load_vgg(path, model).items()
         }
-        style = to_device(style_rgb.transpose(2, 0, 1)[None].copy(), args.device)
-        return train.PerceptualLoss(vgg, style, args.content_layer, args.style_layers,
-                                    args.content_weight, args.style_weight, args.tv_weight)
+        images = [to_device(rgb.transpose(2, 0, 1)[None].copy(), args.device) for rgb in rgbs]
+        return train.PerceptualLoss(vgg, images if len(images) > 1 else images[0],
+                                    args.content_layer, args.style_layers, args.content_weight,
+                                    style_weight, args.tv_weight)
+    return make_loss
+
+
+ADD_STYLE_SETTINGS = ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
+                      "style_weight", "tv_weight", "content_layer", "style_layers", "seed")
+
+
+def run_add_style(args):
+    """``numstyle train --add-style e.jpg --resume MODEL``: a new style's ``gamma``, ``beta`` (one
+    row of each norm's (S, C) pair), trained with everything else of MODEL held fixed.
+
+    MODEL is a model file (or a checkpoint) of a style network, conditional or of one style
+    (which becomes a conditional network of two); a checkpoint this command wrote for the
+    same style continues where it stopped."""
+    if args.style:
+        raise NumstyleError("give either --style (a new training) or --add-style (a style added "
+                            "to the network of --resume), not both")
+    if not args.resume:
+        raise NumstyleError("--add-style needs --resume MODEL: the trained network to add the "
+                            "style to")
+    entry = styles.style_entry(args.add_style)
+    entry["settings"] = chosen_settings(args, ADD_STYLE_SETTINGS)
+    base = models.load_any(args.resume, expect="style")
+    config = base["config"]
+    if config.get("norm") != "instance":
+        raise NumstyleError(f"{args.resume} uses {config.get('norm')} norm: styles can be added "
+                            "to an instance-norm network only")
+    listed = config.get("styles") or [legacy_entry(config)]
+    last = listed[-1]
+    if base["adam"] is not None and last.get("sha256") == entry["sha256"] and "settings" in last:
+        check_added_settings(args.resume, last["settings"], entry["settings"])
+        initial = base                                     # an interrupted --add-style: continue
+        print(f"resuming from iteration {base['iteration']} of {args.resume}")
+    else:
+        same = [s["name"] for s in listed if s.get("sha256") == entry["sha256"]]
+        if same:
+            raise NumstyleError(f"{args.resume} already has the style {args.add_style} (as "
+                                f"{same[0]})")
+        config = {k: v for k, v in config.items() if k not in ("style", "style_sha256")}
+        config["styles"] = listed + [entry]
+        initial = {"params": styles.add_row(base["params"]), "adam": {}, "iteration": 0,
+                   "state": base["state"], "config": config}
+    n = len(initial["config"]["styles"])
+    stem = os.path.splitext(os.path.basename(args.resume))[0].replace(".ckpt", "")
+    out = args.out or os.path.join("out", f"{stem}+{entry['name']}.h5")
 
     def make_step(spec, state, loss):
-        return lambda p, batch: train.network_step(p, spec, config["norm"], state, batch, loss)
+        return lambda p, b: train.network_step(p, spec, "instance", state, b[0], loss, mix=b[1],
+                                               frozen_convs=True)
 
-    return run_training(args, config, out, make_loss, make_step, transform=None,
-                        inputs=[args.style], style_hw=style_hw)
+    weight = per_style(args.style_weight, 1, "--style-weight")
+    return run_training(args, initial["config"], out, style_loss(args, [args.add_style], weight),
+                        make_step, transform=None, inputs=[args.add_style],
+                        style_hw=style_shape(args, [args.add_style]),
+                        wrap=lambda b: train.StyleCycle(b, n, only=n - 1), initial=initial)
+
+
+def legacy_entry(config):
+    """A network of one style's config as the first entry of a conditional network's styles."""
+    file = str(config.get("style") or "style")
+    return {"name": os.path.splitext(file)[0], "file": file, "sha256": config.get("style_sha256")}
+
+
+def check_added_settings(path, saved, now):
+    for key in ADD_STYLE_SETTINGS:
+        if key != "iters" and saved.get(key) != now.get(key):
+            raise NumstyleError(
+                f"{path} was trained with --{key.replace('_', '-')} {saved.get(key)}, not "
+                f"{now.get(key)}: pass the same flags to resume (only --iters may change)")
 
 
 def chosen_settings(args, keys):
     return {k: getattr(args, k) for k in keys}
 
 
-def run_training(args, config, out, make_loss, make_step, transform, inputs=(), style_hw=None):
+def run_training(args, config, out, make_loss, make_step, transform, inputs=(), style_hw=None,
+                 wrap=None, initial=None):
     """The shared body of ``numstyle train`` and ``numstyle sr-train``: resume, loop, checkpoints,
     model file.
 
     ``inputs``: files the command reads besides the data, weights and checkpoint (the style
     image), which no output may replace; ``style_hw``: the style image's size, for the memory
-    check made before it is loaded.
+    check made before it is loaded; ``wrap``: applied to the batches (a conditional network's
+    :class:`~numstyle.train.StyleCycle`); ``initial``: where to start instead of a new network
+    or ``--resume`` (``params``, ``adam``, ``iteration``, ``state``, ``config``: a style added
+    to a trained network).
     """
     start_time = time.perf_counter()
     check_device(args.device)
@@ -204,23 +326,30 @@ def run_training(args, config, out, make_loss, make_step, transform, inputs=(), 
     check_outputs([ckpt_path], inputs)
     check_training_memory(args, style_hw)
     spec = models.spec_from_config(config)
-    params = transformer.init_params(spec, seed=args.seed)
-    state = transformer.init_state(params, config["norm"])
-    adam_state, start = {}, 0
-    if args.resume:
-        ckpt = models.load_checkpoint(args.resume)
-        check_resume(args.resume, ckpt["config"], config)
-        params, adam_state, start, state = ckpt["params"], ckpt["adam"], ckpt[
-            "iteration"], ckpt["state"] or state
-        config = ckpt["config"] | {"settings": config["settings"]}
-        print(f"resuming from iteration {start} of {args.resume}")
+    if initial is not None:
+        params, adam_state, start, state, config = (initial[k] for k in (
+            "params", "adam", "iteration", "state", "config"))
+        state = state or transformer.init_state(params, config["norm"])
+    else:
+        params = transformer.init_params(spec, seed=args.seed, styles=styles.count(config))
+        state = transformer.init_state(params, config["norm"])
+        adam_state, start = {}, 0
+        if args.resume:
+            ckpt = models.load_checkpoint(args.resume)
+            check_resume(args.resume, ckpt["config"], config)
+            params, adam_state, start, state = ckpt["params"], ckpt["adam"], ckpt[
+                "iteration"], ckpt["state"] or state
+            config = ckpt["config"] | {"settings": config["settings"]}
+            print(f"resuming from iteration {start} of {args.resume}")
     loss = make_loss()
     params, adam_state = train.params_to(params,
                                          args.device), train.adam_to(adam_state, args.device)
     state = {k: {s: to_device(v, args.device) for s, v in st.items()} for k, st in state.items()}
     batches = Batches(args.data, args.size, args.batch_size, seed=args.seed, transform=transform,
                       paths=images)
-    print(f"training on {len(batches.paths)} images from {args.data}: {args.iters} iterations of "
+    n_images = len(batches.paths)
+    batches = wrap(batches) if wrap else batches
+    print(f"training on {n_images} images from {args.data}: {args.iters} iterations of "
           f"{args.batch_size}x{args.size}x{args.size}, checkpoints in {ckpt_path}")
 
     saved = {}
@@ -299,9 +428,10 @@ RESUME_MUST_MATCH = ("size", "style_size", "batch_size", "lr", "content_weight",
 def check_resume(path, saved, now):
     """A resumed run must use the checkpoint's style, network and settings (all but --iters):
     the batches and the loss are functions of them, and resuming is exact only if they match."""
-    if saved.get("style_sha256") != now.get("style_sha256"):
-        raise NumstyleError(f"{path} was trained with another style image ({saved.get('style')}); "
-                            "pass the same --style to resume")
+    if style_hashes(saved) != style_hashes(now):
+        raise NumstyleError(f"{path} was trained with other style images "
+                            f"({', '.join(styles.names(saved)) or 'none'}); pass the same --style "
+                            "to resume")
     for key in ("kind", "norm", "width", "n_res", "scale", "skip", "upsample"):
         if saved.get(key, CONFIG_DEFAULTS.get(key)) != now.get(key):
             raise NumstyleError(
@@ -314,6 +444,13 @@ def check_resume(path, saved, now):
             raise NumstyleError(
                 f"{path} was trained with --{key.replace('_', '-')} {old}, not {new}: "
                 "pass the same flags to resume (only --iters may change)")
+
+
+def style_hashes(config):
+    """The sha256 of each style image a config was trained with, in order."""
+    if styles.count(config):
+        return [s.get("sha256") for s in config["styles"]]
+    return [config.get("style_sha256")]
 
 
 def run_stylize(args, expect="style", transform=stylize_array, post=None):

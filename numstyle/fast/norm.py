@@ -1,5 +1,6 @@
 r"""Normalisation (N1)-(N3), fast: :class:`OnePassNorm` stands in for
-:class:`numstyle.transformer_layers.Norm`.
+:class:`numstyle.transformer_layers.Norm` (and, inside it, for the Norm of a
+:class:`numstyle.transformer_layers.ConditionalNorm`: :class:`OnePassConditionalNorm`).
 
 The same equations with fewer passes over memory: the sums of squares by
 ``einsum`` (no temporary), x-hat and the gradient built in place, inference
@@ -8,7 +9,7 @@ with the fused kernels (N1) and (N2) as one launch each.
 """
 from ..backend import get_xp
 from ..layers import Layer
-from ..transformer_layers import Norm
+from ..transformer_layers import ConditionalNorm, Norm
 from . import StandIn
 from . import gpu_kernels
 from .activations import relu_forward
@@ -162,6 +163,14 @@ class OnePassNorm(StandIn, Norm):
             return self.forward(x)[0]
         return norm_inference(x, self.gamma, self.beta, self.kind, self.eps,
                               self.running)  # (N1), in place
+
+
+class OnePassConditionalNorm(StandIn, ConditionalNorm):
+    """:class:`numstyle.transformer_layers.ConditionalNorm` (N4)-(N5) with its mixed Norm computed
+    by :class:`OnePassNorm`."""
+
+    def prepare(self):
+        self.norm = OnePassNorm.replacing(self.norm)
 
 
 class NormReLU(Layer):
