@@ -1,10 +1,11 @@
 """``numstyle sheet``: the photo and every shipped style network's result, labelled, one page."""
+import json
 import os
 
 import numpy as np
 from PIL import Image
 
-from numstyle import models, sheet, stylize
+from numstyle import models, sheet, styles, stylize, transformer
 from numstyle.cli import main
 from numstyle.files import TEMP_PREFIX
 from numstyle.image import load_image
@@ -51,3 +52,34 @@ def test_sheet_errors_are_one_line(tmp_path, capsys):
     Image.new("RGB", (8, 8)).save(tmp_path / "p.png")
     code = main(["sheet", str(tmp_path / "p.png"), "--out", str(tmp_path / "s.xyz")])
     assert_one_line_error(code, capsys.readouterr().err, "unknown image extension")
+
+
+def test_a_network_of_several_styles_gives_a_tile_per_style(tmp_path, monkeypatch, capsys):
+    """A shipped conditional network (N4) is each of its styles on the sheet, labelled
+    ``network:style``; ``--json`` names them."""
+    config = {"kind": "style", "norm": "instance", "width": [4, 6, 8], "n_res": 1,
+              "upsample": "nearest", "styles": [{"name": "a"}, {"name": "b"}]}
+    params = transformer.init_params(models.spec_from_config(config), seed=1, styles=2)
+    rng = np.random.default_rng(1)
+    for key in params:
+        if key.endswith((".gamma", ".beta")):
+            params[key] = (1.0 * key.endswith(".gamma")
+                           + rng.standard_normal(params[key].shape)).astype(np.float32)
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    models.save_model(str(shipped / "duo.h5"), params, config,
+                      transformer.init_state(params, "instance"))
+    monkeypatch.setattr(models, "BUILTIN_DIR", str(shipped))
+    photo, out = tmp_path / "p.png", tmp_path / "s.png"
+    Image.fromarray(rng.integers(0, 256, (12, 18, 3), dtype=np.uint8)).save(photo)
+    assert main(["sheet", str(photo), "--out", str(out), "--size", "18", "--no-progress",
+                 "--json"]) == 0
+    record, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert record["styles"] == ["duo:a", "duo:b"] and summary["outputs"] == 1
+    page = np.asarray(Image.open(out))
+    rgb = load_image(str(photo), 18)
+    _, boxes = sheet.contact_sheet([np.zeros((12, 18, 3), np.uint8)] * 3, ["p", "a", "b"], 4)
+    for i, (top, left) in enumerate(boxes[1:]):
+        plain, one = styles.apply_mix(params, config, styles.one_hot(i, 2))
+        want = np.rint(np.clip(stylize.stylize_array(plain, one, None, rgb), 0, 255))
+        assert (page[top:top + 12, left:left + 18] == want).all()

@@ -12,6 +12,7 @@ from ..errors import NumstyleError
 from ..files import check_outputs
 from ..models import shipped_models
 from .args import HelpFormatter
+from .report import add_json_argument, reported
 
 BUILDER = "numstyle.onnx_export"
 
@@ -29,6 +30,8 @@ def add_parser(sub):
     p.add_argument("--style", metavar="I|NAME|I:w,J:w",
                    help="a network of several styles: the style (index or name) or blend to "
                         "export (default: its first); see numstyle models")
+    add_json_argument(p, "the file written as one JSON object (out, nodes, opset, scale), then a "
+                         "summary,")
     p.set_defaults(run=run_export)
     return p
 
@@ -44,6 +47,7 @@ def builder():
                             "(or pip install onnx)") from None
 
 
+@reported
 def run_export(args):
     if os.path.splitext(args.onnx)[1].lower() != ".onnx":
         raise NumstyleError(f"--onnx {args.onnx}: give a file name ending in .onnx")
@@ -57,4 +61,5 @@ def run_export(args):
     size = "(N, 3, H, W)" if scale == 1 else f"(N, 3, {scale}H, {scale}W)"
     print(f"wrote {args.onnx}: input 'input' float32 (N, 3, H, W) RGB 0..255 -> output 'output' "
           f"float32 {size} RGB 0..255 ({len(model.graph.node)} nodes, opset {build.OPSET})")
-    return 0
+    return [{"out": args.onnx, "model": path, "nodes": len(model.graph.node),
+             "opset": build.OPSET, "scale": scale}]

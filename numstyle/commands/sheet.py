@@ -3,7 +3,7 @@ import os
 
 from tqdm import tqdm
 
-from .. import models
+from .. import models, styles
 from ..backend import check_device, to_device
 from ..config import SHEET
 from ..errors import NumstyleError
@@ -13,6 +13,7 @@ from ..sheet import contact_sheet
 from ..stylize import stylize_array
 from .args import HelpFormatter, add_common_arguments, positive_int
 from .batches import check_finite_output
+from .report import add_json_argument, reported
 
 
 def add_parser(sub):
@@ -29,10 +30,22 @@ def add_parser(sub):
                    help="longer side of each tile, px")
     p.add_argument("--columns", type=positive_int, default=d.columns, help="tiles per row")
     add_common_arguments(p)
+    add_json_argument(p, "the sheet as one JSON object (out, styles), then a summary,")
     p.set_defaults(run=run_sheet)
     return p
 
 
+def each_style(params, config):
+    """``[(label suffix, params)]``: a network of one style as it is; a network of several styles
+    (conditional norm, (N4)) as the plain network of each of its styles."""
+    names = styles.names(config)
+    if not styles.count(config):
+        return [("", params)]
+    return [(f":{name}", styles.apply_mix(params, config, styles.one_hot(i, len(names)))[0])
+            for i, name in enumerate(names)]
+
+
+@reported
 def run_sheet(args):
     check_device(args.device)
     names = models.shipped_models("style")
@@ -46,17 +59,18 @@ def run_sheet(args):
     check_outputs([out], [args.photo] + paths)
     photo = load_image(args.photo, args.size, "photo")     # upright (EXIF), RGB
     tiles, labels = [to_bit_depth(photo)], [stem]
-    for name, path in tqdm(list(zip(names, paths)), desc="sheet", unit="style",
+    for name, path in tqdm(list(zip(names, paths)), desc="sheet", unit="network",
                            disable=args.no_progress):
         params, config, state = models.load_model(path, expect="style")
-        params = {k: to_device(v, args.device) for k, v in params.items()}
         state = {k: {s: to_device(v, args.device) for s, v in st.items()}
                  for k, st in state.items()}
-        styled = stylize_array(params, config, state, photo, args.device)
-        check_finite_output(styled, path, args.photo)
-        tiles.append(to_bit_depth(styled))
-        labels.append(name)
+        for suffix, plain in each_style(params, config):
+            plain = {k: to_device(v, args.device) for k, v in plain.items()}
+            styled = stylize_array(plain, config, state, photo, args.device)
+            check_finite_output(styled, path, args.photo)
+            tiles.append(to_bit_depth(styled))
+            labels.append(name + suffix)
     sheet, _ = contact_sheet(tiles, labels, args.columns)
     save_image(out, sheet, icc_profile(args.photo))
-    print(f"wrote {out}: {args.photo} and {len(names)} styles ({', '.join(names)})")
-    return 0
+    print(f"wrote {out}: {args.photo} and {len(labels) - 1} styles ({', '.join(labels[1:])})")
+    return [{"out": out, "photo": args.photo, "styles": labels[1:]}]
