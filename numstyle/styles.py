@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from .errors import NumstyleError
+from .files import check_input
 
 
 def count(config):
@@ -40,7 +41,9 @@ def names(config):
 
 
 def style_entry(path):
-    """The config entry of one style image: its name (the file's stem), file name and sha256."""
+    """The config entry of one style image: its name (the file's stem), file name and sha256.
+    Only a readable regular file is opened (:func:`numstyle.files.check_input`)."""
+    check_input(path, "style image")
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     base = os.path.basename(path)

@@ -171,6 +171,8 @@ def run_train(args):
     if several and args.norm != "instance":
         raise NumstyleError("several styles in one network need --norm instance (one scale and "
                             "shift per style; batch norm's running statistics would be shared)")
+    for path in paths:      # readable images (a FIFO is never opened), before they are hashed
+        image_size(path, "style image")
     out = args.out or default_out(None, paths).replace(".png", ".h5")
     config = {
         "kind": "style",
@@ -249,6 +251,7 @@ def run_add_style(args):
     if not args.resume:
         raise NumstyleError("--add-style needs --resume MODEL: the trained network to add the "
                             "style to")
+    image_size(args.add_style, "style image")           # a readable image, before any work
     entry = styles.style_entry(args.add_style)
     entry["settings"] = chosen_settings(args, ADD_STYLE_SETTINGS)
     base = models.load_any(args.resume, expect="style")
