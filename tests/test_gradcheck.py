@@ -368,7 +368,7 @@ def outputs(make, seed, dev=_host):
     return to_host(y), [None if g is None else to_host(g) for g in vjp(dout, *inputs)]
 
 
-@pytest.mark.parametrize("reference,fast", zip(REFERENCE_NETWORKS, FAST_NETWORKS),
+@pytest.mark.parametrize("reference,fast", list(zip(REFERENCE_NETWORKS, FAST_NETWORKS)),
                          ids=[c[0].rpartition(" [")[0] for c in FAST_NETWORKS])
 def test_fast_networks_equal_the_reference(reference, fast):
     """Each network with every registered fast path in it gives the reference engine's output and
