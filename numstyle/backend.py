@@ -4,30 +4,51 @@ Every op starts with ``xp = get_xp(x)`` and allocates with ``xp.*_like`` or
 ``xp.empty(..., dtype=x.dtype)``, so dtype and device follow the inputs.
 Transfers happen only at the edges (image I/O, the SciPy call) through
 :func:`to_device` and :func:`to_host`. This is the only module that imports
-CuPy.
+CuPy, and only when a GPU is asked for (:func:`cupy_module`).
 """
+import importlib
+import sys
+
 import numpy as np
 
 from .errors import DeviceError
 
-try:  # CuPy is optional: the `gpu` extra
-    import cupy as _cupy
-except Exception:  # ImportError, or a CUDA library that fails to load
-    _cupy = None
+_cupy = None            # CuPy once imported (tests put their stand-in here)
+_cupy_tried = False     # whether cupy_module has tried to import it
+
+
+def cupy_module():
+    """CuPy (the optional ``gpu`` extra), imported on first use; None where it is not installed
+    or its CUDA libraries fail to load. Late, because importing CuPy takes about a second that a
+    run on the CPU never needs."""
+    global _cupy, _cupy_tried
+    if _cupy is None and not _cupy_tried:
+        _cupy_tried = True
+        try:
+            _cupy = importlib.import_module("cupy")
+        except Exception:  # ImportError, or a CUDA library that fails to load
+            _cupy = None
+    return _cupy
+
+
+def loaded_cupy():
+    """CuPy if something has imported it already, else None: before that no array is CuPy's."""
+    return _cupy if _cupy is not None else sys.modules.get("cupy")
 
 
 def get_xp(*arrays):
     """Return the array module (numpy or cupy) of the given arrays."""
-    if _cupy is not None:
+    cp = loaded_cupy()
+    if cp is not None:
         for a in arrays:
-            if isinstance(a, _cupy.ndarray):
-                return _cupy
+            if isinstance(a, cp.ndarray):
+                return cp
     return np
 
 
 def gpu_available():
     """True when CuPy imports and sees at least one CUDA device."""
-    if _cupy is None:
+    if cupy_module() is None:
         return False
     try:
         return _cupy.cuda.runtime.getDeviceCount() > 0
@@ -52,7 +73,7 @@ def check_device(device):
         return
     if device != "gpu":
         raise DeviceError(f"unknown device {device!r}: use 'cpu' or 'gpu'")
-    if _cupy is None:
+    if cupy_module() is None:
         raise DeviceError(
             "--device gpu needs CuPy: pip install 'numstyle[gpu]' (or cupy-cudaXXx for your CUDA)")
     if not gpu_available():
@@ -69,8 +90,9 @@ def to_device(x, device="cpu"):
 
 def to_host(x):
     """Return a NumPy array (copying from the GPU when needed)."""
-    if _cupy is not None and isinstance(x, _cupy.ndarray):
-        return _cupy.asnumpy(x)
+    cp = loaded_cupy()
+    if cp is not None and isinstance(x, cp.ndarray):
+        return cp.asnumpy(x)
     return np.asarray(x)
 
 
@@ -101,5 +123,6 @@ def synchronize(x=None):
     ``x`` None: whatever the GPU has queued -- if there is a GPU (CuPy installed without one, as
     CI's ``gpucheck`` extra does, must not ask the driver).
     """
-    if _cupy is not None and (isinstance(x, _cupy.ndarray) or (x is None and gpu_available())):
-        _cupy.cuda.Stream.null.synchronize()
+    cp = loaded_cupy()      # not imported: nothing was ever queued on a GPU
+    if cp is not None and (isinstance(x, cp.ndarray) or (x is None and gpu_available())):
+        cp.cuda.Stream.null.synchronize()

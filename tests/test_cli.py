@@ -14,6 +14,8 @@ from numstyle.cli import main
 
 from conftest import assert_one_line_error
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 @pytest.fixture
 def imgs(tmp_path, rng):
@@ -370,3 +372,13 @@ def test_reference_flag_runs_the_book_and_gives_the_same_picture(imgs, synthetic
         with Image.open(a) as fa, Image.open(b) as fb:
             diff = np.abs(np.asarray(fa, float) - np.asarray(fb, float))
         assert diff.mean() < 0.5 and diff.max() <= 4, (a, diff.mean(), diff.max())
+
+
+def test_a_cpu_command_never_imports_cupy(tmp_path):
+    """CuPy is imported only when a GPU is asked for (backend.cupy_module): about a second of
+    imports that every command on the CPU would otherwise pay where the gpu extra is installed."""
+    code = ("import sys; from numstyle.cli import main; main(['models']); "
+            "assert 'cupy' not in sys.modules, 'cupy imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=ROOT))
+    assert done.returncode == 0, done.stderr
