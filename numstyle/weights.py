@@ -17,7 +17,7 @@ import numpy as np
 
 from .data import cache_dir, fetch, find_local, search_dirs
 from .errors import NumstyleError, WeightsError
-from .files import check_input
+from .files import atomic_path, check_input
 from .vgg import BLOCKS, conv_shapes
 
 _KERAS = "https://github.com/fchollet/deep-learning-models/releases/download/v0.1/"
@@ -137,7 +137,7 @@ def save_keras_notop(path, params, model):
     names = ["input_1"]
     for b, n in enumerate(BLOCKS[model]):
         names += [f"block{b + 1}_conv{i + 1}" for i in range(n)] + [f"block{b + 1}_pool"]
-    with h5py.File(path, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:   # a whole file, or none
         f.attrs["layer_names"] = np.array([n.encode() for n in names])
         for n in names:
             g = f.create_group(n)

@@ -20,6 +20,7 @@ grey levels. Flicker is measured as the mean absolute change between consecutive
 import os
 
 import numpy as np
+from PIL import Image, ImageSequence
 
 from ..errors import NumstyleError
 from ..files import atomic_path
@@ -128,8 +129,6 @@ def input_kind(path):
     if is_video(path):
         return "video"
     if os.path.splitext(path)[1].lower() == ".gif":
-        from PIL import Image
-
         if not os.path.isfile(path):  # a FIFO would block Image.open: read_media says so
             return "image"
         try:
@@ -142,8 +141,6 @@ def input_kind(path):
 
 def read_gif(path, size=None):
     """All frames of a GIF as RGB float arrays, and their durations (ms)."""
-    from PIL import Image, ImageSequence
-
     try:
         with Image.open(path) as im:
             frames, durations = [], []
@@ -159,8 +156,6 @@ def read_gif(path, size=None):
 
 def write_gif(path, frames, durations=None, text=None):
     """Write an animated GIF atomically; ``text`` ``{key: value}`` as its comment."""
-    from PIL import Image
-
     images = [Image.fromarray(f) for f in frames]
     comment = {"comment": "\n".join(f"{k}={v}" for k, v in text.items())} if text else {}
     with atomic_path(path) as tmp:
