@@ -154,6 +154,16 @@ def test_sigterm_makes_gatys_write_the_latest_image(tmp_path, rng, synthetic_vgg
         assert im.size == (32, 27)
 
 
+def test_sigterm_at_a_coarse_scale_writes_the_image_at_the_size_asked_for(tmp_path, rng,
+                                                                          synthetic_vgg):
+    argv = _gatys(tmp_path, rng, synthetic_vgg, "--scales", "20,32", "--iters", "50,50")
+    r = run_signalled("gatys-eval", argv, tmp_path)
+    assert r.returncode == 128 + signal.SIGTERM, (r.returncode, r.stderr)
+    assert "stopped at a coarser scale: 20x17, enlarged to 32x27" in r.stdout, r.stdout
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.size == (32, 27)
+
+
 def test_gatys_piped_into_head_still_writes_the_image(tmp_path, rng, synthetic_vgg):
     argv = _gatys(tmp_path, rng, synthetic_vgg, "--iters", "4", "--print-every", "1")
     p = subprocess.Popen([sys.executable, "-m", "numstyle", *argv], cwd=tmp_path,

@@ -144,10 +144,10 @@ def test_the_default_is_the_schedule_with_balanced_content(pair, synthetic_vgg, 
     calls, real = [], gatys_cli.optimize_one_scale
 
     def spy(args, params, model, content_rgb, styles_rgb, x0, out, iters, content_weight=None,
-            preview=None):
+            preview=None, final_hw=None):
         calls.append((content_rgb.shape[:2], x0.copy(), iters, content_weight))
         return real(args, params, model, content_rgb, styles_rgb, x0, out, iters, content_weight,
-                    preview)
+                    preview, final_hw)
 
     monkeypatch.setattr(gatys_cli, "optimize_one_scale", spy)
     assert main(gatys_argv(path, pair, str(tmp_path / "d.png"), "--size", "48", "--content-weight", "2")) == 0

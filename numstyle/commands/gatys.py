@@ -220,9 +220,11 @@ def run_record(args, start, vgg=None, preview=None):
         if len(sizes) > 1:
             print(f"scale {i + 1}/{len(sizes)}: {shape_rgb.shape[1]}x{shape_rgb.shape[0]}")
         balance = content_balance(out_hw, shape_rgb.shape[:2]) if out_hw else 1.0   # (CF2)
+        final_hw = out_hw if i < len(sizes) - 1 else None   # stopped here: written enlarged
         result, last, evals, done = optimize_one_scale(args, params, model, content_rgb,
                                                        styles_rgb, x0, out, iters[i],
-                                                       args.content_weight * balance, preview)
+                                                       args.content_weight * balance, preview,
+                                                       final_hw)
         evaluations, iterations = evaluations + evals, iterations + done
     if args.preserve_colors == "luminance":
         result = restore_chroma(result, content_full)  # (CC1): the photo's chroma put back
@@ -394,14 +396,16 @@ def scaled_inputs(content_full, styles_full, size, style_scale, preserve_colors)
 
 
 def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, iters,
-                       content_weight=None, preview=None):
+                       content_weight=None, preview=None, final_hw=None):
     """One L-BFGS-B (or Adam) run at one size: ``(RGB result, losses, evaluations, iterations)``.
 
     The result is float RGB 0..255, not rounded to 8 bits (the next scale starts from it).
     ``content_weight``: alpha at this scale (default ``--content-weight``). ``out``: the image
     file for ``--save-every`` and for the latest image on Ctrl-C (None: neither). ``preview``:
     the ``--preview`` page, handed each iteration's losses and, at most every
-    ``PREVIEW.every`` seconds, the image.
+    ``PREVIEW.every`` seconds, the image. ``final_hw``: the output's (H, W) when this is a
+    coarser scale of a schedule, so that the latest image written on Ctrl-C has the size asked for
+    (enlarged as the next scale would start, (CF1) without the detail).
     """
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
     tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None,
@@ -438,9 +442,13 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
                                         callback, progress=not args.no_progress, maxcor=maxcor)
     except KeyboardInterrupt as e:
         if out and latest["x"] is not None:  # (frames: run_video writes the finished ones)
-            save_image(out, to_bit_depth(to_rgb(to_host(latest["x"])), args.bit_depth),
-                       output_profile(args))
-            print(f"{stopped_word(e)}: wrote the latest image to {out}")
+            rgb, note = to_rgb(to_host(latest["x"])), ""
+            if final_hw is not None and rgb.shape[:2] != tuple(final_hw):
+                note = (f" (stopped at a coarser scale: {rgb.shape[1]}x{rgb.shape[0]}, enlarged "
+                        f"to {final_hw[1]}x{final_hw[0]})")
+                rgb = start_of_scale(rgb, final_hw, detail=0.0)
+            save_image(out, to_bit_depth(rgb, args.bit_depth), output_profile(args))
+            print(f"{stopped_word(e)}: wrote the latest image to {out}{note}")
         raise
     last = history[-1] if history else objective.last
     return to_rgb(to_host(x)), last, objective.evaluations, len(history)
