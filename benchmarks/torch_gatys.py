@@ -14,7 +14,11 @@ require grad.  They are read from a Keras "notop" HDF5 file (--weights) or are
 random He-normal of the same shapes.  Prints one JSON object on stdout:
 
     python benchmarks/torch_gatys.py --model vgg16 --size 256 --runs 5 \
-        --warmup 1 --threads 2 --pool avg --weights vgg16_notop.h5 [--device cuda]
+        --warmup 1 --threads 2 --pool avg --weights vgg16_notop.h5 [--device cuda] [--layers]
+
+``--layers`` adds ``"layers"``: each layer (conv, ReLU, pool, named as ``numstyle bench gatys
+--layers`` names them) timed alone on its real input from the image's forward pass, forward and
+backward (the input's gradient only, as the objective needs), median of ``--runs``.
 
 ``numstyle bench gatys --compare-torch`` runs this file in a subprocess.  It never
 imports numstyle, numstyle never imports it: torch is never a numstyle dependency.
@@ -107,6 +111,42 @@ def objective(x, specs, params, pool, p_content, a_style):
     return CONTENT_WEIGHT * content + STYLE_WEIGHT * style
 
 
+def layer_times(x, specs, params, pool, runs, sync):
+    """[{layer, forward_s, backward_s}] of each op of :func:`features`, alone on its real input."""
+    pool_fn = nnf.avg_pool2d if pool == "avg" else nnf.max_pool2d
+    ops = []
+    for b_name, _, _, last_in_block in specs:
+        b, i = b_name[5], b_name.split("conv")[1]
+        w, bias = params[b_name]
+        ops.append((f"conv{b}_{i}", lambda t, w=w, bias=bias: nnf.conv2d(t, w, bias, padding=1)))
+        if b_name == LAST_LAYER:
+            break
+        ops.append((f"relu{b}_{i}", torch.relu))
+        if last_in_block:
+            ops.append((f"pool{b}", lambda t: pool_fn(t, 2, 2)))
+    rows, gen = [], torch.Generator().manual_seed(2)
+    for name, op in ops:
+        x_in = x.detach().requires_grad_(True)
+        forward, backward = [], []
+        for _ in range(runs + 1):                              # the first: warm-up
+            sync()
+            t0 = time.perf_counter()
+            y = op(x_in)
+            sync()
+            t1 = time.perf_counter()
+            dy = torch.randn(y.shape, generator=gen).to(y.device)
+            sync()
+            t2 = time.perf_counter()
+            torch.autograd.grad(y, x_in, dy)
+            sync()
+            forward.append(t1 - t0)
+            backward.append(time.perf_counter() - t2)
+        rows.append({"layer": name, "forward_s": statistics.median(forward[1:]),
+                     "backward_s": statistics.median(backward[1:])})
+        x = y.detach()
+    return rows
+
+
 def peak_rss_mb():
     """VmHWM (Linux; reset by exec, unlike ru_maxrss, which a child inherits from its parent)."""
     try:
@@ -129,6 +169,7 @@ def main():
     ap.add_argument("--pool", choices=["avg", "max"], default="avg")
     ap.add_argument("--weights", default=None, help="Keras notop HDF5 file (default: random)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--layers", action="store_true", help="also time each layer alone")
     ap.add_argument("--tf32", choices=["on", "off"], default="off",
                     help="cuda: TF32 tensor cores for convolutions and matmuls (PyTorch's own "
                          "default turns them on for cuDNN convolutions only); off: float32 "
@@ -176,6 +217,8 @@ def main():
         "loss": loss, "times_s": times, "median_s": statistics.median(times) if times else None,
         "peak_rss_mb": peak_rss_mb(),
     }
+    if args.layers:
+        result["layers"] = layer_times(x0.to(dev), specs, params, args.pool, args.runs, sync)
     if dev.type == "cuda":
         result["tf32"] = args.tf32 == "on"
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20

@@ -300,6 +300,8 @@ def torch_reference(args):
         ]
     if path and args.what != "stylize":
         cmd += ["--weights", path]
+    if args.layers and args.what == "gatys":
+        cmd += ["--layers"]                          # each layer alone, as layer_profile names them
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["failed"])[-1]
@@ -333,12 +335,25 @@ def print_report(r):
     elif t:
         print(f"  pytorch: {t['error']}")
     if r.get("layers"):
-        print(f"  {'layer':<10} {'forward ms':>11} {'backward ms':>12}")
-        for row in r["layers"]:
-            print(
-                f"  {row['layer']:<10} {1e3 * row['forward_s']:>11.1f} "
-                f"{1e3 * row['backward_s']:>12.1f}"
-            )
-        fw = sum(row["forward_s"] for row in r["layers"])
-        bw = sum(row["backward_s"] for row in r["layers"])
-        print(f"  {'total':<10} {1e3 * fw:>11.1f} {1e3 * bw:>12.1f}")
+        print_layers(r["layers"], (t or {}).get("layers"))
+
+
+def print_layers(ours, theirs=None):
+    """The per-layer table: forward and backward ms; beside PyTorch's layers (each timed alone,
+    benchmarks/torch_gatys.py --layers) when given, and the ratio of the two sums per row."""
+    theirs = {row["layer"]: row for row in theirs or []}
+    head = f"  {'layer':<10} {'forward ms':>11} {'backward ms':>12}"
+    print(head + (f" {'torch fwd':>10} {'torch bwd':>10} {'ratio':>6}" if theirs else ""))
+    for row in ours + [{"layer": "total", "forward_s": sum(r["forward_s"] for r in ours),
+                        "backward_s": sum(r["backward_s"] for r in ours)}]:
+        line = (f"  {row['layer']:<10} {1e3 * row['forward_s']:>11.1f} "
+                f"{1e3 * row['backward_s']:>12.1f}")
+        other = theirs.get(row["layer"]) if row["layer"] != "total" else (
+            {"forward_s": sum(r["forward_s"] for r in theirs.values()),
+             "backward_s": sum(r["backward_s"] for r in theirs.values())} if theirs else None)
+        if other:
+            both = other["forward_s"] + other["backward_s"]
+            ratio = (row["forward_s"] + row["backward_s"]) / both if both > 0 else float("nan")
+            line += (f" {1e3 * other['forward_s']:>10.1f} {1e3 * other['backward_s']:>10.1f}"
+                     f" {ratio:>6.2f}")
+        print(line)
