@@ -203,7 +203,7 @@ def test_bench_asks_pytorch_for_our_arithmetic(monkeypatch, cupy_tf32, expected)
     if cupy_tf32:
         monkeypatch.setenv("CUPY_TF32", cupy_tf32)
     args = argparse.Namespace(what="stylize", size=64, runs=1, device="gpu", model="vgg16", weights=None,
-                              batch_size=1, norm="instance", pool="avg", upsample="nearest")
+                              batch_size=1, norm="instance", pool="avg", upsample="nearest", layers=False)
     assert bench.torch_reference(args) == {"median_s": 1.0}
     cmd = calls[0]
     assert cmd[cmd.index("--tf32") + 1] == expected and cmd[cmd.index("--device") + 1] == "cuda", cmd
