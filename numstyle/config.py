@@ -38,6 +38,7 @@ class TrainConfig:
     content_weight: float = 1.0           # lambda_c of (J6)
     style_weight: float = 2e-4            # lambda_s
     tv_weight: float = 1e-5               # lambda_TV
+    phase_weight: float = 0.0             # lambda_P of (PH1): the output's period-4 grid
     content_layer: str = "relu2_2"
     style_layers: tuple = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     norm: str = "instance"
@@ -61,6 +62,7 @@ class SRConfig:
     lr: float = 1e-3
     blur: float = 1.0                     # Gaussian sigma before downsampling
     tv_weight: float = 1e-5               # with the feature loss
+    phase_weight: float = 0.0             # lambda_P of (PH1), with the feature loss
     content_layer: str = "relu2_2"        # the feature loss's VGG16 layer
     norm: str = "batch"                   # the paper's
     width: int = 64

@@ -39,6 +39,23 @@ Total variation (squared differences of neighbouring pixels):
 
 where :math:`\Delta_v x = x_{i+1,j} - x_{i,j}` and its adjoint sends each
 difference back with ``+`` to the lower pixel and ``-`` to the upper one.
+
+Phase penalty (a network that down-samples twice by 2 repeats itself every
+:math:`p = 4` pixels; its grid is the part of the image that depends on the
+pixel's phase :math:`(a, b) = (i \bmod p, j \bmod p)`). With
+:math:`m_{nc,ab}` the mean of channel :math:`c` of image :math:`n` over the
+pixels of phase :math:`(a, b)` and :math:`\bar m_{nc}` the mean of those
+:math:`p^2` means:
+
+.. math::  L_{\mathrm{phase}} = \frac{1}{N C p^2}
+           \sum_{n,c,a,b} (m_{nc,ab} - \bar m_{nc})^2                                    \tag{PH1}
+.. math::  \frac{\partial L_{\mathrm{phase}}}{\partial x_{nc,ij}}
+           = \frac{2 (m_{nc,ab} - \bar m_{nc})}{N C H W},
+           \quad (a, b) = (i \bmod p, j \bmod p)                                         \tag{PH2}
+
+(PH1) is the square of the checkerboard measure (Q4) of :mod:`numstyle.metrics`
+taken per RGB channel, averaged over the channels and the batch; (PH2) uses
+:math:`\sum_{ab} (m_{ab} - \bar m) = 0`, so :math:`\bar m` passes no gradient.
 """
 from .backend import get_xp, scalar
 
@@ -187,6 +204,33 @@ def tv_loss(x):
     dx[:, :, :, 1:] += 2 * dh                      # (TV2) adjoint of Δh
     dx[:, :, :, :-1] -= 2 * dh
     return loss, dx
+
+
+def phase_loss(x, period=4):
+    r"""Phase penalty (PH1) of a batch and its gradient (PH2).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        H and W multiples of ``period``.
+
+    Returns
+    -------
+    loss : float
+    dx : ndarray, shape of x
+    """
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    p = period
+    if H % p or W % p:
+        raise ValueError(f"phase_loss needs H and W multiples of {p}, got {H}x{W}")
+    phases = x.reshape(N, C, H // p, p, W // p, p)        # (N, C, H/p, p, W/p, p): phase axes 3, 5
+    m = phases.mean(axis=(2, 4))                            # (N, C, p, p)  m_{nc,ab}
+    dev = m - m.mean(axis=(2, 3), keepdims=True)            # (N, C, p, p)  m - m̄
+    loss = scalar((dev * dev).sum()) / (N * C * p * p)      # (PH1)
+    g = dev * dev.dtype.type(2.0 / (N * C * H * W))         # (N, C, p, p)  (PH2) per phase
+    dx = xp.broadcast_to(g[:, :, None, :, None, :], phases.shape)  # (N, C, H/p, p, W/p, p)
+    return loss, xp.ascontiguousarray(dx).reshape(x.shape)  # (N, C, H, W)
 
 
 # --- Johnson et al.'s perceptual losses (batch of N images, averaged over the batch) --------------

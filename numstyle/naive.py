@@ -373,6 +373,28 @@ def tv_loss(x):
     return total, dx
 
 
+def phase_loss(x, period=4):
+    """(PH1) and (PH2) pixel by pixel: each phase's sum, then each pixel's share of its phase."""
+    N, C, H, W = x.shape
+    p = period
+    dx = get_xp(x).zeros_like(x)
+    total = 0.0
+    for n in range(N):
+        for c in range(C):
+            m = [[0.0] * p for _ in range(p)]
+            for i in range(H):
+                for j in range(W):
+                    m[i % p][j % p] += float(x[n, c, i, j]) / (H * W / (p * p))  # m_{nc,ab}
+            mean = sum(sum(row) for row in m) / (p * p)                         # m̄_{nc}
+            for a in range(p):
+                for b in range(p):
+                    total += (m[a][b] - mean) ** 2 / (N * C * p * p)              # (PH1)
+            for i in range(H):
+                for j in range(W):
+                    dx[n, c, i, j] = 2 * (m[i % p][j % p] - mean) / (N * C * H * W)  # (PH2)
+    return total, dx
+
+
 def gram_normalized(F):
     """(J4) from the loops: Gatys' Gram (S1) over ``C H W``."""
     N, C, H, W = F.shape

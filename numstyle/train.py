@@ -5,7 +5,8 @@ One iteration: a batch of photos :math:`y_c` goes through the transformer
 
 .. math::  \lambda_c\, \ell_{\mathrm{feat}}(\hat y, y_c)
            + \lambda_s \sum_j \ell_{\mathrm{style}}^{(j)}(\hat y, y_s)
-           + \lambda_{TV}\, \ell_{TV}(\hat y)                                      \tag{J6}
+           + \lambda_{TV}\, \ell_{TV}(\hat y)
+           + \lambda_P\, L_{\mathrm{phase}}(\hat y)                                   \tag{J6}
 
 is pushed back through VGG to :math:`\hat y` (V1), then through the
 transformer to every parameter (J1, J2), and Adam (A1)-(A4) takes a step.
@@ -37,6 +38,9 @@ class PerceptualLoss:
         The style image (RGB 0..255), or one per style of a conditional network; None for a
         content-only loss (super-resolution).
     style_weight : float, or a sequence of one per style image
+    phase_weight, phase_period : float, int
+        :math:`\lambda_P` and :math:`p` of the phase penalty (PH1): the network's period, 4 for
+        a style network (two ×2 down-samplings), the scale for super-resolution.
 
     Called with the styles' weights ``mix`` (S,) -- one-hot in training -- the style target of
     each layer is the mix of the styles' Gram matrices and its weight the mix of theirs.
@@ -45,7 +49,7 @@ class PerceptualLoss:
     def __init__(self, vgg_params, style_rgb=None, content_layer=TRAIN.content_layer,
                  style_layers=TRAIN.style_layers, content_weight=TRAIN.content_weight,
                  style_weight=TRAIN.style_weight, tv_weight=TRAIN.tv_weight, model="vgg16",
-                 pool="max"):
+                 pool="max", phase_weight=TRAIN.phase_weight, phase_period=4):
         self.content_layer = content_layer
         styles = [] if style_rgb is None else (
             list(style_rgb) if isinstance(style_rgb, (list, tuple)) else [style_rgb])
@@ -57,6 +61,7 @@ class PerceptualLoss:
         self.style_weights = np.broadcast_to(np.asarray(style_weight, np.float64),
                                              (max(len(styles), 1),)).copy()
         self.weights = (content_weight, float(self.style_weights[0]), tv_weight)
+        self.phase_weight, self.phase_period = phase_weight, phase_period
         self.style_grams = []  # one {layer: Gram matrix} per style image
         for rgb in styles:
             feats, _ = self.vgg.forward(rgb_to_vgg(rgb), self.style_layers, keep_cache=False)
@@ -100,7 +105,12 @@ class PerceptualLoss:
             loss, dtv = L.tv_loss(y_hat)  # (TV1)
             parts["tv"] = wt * loss / N
             dy = dy + (wt / N) * dtv  # (TV2)
-        parts["total"] = parts["content"] + parts["style"] + parts["tv"]  # (J6)
+        parts["phase"] = 0.0
+        if self.phase_weight:
+            loss, dphase = L.phase_loss(y_hat, self.phase_period)  # (PH1), a mean over the batch
+            parts["phase"] = self.phase_weight * loss
+            dy = dy + self.phase_weight * dphase  # (PH2)
+        parts["total"] = parts["content"] + parts["style"] + parts["tv"] + parts["phase"]  # (J6)
         return parts, dy
 
 

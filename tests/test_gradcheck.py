@@ -261,6 +261,8 @@ LOSS_CASES = [
     ("content loss", "content_loss", (1, 3, 4, 5), [(1, 3, 4, 5)], {}),
     ("style layer loss (S3)-(S5)", "style_layer_loss", (1, 4, 3, 5), [(1, 4, 4)], {}),
     ("total variation", "tv_loss", (2, 3, 5, 4), [], {}),
+    ("phase penalty (PH1), (PH2)", "phase_loss", (2, 3, 8, 4), [], {}),
+    ("phase penalty, period 2", "phase_loss", (1, 2, 4, 6), [], dict(period=2)),
     ("johnson feature loss", "feature_loss", (2, 3, 4, 5), [(2, 3, 4, 5)], dict(weight=0.7)),
     ("johnson style loss", "style_loss_johnson", (2, 3, 4, 5), [(1, 3, 3)], dict(weight=3.0)),
 ]

@@ -185,6 +185,43 @@ def test_training_lowers_the_loss(tmp_path, synthetic_vgg, style_and_data, capsy
     assert np.mean(totals[-5:]) < 0.8 * first["total"], (first["total"], totals)
 
 
+def test_the_phase_penalty_adds_its_term_and_gradient(synthetic_vgg, rng):
+    """(J6) with lambda_P: the loss grows by lambda_P (PH1) and its gradient by lambda_P (PH2), the
+    rest unchanged."""
+    from numstyle import losses, train, weights
+    path, _ = synthetic_vgg("vgg16")
+    vgg = weights.load_vgg(path, "vgg16")
+    style = rng.uniform(0, 255, (1, 3, 24, 24)).astype(np.float32)
+    y_hat = rng.uniform(0, 255, (2, 3, 16, 20)).astype(np.float32)
+    y = rng.uniform(0, 255, (2, 3, 16, 20)).astype(np.float32)
+    plain = train.PerceptualLoss(vgg, style, "relu2_2", ["relu1_2", "relu2_2"], 1.0, 1e-3, 1e-6)
+    with_phase = train.PerceptualLoss(vgg, style, "relu2_2", ["relu1_2", "relu2_2"], 1.0, 1e-3, 1e-6,
+                                      phase_weight=50.0)
+    (parts0, dy0), (parts1, dy1) = plain(y_hat, y), with_phase(y_hat, y)
+    want, dwant = losses.phase_loss(y_hat.astype(np.float64))
+    assert parts0["phase"] == 0.0 and np.isclose(parts1["phase"], 50.0 * want, rtol=1e-5)
+    assert np.isclose(parts1["total"] - parts0["total"], parts1["phase"], rtol=1e-4)
+    np.testing.assert_allclose(dy1 - dy0, 50.0 * dwant, rtol=1e-3, atol=1e-9 * np.abs(dy0).max())
+
+
+def test_the_phase_penalty_removes_a_grid():
+    """Gradient descent on (PH1) alone takes a period-4 pattern out of an image and leaves the rest:
+    (PH2) moves each pixel by its phase's deviation only."""
+    from numstyle import losses, metrics
+    rng = np.random.default_rng(0)
+    photo = rng.uniform(60, 200, (1, 3, 64, 64))
+    grid = np.tile(rng.normal(0, 6, (1, 3, 4, 4)), (1, 1, 16, 16))
+    x = photo + grid
+    rgb = lambda a: a[0].transpose(1, 2, 0)  # noqa: E731
+    assert metrics.checkerboard(rgb(x)) > 3.0
+    for _ in range(20):
+        _, dx = losses.phase_loss(x)
+        x = x - 0.25 * 64 * 64 * 3 * dx   # a step of 1/2 the deviation (PH2): (m - m̄) halves each time
+    assert metrics.checkerboard(rgb(x)) < 1e-3 * metrics.checkerboard(rgb(photo + grid))
+    change = (x - photo - grid).reshape(1, 3, 16, 4, 16, 4)   # (N, C, H/4, 4, W/4, 4)
+    assert change.std(axis=(2, 4)).max() < 1e-9    # one shift per phase: nothing else moved
+
+
 def test_resume_gives_identical_parameters(tmp_path, synthetic_vgg, style_and_data, capsys):
     path, _ = synthetic_vgg("vgg16")
     straight = str(tmp_path / "straight.h5")
@@ -267,6 +304,10 @@ def test_resume_with_other_settings_is_refused(tmp_path, synthetic_vgg, style_an
                             "--out", out)) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has upsample transposed, not nearest" in err[0], err
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
+                            "--phase-weight", "10", "--out", out)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--phase-weight 0.0, not 10.0" in err[0], err
 
 
 def test_nearest_upsampling_trains_saves_and_stylizes(tmp_path, synthetic_vgg, style_and_data, capsys, rng):

@@ -63,6 +63,9 @@ def add_train_parser(sub):
     p.add_argument("--style-weight", type=non_negative, nargs="+", default=d.style_weight,
                    metavar="W", help="lambda_s: one, or one per --style")
     p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight, help="lambda_TV")
+    p.add_argument("--phase-weight", type=non_negative, default=d.phase_weight,
+                   help="lambda_P: weight of the phase penalty (PH1), which pulls the output's "
+                   "mean over each pixel phase mod 4 together (the network's grid)")
     p.add_argument("--content-layer", default=d.content_layer, metavar="NAME",
                    help="VGG16 content layer")
     p.add_argument("--style-layers", type=layer_list, default=list(d.style_layers),
@@ -182,7 +185,8 @@ def run_train(args):
         "upsample": args.upsample,
         "settings": chosen_settings(
             args, ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
-                   "style_weight", "tv_weight", "content_layer", "style_layers", "seed"))
+                   "style_weight", "tv_weight", "phase_weight", "content_layer",
+                   "style_layers", "seed"))
     }
     if several:
         config["styles"] = [styles.style_entry(p) for p in paths]
@@ -230,12 +234,20 @@ def style_loss(args, paths, style_weight):
         images = [to_device(rgb.transpose(2, 0, 1)[None].copy(), args.device) for rgb in rgbs]
         return train.PerceptualLoss(vgg, images if len(images) > 1 else images[0],
                                     args.content_layer, args.style_layers, args.content_weight,
-                                    style_weight, args.tv_weight)
+                                    style_weight, args.tv_weight,
+                                    phase_weight=args.phase_weight)
     return make_loss
 
 
 ADD_STYLE_SETTINGS = ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
-                      "style_weight", "tv_weight", "content_layer", "style_layers", "seed")
+                      "style_weight", "tv_weight", "phase_weight", "content_layer", "style_layers",
+                      "seed")
+SETTING_DEFAULTS = {"phase_weight": 0.0}  # what runs used before the setting existed
+
+
+def setting(settings, key):
+    """A run's setting ``key``, or the value runs used before the setting existed."""
+    return settings.get(key, SETTING_DEFAULTS.get(key))
 
 
 def run_add_style(args):
@@ -297,10 +309,10 @@ def legacy_entry(config):
 
 def check_added_settings(path, saved, now):
     for key in ADD_STYLE_SETTINGS:
-        if key != "iters" and saved.get(key) != now.get(key):
+        if key != "iters" and setting(saved, key) != setting(now, key):
             raise NumstyleError(
-                f"{path} was trained with --{key.replace('_', '-')} {saved.get(key)}, not "
-                f"{now.get(key)}: pass the same flags to resume (only --iters may change)")
+                f"{path} was trained with --{key.replace('_', '-')} {setting(saved, key)}, not "
+                f"{setting(now, key)}: pass the same flags to resume (only --iters may change)")
 
 
 def chosen_settings(args, keys):
@@ -425,7 +437,8 @@ def check_training_memory(args, style_hw=None):
 
 
 RESUME_MUST_MATCH = ("size", "style_size", "batch_size", "lr", "content_weight", "style_weight",
-                     "tv_weight", "content_layer", "style_layers", "seed", "scale", "loss", "blur")
+                     "tv_weight", "phase_weight", "content_layer", "style_layers", "seed", "scale",
+                     "loss", "blur")
 
 
 def check_resume(path, saved, now):
@@ -442,7 +455,7 @@ def check_resume(path, saved, now):
                 "resume"
             )
     for key in RESUME_MUST_MATCH:
-        old, new = saved.get("settings", {}).get(key), now["settings"].get(key)
+        old, new = setting(saved.get("settings", {}), key), setting(now["settings"], key)
         if old != new:
             raise NumstyleError(
                 f"{path} was trained with --{key.replace('_', '-')} {old}, not {new}: "

@@ -44,6 +44,9 @@ def add_parsers(sub):
                    help="Gaussian blur sigma before downsampling")
     p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight,
                    help="total variation weight (feature loss)")
+    p.add_argument("--phase-weight", type=non_negative, default=d.phase_weight,
+                   help="weight of the phase penalty (PH1) (feature loss), which pulls the "
+                   "output's mean over each pixel phase mod --scale together (the grid)")
     p.add_argument("--content-layer", default=d.content_layer, metavar="NAME",
                    help="VGG16 layer of the feature loss")
     p.add_argument("--norm", choices=["batch", "instance"], default=d.norm,
@@ -123,8 +126,11 @@ def run_sr_train(args):
         "loss": args.loss,
         "blur": args.blur,
         "settings": chosen_settings(args, ("size", "batch_size", "iters", "lr", "tv_weight",
-                                           "content_layer", "seed", "scale", "loss", "blur"))
+                                           "phase_weight", "content_layer", "seed", "scale",
+                                           "loss", "blur"))
     }
+    if args.phase_weight and args.loss == "pixel":
+        raise NumstyleError("--phase-weight is a term of the feature loss: add --loss feature")
     if args.size < 4 * args.scale:
         raise NumstyleError(
             f"--size {args.size} is too small for x{args.scale}: use at least {4 * args.scale}")
@@ -142,7 +148,8 @@ def run_sr_train(args):
             k: (to_device(w, args.device), to_device(b, args.device))
             for k, (w, b) in weights.load_vgg(path, model).items()
         }
-        return train.PerceptualLoss(vgg, None, args.content_layer, (), 1.0, 0.0, args.tv_weight)
+        return train.PerceptualLoss(vgg, None, args.content_layer, (), 1.0, 0.0, args.tv_weight,
+                                    phase_weight=args.phase_weight, phase_period=args.scale)
 
     def make_step(spec, state, loss):
         return lambda p, batch: sr.sr_step(p, spec, config, state, batch, loss)
