@@ -168,6 +168,8 @@ def test_sr_train_size_must_be_a_multiple_of_the_scale(tmp_path, capsys):
     assert main(argv + ["--size", "30"]) == 1                   # before the data folder is even looked at
     assert_one_line_error(1, capsys.readouterr().err, "not a multiple of --scale 4", "28 or 32")
     assert not (tmp_path / "m.h5").exists()
+    assert main(argv + ["--phase-weight", "10"]) == 1            # a term of the feature loss only
+    assert_one_line_error(1, capsys.readouterr().err, "--phase-weight", "--loss feature")
 
 
 # --- examples (audit7 items 8 and 10) -----------------------------------------------------------
