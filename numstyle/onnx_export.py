@@ -202,16 +202,10 @@ def to_onnx(params, config, state=None, style=None):
 
     ``style``: for a network of several styles (conditional instance norm, (N4)), which one to
     export -- an index, a name or a blend ``I:w,J:w`` as ``stylize --style`` takes it, default the
-    first -- made a plain network by :func:`numstyle.styles.apply_mix`; the networks of one style
-    take None, and refuse another value.
+    first -- made a plain network by :func:`numstyle.styles.plain_network`; the networks of one
+    style take None, and refuse another value.
     """
-    if styles.count(config):
-        choice = "0" if style is None else str(style)
-        params, config = styles.apply_mix(params, config,
-                                          styles.parse_mix(choice, styles.names(config)))
-    elif style is not None:
-        raise NumstyleError(f"this {config['kind']} network holds one style: there is no style "
-                            f"{style} to choose")
+    params, config = styles.plain_network(params, config, style)
     g = Graph()
     g.names.update([INPUT, OUTPUT])
     params = {k: np.asarray(v, np.float32) for k, v in params.items()}

@@ -95,12 +95,28 @@ def apply_mix(params, config, mix):
     Returns ``(params, config)``: every ``gamma``, ``beta`` (S, C) replaced by
     ``mix @ gamma`` (C,), the config without ``styles`` (``style`` names the blend).
     """
-    mix = np.asarray(mix, np.float32)
+    mix, config_styles = np.asarray(mix, np.float32), config["styles"]
     plain = {k: (mix @ v).astype(np.float32) if v.ndim == 2 else v for k, v in params.items()}
     used = [f"{s['name']}:{w:.3g}" if w != 1 else s["name"]
             for s, w in zip(config["styles"], mix) if w]
     config = {k: v for k, v in config.items() if k != "styles"} | {"style": ",".join(used)}
+    picked = [s for s, w in zip(config_styles, mix) if w]
+    if len(picked) == 1:                      # one style (weights sum to 1): its image's sha256
+        config["style_sha256"] = picked[0].get("sha256")
     return plain, config
+
+
+def plain_network(params, config, style=None):
+    """``(params, config)`` of a plain network: a network of several styles made the network of
+    ``style`` -- an index, a name or a blend ``I:w,J:w`` as ``stylize --style`` takes it, default
+    the first -- by :func:`apply_mix`; a network of one style as it is, and ``style`` refused."""
+    if count(config):
+        choice = "0" if style is None else str(style)
+        return apply_mix(params, config, parse_mix(choice, names(config)))
+    if style is not None:
+        raise NumstyleError(f"this {config['kind']} network holds one style: there is no style "
+                            f"{style} to choose")
+    return params, config
 
 
 def add_row(params):

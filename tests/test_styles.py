@@ -128,6 +128,29 @@ def test_a_blend_of_weight_one_is_that_style_and_a_half_blend_mixes_gamma_beta(
     assert np.abs(np.asarray(Image.open(out), dtype=np.int16) - half).max() <= 1   # rounding
 
 
+def test_export_h5_writes_one_style_as_a_plain_network(tmp_path, trained, two_styles, capsys):
+    """``export --h5 --style I``: a model file of one style that stylises as ``--style I`` of the
+    network of several, names its style and carries its image's sha256."""
+    model, _ = trained
+    photo, one = two_styles[1], str(tmp_path / "blotches.h5")
+    assert main(["export", model, "--style", "blotches", "--h5", one, "--half"]) == 0
+    params, config, _ = models.load_model(one)
+    assert styles.count(config) == 0 and params["c1.gamma"].shape == (4,)
+    _, full, _ = models.load_model(model)
+    assert config["style"] == "blotches" and config["style_sha256"] == full["styles"][1]["sha256"]
+    outs = []
+    for argv in (["--model", model, "--style", "1"], ["--model", one]):
+        out = str(tmp_path / "o.png")
+        assert main(["stylize", *argv, photo, "--out", out, "--overwrite", "--no-progress"]) == 0
+        outs.append(np.asarray(Image.open(out), dtype=np.int16))
+    assert np.abs(outs[0] - outs[1]).max() <= 2      # float16 parameters: a level or two at most
+    capsys.readouterr()
+    assert main(["export", one, "--h5", str(tmp_path / "again.h5")]) == 1
+    assert "already a network of one style" in capsys.readouterr().err
+    assert main(["export", model, "--onnx", str(tmp_path / "x.onnx"), "--half"]) == 1
+    assert "--half is for --h5" in capsys.readouterr().err
+
+
 def test_add_style_trains_only_the_new_gamma_beta(tmp_path, trained, two_styles, capsys):
     model, weights_path = trained
     third = str(tmp_path / "third.png")

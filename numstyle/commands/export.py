@@ -1,4 +1,5 @@
-"""``numstyle export``: a trained network as an ONNX file, for onnxruntime, browsers and phones.
+"""``numstyle export``: a trained network as an ONNX file, for onnxruntime, browsers and phones;
+or one style of a network of several as a plain numstyle model file (``--h5``).
 
 The graph builder is :mod:`numstyle.onnx_export`, which imports the ``onnx`` package (the
 ``export`` extra, ~1.3 s to import). It is loaded by name when this command runs, so that every
@@ -7,7 +8,7 @@ other command starts without it and works without it installed.
 import importlib
 import os
 
-from .. import models
+from .. import models, styles
 from ..errors import NumstyleError
 from ..files import check_outputs
 from ..models import shipped_models
@@ -26,7 +27,12 @@ def add_parser(sub):
     p.add_argument("model", metavar="MODEL",
                    help="model file, or a shipped model's name "
                    f"({', '.join(shipped_models())})")
-    p.add_argument("--onnx", metavar="OUT.onnx", required=True, help="the ONNX file to write")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--onnx", metavar="OUT.onnx", help="the ONNX file to write")
+    out.add_argument("--h5", metavar="OUT.h5",
+                     help="write the style (or blend) of --style as a numstyle model file of one "
+                          "style instead (no onnx needed): what numstyle stylize --model takes")
+    p.add_argument("--half", action="store_true", help="--h5: store the parameters as float16")
     p.add_argument("--style", metavar="I|NAME|I:w,J:w",
                    help="a network of several styles: the style (index or name) or blend to "
                         "export (default: its first); see numstyle models")
@@ -49,6 +55,10 @@ def builder():
 
 @reported
 def run_export(args):
+    if args.h5:
+        return run_export_h5(args)
+    if args.half:
+        raise NumstyleError("--half is for --h5: an ONNX file holds float32")
     if os.path.splitext(args.onnx)[1].lower() != ".onnx":
         raise NumstyleError(f"--onnx {args.onnx}: give a file name ending in .onnx")
     build = builder()
@@ -63,3 +73,18 @@ def run_export(args):
           f"float32 {size} RGB 0..255 ({len(model.graph.node)} nodes, opset {build.OPSET})")
     return [{"out": args.onnx, "model": path, "nodes": len(model.graph.node),
              "opset": build.OPSET, "scale": scale}]
+
+
+def run_export_h5(args):
+    """``--h5``: the plain network of one style or blend (N4), as a model file."""
+    if os.path.splitext(args.h5)[1].lower() != ".h5":
+        raise NumstyleError(f"--h5 {args.h5}: give a file name ending in .h5")
+    path = models.resolve_model_path(args.model)
+    check_outputs([args.h5], [path])
+    params, config, state = models.load_model(path, expect="style")
+    if not styles.count(config):
+        raise NumstyleError(f"{path} is already a network of one style: copy the file instead")
+    params, config = styles.plain_network(params, config, args.style)
+    models.save_model(args.h5, params, config, state, half=args.half)
+    print(f"wrote {args.h5}: the style {config['style']} of {path}")
+    return [{"out": args.h5, "model": path, "style": config["style"]}]
