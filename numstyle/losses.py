@@ -212,7 +212,8 @@ def phase_loss(x, period=4):
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
-        H and W multiples of ``period``.
+        Only the top-left ``(H // period) period x (W // period) period`` pixels count, as in
+        (Q4): the network's grid starts there; the rest gets zero gradient.
 
     Returns
     -------
@@ -222,15 +223,18 @@ def phase_loss(x, period=4):
     xp = get_xp(x)
     N, C, H, W = x.shape
     p = period
-    if H % p or W % p:
-        raise ValueError(f"phase_loss needs H and W multiples of {p}, got {H}x{W}")
-    phases = x.reshape(N, C, H // p, p, W // p, p)        # (N, C, H/p, p, W/p, p): phase axes 3, 5
+    H, W = H // p * p, W // p * p                           # whole periods only
+    dx = xp.zeros_like(x)
+    if H == 0 or W == 0:
+        return 0.0, dx
+    phases = x[:, :, :H, :W].reshape(N, C, H // p, p, W // p, p)  # (N, C, H/p, p, W/p, p)
     m = phases.mean(axis=(2, 4))                            # (N, C, p, p)  m_{nc,ab}
     dev = m - m.mean(axis=(2, 3), keepdims=True)            # (N, C, p, p)  m - m̄
     loss = scalar((dev * dev).sum()) / (N * C * p * p)      # (PH1)
     g = dev * dev.dtype.type(2.0 / (N * C * H * W))         # (N, C, p, p)  (PH2) per phase
-    dx = xp.broadcast_to(g[:, :, None, :, None, :], phases.shape)  # (N, C, H/p, p, W/p, p)
-    return loss, xp.ascontiguousarray(dx).reshape(x.shape)  # (N, C, H, W)
+    dx[:, :, :H, :W] = xp.broadcast_to(g[:, :, None, :, None, :],
+                                       phases.shape).reshape(N, C, H, W)  # (N, C, H, W)
+    return loss, dx
 
 
 # --- Johnson et al.'s perceptual losses (batch of N images, averaged over the batch) --------------

@@ -374,9 +374,11 @@ def tv_loss(x):
 
 
 def phase_loss(x, period=4):
-    """(PH1) and (PH2) pixel by pixel: each phase's sum, then each pixel's share of its phase."""
+    """(PH1) and (PH2) pixel by pixel: each phase's sum, then each pixel's share of its phase;
+    the top-left whole periods only."""
     N, C, H, W = x.shape
     p = period
+    H, W = H // p * p, W // p * p
     dx = get_xp(x).zeros_like(x)
     total = 0.0
     for n in range(N):

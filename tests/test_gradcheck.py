@@ -263,6 +263,7 @@ LOSS_CASES = [
     ("total variation", "tv_loss", (2, 3, 5, 4), [], {}),
     ("phase penalty (PH1), (PH2)", "phase_loss", (2, 3, 8, 4), [], {}),
     ("phase penalty, period 2", "phase_loss", (1, 2, 4, 6), [], dict(period=2)),
+    ("phase penalty, ragged sides", "phase_loss", (1, 2, 9, 6), [], {}),
     ("johnson feature loss", "feature_loss", (2, 3, 4, 5), [(2, 3, 4, 5)], dict(weight=0.7)),
     ("johnson style loss", "style_loss_johnson", (2, 3, 4, 5), [(1, 3, 3)], dict(weight=3.0)),
 ]
