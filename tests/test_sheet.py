@@ -83,3 +83,14 @@ def test_a_network_of_several_styles_gives_a_tile_per_style(tmp_path, monkeypatc
         plain, one = styles.apply_mix(params, config, styles.one_hot(i, 2))
         want = np.rint(np.clip(stylize.stylize_array(plain, one, None, rgb), 0, 255))
         assert (page[top:top + 12, left:left + 18] == want).all()
+    # a network of one style shipped beside it, style b's own: b is drawn once, by that network
+    config["styles"] = [{"name": "a", "sha256": "aa"}, {"name": "b", "sha256": "bb"}]
+    models.save_model(str(shipped / "duo.h5"), params, config,
+                      transformer.init_state(params, "instance"))
+    plain, one = styles.apply_mix(params, config, styles.one_hot(1, 2))
+    models.save_model(str(shipped / "b_alone.h5"), plain, one)
+    assert one["style_sha256"] == "bb"
+    assert main(["sheet", str(photo), "--out", str(tmp_path / "s2.png"), "--size", "18",
+                 "--no-progress", "--json"]) == 0
+    record, _ = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(record["styles"]) == ["b_alone", "duo:a"]

@@ -35,14 +35,16 @@ def add_parser(sub):
     return p
 
 
-def each_style(params, config):
+def each_style(params, config, shown=()):
     """``[(label suffix, params)]``: a network of one style as it is; a network of several styles
-    (conditional norm, (N4)) as the plain network of each of its styles."""
+    (conditional norm, (N4)) as the plain network of each of its styles, but those whose style
+    image (sha256) is in ``shown``: a network of one style shipped beside it draws that one."""
     names = styles.names(config)
     if not styles.count(config):
         return [("", params)]
     return [(f":{name}", styles.apply_mix(params, config, styles.one_hot(i, len(names)))[0])
-            for i, name in enumerate(names)]
+            for i, (name, entry) in enumerate(zip(names, config["styles"]))
+            if entry.get("sha256") not in shown]
 
 
 @reported
@@ -59,12 +61,14 @@ def run_sheet(args):
     check_outputs([out], [args.photo] + paths)
     photo = load_image(args.photo, args.size, "photo")     # upright (EXIF), RGB
     tiles, labels = [to_bit_depth(photo)], [stem]
-    for name, path in tqdm(list(zip(names, paths)), desc="sheet", unit="network",
-                           disable=args.no_progress):
-        params, config, state = models.load_model(path, expect="style")
+    loaded = [models.load_model(path, expect="style") for path in paths]
+    shown = {config.get("style_sha256") for _, config, _ in loaded if not styles.count(config)}
+    for name, path, (params, config, state) in tqdm(list(zip(names, paths, loaded)),
+                                                   desc="sheet", unit="network",
+                                                   disable=args.no_progress):
         state = {k: {s: to_device(v, args.device) for s, v in st.items()}
                  for k, st in state.items()}
-        for suffix, plain in each_style(params, config):
+        for suffix, plain in each_style(params, config, shown):
             plain = {k: to_device(v, args.device) for k, v in plain.items()}
             styled = stylize_array(plain, config, state, photo, args.device)
             check_finite_output(styled, path, args.photo)
