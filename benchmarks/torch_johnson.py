@@ -186,6 +186,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--norm", choices=["instance", "batch"], default="instance")
     ap.add_argument("--upsample", choices=["transposed", "nearest"], default="transposed")
+    ap.add_argument("--width", default="32,64,128",
+                    help="channels of the three down-sampling convolutions (slim: 16,32,64)")
     ap.add_argument("--pool", choices=["max", "avg"], default="max",
                     help="VGG pooling (train only)")
     ap.add_argument("--weights", default=None,
@@ -205,7 +207,8 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    net = Transformer(args.norm, upsample=args.upsample).to(dev)
+    width = tuple(int(c) for c in args.width.split(","))
+    net = Transformer(args.norm, width=width, upsample=args.upsample).to(dev)
     gen = torch.Generator().manual_seed(1)
     batch = (torch.rand((batch_size, 3, size, size), generator=gen) * 255.0).to(dev)    # RGB 0..255
     # input in [-1, 1]
@@ -255,6 +258,7 @@ def main():
     result = {
         "framework": "torch", "torch_version": torch.__version__, "mode": args.mode, "size": size,
         "batch_size": batch_size, "norm": args.norm, "upsample": args.upsample,
+        "width": list(width),
         "device": args.device, "threads": args.threads,
         "runs": args.runs, "warmup": args.warmup, "times_s": times, "median_s": median,
         "params": sum(p.numel() for p in net.parameters()), "peak_rss_mb": peak_rss_mb(),

@@ -203,11 +203,13 @@ def test_bench_asks_pytorch_for_our_arithmetic(monkeypatch, cupy_tf32, expected)
     if cupy_tf32:
         monkeypatch.setenv("CUPY_TF32", cupy_tf32)
     args = argparse.Namespace(what="stylize", size=64, runs=1, device="gpu", model="vgg16", weights=None,
-                              batch_size=1, norm="instance", pool="avg", upsample="nearest", layers=False)
+                              batch_size=1, norm="instance", pool="avg", upsample="nearest", layers=False,
+                              width=[16, 32, 64])
     assert bench.torch_reference(args) == {"median_s": 1.0}
     cmd = calls[0]
     assert cmd[cmd.index("--tf32") + 1] == expected and cmd[cmd.index("--device") + 1] == "cuda", cmd
     assert cmd[cmd.index("--upsample") + 1] == "nearest", "the same network as ours"
+    assert cmd[cmd.index("--width") + 1] == "16,32,64", "the same width as ours"
 
 
 @pytest.mark.parametrize("command,flag,value", [("train", "--width", "8,16"), ("train", "--width", "0,1,2"),

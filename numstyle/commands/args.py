@@ -7,6 +7,7 @@ import math
 import os
 import sys
 
+from ..config import WIDTHS
 from ..errors import NumstyleError
 from ..tiles import parse_memory
 
@@ -88,6 +89,17 @@ def positive_float(text):
 
 def int_list(text):
     return [positive_int(t) for t in name_list(text)]
+
+
+def three_widths(text):
+    """argparse type for ``--width``: the channels of the three down-sampling convolutions, or a
+    name of config.WIDTHS (``slim``: 16,32,64)."""
+    if text.strip() in WIDTHS:
+        return list(WIDTHS[text.strip()])
+    widths = int_list(text)
+    if len(widths) != 3:
+        raise argparse.ArgumentTypeError(f"give three channel counts, e.g. 32,64,128; got {text!r}")
+    return widths
 
 
 def name_list(text):

@@ -22,10 +22,11 @@ import time
 import numpy as np
 
 from .. import gatys, settings, train, transformer, weights
+from ..config import TRAIN, WIDTHS
 from ..backend import check_device, gpu_name, synchronize, to_device
 from ..optim import adam
 from ..vgg import BLOCKS, conv_shapes, layer_names, pools_before, random_params
-from .args import HelpFormatter, add_common_arguments, positive_int
+from .args import HelpFormatter, add_common_arguments, positive_int, three_widths
 
 BENCH_CONTENT = "conv4_2"
 BENCH_STYLE = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
@@ -46,6 +47,9 @@ def add_parser(sub):
                    help="train/stylize: normalisation")
     p.add_argument("--upsample", choices=["transposed", "nearest"], default="transposed",
                    help="train/stylize: the style network's up-sampling layers")
+    p.add_argument("--width", type=three_widths, default=list(TRAIN.width), metavar="A,B,C|NAME",
+                   help="train/stylize: the style network's channels, or "
+                   + " or ".join(f"{k} ({','.join(map(str, v))})" for k, v in WIDTHS.items()))
     p.add_argument("--runs", type=positive_int, default=5, help="timed runs (after one warm-up)")
     p.add_argument("--pool", choices=["avg", "max"], default="avg", help="pooling")
     p.add_argument(
@@ -146,7 +150,7 @@ def bench_train(args):
         rng.uniform(0, 255,
                     (n, 3, args.size, args.size)).astype(np.float32), args.device)  # noqa: E731
     loss = train.PerceptualLoss(vgg, img(1))
-    spec = transformer.style_spec(upsample=args.upsample)
+    spec = transformer.style_spec(tuple(args.width), upsample=args.upsample)
     params = train.params_to(transformer.init_params(spec), args.device)
     state = transformer.init_state(params, args.norm)
     batch = img(args.batch_size)
@@ -159,12 +163,12 @@ def bench_train(args):
 
     return summary(timed(iteration, args.runs), bench="train", size=args.size,
                    batch_size=args.batch_size, norm=args.norm, upsample=args.upsample,
-                   device=args.device, weights=path or "random")
+                   width=list(args.width), device=args.device, weights=path or "random")
 
 
 def bench_stylize(args):
     """One forward pass of the style network (inference mode) on one image."""
-    spec = transformer.style_spec(upsample=args.upsample)
+    spec = transformer.style_spec(tuple(args.width), upsample=args.upsample)
     params = train.params_to(transformer.init_params(spec), args.device)
     state = transformer.init_state(params, args.norm)
     x = to_device(
@@ -174,7 +178,7 @@ def bench_stylize(args):
                                                           state=state, keep_caches=False),
                   args.runs)  # as `stylize` runs it
     result = summary(times, bench="stylize", size=args.size, norm=args.norm, upsample=args.upsample,
-                     device=args.device)
+                     width=list(args.width), device=args.device)
     result["fps"] = 1.0 / result["median_s"]
     y, _ = transformer.transformer_forward(params, x, spec, args.norm, train=False, state=state,
                                            keep_caches=False)
@@ -296,7 +300,8 @@ def torch_reference(args):
     else:
         cmd += [
             "--mode", args.what, "--batch-size",
-            str(args.batch_size), "--norm", args.norm, "--pool", "max", "--upsample", args.upsample
+            str(args.batch_size), "--norm", args.norm, "--pool", "max", "--upsample", args.upsample,
+            "--width", ",".join(map(str, args.width))
         ]
     if path and args.what != "stylize":
         cmd += ["--weights", path]
@@ -313,10 +318,9 @@ def print_report(r):
     what = {
         "gatys": f"gatys objective, {r.get('model')} {r['size']}x{r['size']} {r.get('pool')} pool",
         "train": f"training iteration, batch {r.get('batch_size')} of {r['size']}x{r['size']}, "
-                 f"{r.get('norm')} norm, "
-        f"{r.get('upsample')} up-sampling",
+                 f"{r.get('norm')} norm, {r.get('upsample')} up-sampling, width {r.get('width')}",
         "stylize": f"stylize one {r['size']}x{r['size']} image, {r.get('norm')} norm, "
-                   f"{r.get('upsample')} up-sampling"
+                   f"{r.get('upsample')} up-sampling, width {r.get('width')}"
     }[r["bench"]]
     print(f"{what}, {r['device']}" +
           (f", weights: {os.path.basename(r['weights'])}" if "weights" in r else ""))

@@ -18,8 +18,8 @@ from ..tiles import (format_bytes, largest_fitting, memory_limit, network_bytes,
                      plan_network_tiles)
 from ..vgg import FORWARD_BYTES_PER_PIXEL
 from .args import (HelpFormatter, Parser, add_bit_depth_argument, add_common_arguments,
-                   add_tiling_arguments, default_out, int_list, layer_list, non_negative,
-                   non_negative_int, positive_float, positive_int)
+                   add_tiling_arguments, default_out, layer_list, non_negative, non_negative_int,
+                   positive_float, positive_int, three_widths)
 from .batches import add_batch_arguments, finish, stylize_batch
 from .media import frame_names, input_kind, is_video
 from .report import Report, add_json_argument, reported
@@ -149,17 +149,6 @@ def fraction(text):
     if v > 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
     return v
-
-
-def three_widths(text):
-    """argparse type for ``--width``: the channels of the three down-sampling convolutions, or a
-    name of config.WIDTHS (``slim``: 16,32,64)."""
-    if text.strip() in WIDTHS:
-        return list(WIDTHS[text.strip()])
-    widths = int_list(text)
-    if len(widths) != 3:
-        raise argparse.ArgumentTypeError(f"give three channel counts, e.g. 32,64,128; got {text!r}")
-    return widths
 
 
 @reported
