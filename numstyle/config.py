@@ -38,7 +38,8 @@ class TrainConfig:
     content_weight: float = 1.0           # lambda_c of (J6)
     style_weight: float = 2e-4            # lambda_s
     tv_weight: float = 1e-5               # lambda_TV
-    phase_weight: float = 0.0             # lambda_P of (PH1): the output's period-4 grid
+    phase_weight: float = 1e4             # lambda_P of (PH1): the output's period-4 grid
+    #                                       (docs/johnson.md, the phase penalty A/B)
     content_layer: str = "relu2_2"
     style_layers: tuple = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     norm: str = "instance"

@@ -194,7 +194,8 @@ def test_the_phase_penalty_adds_its_term_and_gradient(synthetic_vgg, rng):
     style = rng.uniform(0, 255, (1, 3, 24, 24)).astype(np.float32)
     y_hat = rng.uniform(0, 255, (2, 3, 16, 20)).astype(np.float32)
     y = rng.uniform(0, 255, (2, 3, 16, 20)).astype(np.float32)
-    plain = train.PerceptualLoss(vgg, style, "relu2_2", ["relu1_2", "relu2_2"], 1.0, 1e-3, 1e-6)
+    plain = train.PerceptualLoss(vgg, style, "relu2_2", ["relu1_2", "relu2_2"], 1.0, 1e-3, 1e-6,
+                                 phase_weight=0.0)
     with_phase = train.PerceptualLoss(vgg, style, "relu2_2", ["relu1_2", "relu2_2"], 1.0, 1e-3, 1e-6,
                                       phase_weight=50.0)
     (parts0, dy0), (parts1, dy1) = plain(y_hat, y), with_phase(y_hat, y)
@@ -307,7 +308,7 @@ def test_resume_with_other_settings_is_refused(tmp_path, synthetic_vgg, style_an
     assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
                             "--phase-weight", "10", "--out", out)) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--phase-weight 0.0, not 10.0" in err[0], err
+    assert len(err) == 1 and "--phase-weight 10000.0, not 10.0" in err[0], err
 
 
 def test_nearest_upsampling_trains_saves_and_stylizes(tmp_path, synthetic_vgg, style_and_data, capsys, rng):
@@ -323,3 +324,17 @@ def test_nearest_upsampling_trains_saves_and_stylizes(tmp_path, synthetic_vgg, s
     assert main(["stylize", "--model", model, photo, "--out", out, "--no-progress"]) == 0
     with Image.open(out) as im:
         assert im.size == (50, 37)
+
+
+def test_a_run_from_before_the_phase_penalty_resumes_as_weight_zero():
+    """Checkpoints written before --phase-weight existed carry no such setting: they were trained
+    without the term, so they resume with --phase-weight 0 and are refused the new default."""
+    from numstyle.commands.johnson import check_resume
+    from numstyle.errors import NumstyleError
+    old = {"kind": "style", "style_sha256": "s", "upsample": "nearest",
+           "settings": {"size": 128, "seed": 0}}
+    now = dict(old, settings={"size": 128, "seed": 0, "phase_weight": 0.0})
+    check_resume("old.ckpt.h5", old, now)
+    with pytest.raises(NumstyleError, match="--phase-weight 0.0, not 10000.0"):
+        check_resume("old.ckpt.h5", old, dict(old, settings={"size": 128, "seed": 0,
+                                                             "phase_weight": 1e4}))

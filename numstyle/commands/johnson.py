@@ -438,11 +438,10 @@ def check_resume(path, saved, now):
                             f"({', '.join(styles.names(saved)) or 'none'}); pass the same --style "
                             "to resume")
     for key in ("kind", "norm", "width", "n_res", "scale", "skip", "upsample"):
-        if saved.get(key, CONFIG_DEFAULTS.get(key)) != now.get(key):
+        old = saved.get(key, CONFIG_DEFAULTS.get(key))
+        if old != now.get(key):
             raise NumstyleError(
-                f"{path} has {key} {saved.get(key)}, not {now.get(key)}: pass the same flags to "
-                "resume"
-            )
+                f"{path} has {key} {old}, not {now.get(key)}: pass the same flags to resume")
     for key in RESUME_MUST_MATCH:
         old, new = setting(saved.get("settings", {}), key), setting(now["settings"], key)
         if old != new:
