@@ -20,13 +20,26 @@ def test_sheet_holds_the_photo_and_every_shipped_style_labelled(tmp_path, capsys
     out = tmp_path / "sheets" / "sheet.png"
     assert main(["sheet", str(photo), "--out", str(out), "--size", "30", "--columns", "2",
                  "--no-progress"]) == 0
-    names = models.shipped_models("style")
+    loaded = {n: models.load_model(n) for n in models.shipped_models("style")}
+    drawn = {c.get("style_sha256") for _, c, _ in loaded.values() if not styles.count(c)}
+    names, nets = [], []           # each style once: a network of several draws only the others
+    for n, (params, config, state) in loaded.items():
+        for i, entry in enumerate(config.get("styles") or [{}]):
+            if styles.count(config) and entry.get("sha256") in drawn:
+                continue
+            if entry:
+                plain = styles.apply_mix(params, config, styles.one_hot(i, styles.count(config)))
+                names.append(f"{n}:{entry['name']}")
+                nets.append((*plain, state))
+            else:
+                names.append(n)
+                nets.append((params, config, state))
     printed = capsys.readouterr().out
     assert len(names) >= 3 and all(n in printed for n in names)
     page = np.asarray(Image.open(out))
     rgb = load_image(str(photo), 30)                                     # (20, 30, 3)
-    tiles = [np.rint(rgb)] + [np.rint(np.clip(stylize.stylize_array(
-        *models.load_model(n), rgb), 0, 255)) for n in names]
+    tiles = [np.rint(rgb)] + [np.rint(np.clip(stylize.stylize_array(*net, rgb), 0, 255))
+                              for net in nets]
     _, boxes = sheet.contact_sheet([t.astype(np.uint8) for t in tiles], ["photo"] + names, 2)
     assert len(boxes) == len(names) + 1
     rows = {top for top, _ in boxes}
