@@ -32,7 +32,7 @@ class PixelObjective(gatys.Objective):
     def __init__(self, loss, photo_rgb):
         self.loss, self.photo = loss, photo_rgb[None].transpose(0, 3, 1, 2).astype(np.float32)
         self.shape, self.params = self.photo.shape, {"conv1_1": (self.photo, None)}
-        self.last, self.evaluations = {}, 0
+        self.last, self.evaluations, self.xp = {}, 0, np
 
     def __call__(self, x):
         rgb = x[:, ::-1] + image.MEAN_BGR[::-1].reshape(1, 3, 1, 1)       # VGG space -> RGB (I1)
@@ -58,7 +58,7 @@ def main():
     loss = train.PerceptualLoss(weights.load_vgg(path, model),
                                 style.transpose(2, 0, 1)[None].copy(), s["content_layer"],
                                 s["style_layers"], s["content_weight"], s["style_weight"],
-                                s["tv_weight"])
+                                s["tv_weight"], phase_weight=s.get("phase_weight", 0.0))
     photos = args.photos or _sample_photos()
     rows = []
     for p in photos:

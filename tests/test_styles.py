@@ -269,3 +269,15 @@ def test_models_lists_shipped_and_user_folders(tmp_path, trained, monkeypatch, c
     assert main(["models"]) == 0
     assert "0:stripes, 1:blotches" in capsys.readouterr().out
     assert models.resolve_model_path("duo") == str(user / "duo.h5")  # --model NAME finds it
+
+
+def test_one_style_of_several_keeps_its_own_style_weight(tmp_path, trained):
+    """The plain network of one style records that style's own --style-weight, and a blend the
+    blend of the weights: its settings describe it as a training of that style would."""
+    model, _ = trained
+    params, config, _ = models.load_model(model)
+    config = dict(config, settings=dict(config["settings"], style_weight=[2e-4, 5e-5]))
+    _, one = styles.plain_network(params, config, "1")
+    _, half = styles.plain_network(params, config, "0:0.5,1:0.5")
+    assert one["settings"]["style_weight"] == pytest.approx(5e-5)
+    assert half["settings"]["style_weight"] == pytest.approx(1.25e-4)
