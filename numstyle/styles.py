@@ -97,12 +97,11 @@ def apply_mix(params, config, mix):
     """
     mix, config_styles = np.asarray(mix, np.float32), config["styles"]
     plain = {k: (mix @ v).astype(np.float32) if v.ndim == 2 else v for k, v in params.items()}
-    used = [f"{s['name']}:{w:.3g}" if w != 1 else s["name"]
-            for s, w in zip(config_styles, mix) if w]
+    picked = [(s, w) for s, w in zip(config_styles, mix) if w]
+    used = [f"{s['name']}:{w:.3g}" if w != 1 else s["name"] for s, w in picked]
     config = {k: v for k, v in config.items() if k != "styles"} | {"style": ",".join(used)}
-    picked = [s for s, w in zip(config_styles, mix) if w]
     if len(picked) == 1:                      # one style (weights sum to 1): its image's sha256
-        config["style_sha256"] = picked[0].get("sha256")
+        config["style_sha256"] = picked[0][0].get("sha256")
     weights = config.get("settings", {}).get("style_weight")
     if isinstance(weights, list) and len(weights) == len(mix):   # one per style: the blend's
         config["settings"] = dict(config["settings"], style_weight=float(np.dot(mix, weights)))

@@ -12,7 +12,7 @@ from ..errors import NumstyleError
 from ..files import check_input, check_outputs
 from ..image import image_size, load_image, resized_shape
 from ..interrupt import stopped_word
-from ..models import CONFIG_DEFAULTS, shipped_models
+from ..models import CONFIG_DEFAULTS, setting, shipped_models
 from ..stylize import stylize_array
 from ..tiles import (format_bytes, largest_fitting, memory_limit, network_bytes,
                      plan_network_tiles)
@@ -231,12 +231,6 @@ def style_loss(args, paths, style_weight):
 ADD_STYLE_SETTINGS = ("size", "style_size", "batch_size", "iters", "lr", "content_weight",
                       "style_weight", "tv_weight", "phase_weight", "content_layer", "style_layers",
                       "seed")
-SETTING_DEFAULTS = {"phase_weight": 0.0}  # what runs used before the setting existed
-
-
-def setting(settings, key):
-    """A run's setting ``key``, or the value runs used before the setting existed."""
-    return settings.get(key, SETTING_DEFAULTS.get(key))
 
 
 def run_add_style(args):
