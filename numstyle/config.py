@@ -63,7 +63,8 @@ class SRConfig:
     lr: float = 1e-3
     blur: float = 1.0                     # Gaussian sigma before downsampling
     tv_weight: float = 1e-5               # with the feature loss
-    phase_weight: float = 0.0             # lambda_P of (PH1), with the feature loss
+    phase_weight: float = 0.0             # lambda_P of (PH3), with the feature loss
+    block_weight: float = 0.0             # lambda_B of (LR1), with the feature loss
     content_layer: str = "relu2_2"        # the feature loss's VGG16 layer
     norm: str = "batch"                   # the paper's
     width: int = 64

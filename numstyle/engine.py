@@ -13,10 +13,11 @@ import numpy as np
 
 from . import layers, losses as reference_losses, settings, transformer_layers as tl
 from .fast import activations, conv, kernel_check, losses as fast_losses, norm, pad, pool, upsample
-from .fast import winograd
+from .fast import winograd, winograd_numba
 
 FAST = {   # reference layer -> fast paths, tried in order
-    layers.Conv2d: [winograd.WinogradConv2d, conv.BandedConv2d],
+    layers.Conv2d: ([winograd_numba.CompiledWinogradConv2d] if winograd_numba.INSTALLED else [])
+    + [winograd.WinogradConv2d, conv.BandedConv2d],
     layers.ReLU: [activations.ChunkedReLU],
     layers.AvgPool2d: [pool.StridedAvgPool2d],
     layers.MaxPool2d: [pool.TwoStepMaxPool2d],

@@ -56,6 +56,20 @@ pixels of phase :math:`(a, b)` and :math:`\bar m_{nc}` the mean of those
 (PH1) is the square of the checkerboard measure (Q4) of :mod:`numstyle.metrics`
 taken per RGB channel, averaged over the channels and the batch; (PH2) uses
 :math:`\sum_{ab} (m_{ab} - \bar m) = 0`, so :math:`\bar m` passes no gradient.
+Super-resolution penalises the phase pattern of the error instead,
+:math:`L_{\mathrm{phase}}(\hat y - y)` (PH3): a photo has a little of its own.
+
+Block means (a super-resolution network's output against the photo it
+enlarges: what the low-resolution input already fixes). With
+:math:`\mu_{nc,uv}(x)` the mean of channel :math:`c` of image :math:`n` over
+the :math:`s \times s` block :math:`(u, v)`, :math:`h = \lfloor H/s \rfloor`,
+:math:`w = \lfloor W/s \rfloor`:
+
+.. math::  L_{\mathrm{block}} = \frac{1}{N C h w}
+           \sum_{n,c,u,v} (\mu_{nc,uv}(x) - \mu_{nc,uv}(y))^2                          \tag{LR1}
+.. math::  \frac{\partial L_{\mathrm{block}}}{\partial x_{nc,ij}}
+           = \frac{2 (\mu_{nc,uv}(x) - \mu_{nc,uv}(y))}{N C H W},
+           \quad (u, v) = (\lfloor i/s \rfloor, \lfloor j/s \rfloor)              \tag{LR2}
 """
 from .backend import get_xp, scalar
 
@@ -234,6 +248,37 @@ def phase_loss(x, period=4):
     g = dev * dev.dtype.type(2.0 / (N * C * H * W))         # (N, C, p, p)  (PH2) per phase
     dx[:, :, :H, :W] = xp.broadcast_to(g[:, :, None, :, None, :],
                                        phases.shape).reshape(N, C, H, W)  # (N, C, H, W)
+    return loss, dx
+
+
+def block_mean_loss(x, y, size=4):
+    r"""Squared difference of ``size`` x ``size`` block means (LR1) and its gradient (LR2).
+
+    Parameters
+    ----------
+    x, y : ndarray, shape (N, C, H, W)
+        The output and its target; only the top-left whole blocks count (the rest gets zero
+        gradient).
+
+    Returns
+    -------
+    loss : float
+    dx : ndarray, shape of x
+    """
+    xp = get_xp(x)
+    N, C, H, W = x.shape
+    s = size
+    H, W = H // s * s, W // s * s                           # whole blocks only
+    dx = xp.zeros_like(x)
+    if H == 0 or W == 0:
+        return 0.0, dx
+    blocks = (N, C, H // s, s, W // s, s)
+    d = (x[:, :, :H, :W].reshape(blocks).mean(axis=(3, 5))
+         - y[:, :, :H, :W].reshape(blocks).mean(axis=(3, 5)))  # (N, C, h, w)  mu(x) - mu(y)
+    loss = scalar((d * d).sum()) / d.size                   # (LR1)
+    g = d * d.dtype.type(2.0 / (N * C * H * W))             # (N, C, h, w)  (LR2) per block
+    dx[:, :, :H, :W] = xp.broadcast_to(g[:, :, :, None, :, None],
+                                       blocks).reshape(N, C, H, W)  # (N, C, H, W)
     return loss, dx
 
 

@@ -397,6 +397,29 @@ def phase_loss(x, period=4):
     return total, dx
 
 
+def block_mean_loss(x, y, size=4):
+    """(LR1) and (LR2) pixel by pixel: each block's sums, then each pixel's share of its block's
+    difference; the top-left whole blocks only."""
+    N, C, H, W = x.shape
+    s = size
+    h, w = H // s, W // s
+    dx = get_xp(x).zeros_like(x)
+    total = 0.0
+    for n in range(N):
+        for c in range(C):
+            for u in range(h):
+                for v in range(w):
+                    d = 0.0
+                    for i in range(u * s, u * s + s):
+                        for j in range(v * s, v * s + s):
+                            d += float(x[n, c, i, j] - y[n, c, i, j]) / (s * s)  # mu(x) - mu(y)
+                    total += d * d / (N * C * h * w)                            # (LR1)
+                    for i in range(u * s, u * s + s):
+                        for j in range(v * s, v * s + s):
+                            dx[n, c, i, j] = 2 * d / (N * C * h * w * s * s)     # (LR2)
+    return total, dx
+
+
 def gram_normalized(F):
     """(J4) from the loops: Gatys' Gram (S1) over ``C H W``."""
     N, C, H, W = F.shape

@@ -7,6 +7,7 @@ variable                      default  meaning
 ``NUMSTYLE_THREADS``          cores    threads for the CPU fast paths' bands (1: one core)
 ``NUMSTYLE_FUSED``            1        0: no fused CUDA kernels on the GPU
 ``NUMSTYLE_WINOGRAD``         1        0: no Winograd convolutions, on either device
+``NUMSTYLE_COMPILED``         1        0: no compiled (Numba) fast paths, where Numba is installed
 ``NUMSTYLE_SCHEDULER``        (none)   a Dask scheduler's address: batches run on its cluster
 ============================  =======  ==================================================
 
@@ -29,6 +30,7 @@ class Settings:
     threads: int
     fused: bool
     winograd: bool
+    compiled: bool = True
     scheduler: str = ""
 
 
@@ -46,6 +48,7 @@ def _read():
                     threads=_threads(env("NUMSTYLE_THREADS")),
                     fused=env("NUMSTYLE_FUSED", "1") != "0",
                     winograd=env("NUMSTYLE_WINOGRAD", "1") != "0",
+                    compiled=env("NUMSTYLE_COMPILED", "1") != "0",
                     scheduler=env("NUMSTYLE_SCHEDULER", "").strip())
 
 

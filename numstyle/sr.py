@@ -18,14 +18,21 @@ the paper's form, 127.5 (tanh(z) + 1)). Two objectives: per-pixel
 .. math::  \ell_{\mathrm{pixel}} = \frac{1}{N C H W} \|\hat y - y\|_2^2                \tag{SR3}
 
 and feature reconstruction at relu2_2 of VGG16 (J3) plus a little total
-variation. Bicubic resampling happens outside the network (no gradient
-flows into the input), so the skip adds nothing to the backward pass.
+variation, the phase penalty of the error (PH3) and the block means (LR1)
+at the scale: what the low-resolution input fixes of the output,
+
+.. math::  \ell_{\mathrm{feat}} + \lambda_{TV} \ell_{TV} + \lambda_P L_{\mathrm{phase}}(\hat y - y)
+           + \lambda_B L_{\mathrm{block}}(\hat y, y)                                    \tag{SR4}
+
+Bicubic resampling happens outside the network (no gradient flows into the
+input), so the skip adds nothing to the backward pass.
 """
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from .backend import scalar, to_device, to_host
+from . import engine
+from .backend import get_xp, scalar, to_device, to_host
 from .dataset import random_crop
 from .errors import ImageError
 from .models import spec_from_config
@@ -81,6 +88,25 @@ class PixelLoss:
         diff = y_hat - y
         loss = scalar(diff.ravel() @ diff.ravel()) / n                               # (SR3)
         return {"total": loss, "content": loss, "style": 0.0, "tv": 0.0}, diff * (2.0 / n)
+
+
+class BlockMeans:
+    """(SR4): a loss ``(parts, dy)`` of the output and the photo, plus ``weight`` times the
+    squared difference of their ``scale`` x ``scale`` block means (LR1), gradient (LR2)."""
+
+    def __init__(self, loss, weight, scale):
+        self.loss, self.weight, self.scale = loss, weight, scale
+
+    def __call__(self, y_hat, y):
+        parts, dy = self.loss(y_hat, y)
+        parts["block"] = 0.0
+        if self.weight:
+            loss, dblock = engine.losses(get_xp(y_hat)).block_mean_loss(y_hat, y,
+                                                                        self.scale)  # (LR1)
+            parts["block"] = self.weight * loss
+            parts["total"] = parts["total"] + parts["block"]                         # (SR4)
+            dy = dy + self.weight * dblock                                           # (LR2)
+        return parts, dy
 
 
 def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=None,

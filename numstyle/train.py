@@ -41,6 +41,10 @@ class PerceptualLoss:
     phase_weight, phase_period : float, int
         :math:`\lambda_P` and :math:`p` of the phase penalty (PH1): the network's period, 4 for
         a style network (two ×2 down-samplings), the scale for super-resolution.
+    phase_of_error : bool
+        Penalise the phase pattern of the error :math:`\hat y - y_c` (PH3) instead of
+        :math:`\hat y`'s own: for super-resolution, whose content target is the photo itself, so
+        that the penalty asks for the photo's phase pattern, not for none.
 
     Called with the styles' weights ``mix`` (S,) -- one-hot in training -- the style target of
     each layer is the mix of the styles' Gram matrices and its weight the mix of theirs.
@@ -49,7 +53,8 @@ class PerceptualLoss:
     def __init__(self, vgg_params, style_rgb=None, content_layer=TRAIN.content_layer,
                  style_layers=TRAIN.style_layers, content_weight=TRAIN.content_weight,
                  style_weight=TRAIN.style_weight, tv_weight=TRAIN.tv_weight, model="vgg16",
-                 pool="max", phase_weight=TRAIN.phase_weight, phase_period=4):
+                 pool="max", phase_weight=TRAIN.phase_weight, phase_period=4,
+                 phase_of_error=False):
         self.content_layer = content_layer
         styles = [] if style_rgb is None else (
             list(style_rgb) if isinstance(style_rgb, (list, tuple)) else [style_rgb])
@@ -62,6 +67,7 @@ class PerceptualLoss:
                                              (max(len(styles), 1),)).copy()
         self.weights = (content_weight, float(self.style_weights[0]), tv_weight)
         self.phase_weight, self.phase_period = phase_weight, phase_period
+        self.phase_of_error = phase_of_error
         self.style_grams = []  # one {layer: Gram matrix} per style image
         for rgb in styles:
             feats, _ = self.vgg.forward(rgb_to_vgg(rgb), self.style_layers, keep_cache=False)
@@ -107,7 +113,8 @@ class PerceptualLoss:
             dy = dy + (wt / N) * dtv  # (TV2)
         parts["phase"] = 0.0
         if self.phase_weight:
-            loss, dphase = L.phase_loss(y_hat, self.phase_period)  # (PH1), a mean over the batch
+            pattern = y_hat - y_content if self.phase_of_error else y_hat  # (PH3) or (PH1)
+            loss, dphase = L.phase_loss(pattern, self.phase_period)  # a mean over the batch
             parts["phase"] = self.phase_weight * loss
             dy = dy + self.phase_weight * dphase  # (PH2)
         parts["total"] = parts["content"] + parts["style"] + parts["tv"] + parts["phase"]  # (J6)

@@ -18,7 +18,7 @@ import numpy as np
 from .data import cache_dir, fetch, find_local, search_dirs
 from .errors import NumstyleError, WeightsError
 from .files import atomic_path, check_input
-from .vgg import BLOCKS, conv_shapes
+from .vgg import BLOCKS, conv_shapes, layer_names
 
 _KERAS = "https://github.com/fchollet/deep-learning-models/releases/download/v0.1/"
 VGG_FILES = {
@@ -88,8 +88,11 @@ def infer_model(path):
         f"{path}: {n_conv} convolution layers found; a VGG16 notop file has 13, VGG19 16")
 
 
-def load_vgg(path, model, dtype=np.float32):
+def load_vgg(path, model, dtype=np.float32, upto=None):
     """Load conv weights of ``model`` from a Keras notop file, every shape asserted.
+
+    ``upto``: the deepest layer a run taps (e.g. ``'relu5_1'``); the convolutions after it are not
+    read (a Gatys run with the usual layers needs 11 of VGG16's 13).
 
     Returns
     -------
@@ -100,6 +103,10 @@ def load_vgg(path, model, dtype=np.float32):
 
     check_input(path, "weight file", WeightsError)  # a FIFO would block HDF5's reads
     shapes = conv_shapes(model)
+    if upto is not None:
+        order = layer_names(model)
+        shapes = {name: shape for name, shape in shapes.items()
+                  if order.index(name) <= order.index(upto)}
     params = {}
     try:
         with h5py.File(path, "r") as f:

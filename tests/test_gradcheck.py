@@ -264,6 +264,8 @@ LOSS_CASES = [
     ("phase penalty (PH1), (PH2)", "phase_loss", (2, 3, 8, 4), [], {}),
     ("phase penalty, period 2", "phase_loss", (1, 2, 4, 6), [], dict(period=2)),
     ("phase penalty, ragged sides", "phase_loss", (1, 2, 9, 6), [], {}),
+    ("block means (LR1), (LR2)", "block_mean_loss", (2, 3, 8, 4), [(2, 3, 8, 4)], {}),
+    ("block means, size 2, ragged sides", "block_mean_loss", (1, 2, 5, 7), [(1, 2, 5, 7)], dict(size=2)),
     ("johnson feature loss", "feature_loss", (2, 3, 4, 5), [(2, 3, 4, 5)], dict(weight=0.7)),
     ("johnson style loss", "style_loss_johnson", (2, 3, 4, 5), [(1, 3, 3)], dict(weight=3.0)),
 ]
@@ -281,7 +283,9 @@ def _computes(impl, cls, params, kw):
     return impl.computes(probe)
 
 
-CASES = []   # (name, make, tolerance): test_gpu.py runs the same table on CuPy
+CASES = []   # (name, make, tolerance): test_gpu.py runs the same table on CuPy, but for
+NUMPY_ONLY = {impl.__name__ for impls in engine.FAST.values() for impl in impls  # compiled paths
+              if getattr(impl, "numpy_only", False)}
 for name, cls, params, shape, tol, kw in LAYER_CASES + CONSTANT_WEIGHTS:
     for impl in engine.implementations(cls):          # the reference and every fast path that computes it
         if _computes(impl, cls, params, kw):

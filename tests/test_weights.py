@@ -21,6 +21,18 @@ def test_loader_round_trips_a_synthetic_keras_file(model, synthetic_vgg):
         assert loaded[name][0].dtype == np.float32 and loaded[name][0].flags.c_contiguous
 
 
+@pytest.mark.parametrize("upto,last", [("relu5_1", "conv5_1"), ("pool4", "conv4_3"),
+                                       ("conv1_1", "conv1_1")])
+def test_loader_reads_only_up_to_the_deepest_layer(synthetic_vgg, upto, last):
+    """``upto``: the convolutions a run reaches, the same arrays, nothing after."""
+    path, params = synthetic_vgg("vgg16")
+    loaded = weights.load_vgg(path, "vgg16", upto=upto)
+    names = vgg.conv_names("vgg16")
+    assert list(loaded) == names[:names.index(last) + 1]
+    for name, (w, b) in loaded.items():
+        np.testing.assert_array_equal(w, params[name][0], err_msg=name)
+
+
 def test_kernel_layout_matches_keras_convolution(synthetic_vgg, rng):
     # Keras computes y[h, w, o] = sum_{i, j, c} x[h+i, w+j, c] K[i, j, c, o]: check conv1_1 by hand
     path, _ = synthetic_vgg("vgg16")

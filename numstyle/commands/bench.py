@@ -24,6 +24,7 @@ import numpy as np
 from .. import gatys, settings, train, transformer, weights
 from ..config import TRAIN, WIDTHS
 from ..backend import check_device, gpu_name, synchronize, to_device
+from ..fast import winograd_numba
 from ..optim import adam
 from ..vgg import BLOCKS, conv_shapes, layer_names, pools_before, random_params
 from .args import HelpFormatter, add_common_arguments, positive_int, three_widths
@@ -133,7 +134,7 @@ def summary(times, **fields):
     result = dict(fields, times_s=times, median_s=statistics.median(times), min_s=min(times),
                   max_s=max(times), runs=len(times), peak_rss_mb=peak_rss_mb(),
                   numpy=np.__version__, threads=now.threads, reference=now.reference,
-                  winograd=now.winograd)
+                  winograd=now.winograd, compiled=winograd_numba.available())
     if fields.get("device") == "gpu":                   # and the other settings gpu_session.sh A/Bs
         result.update(gpu=gpu_name(), fused_kernels=now.fused,
                       cupy_tf32=os.environ.get("CUPY_TF32", "0") == "1")
@@ -201,7 +202,8 @@ def gatys_flops(model, size):
 def bench_gatys(model, size, runs, pool="avg", weights_path=None, device="cpu", per_layer=False):
     """Time one Gatys objective evaluation; return a dict of figures."""
     path = weights_path or weights.find_vgg(model)
-    params = weights.load_vgg(path, model) if path else random_params(model, seed=0)
+    deepest = max([BENCH_CONTENT] + list(BENCH_STYLE), key=layer_names(model).index)
+    params = weights.load_vgg(path, model, upto=deepest) if path else random_params(model, seed=0)
     params = {k: (to_device(w, device), to_device(b, device)) for k, (w, b) in params.items()}
     rng = np.random.default_rng(1)
     img = lambda: to_device(rng.uniform(-120, 120, (1, 3, size, size)).astype(np.float32), device

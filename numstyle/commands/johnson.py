@@ -371,8 +371,8 @@ def run_training(args, config, out, make_loss, make_step, transform, inputs=(), 
     models.save_model(out, params, config, state, half=args.half)
     if history:
         last = history[-1]
-        terms = "".join(f", {k} {last[k]:.4g}" for k in ("content", "style", "tv")
-                        if last.get(k))  # sr: no style, tv
+        terms = "".join(f", {k} {last[k]:.4g}" for k in ("content", "style", "tv", "phase", "block")
+                        if last.get(k))  # the terms in use
         print(
             f"last iteration's loss: total {last['total']:.5g}{terms}; {len(history)} iterations "
             "in "

@@ -46,7 +46,10 @@ def add_parsers(sub):
                    help="total variation weight (feature loss)")
     p.add_argument("--phase-weight", type=non_negative, default=d.phase_weight,
                    help="weight of the phase penalty (PH1) (feature loss), which pulls the "
-                   "output's mean over each pixel phase mod --scale together (the grid)")
+                   "error's mean over each pixel phase mod --scale together (the grid, PH3)")
+    p.add_argument("--block-weight", type=non_negative, default=d.block_weight,
+                   help="weight of the block means (LR1) (feature loss): the output's mean over "
+                   "each --scale x --scale block against the photo's (its colours and brightness)")
     p.add_argument("--content-layer", default=d.content_layer, metavar="NAME",
                    help="VGG16 layer of the feature loss")
     p.add_argument("--norm", choices=["batch", "instance"], default=d.norm,
@@ -126,11 +129,14 @@ def run_sr_train(args):
         "loss": args.loss,
         "blur": args.blur,
         "settings": chosen_settings(args, ("size", "batch_size", "iters", "lr", "tv_weight",
-                                           "phase_weight", "content_layer", "seed", "scale",
+                                           "phase_weight", "block_weight", "content_layer", "seed",
+                                           "scale",
                                            "loss", "blur"))
     }
-    if args.phase_weight and args.loss == "pixel":
-        raise NumstyleError("--phase-weight is a term of the feature loss: add --loss feature")
+    for flag in ("phase_weight", "block_weight"):
+        if getattr(args, flag) and args.loss == "pixel":
+            raise NumstyleError(f"--{flag.replace('_', '-')} is a term of the feature loss: add "
+                                "--loss feature")
     if args.size < 4 * args.scale:
         raise NumstyleError(
             f"--size {args.size} is too small for x{args.scale}: use at least {4 * args.scale}")
@@ -148,8 +154,10 @@ def run_sr_train(args):
             k: (to_device(w, args.device), to_device(b, args.device))
             for k, (w, b) in weights.load_vgg(path, model).items()
         }
-        return train.PerceptualLoss(vgg, None, args.content_layer, (), 1.0, 0.0, args.tv_weight,
-                                    phase_weight=args.phase_weight, phase_period=args.scale)
+        feature = train.PerceptualLoss(vgg, None, args.content_layer, (), 1.0, 0.0, args.tv_weight,
+                                       phase_weight=args.phase_weight, phase_period=args.scale,
+                                       phase_of_error=True)  # (PH3)
+        return sr.BlockMeans(feature, args.block_weight, args.scale)  # (SR4)
 
     def make_step(spec, state, loss):
         return lambda p, batch: sr.sr_step(p, spec, config, state, batch, loss)

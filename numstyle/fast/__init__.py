@@ -13,6 +13,8 @@ module                 what it speeds up
 ``memory``             reused work buffers; a heap that keeps freed blocks
 ``im2col``, ``conv``   banded im2col and GEMM, and the (CV5)/(CV6) shortcuts
 ``winograd``           Winograd F(2x2, 3x3) (W1)-(W8) for constant 3x3 kernels
+``winograd_numba``     its transforms compiled by Numba, one pass each; F(4x4, 3x3) where it
+                       pays (the optional extra ``numstyle[fast]``)
 ``activations``        ReLU against a block of zeros; in place at inference
 ``pool``               pooling by strided slices and an int8 winner
 ``norm``, ``pad``,     one-pass statistics, in-place inference, reflection padding

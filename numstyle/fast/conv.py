@@ -99,7 +99,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
     if _few_outputs(F, C, kh, kw, stride, pad,
                     xp):  # (CV5) read backwards: scatter k^2 F, not k^2 C
-        out = conv2d_input_grad(x, _flip(w), (N, F, Ho, Wo), 1, kh - 1 - pad)
+        out = conv2d_input_grad(x, flipped(w), (N, F, Ho, Wo), 1, kh - 1 - pad)
         if b is not None:
             out += b.reshape(1, F, 1, 1)
         return out, (x, w, stride, pad)
@@ -167,7 +167,7 @@ def conv2d_input_grad(dout, w, x_shape, stride, pad):
     _, C, kh, kw = w.shape
     if stride == 1 and kh == kw and pad < kh and F <= C and (Ho, Wo) == _same_size(
             x_shape, kh, pad):
-        dx, _ = conv2d_forward(dout, _flip(w), None, 1, kh - 1 - pad)    # (CV5)
+        dx, _ = conv2d_forward(dout, flipped(w), None, 1, kh - 1 - pad)    # (CV5)
         return dx
     ckk = C * kh * kw
     w_row = w.reshape(F, ckk)                                            # (F, Ckk)
@@ -258,7 +258,7 @@ def _few_outputs(F, C, kh, kw, stride, pad, xp):
                                                                      or gpu_kernels.enabled(xp))
 
 
-def _flip(w):
+def flipped(w):
     """The flipped, channel-swapped kernel of (CV5): (F, C, k, k) -> (C, F, k, k)."""
     xp = get_xp(w)
     return xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))

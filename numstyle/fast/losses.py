@@ -15,7 +15,7 @@ What changes is where the work runs:
 from .. import losses
 from ..backend import get_xp, scalar
 # noqa: F401  (unchanged: one dot product)
-from ..losses import content_loss, feature_loss, phase_loss, style_target
+from ..losses import block_mean_loss, content_loss, feature_loss, phase_loss, style_target
 from . import gpu_kernels
 from .parallel import matmul
 

@@ -47,6 +47,7 @@ import numpy as np
 from ..backend import get_xp
 from ..layers import Conv2d
 from . import StandIn
+from .conv import flipped
 from .parallel import for_each_band, for_each_band_no_overlap, winograd_bands
 from . import gpu_kernels, gpu_winograd
 
@@ -382,23 +383,25 @@ def _apply(mat, parts, out=None):
 WINOGRAD_MIN_CHANNELS = 64
 
 
-_transformed = {}           # id(w) -> (a weak reference to w, its transform), while w lives
+_transformed = {}   # (id(w), m, flip) -> (a weak reference to w, its transform), while w lives
 
 
-def transformed(w):
-    """``transform_kernel(w)`` (W2), made once per weight array while it lives: a network built
-    again for every image (stylising, tiles) finds its kernels' transforms here.
+def transformed(w, m=DEFAULT_M, flip=False):
+    """``transform_kernel(w, m)`` (W2) -- of the flipped, channel-swapped kernel (CV5) with
+    ``flip`` -- made once per weight array while it lives: a network built again for every image
+    (stylising, tiles) finds its kernels' transforms here.
 
     Only for arrays that are never changed in place (constant weights: the engine offers Winograd
     only to layers that are not ``trainable``). The entry goes when the array does.
     """
-    entry = _transformed.get(id(w))
+    key = (id(w), m, flip)
+    entry = _transformed.get(key)
     if entry is not None and entry[0]() is w:
         return entry[1]
-    w_hat = transform_kernel(w)
+    w_hat = transform_kernel(flipped(w) if flip else w, m)
     try:
-        _transformed[id(w)] = (weakref.ref(w), w_hat)
-        weakref.finalize(w, _transformed.pop, id(w), None)
+        _transformed[key] = (weakref.ref(w), w_hat)
+        weakref.finalize(w, _transformed.pop, key, None)
     except TypeError:  # no weak references: no cache
         pass
     return w_hat

@@ -1,0 +1,75 @@
+"""The compiled Winograd transforms (numstyle/fast/winograd_numba.py) against their twin, the array
+code of numstyle/fast/winograd.py, and the engine's choice of them. Skipped without Numba (the
+optional extra numstyle[fast]); the gradient-check table covers the layer itself."""
+import numpy as np
+import pytest
+
+from numstyle import engine, layers, settings
+from numstyle.fast import parallel, winograd, winograd_numba
+
+pytestmark = pytest.mark.skipif(not winograd_numba.INSTALLED, reason="needs Numba (numstyle[fast])")
+
+
+@pytest.mark.parametrize("schedule", ["whole", "bands"])
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("pad", [0, 1])
+@pytest.mark.parametrize("shape", [(2, 3, 7, 9), (1, 5, 8, 8), (1, 2, 3, 4), (2, 4, 13, 5)])
+def test_compiled_transforms_match_the_array_code(m, pad, shape, schedule, monkeypatch):
+    """Every size, ragged or not, both paddings, F(2x2) and F(4x4), both schedules: the array
+    code's F(2x2) result to round-off (float64: the same sums in another order)."""
+    if schedule == "bands":
+        monkeypatch.setattr(winograd_numba, "WHOLE_TILES", 0)
+    rng = np.random.default_rng(sum(shape) + 10 * m + pad)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((3, shape[1], 3, 3))
+    b = rng.standard_normal(3)
+    want = winograd.convolve(x, winograd.transform_kernel(w, 2), pad, b)
+    got = winograd_numba.convolve(x, winograd.transform_kernel(w, m), pad, b)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-11 * np.abs(want).max())
+    if m == 2:   # (W8): the adjoint from the forward's transform, as the array code's
+        dy = rng.standard_normal((shape[0], 3) + tuple(s + 2 - 2 * pad for s in shape[2:]))
+        want = winograd.winograd_conv3x3_input_grad(dy, winograd.transform_kernel(w, 2), 2 - pad)
+        got = winograd_numba.convolve(dy, winograd.transform_kernel(w, 2), pad, flip=True)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-11 * np.abs(want).max())
+
+
+def test_compiled_transforms_in_bands_of_one_tile_row(monkeypatch):
+    """Bands of one tile row give the whole image's output: each band writes only its rows."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 18, 11)).astype(np.float32)
+    w_hat = winograd.transform_kernel(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), 4)
+    whole = winograd_numba.convolve(x, w_hat)
+    monkeypatch.setattr(winograd_numba, "WHOLE_TILES", 0)
+    monkeypatch.setattr(winograd_numba, "BAND_TILES", 1)
+    assert len(parallel.split_rows(5, 100, 1)) == 5
+    np.testing.assert_array_equal(winograd_numba.convolve(x, w_hat), whole)
+
+
+def test_the_engine_picks_the_compiled_path_unless_turned_off(monkeypatch):
+    """VGG's convolutions (constant, 64 channels or more) go to the compiled layer; with
+    NUMSTYLE_COMPILED=0 to the array code's Winograd, which gives the same output."""
+    rng = np.random.default_rng(4)
+    w, b = rng.standard_normal((8, 64, 3, 3)) * 0.1, rng.standard_normal(8)
+    x = rng.standard_normal((1, 64, 10, 7))
+
+    def built():
+        layer = layers.Conv2d(w, b, pad=1)
+        layer.trainable = False
+        return engine.select(layer)
+
+    compiled = built()
+    assert type(compiled) is winograd_numba.CompiledWinogradConv2d
+    monkeypatch.setenv("NUMSTYLE_COMPILED", "0")
+    settings.reload()
+    try:
+        array_code = built()
+    finally:
+        monkeypatch.delenv("NUMSTYLE_COMPILED")
+        settings.reload()
+    assert type(array_code) is winograd.WinogradConv2d
+    (y1, c1), (y2, c2) = compiled.forward(x), array_code.forward(x)
+    np.testing.assert_allclose(y1, y2, rtol=1e-10, atol=1e-10)
+    dy = rng.standard_normal(y1.shape)
+    np.testing.assert_allclose(compiled.backward(dy, c1)[0], array_code.backward(dy, c2)[0],
+                               rtol=1e-10, atol=1e-10)
