@@ -5,16 +5,18 @@ subtracts: each row of :math:`B^\top` or :math:`A^\top` is a pass over a band's 
 transforms move the data a dozen times where the arithmetic needs it once. Here each is one loop
 nest, compiled (Numba, ``pip install numstyle[fast]``): per image, channel and tile row,
 
-1. (W3) along the tile's rows: the :math:`\alpha` input rows it covers (zero outside the image:
-   the padding is never built) combine into :math:`\alpha` rows, kept split by column phase
-   ``x mod m`` so that
-2. (W3) along the tile's columns reads contiguous runs, and writes the :math:`\alpha^2` entries of
-   every tile of the row to ``V`` (alpha^2, N, C, tiles);
+1. (W3) down the tile row: the :math:`\alpha` input rows it covers (zero outside the image: the
+   padding is never built) combine into :math:`\alpha` rows, along whole image rows (contiguous:
+   the compiler vectorises it);
+2. (W3) across: each tile's :math:`\alpha` columns of those rows give its :math:`\alpha^2` entries
+   of ``V`` (alpha^2, N, C, tiles).
 
-then the GEMMs (W4) are NumPy's, and the output transform (W5) is again two stages in one loop
-nest, writing each output pixel once, bias added, straight into the output (ragged sides cut as it
-writes). The arithmetic is the same as the array code's -- the same rows of the same matrices,
-spelled out -- and :func:`numstyle.fast.winograd.convolve` is its twin (tests/test_winograd.py).
+The GEMMs (W4) are NumPy's; the output transform (W5) is the same two stages mirrored, writing each
+output pixel once, bias added, straight into the output (ragged sides cut as it writes). The
+arithmetic is the array code's -- the same rows of the same matrices, spelled out -- and
+:func:`numstyle.fast.winograd.convolve` is its twin (tests/test_compiled.py). Large images run in
+bands of about ``BAND_TILES`` tiles, each band's three steps on one core; small ones (the deep
+layers) run each step on the whole image, split across the cores by channel, position, channel.
 
 With the transforms this cheap, F(4x4, 3x3) pays where the array code's did not: (W4) costs 2.25
 multiplies per output instead of F(2x2)'s 4. The input gradient of a constant kernel is the
@@ -277,6 +279,7 @@ class CompiledWinogradConv2d(WinogradConv2d):
     @classmethod
     def applies(cls, layer, xp):
         return (xp is np and available() and cls.computes(layer) and not layer.trainable
+                and layer.w.dtype in (np.float32, np.float64)  # what the kernels compile for
                 and layer.w.shape[1] >= WINOGRAD_MIN_CHANNELS)
 
     def prepare(self):
