@@ -63,13 +63,14 @@ class SRConfig:
     lr: float = 1e-3
     blur: float = 1.0                     # Gaussian sigma before downsampling
     tv_weight: float = 1e-5               # with the feature loss
-    phase_weight: float = 0.0             # lambda_P of (PH3), with the feature loss
-    block_weight: float = 0.0             # lambda_B of (LR1), with the feature loss
+    phase_weight: float = 1e3             # lambda_P of (PH3), with the feature loss (pixel: 0)
+    block_weight: float = 100.0           # lambda_B of (LR1), with the feature loss (pixel: 0)
     content_layer: str = "relu2_2"        # the feature loss's VGG16 layer
     norm: str = "batch"                   # the paper's
     width: int = 64
     n_res: int = 4
-    upsample: str = "transposed"
+    upsample: str = "transposed"          # with the pixel loss; the feature loss: ...
+    feature_upsample: str = "nearest"     # ... no grid, with (PH3) and (LR1) (issue 20)
     checkpoint_every: int = 500
     seed: int = 0
 

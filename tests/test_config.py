@@ -5,6 +5,8 @@ import pytest
 
 from numstyle import gatys, train
 from numstyle.cli import build_parser
+from numstyle.commands.sr import feature_defaults
+from numstyle.errors import NumstyleError
 from numstyle.config import GATYS, SR, TRAIN
 
 
@@ -20,7 +22,7 @@ def _same(a, b):
 @pytest.mark.parametrize("command,config,skip", [
     ("gatys", GATYS, {"model", "optimizer", "maxcor", "iters"}),   # resolved from the weights / device
     ("train", TRAIN, set()),
-    ("sr-train", SR, set()),
+    ("sr-train", SR, {"phase_weight", "block_weight", "upsample"}),   # resolved from the loss
 ])
 def test_every_flag_default_is_the_configs(command, config, skip):
     flags = _defaults(command)
@@ -31,6 +33,26 @@ def test_every_flag_default_is_the_configs(command, config, skip):
         assert _same(flags[field], getattr(config, field)), f"{command} --{field}: {flags[field]} vs config"
         checked += 1
     assert checked >= 8, f"only {checked} of {command}'s flags come from the config"
+
+
+@pytest.mark.parametrize("loss,phase,block,upsample", [
+    ("feature", SR.phase_weight, SR.block_weight, SR.feature_upsample),
+    ("pixel", 0.0, 0.0, SR.upsample),
+])
+def test_sr_train_takes_its_loss_terms_and_upsampling_from_the_loss(loss, phase, block, upsample):
+    """sr-train: the feature loss's recipe (issue 20) unless given; the pixel loss has neither
+    term, and asking for one with it is an error."""
+    args = build_parser().parse_args(["sr-train", "--data", "d", "--out", "o.h5", "--loss", loss])
+    feature_defaults(args)
+    assert (args.phase_weight, args.block_weight, args.upsample) == (phase, block, upsample)
+    args = build_parser().parse_args(["sr-train", "--data", "d", "--out", "o.h5", "--loss", loss,
+                                      "--phase-weight", "5", "--upsample", "transposed"])
+    if loss == "pixel":
+        with pytest.raises(NumstyleError, match="--phase-weight is a term of the feature loss"):
+            feature_defaults(args)
+    else:
+        feature_defaults(args)
+        assert (args.phase_weight, args.upsample) == (5.0, "transposed")
 
 
 def test_the_api_takes_the_same_defaults():

@@ -133,14 +133,14 @@ def add_stylize_parser(sub):
     s.set_defaults(run=run_stylize)
 
 
-def add_upsample_argument(p, default):
+def add_upsample_argument(p, default, default_text=None):
     p.add_argument(
         "--upsample", choices=["transposed", "nearest"], default=default,
         help="x2 up-sampling layers: stride-1/2 transposed convolutions (the paper's), or "
         "nearest-neighbour repetition then a 3x3 convolution, run as four 2x2 convolutions of the "
         "small "
         "image (no period-2 checkerboard; +6%% multiplies for the style network, +19%% for x4 "
-        "super-resolution)")
+        "super-resolution)" + (f" (default: {default_text})" if default_text else ""))
 
 
 def fraction(text):

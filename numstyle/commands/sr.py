@@ -44,19 +44,21 @@ def add_parsers(sub):
                    help="Gaussian blur sigma before downsampling")
     p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight,
                    help="total variation weight (feature loss)")
-    p.add_argument("--phase-weight", type=non_negative, default=d.phase_weight,
-                   help="weight of the phase penalty (PH1) (feature loss), which pulls the "
-                   "error's mean over each pixel phase mod --scale together (the grid, PH3)")
-    p.add_argument("--block-weight", type=non_negative, default=d.block_weight,
+    p.add_argument("--phase-weight", type=non_negative,
+                   help="weight of the phase penalty of the error (PH3) (feature loss), which "
+                   "pulls its mean over each pixel phase mod --scale together (the grid) "
+                   f"(default: {d.phase_weight:g} with --loss feature)")
+    p.add_argument("--block-weight", type=non_negative,
                    help="weight of the block means (LR1) (feature loss): the output's mean over "
-                   "each --scale x --scale block against the photo's (its colours and brightness)")
+                   "each --scale x --scale block against the photo's (its colours and brightness) "
+                   f"(default: {d.block_weight:g} with --loss feature)")
     p.add_argument("--content-layer", default=d.content_layer, metavar="NAME",
                    help="VGG16 layer of the feature loss")
     p.add_argument("--norm", choices=["batch", "instance"], default=d.norm,
                    help="normalisation (paper: batch)")
     p.add_argument("--width", type=positive_int, default=d.width, help="channels")
     p.add_argument("--n-res", type=positive_int, default=d.n_res, help="residual blocks")
-    add_upsample_argument(p, d.upsample)
+    add_upsample_argument(p, None, f"{d.upsample}; {d.feature_upsample} with --loss feature")
     p.add_argument(
         "--no-skip", action="store_true", help="predict the image itself, as the paper (default: "
         "the difference from bicubic)")
@@ -116,8 +118,23 @@ def add_parsers(sub):
     e.set_defaults(run=run_sr_eval)
 
 
+def feature_defaults(args):
+    """The loss terms and up-sampling the user left unset: the feature loss's recipe (no grid,
+    issue 20) or the pixel loss's, which has neither term; set with the pixel loss: an error."""
+    feature = args.loss == "feature"
+    for flag in ("phase_weight", "block_weight"):
+        if getattr(args, flag) is None:
+            setattr(args, flag, getattr(SR, flag) if feature else 0.0)
+        elif getattr(args, flag) and not feature:
+            raise NumstyleError(f"--{flag.replace('_', '-')} is a term of the feature loss: add "
+                                "--loss feature")
+    if args.upsample is None:
+        args.upsample = SR.feature_upsample if feature else SR.upsample
+
+
 @reported
 def run_sr_train(args):
+    feature_defaults(args)
     config = {
         "kind": "sr",
         "norm": args.norm,
@@ -133,10 +150,6 @@ def run_sr_train(args):
                                            "scale",
                                            "loss", "blur"))
     }
-    for flag in ("phase_weight", "block_weight"):
-        if getattr(args, flag) and args.loss == "pixel":
-            raise NumstyleError(f"--{flag.replace('_', '-')} is a term of the feature loss: add "
-                                "--loss feature")
     if args.size < 4 * args.scale:
         raise NumstyleError(
             f"--size {args.size} is too small for x{args.scale}: use at least {4 * args.scale}")
