@@ -235,13 +235,12 @@ def phase_loss(x, period=4):
     dx : ndarray, shape of x
     """
     xp = get_xp(x)
-    N, C, H, W = x.shape
-    p = period
-    H, W = H // p * p, W // p * p                           # whole periods only
     dx = xp.zeros_like(x)
-    if H == 0 or W == 0:
+    phases = _whole_periods(x, period)                      # (N, C, H/p, p, W/p, p)
+    if phases.size == 0:
         return 0.0, dx
-    phases = x[:, :, :H, :W].reshape(N, C, H // p, p, W // p, p)  # (N, C, H/p, p, W/p, p)
+    N, C, _, p, _, _ = phases.shape
+    H, W = phases.shape[2] * p, phases.shape[4] * p         # whole periods only
     m = phases.mean(axis=(2, 4))                            # (N, C, p, p)  m_{nc,ab}
     dev = m - m.mean(axis=(2, 3), keepdims=True)            # (N, C, p, p)  m - m̄
     loss = scalar((dev * dev).sum()) / (N * C * p * p)      # (PH1)
@@ -249,6 +248,12 @@ def phase_loss(x, period=4):
     dx[:, :, :H, :W] = xp.broadcast_to(g[:, :, None, :, None, :],
                                        phases.shape).reshape(N, C, H, W)  # (N, C, H, W)
     return loss, dx
+
+
+def _whole_periods(x, p):
+    """The top-left whole ``p`` x ``p`` periods of ``x`` (N, C, H, W): (N, C, H/p, p, W/p, p)."""
+    N, C, H, W = x.shape
+    return x[:, :, :H // p * p, :W // p * p].reshape(N, C, H // p, p, W // p, p)
 
 
 def block_mean_loss(x, y, size=4):
@@ -266,15 +271,13 @@ def block_mean_loss(x, y, size=4):
     dx : ndarray, shape of x
     """
     xp = get_xp(x)
-    N, C, H, W = x.shape
-    s = size
-    H, W = H // s * s, W // s * s                           # whole blocks only
     dx = xp.zeros_like(x)
-    if H == 0 or W == 0:
+    xb = _whole_periods(x, size)                            # (N, C, h, s, w, s)
+    if xb.size == 0:
         return 0.0, dx
-    blocks = (N, C, H // s, s, W // s, s)
-    d = (x[:, :, :H, :W].reshape(blocks).mean(axis=(3, 5))
-         - y[:, :, :H, :W].reshape(blocks).mean(axis=(3, 5)))  # (N, C, h, w)  mu(x) - mu(y)
+    blocks = xb.shape
+    N, C, H, W = blocks[0], blocks[1], blocks[2] * size, blocks[4] * size   # whole blocks only
+    d = xb.mean(axis=(3, 5)) - _whole_periods(y, size).mean(axis=(3, 5))  # (N, C, h, w)
     loss = scalar((d * d).sum()) / d.size                   # (LR1)
     g = d * d.dtype.type(2.0 / (N * C * H * W))             # (N, C, h, w)  (LR2) per block
     dx[:, :, :H, :W] = xp.broadcast_to(g[:, :, :, None, :, None],
