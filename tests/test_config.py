@@ -22,7 +22,7 @@ def _same(a, b):
 @pytest.mark.parametrize("command,config,skip", [
     ("gatys", GATYS, {"model", "optimizer", "maxcor", "iters"}),   # resolved from the weights / device
     ("train", TRAIN, set()),
-    ("sr-train", SR, {"phase_weight", "block_weight", "upsample"}),   # resolved from the loss
+    ("sr-train", SR, {"phase_weight", "block_weight", "upsample", "lr"}),   # resolved from the loss
 ])
 def test_every_flag_default_is_the_configs(command, config, skip):
     flags = _defaults(command)
@@ -35,24 +35,27 @@ def test_every_flag_default_is_the_configs(command, config, skip):
     assert checked >= 8, f"only {checked} of {command}'s flags come from the config"
 
 
-@pytest.mark.parametrize("loss,phase,block,upsample", [
-    ("feature", SR.phase_weight, SR.block_weight, SR.feature_upsample),
-    ("pixel", 0.0, 0.0, SR.upsample),
+@pytest.mark.parametrize("loss,phase,block,upsample,lr", [
+    ("feature", SR.phase_weight, SR.block_weight, SR.feature_upsample, SR.feature_lr),
+    ("pixel", 0.0, 0.0, SR.upsample, SR.lr),
 ])
-def test_sr_train_takes_its_loss_terms_and_upsampling_from_the_loss(loss, phase, block, upsample):
+def test_sr_train_takes_its_loss_terms_and_upsampling_from_the_loss(loss, phase, block, upsample,
+                                                                   lr):
     """sr-train: the feature loss's recipe (issue 20) unless given; the pixel loss has neither
-    term, and asking for one with it is an error."""
+    term, and asking for one with it is an error. Each loss has its own learning rate."""
     args = build_parser().parse_args(["sr-train", "--data", "d", "--out", "o.h5", "--loss", loss])
     feature_defaults(args)
-    assert (args.phase_weight, args.block_weight, args.upsample) == (phase, block, upsample)
+    assert (args.phase_weight, args.block_weight, args.upsample, args.lr) == (phase, block,
+                                                                              upsample, lr)
     args = build_parser().parse_args(["sr-train", "--data", "d", "--out", "o.h5", "--loss", loss,
-                                      "--phase-weight", "5", "--upsample", "transposed"])
+                                      "--phase-weight", "5", "--upsample", "transposed",
+                                      "--lr", "3e-4"])
     if loss == "pixel":
         with pytest.raises(NumstyleError, match="--phase-weight is a term of the feature loss"):
             feature_defaults(args)
     else:
         feature_defaults(args)
-        assert (args.phase_weight, args.upsample) == (5.0, "transposed")
+        assert (args.phase_weight, args.upsample, args.lr) == (5.0, "transposed", 3e-4)
 
 
 def test_the_api_takes_the_same_defaults():

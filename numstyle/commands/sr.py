@@ -39,7 +39,8 @@ def add_parsers(sub):
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
                    help="crops per iteration")
     p.add_argument("--iters", type=positive_int, default=d.iters, help="training iterations")
-    p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--lr", type=positive_float, help="Adam learning rate (default: "
+                   f"{d.lr:g} with --loss pixel, {d.feature_lr:g} with --loss feature)")
     p.add_argument("--blur", type=non_negative, default=d.blur,
                    help="Gaussian blur sigma before downsampling")
     p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight,
@@ -119,8 +120,9 @@ def add_parsers(sub):
 
 
 def feature_defaults(args):
-    """The loss terms and up-sampling the user left unset: the feature loss's recipe (no grid,
-    issue 20) or the pixel loss's, which has neither term; set with the pixel loss: an error."""
+    """The loss terms, up-sampling and learning rate the user left unset: the feature loss's
+    recipe (no grid, issue 20) or the pixel loss's, which has neither term; set with the pixel
+    loss: an error."""
     feature = args.loss == "feature"
     for flag in ("phase_weight", "block_weight"):
         if getattr(args, flag) is None:
@@ -130,6 +132,8 @@ def feature_defaults(args):
                                 "--loss feature")
     if args.upsample is None:
         args.upsample = SR.feature_upsample if feature else SR.upsample
+    if args.lr is None:
+        args.lr = SR.feature_lr if feature else SR.lr
 
 
 @reported
