@@ -263,7 +263,7 @@ def test_models_lists_shipped_and_user_folders(tmp_path, trained, monkeypatch, c
         m = found[name]
         assert m["folder"] == "shipped" and set(m) >= {"name", "kind", "styles", "scale"}
         if m["kind"] == "sr":
-            assert m["scale"] == 4 and m["styles"] == []
+            assert m["scale"] == int(m["name"].split("_")[1][1:]) and m["styles"] == []  # sr_x8_...
         elif m["styles"] != [name]:                                  # trained on <name>.jpg, or
             assert len(m["styles"]) > 1 and m["scale"] is None      # several styles in one file
     assert main(["models"]) == 0
