@@ -29,7 +29,7 @@ from numstyle.dataset import list_images
 from numstyle.image import load_image
 from numstyle.metrics import rgb_to_y, y_psnr_ssim
 
-Y_PER_RGB = (65.481 + 128.553 + 24.966) / 255  # (Q1): Y's change when R, G and B move by 1
+Y_PER_RGB = float(rgb_to_y(np.ones(3)) - rgb_to_y(np.zeros(3)))  # (Q1): Y's change per level of RGB
 
 
 def patches(y, k, rows, cols):
@@ -80,7 +80,7 @@ def main():
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     data = os.environ.get("NUMSTYLE_DATA", "../shared")
-    files = sorted(list_images(os.path.join(data, "datasets", "photos")))[::2]
+    files = list_images(os.path.join(data, "datasets", "photos"))[::2]          # sorted
     K, c = fit(files, args.scale, args.k, args.per_photo, args.blur, np.random.default_rng(0))
     result = {"scale": args.scale, "k": args.k, "photos": len(files), "sets": {}}
     for name in args.sets.split(","):
