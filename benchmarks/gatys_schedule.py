@@ -45,6 +45,9 @@ numstyle.schedule.default_schedule. Options:
     L-BFGS-B history (maxcor), default 10 (numstyle gatys's).
 ``opt=lbfgs|lbfgs-device``
     The optimiser (numstyle.gatys.optimize), default lbfgs (SciPy's L-BFGS-B).
+``start=content|color``
+    The first scale's start: the photo (numstyle gatys's default), or the photo with the
+    painting's colour mean and covariance (CC2 of numstyle.color.match_color).
 ``avg=D``
     Also evaluate (afterwards) an exponential moving average of the last
     scale's iterates with decay D (a running mean of the image).
@@ -61,9 +64,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from numstyle import backend, gatys, schedule, weights  # noqa: E402
+from numstyle import color, gatys, schedule, weights  # noqa: E402
 from numstyle.config import GATYS  # noqa: E402
-from numstyle.fast import parallel  # noqa: E402
+from numstyle.fast import memory, parallel  # noqa: E402
 from numstyle.image import (MEAN_BGR, deprocess, load_image, preprocess, resize,  # noqa: E402
                             save_image)
 
@@ -80,7 +83,8 @@ def parse_schedule(text, size):
         pairs = [p.split(":") for p in parts[0].split(",")]
         sizes, iters = [int(s) for s, _ in pairs], [int(n) for _, n in pairs]
     sched = dict(name=name, sizes=sizes, iters=iters, up="lanczos", detail=0.0, early=None,
-                 avg=None, balance="", maxcor=10, optimizer="lbfgs")
+                 avg=None, balance="", maxcor=10, optimizer="lbfgs",
+                 start="content")
     for opt in parts[1:]:
         k, _, v = opt.partition("=")
         if k == "up":
@@ -97,6 +101,8 @@ def parse_schedule(text, size):
             sched["maxcor"] = int(v)
         elif k == "opt":
             sched["optimizer"] = v
+        elif k == "start" and v in ("content", "color"):
+            sched["start"] = v
         else:
             raise SystemExit(f"unknown schedule option {k!r} in {text!r}")
     return sched
@@ -164,7 +170,12 @@ def run_schedule(params, content_full, style_full, sched, eval_every):
                 resize(content_full, longer_side=size).shape)
         objective, content_rgb = objective_at(params, content_full, style_full, size, layers,
                                               balance, "tv" in sched["balance"])
-        x0 = preprocess(content_rgb) if x is None else start_of_scale(x, content_rgb, sched)
+        if x is not None:
+            x0 = start_of_scale(x, content_rgb, sched)
+        elif sched["start"] == "color":   # the photo in the painting's colours (CC2)
+            x0 = preprocess(color.match_color(content_rgb, resize(style_full, longer_side=size)))
+        else:
+            x0 = preprocess(content_rgb)
         ema = {"x": None}
 
         def callback(it, xk, parts, k=k, size=size, last=last, iters=iters, ema=ema,
@@ -250,7 +261,7 @@ def main(argv=None):
     if not args.schedule:
         p.error("give at least one --schedule")
     parallel.bands_take_the_cores()
-    backend.keep_freed_memory()
+    memory.keep_freed_memory()
     params = weights.load_vgg(weights.find_vgg("vgg16"), "vgg16")
     scheds = [parse_schedule(s, args.size) for s in args.schedule]
     ref_name = args.reference or scheds[0]["name"]

@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from numstyle import backend, data, gatys, image, lbfgs, parallel, weights
+from numstyle import data, gatys, image, lbfgs, weights
+from numstyle.fast import memory, parallel
 
 
 def main():
@@ -31,7 +32,7 @@ def main():
     if args.overhead:
         return overhead(args.size, args.iters)
     parallel.bands_take_the_cores()
-    backend.keep_freed_memory()
+    memory.keep_freed_memory()
     params = weights.load_vgg(weights.find_vgg("vgg16"), "vgg16")
     content = image.preprocess(image.load_image(data.sample_image(args.content), args.size))
     style = image.preprocess(image.load_image(data.sample_image(args.style), args.size))

@@ -1,6 +1,8 @@
 """The compiled Winograd transforms (numstyle/fast/winograd_numba.py) against their twin, the array
 code of numstyle/fast/winograd.py, and the engine's choice of them. Skipped without Numba (the
 optional extra numstyle[fast]); the gradient-check table covers the layer itself."""
+import time
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,31 @@ def test_the_engine_picks_the_compiled_path_unless_turned_off(monkeypatch):
     dy = rng.standard_normal(y1.shape)
     np.testing.assert_allclose(compiled.backward(dy, c1)[0], array_code.backward(dy, c2)[0],
                                rtol=1e-10, atol=1e-10)
+
+
+def test_a_slow_first_use_says_it_is_compiling(monkeypatch, capsys):
+    """The first convolution of a dtype compiles every kernel; when that is slow (Numba compiling,
+    not loading its cache) one line on stderr says so, and the result is unchanged."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 4, 9, 9)), rng.standard_normal((3, 4, 3, 3))
+    w_hat = winograd.transform_kernel(w, 2)                               # (16, 3, 4)
+    expected = winograd_numba.convolve(x, w_hat)
+    capsys.readouterr()
+    calls = []
+
+    def slow(kernel):
+        def run(*args):
+            calls.append(kernel)
+            time.sleep(0.1)                     # stands in for the compiler
+            return kernel(*args)
+        return run
+
+    for m, pair in list(winograd_numba.KERNELS.items()):
+        monkeypatch.setitem(winograd_numba.KERNELS, m, tuple(slow(k) for k in pair))
+    monkeypatch.setattr(winograd_numba, "NOTICE_AFTER_S", 0.05)
+    monkeypatch.setattr(winograd_numba, "_ready", set())
+    np.testing.assert_array_equal(winograd_numba.convolve(x, w_hat), expected)
+    assert capsys.readouterr().err.strip() == winograd_numba.NOTICE
+    assert len({id(k) for k in calls}) == 4     # (W3) and (W5) of F(2x2) and F(4x4): all compiled
+    winograd_numba.convolve(x, w_hat)           # the second use: quiet
+    assert capsys.readouterr().err == ""

@@ -23,6 +23,9 @@ multiplies per output instead of F(2x2)'s 4. The input gradient of a constant ke
 forward convolution of its flipped, channel-swapped kernel (CV5), whose F(4x4) transform is made
 once with the forward's.
 """
+import sys
+import threading
+
 import numpy as np
 
 from .. import settings
@@ -43,6 +46,8 @@ FLIPPED_POSITION = [4 * FLIP[2][k // 4] + FLIP[2][k % 4] for k in range(16)]   #
 BAND_TILES = 256    # tiles per band: (W4)'s GEMMs long enough, V and M near the core's cache
 WHOLE_TILES = 512   # up to this many tiles, each step on the whole image, split by channel or k
 #                     (both measured on 64-512 channels, docs/benchmarks.md)
+NOTICE_AFTER_S = 1.0   # a first use slower than this is Numba compiling (its cache loads in ~0.1 s)
+NOTICE = "numstyle: compiling the fast convolutions (Numba, first run only, ~5 s)"
 
 
 def available():
@@ -64,6 +69,8 @@ def convolve(x, w_hat, pad=1, b=None, flip=False):
     """
     xp = get_xp(x)
     assert xp is np, "the compiled transforms are for NumPy arrays"
+    if x.dtype not in _ready:
+        _first_use(x.dtype)
     m = M_OF[w_hat.shape[0]]
     assert m == 2 or not flip, "the (W8) adjoint is F(2x2, 3x3)'s"
     a = m + 2
@@ -105,6 +112,23 @@ def convolve(x, w_hat, pad=1, b=None, flip=False):
 
     for_each_band(band, split_rows(th, N * tw, BAND_TILES, xp), xp)  # ~BAND_TILES tiles each
     return y
+
+
+_ready = set()   # the dtypes whose kernels this process has compiled or loaded
+
+
+def _first_use(dtype):
+    """Compile every kernel for ``dtype`` (or load it from Numba's cache) on a tiny input; if that
+    takes over ``NOTICE_AFTER_S``, say so on stderr meanwhile: the first run waits ~5 s."""
+    _ready.add(dtype)
+    timer = threading.Timer(NOTICE_AFTER_S, lambda: print(NOTICE, file=sys.stderr, flush=True))
+    timer.start()
+    try:
+        x = np.zeros((1, 1, 6, 6), dtype)
+        for alpha2 in M_OF:                                      # F(2x2, 3x3) and F(4x4, 3x3)
+            convolve(x, np.zeros((alpha2, 1, 1), dtype))
+    finally:
+        timer.cancel()
 
 
 def _per_core(total, xp):
