@@ -17,6 +17,7 @@ import json
 import os
 import sys
 
+import h5py
 import numpy as np
 
 from . import styles
@@ -77,8 +78,6 @@ def load_model(path, expect=None):
     other kind.
     """
     path = resolve_model_path(path)
-    import h5py
-
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") == CHECKPOINT_FORMAT:
@@ -105,8 +104,6 @@ def load_model(path, expect=None):
 def load_any(path, expect=None):
     """A model file or a checkpoint, as ``{'params', 'config', 'state', 'adam', 'iteration'}``
     (``adam`` None and ``iteration`` 0 for a model file): what ``--add-style`` starts from."""
-    import h5py
-
     path = resolve_model_path(path)
     try:
         with h5py.File(path, "r") as f:
@@ -170,8 +167,6 @@ def save_checkpoint(path, params, adam, iteration, config, state=None):
 def load_checkpoint(path):
     """``{'params', 'adam', 'iteration', 'config', 'state'}`` from a checkpoint, checked by
     :func:`validate`; one-line error otherwise."""
-    import h5py
-
     check_input(path, "checkpoint", ModelError)
     try:
         with h5py.File(path, "r") as f:
@@ -265,8 +260,6 @@ def _read_config(f):
 
 def _read_numbers(path, group, what):
     """``{name: float32 array}`` of a group's datasets; ModelError for anything but numbers."""
-    import h5py
-
     arrays = {}
     for key, value in group.items():
         if not isinstance(value, h5py.Dataset) or value.dtype.kind not in "biuf":
@@ -295,8 +288,6 @@ def _write_state(group, state):
 
 
 def _read_state(path, group):
-    import h5py
-
     state = {}
     for name, sub in group.items():
         if not isinstance(sub, h5py.Group):
@@ -307,8 +298,6 @@ def _read_state(path, group):
 
 def _atomic_h5(path, write):
     """Write through a temporary file in the same folder, then rename: never a half-written file."""
-    import h5py
-
     try:
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             write(f)

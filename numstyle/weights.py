@@ -13,6 +13,7 @@ only then a download (with a progress bar and an md5 check) into the cache.
 """
 import os
 
+import h5py
 import numpy as np
 
 from .data import cache_dir, fetch, find_local, search_dirs
@@ -99,8 +100,6 @@ def load_vgg(path, model, dtype=np.float32, upto=None):
     params : dict
         ``{'conv1_1': (w (64, 3, 3, 3), b (64,)), ...}`` as ``dtype``.
     """
-    import h5py
-
     check_input(path, "weight file", WeightsError)  # a FIFO would block HDF5's reads
     shapes = conv_shapes(model)
     if upto is not None:
@@ -139,8 +138,6 @@ def load_vgg(path, model, dtype=np.float32, upto=None):
 
 def save_keras_notop(path, params, model):
     """Write ``params`` in the Keras notop layout (used by tests and tools)."""
-    import h5py
-
     names = ["input_1"]
     for b, n in enumerate(BLOCKS[model]):
         names += [f"block{b + 1}_conv{i + 1}" for i in range(n)] + [f"block{b + 1}_pool"]
@@ -160,8 +157,6 @@ def save_keras_notop(path, params, model):
 
 
 def _layer_names(path, f=None):
-    import h5py
-
     try:
         if f is None:
             with h5py.File(path, "r") as f:
