@@ -5,7 +5,9 @@ detail. This script measures the detail (issue 20's comparison of the pixel-loss
 networks):
 
 - **fine detail**: the RMS of the Laplacian of the output's luma, over the photo's;
-- **edges**: the RMS of the luma's gradient (central differences), over the photo's.
+- **edges**: the RMS of the luma's gradient (central differences), over the photo's;
+- **grid**: (Q4) of :func:`numstyle.metrics.checkerboard` with period ``--scale``, in luma levels
+  (mean and max over the images; not a ratio).
 
 Before the RMS each map has its mean over each pixel phase mod ``--scale`` removed (what (Q4)
 measures), so that a grid -- which a Laplacian amplifies -- is not counted as detail. The borders
@@ -16,7 +18,8 @@ far lower. Inputs are made as ``numstyle sr-eval`` makes them (modcrop, the mode
     NUMSTYLE_DATA=../shared python benchmarks/sr_detail.py --model sr_x4_pixel \\
         --model sr_x4_feature --set Set5 --set Set14
 
-Prints, per set, the mean over its images of each ratio, for each model and for bicubic.
+Prints, per set, the mean over its images of each ratio (and the grid's mean and max), for each
+model and for bicubic.
 """
 import argparse
 import glob
@@ -29,7 +32,7 @@ from scipy.ndimage import laplace
 from numstyle import models, sr
 from numstyle.commands.sr import find_test_set
 from numstyle.image import load_image
-from numstyle.metrics import rgb_to_y, shave
+from numstyle.metrics import checkerboard, rgb_to_y, shave
 
 
 def without_phases(a, period):
@@ -82,20 +85,23 @@ def main():
             lr = sr.degrade(hr, scale, next(iter(loaded.values()))[1].get("blur", 1.0))
             outs["bicubic"] = sr.bicubic(lr, hr.shape[:2])
             for m, out in outs.items():
-                got = detail(np.clip(out, 0, 255).round(), scale, scale)
-                ratios[m].append([g / r for g, r in zip(got, ref)])
+                out = np.clip(out, 0, 255).round()                  # the saved 8-bit image
+                got = detail(out, scale, scale)
+                ratios[m].append([g / r for g, r in zip(got, ref)] + [checkerboard(out, scale)])
         results[os.path.basename(os.path.normpath(name))] = {
-            m: dict(zip(("fine_detail", "edges"), np.mean(r, axis=0).round(3).tolist()),
-                    images=len(r))
+            m: dict(zip(("fine_detail", "edges", "grid"), np.mean(r, axis=0).round(3).tolist()),
+                    grid_max=round(float(np.max(np.array(r)[:, 2])), 3), images=len(r))
             for m, r in ratios.items()}
     if args.json:
         print(json.dumps(results))
         return
     for s, rows in results.items():
         n = rows["bicubic"]["images"]
-        print(f"{s}: fine detail / edges, over the photo's (mean of {n} images)")
+        print(f"{s}: fine detail / edges, over the photo's; grid (Q4), mean / max "
+              f"({n} images)")
         for m, r in rows.items():
-            print(f"  {m:<28s} {r['fine_detail']:.3f}  {r['edges']:.3f}")
+            print(f"  {m:<28s} {r['fine_detail']:.3f}  {r['edges']:.3f}  "
+                  f"{r['grid']:.2f} / {r['grid_max']:.2f}")
 
 
 if __name__ == "__main__":

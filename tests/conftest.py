@@ -9,13 +9,15 @@ import fakecupy
 
 SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 TINY_WIDTH = (3, 4, 5, 5, 6)   # channels per block of the tiny VGGs used for gradient checks
-REAL_GPU = [pytest.mark.gpu, pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")]
+REAL_GPU = [pytest.mark.gpu,
+            pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")]
 
 
 @pytest.fixture(params=["fakecupy", pytest.param("cupy", marks=REAL_GPU)])
 def cp(request, monkeypatch):
-    """The device array module for the GPU tests (test_gpu*.py): the stand-in, installed as numstyle's
-    CuPy for the test, everywhere; real CuPy, marked ``gpu``, where CuPy sees a CUDA GPU."""
+    """The device array module for the GPU tests (test_gpu*.py): the stand-in, installed as
+    numstyle's CuPy for the test, everywhere; real CuPy, marked ``gpu``, where
+    CuPy sees a CUDA GPU."""
     if request.param == "cupy":
         import cupy
         return cupy
@@ -67,7 +69,8 @@ def synthetic_vgg(tmp_path_factory):
 
 
 def assert_one_line_error(code, err, *needles):
-    """A user error: a non-zero exit and one line on stderr, ``...: error: ...``, holding each needle."""
+    """A user error: a non-zero exit and one line on stderr, ``...: error: ...``,
+    holding each needle."""
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1, f"expected a one-line error, got:\n{err}"

@@ -34,12 +34,12 @@ LOG = {"ops": 0, "launches": 0, "to_host": 0, "to_device": 0, "scalar_reads": 0}
 # NumPy functions that CuPy also has (the ones numstyle and its tests can reach); any other
 # NumPy function called on a device array raises TypeError, as CuPy's __array_function__ does.
 FUNCTIONS = frozenset("""
-    abs add all allclose amax amin any arange argmax argmin array array_equal asarray ascontiguousarray
-    broadcast_to clip concatenate copy count_nonzero cumsum diff divide dot einsum empty empty_like
-    exp expand_dims flip full full_like isfinite isnan linspace log log1p matmul maximum mean minimum
-    moveaxis multiply negative ones ones_like pad prod ravel repeat reshape sign sqrt square squeeze
-    stack std subtract sum swapaxes take take_along_axis tanh tensordot tile transpose true_divide
-    var vstack where zeros zeros_like
+    abs add all allclose amax amin any arange argmax argmin array array_equal asarray
+    ascontiguousarray broadcast_to clip concatenate copy count_nonzero cumsum diff divide dot
+    einsum empty empty_like exp expand_dims flip full full_like isfinite isnan linspace log log1p
+    matmul maximum mean minimum moveaxis multiply negative ones ones_like pad prod ravel repeat
+    reshape sign sqrt square squeeze stack std subtract sum swapaxes take take_along_axis tanh
+    tensordot tile transpose true_divide var vstack where zeros zeros_like
 """.split())
 
 
@@ -68,13 +68,14 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
 
     def __array_function__(self, func, types_, args, kwargs):
         if func.__name__ not in FUNCTIONS or func.__module__ != "numpy":
-            return NotImplemented                      # NumPy raises TypeError: "no implementation found"
+            return NotImplemented  # NumPy raises TypeError: "no implementation found"
         return _DEVICE_FUNCTIONS[func.__name__](*args, **kwargs)
 
     # -- indexing ---------------------------------------------------------------------------------
     def __getitem__(self, key):
         result = self._a[_index(key)]
-        _count(launch=not _is_view(result, [self._a]))   # a basic slice is a view; fancy indexing gathers
+        # a basic slice is a view; fancy indexing gathers
+        _count(launch=not _is_view(result, [self._a]))
         return _wrap(result)
 
     def __setitem__(self, key, value):
@@ -110,7 +111,7 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
 
     # -- everything else: NumPy's attribute, on device arrays -------------------------------------
     def __getattr__(self, name):
-        if name.startswith("__array"):                # __array_interface__, __array_struct__: host memory
+        if name.startswith("__array"):  # __array_interface__, __array_struct__: host memory
             raise AttributeError(name)
         attr = getattr(self._a, name)
         if callable(attr):
@@ -122,7 +123,7 @@ class ndarray(np.lib.mixins.NDArrayOperatorsMixin):
                 _count(launch=name in ("fill", "sort") or not _is_view(result, [self._a]))
                 return _wrap(result)
             return method
-        return _wrap(attr) if isinstance(attr, np.ndarray) else attr      # .T, .real; shape, dtype, ...
+        return _wrap(attr) if isinstance(attr, np.ndarray) else attr  # .T, .real; shape, dtype, ...
 
 
 def _count(launch):
@@ -132,14 +133,15 @@ def _count(launch):
 
 
 def _device_operand(x):
-    """An operand of a device operation: device arrays and scalars pass, host arrays raise (as in CuPy)."""
+    """An operand of a device operation: device arrays and scalars pass, host arrays
+    raise (as in CuPy)."""
     if isinstance(x, ndarray):
         return x._a
     if isinstance(x, np.ndarray):
         raise TypeError(f"Unsupported type {type(x)}: a NumPy array in a device operation")
     if isinstance(x, (list, tuple)):
         return type(x)(_device_operand(v) for v in x)
-    return x                                           # Python and NumPy scalars, None, dtypes, strings
+    return x  # Python and NumPy scalars, None, dtypes, strings
 
 
 def _is_view(result, sources):
@@ -171,7 +173,8 @@ def _function(name):
         kwargs = {k: _device_operand(v) for k, v in kwargs.items()}
         args = [_device_operand(a) for a in args]
         result = numpy_function(*args, **kwargs)
-        writes = kwargs.get("out") is not None or not _is_view(result, args)    # out=: a kernel writing in place
+        # out=: a kernel writing in place
+        writes = kwargs.get("out") is not None or not _is_view(result, args)
         _count(launch=name not in ("empty", "empty_like") and writes)
         return _wrap(result)
 
@@ -188,7 +191,8 @@ def __getattr__(name):
     try:
         return _DEVICE_FUNCTIONS[name]
     except KeyError:
-        raise AttributeError(f"module 'fakecupy' has no attribute {name!r} (not in CuPy, or not needed yet)")
+        raise AttributeError(f"module 'fakecupy' has no attribute {name!r} "
+                             "(not in CuPy, or not needed yet)")
 
 
 def _as_strided(x, shape=None, strides=None):
@@ -219,8 +223,8 @@ def get_array_module(*arrays):
     return sys.modules[__name__] if any(isinstance(a, ndarray) for a in arrays) else np
 
 
-float32, float64, float16, int64, int32, int8, uint8, bool_ = (np.float32, np.float64, np.float16, np.int64,
-                                                              np.int32, np.int8, np.uint8, np.bool_)
+float32, float64, float16, int64, int32, int8, uint8, bool_ = (
+    np.float32, np.float64, np.float16, np.int64, np.int32, np.int8, np.uint8, np.bool_)
 newaxis = None
 
 
@@ -232,7 +236,8 @@ class _Stream:
 __version__ = "0 (fakecupy: NumPy with CuPy's rules)"
 cuda = types.SimpleNamespace(
     runtime=types.SimpleNamespace(getDeviceCount=lambda: 1,
-                                  getDeviceProperties=lambda i: {"name": b"fakecupy", "totalGlobalMem": 1 << 34}),
+                                  getDeviceProperties=lambda i: {"name": b"fakecupy",
+                                                                 "totalGlobalMem": 1 << 34}),
     Device=lambda i=0: types.SimpleNamespace(id=i),
     Stream=types.SimpleNamespace(null=_Stream()))
 

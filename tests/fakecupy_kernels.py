@@ -17,8 +17,8 @@ the part of CuPy's contract those bodies use:
 
 Device-side maths that CUDA has and C++ lacks (``max``, ``min``, ``rsqrt``)
 is defined in the preamble, and ``__device__`` defined away, so a kernel's own
-``preamble=`` (its device helpers) compiles as plain C++ too. What this cannot check is CUDA itself: launch
-configuration, memory, NVRTC's dialect (``nvcc_check`` compiles the bodies
+``preamble=`` (its device helpers) compiles as plain C++ too. What this cannot check is CUDA itself:
+launch configuration, memory, NVRTC's dialect (``nvcc_check`` compiles the bodies
 with nvcc for that, where installed).
 """
 import ctypes
@@ -71,12 +71,14 @@ def signature(in_params, out_params, ctype):
             args.append(f"{ct} {name}")                    # a typed scalar
         else:
             args.append(f"{ct}* _p_{name}")
-            lets.append(f"{ct}& {name} = _p_{name}[i];" if is_out else f"const {ct} {name} = _p_{name}[i];")
+            lets.append(f"{ct}& {name} = _p_{name}[i];" if is_out
+                        else f"const {ct} {name} = _p_{name}[i];")
     return ", ".join(args), " ".join(lets)
 
 
 def source(in_params, out_params, body, ctype, preamble=""):
-    """The C++ of one kernel: ``void run(ptrdiff_t n, <one argument per parameter>)``, a loop over i."""
+    """The C++ of one kernel:
+    ``void run(ptrdiff_t n, <one argument per parameter>)``, a loop over i."""
     args, lets = signature(in_params, out_params, ctype)
     return (f"{_PREAMBLE}\ntypedef {ctype} T;\n{preamble}\n"
             f'extern "C" void run({args}) {{\n'
@@ -91,8 +93,9 @@ def _compile(src):
         with open(cpp, "w") as f:
             f.write(src)
         tmp = lib + f".{os.getpid()}"
-        subprocess.run([CXX, "-O1", "-shared", "-fPIC", "-o", tmp, cpp], check=True, capture_output=True)
-        os.replace(tmp, lib)                               # atomic: parallel test runs share the cache
+        subprocess.run([CXX, "-O1", "-shared", "-fPIC", "-o", tmp, cpp], check=True,
+                       capture_output=True)
+        os.replace(tmp, lib)  # atomic: parallel test runs share the cache
     return ctypes.CDLL(lib).run
 
 
@@ -100,7 +103,8 @@ class ElementwiseKernel:
     """``cupy.ElementwiseKernel`` run as compiled C++ on fakecupy's host arrays."""
 
     def __init__(self, in_params, out_params, operation, name="kernel", preamble="", **kwargs):
-        self.in_params, self.out_params, self.body, self.name = in_params, out_params, operation, name
+        self.in_params, self.out_params, self.body, self.name = (in_params, out_params,
+                                                                  operation, name)
         self.preamble = preamble
         self.params = parse(in_params) + parse(out_params)
         self.n_in = len(parse(in_params))
@@ -108,26 +112,30 @@ class ElementwiseKernel:
 
     def __call__(self, *args):
         from fakecupy import _count, ndarray
-        assert len(args) == len(self.params), f"{self.name}: outputs must be passed ({len(self.params)} arguments)"
+        assert len(args) == len(self.params), \
+            f"{self.name}: outputs must be passed ({len(self.params)} arguments)"
         arrays = [a._a for a in args if isinstance(a, ndarray)]
         for a in args:
-            assert not isinstance(a, np.ndarray), f"{self.name}: a NumPy array passed to a device kernel"
+            assert not isinstance(a, np.ndarray), \
+                f"{self.name}: a NumPy array passed to a device kernel"
         dtype = arrays[0].dtype
         ctype = {np.float32: "float", np.float64: "double"}[dtype.type]
         outs = [args[k]._a for k in range(self.n_in, len(args))]
         shape = outs[0].shape
         if ctype not in self._libs:
-            self._libs[ctype] = _compile(source(self.in_params, self.out_params, self.body, ctype, self.preamble))
+            self._libs[ctype] = _compile(source(self.in_params, self.out_params, self.body, ctype,
+                                                self.preamble))
         c_args, keep, write_back = [ctypes.c_ssize_t(int(np.prod(shape)))], [], []
         for k, ((raw, typ, name), a) in enumerate(zip(self.params, args)):
             if typ != "T" and not raw:
                 c_args.append(_C_TYPES[typ][1](a))         # a typed scalar
                 continue
             want = dtype if typ == "T" else np.dtype(typ)
-            host = a._a if isinstance(a, ndarray) else np.asarray(a, dtype=dtype)   # a number: CuPy casts it to T
+            # a number: CuPy casts it to T
+            host = a._a if isinstance(a, ndarray) else np.asarray(a, dtype=dtype)
             assert host.dtype == want, f"{self.name}: {name} is {host.dtype}, expected {want}"
             buf = np.ascontiguousarray(host if raw else np.broadcast_to(host, shape))
-            if k >= self.n_in and buf is not host:         # a strided output: run on a copy, write it back
+            if k >= self.n_in and buf is not host:  # a strided output: run on a copy, write it back
                 buf = buf.copy()
                 write_back.append((host, buf))
             keep.append(buf)
@@ -143,7 +151,8 @@ def nvcc_check(sources, preamble=""):
     """Compile kernel bodies as CUDA (as CuPy's ElementwiseKernel would wrap them) with nvcc.
 
     ``sources``: {name: (in_params, out_params, body)}; ``preamble``: code before them all (CuPy's
-    ``preamble=``). Raises CalledProcessError with nvcc's messages on a compile error. A check of the dialect (device maths, types), not of the results.
+    ``preamble=``). Raises CalledProcessError with nvcc's messages on a compile error. A check of
+    the dialect (device maths, types), not of the results.
     """
     units = ["#include <cstddef>", preamble]
     for name, (in_params, out_params, body) in sources.items():
@@ -151,10 +160,12 @@ def nvcc_check(sources, preamble=""):
             args, lets = signature(in_params, out_params, ctype)
             units.append(f"namespace {name}_{ctype} {{ typedef {ctype} T;\n"
                          f"__global__ void k({args}) {{\n"
-                         f"  for (ptrdiff_t i = (ptrdiff_t)blockIdx.x * blockDim.x + threadIdx.x; i < _n;"
-                         f" i += (ptrdiff_t)blockDim.x * gridDim.x) {{ {lets} {{ {body} }} }}\n}} }}")
+                         f"  for (ptrdiff_t i = (ptrdiff_t)blockIdx.x * blockDim.x + threadIdx.x;"
+                         f" i < _n; i += (ptrdiff_t)blockDim.x * gridDim.x)"
+                         f" {{ {lets} {{ {body} }} }}\n}} }}")
     with tempfile.TemporaryDirectory() as d:
         cu = os.path.join(d, "kernels.cu")
         with open(cu, "w") as f:
             f.write("\n".join(units))
-        subprocess.run([NVCC, "-c", "-o", os.path.join(d, "kernels.o"), cu], check=True, capture_output=True, text=True)
+        subprocess.run([NVCC, "-c", "-o", os.path.join(d, "kernels.o"), cu], check=True,
+                       capture_output=True, text=True)

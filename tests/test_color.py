@@ -22,7 +22,8 @@ def test_restore_chroma_keeps_the_photos_chroma(rng):
     # chroma (I, Q) is the photo's, up to clipping into 0..255 (none here: mid-range photo)
     inside = (out > 0.5).all(-1) & (out < 254.5).all(-1)
     np.testing.assert_allclose(yiq_out[inside][:, 1:], yiq_photo[inside][:, 1:], atol=0.5)
-    np.testing.assert_allclose(yiq_out[inside][:, 0], color.rgb_to_yiq(stylised)[inside][:, 0], atol=0.5)
+    np.testing.assert_allclose(yiq_out[inside][:, 0], color.rgb_to_yiq(stylised)[inside][:, 0],
+                               atol=0.5)
 
 
 def test_match_color_gives_the_targets_mean_and_covariance(rng):
@@ -30,7 +31,8 @@ def test_match_color_gives_the_targets_mean_and_covariance(rng):
     tgt = rng.normal([150, 90, 60], [20, 15, 10], (30, 30, 3))
     out = color.match_color(src, tgt).reshape(-1, 3).astype(np.float64)
     np.testing.assert_allclose(out.mean(0), tgt.reshape(-1, 3).mean(0), atol=1.0)
-    np.testing.assert_allclose(np.cov(out, rowvar=False), np.cov(tgt.reshape(-1, 3), rowvar=False), rtol=0.1, atol=5)
+    np.testing.assert_allclose(np.cov(out, rowvar=False), np.cov(tgt.reshape(-1, 3), rowvar=False),
+                               rtol=0.1, atol=5)
 
 
 @pytest.fixture
@@ -46,8 +48,9 @@ def test_gatys_luminance_keeps_chroma_and_scales_run(two_images, synthetic_vgg, 
     photo, style = two_images
     path, _ = synthetic_vgg("vgg16")
     out = str(tmp_path / "lum.png")
-    assert main(["gatys", "--content", photo, "--style", style, "--weights", path, "--iters", "3", "--no-progress",
-                 "--preserve-colors", "luminance", "--scales", "20,40", "--style-scale", "0.8", "--out", out]) == 0
+    assert main(["gatys", "--content", photo, "--style", style, "--weights", path, "--iters", "3",
+                 "--no-progress", "--preserve-colors", "luminance", "--scales", "20,40",
+                 "--style-scale", "0.8", "--out", out]) == 0
     printed = capsys.readouterr().out
     assert "scale 1/2: 20x16" in printed and "scale 2/2: 40x32" in printed
     result = np.asarray(Image.open(out), dtype=np.float64)
@@ -56,5 +59,6 @@ def test_gatys_luminance_keeps_chroma_and_scales_run(two_images, synthetic_vgg, 
     inside = (result > 2).all(-1) & (result < 253).all(-1)
     chroma_err = np.abs(color.rgb_to_yiq(result)[..., 1:] - color.rgb_to_yiq(src)[..., 1:])[inside]
     assert chroma_err.mean() < 1.5, chroma_err.mean()    # 8-bit rounding only
-    assert main(["gatys", "--content", photo, "--style", style, "--weights", path, "--iters", "2", "--no-progress",
-                 "--preserve-colors", "histogram", "--size", "32", "--out", str(tmp_path / "hist.png")]) == 0
+    assert main(["gatys", "--content", photo, "--style", style, "--weights", path, "--iters", "2",
+                 "--no-progress", "--preserve-colors", "histogram", "--size", "32",
+                 "--out", str(tmp_path / "hist.png")]) == 0

@@ -1,4 +1,5 @@
-"""Every default once: the commands' flags and the Python API take theirs from numstyle/config.py."""
+"""Every default once: the commands' flags and the Python API take theirs from
+numstyle/config.py."""
 import inspect
 
 import pytest
@@ -20,7 +21,8 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("command,config,skip", [
-    ("gatys", GATYS, {"model", "optimizer", "maxcor", "iters"}),   # resolved from the weights / device
+    # resolved from the weights / device
+    ("gatys", GATYS, {"model", "optimizer", "maxcor", "iters"}),
     ("train", TRAIN, set()),
     ("sr-train", SR, {"phase_weight", "block_weight", "upsample", "lr"}),   # resolved from the loss
 ])
@@ -30,7 +32,8 @@ def test_every_flag_default_is_the_configs(command, config, skip):
     for field in config.__dataclass_fields__:
         if field in skip or field not in flags:
             continue
-        assert _same(flags[field], getattr(config, field)), f"{command} --{field}: {flags[field]} vs config"
+        assert _same(flags[field], getattr(config, field)), \
+            f"{command} --{field}: {flags[field]} vs config"
         checked += 1
     assert checked >= 8, f"only {checked} of {command}'s flags come from the config"
 
@@ -59,8 +62,8 @@ def test_sr_train_takes_its_loss_terms_and_upsampling_from_the_loss(loss, phase,
 
 
 def test_the_api_takes_the_same_defaults():
-    """gatys.make_objective and train.PerceptualLoss once disagreed with their commands (vgg16 and TV 0;
-    style 5 and TV 1e-6): now both read config.py."""
+    """gatys.make_objective and train.PerceptualLoss once disagreed with their commands (vgg16 and
+    TV 0; style 5 and TV 1e-6): now both read config.py."""
     objective = inspect.signature(gatys.make_objective).parameters
     for name in ("model", "pool", "content_layer", "content_weight", "style_weight", "tv_weight"):
         assert objective[name].default == getattr(GATYS, name), name

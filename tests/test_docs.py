@@ -38,7 +38,8 @@ def _snippets():
 
 @pytest.mark.parametrize("code", list(_snippets()))
 def test_doc_snippet_runs(code, tmp_path):
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, f"snippet failed:\n{code}\n--- stderr ---\n{r.stderr[-2000:]}"
 
 
@@ -72,17 +73,19 @@ def _flags():
 
 
 def test_reading_order_names_only_what_exists():
-    """docs/reading-order.md: every file it links, every module, function, class and attribute it names
-    in backticks, and every flag, exists -- the map cannot drift from the code."""
+    """docs/reading-order.md: every file it links, every module, function, class and attribute it
+    names in backticks, and every flag, exists -- the map cannot drift from the code."""
     text = open(os.path.join(ROOT, "docs", "reading-order.md"), encoding="utf-8").read()
     for link in re.findall(r"\]\(\.\./([^)#]+)\)", text):
-        assert os.path.exists(os.path.join(ROOT, link)), f"reading-order.md links {link}, which does not exist"
+        assert os.path.exists(os.path.join(ROOT, link)), \
+            f"reading-order.md links {link}, which does not exist"
     names, flags = _defined_names(), _flags()
     missing = []
     for token in re.findall(r"`([^`\n]+)`", text):
         if token.startswith("--"):
             missing += [token] if token.split("=")[0] not in flags else []
-        elif re.fullmatch(r"[A-Za-z_][\w.]*(\(\))?", token) and not re.fullmatch(r"(conv|relu|pool)\d(_\d)?", token):
+        elif (re.fullmatch(r"[A-Za-z_][\w.]*(\(\))?", token)
+              and not re.fullmatch(r"(conv|relu|pool)\d(_\d)?", token)):
             parts = token.rstrip("()").split(".")
             if parts[0] in ("np", "xp", "numstyle", "self"):
                 parts = parts[1:]

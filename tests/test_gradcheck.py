@@ -1,4 +1,5 @@
-"""One table of cases, run on every implementation of every op: one parametrised finite-difference test.
+"""One table of cases, run on every implementation of every op: one parametrised
+finite-difference test.
 
 Each layer case runs on the reference layer, each fast path registered for it
 (numstyle.engine.FAST) that computes it, and its loop twin (numstyle.naive);
@@ -52,8 +53,8 @@ def engine_mode(reference):
 
 
 def as_impl(impl, layer):
-    """``layer`` computed by ``impl``: the reference class itself, a fast path as the engine builds it
-    (:meth:`StandIn.replacing`), or a loop twin with the same attributes."""
+    """``layer`` computed by ``impl``: the reference class itself, a fast path as the engine builds
+    it (:meth:`StandIn.replacing`), or a loop twin with the same attributes."""
     if type(layer) is impl:
         return layer
     if issubclass(impl, StandIn):
@@ -71,7 +72,7 @@ def _layer(cls, impl, params, x_shape, trainable=True, **kw):
         x = dev(rng.standard_normal(x_shape))
         values = [dev(rng.standard_normal(shape) if name != "var" else rng.uniform(0.5, 2, shape))
                   for name, shape in params.items()]
-        kernel_check.ensure(get_xp(x))                 # a GPU's kernels: self-tested, as the engine does
+        kernel_check.ensure(get_xp(x))  # a GPU's kernels: self-tested, as the engine does
 
         def build(vals):
             layer = cls(**dict(zip(names, vals)), **kw)
@@ -108,7 +109,8 @@ def _norm(impl, kind, train=True):
 
 
 def _conditional_norm(impl, mix):
-    """Conditional instance norm (N4)-(N5): three styles' (gamma, beta), mixed by constant weights."""
+    """Conditional instance norm (N4)-(N5): three styles' (gamma, beta), mixed by
+    constant weights."""
     def make(rng, dev=_host):
         x = dev(rng.standard_normal((2, 4, 5, 6)))
         g, b = dev(rng.standard_normal((3, 4))), dev(rng.standard_normal((3, 4)))
@@ -127,25 +129,29 @@ def _conditional_norm(impl, mix):
 
 
 def _winograd_m4(shape):
-    """F(4x4, 3x3): a fast-path kernel the engine does not pick today (issue: wide layers), kept checked."""
+    """F(4x4, 3x3): a fast-path kernel the engine does not pick today
+    (issue: wide layers), kept checked."""
     def make(rng, dev=_host):
         x = dev(rng.standard_normal(shape))
         w = dev(rng.standard_normal((3, shape[1], 3, 3)))
         b = dev(rng.standard_normal(3))
-        fwd = lambda x, w, b: winograd.winograd_conv3x3_forward(x, w, b, winograd.transform_kernel(w, 4))  # noqa: E731
-        vjp = lambda d, x, w, b: winograd.winograd_conv3x3_backward(d, fwd(x, w, b)[1])  # noqa: E731
+        fwd = lambda x, w, b: winograd.winograd_conv3x3_forward(  # noqa: E731
+            x, w, b, winograd.transform_kernel(w, 4))
+        vjp = lambda d, x, w, b: winograd.winograd_conv3x3_backward(  # noqa: E731
+            d, fwd(x, w, b)[1])
         return (lambda x, w, b: fwd(x, w, b)[0]), vjp, [x, w, b]
     return make
 
 
 def _loss(module, name, shape, extra=(), **kw):
-    """A scalar (loss, grad) function of ``module`` (numstyle.losses or a drop-in): the VJP of a scalar
-    is dout * grad."""
+    """A scalar (loss, grad) function of ``module`` (numstyle.losses or a drop-in): the VJP of a
+    scalar is dout * grad."""
     def make(rng, dev=_host):
         others = [dev(rng.standard_normal(s)) for s in extra]
         fn = lambda x: getattr(module, name)(x, *others, **kw)  # noqa: E731
         kernel_check.ensure(get_xp(others[0] if others else dev(np.zeros(1))))
-        return (lambda x: fn(x)[0]), (lambda d, x: (d * fn(x)[1],)), [dev(rng.standard_normal(shape))]
+        return ((lambda x: fn(x)[0]), (lambda d, x: (d * fn(x)[1],)),
+                [dev(rng.standard_normal(shape))])
     return make
 
 
@@ -153,8 +159,10 @@ def _gram(module):
     def make(rng, dev=_host):
         F = dev(rng.standard_normal((2, 4, 3, 5)))
         f = lambda F: module.gram_forward(F)[0]  # noqa: E731
-        vjp = lambda d, F: (module.gram_backward(d, module.gram_forward(F)[1]).reshape(F.shape),)  # noqa: E731
-        return f, vjp, [F]   # dout is (2, 4, 4) random: non-symmetric, so the (dG + dG^T) F form is tested
+        vjp = lambda d, F: (  # noqa: E731
+            module.gram_backward(d, module.gram_forward(F)[1]).reshape(F.shape),)
+        # dout is (2, 4, 4) random: non-symmetric, so the (dG + dG^T) F form is tested
+        return f, vjp, [F]
     return make
 
 
@@ -186,12 +194,16 @@ def _gatys_objective(pool_kind, tv, reference):
         params = {k: (dev(w.astype(np.float64)), dev(b.astype(np.float64)))
                   for k, (w, b) in vgg.random_params("vgg19", width=TINY_WIDTH, seed=5).items()}
         content = dev(rng.standard_normal((1, 3, 16, 16)))
-        styles = [dev(rng.standard_normal((1, 3, 24, 20))), dev(rng.standard_normal((1, 3, 16, 16)))]
+        styles = [dev(rng.standard_normal((1, 3, 24, 20))),
+                  dev(rng.standard_normal((1, 3, 16, 16)))]
         with engine_mode(reference):
-            obj = gatys.make_objective(params, "vgg19", content=content, styles=styles, style_blend=[0.3, 0.7],
-                                       pool=pool_kind, content_layer="conv4_2",
-                                       style_layers=["relu1_1", "conv2_1", "relu3_1", "pool4", "conv5_1"],
-                                       style_layer_weights=[1, 2, 3, 4, 5], style_weight=10.0, tv_weight=tv)
+            obj = gatys.make_objective(params, "vgg19", content=content, styles=styles,
+                                       style_blend=[0.3, 0.7], pool=pool_kind,
+                                       content_layer="conv4_2",
+                                       style_layers=["relu1_1", "conv2_1", "relu3_1", "pool4",
+                                                     "conv5_1"],
+                                       style_layer_weights=[1, 2, 3, 4, 5], style_weight=10.0,
+                                       tv_weight=tv)
         f = lambda x: obj(x)[0]  # noqa: E731
         vjp = lambda d, x: (d * obj(x)[1],)  # noqa: E731
         return f, vjp, [dev(rng.standard_normal((1, 3, 16, 16)))]
@@ -203,13 +215,15 @@ def _transformer(spec, norm_kind, shape, reference, train=True, styles=0, mix=No
         params = {k: dev(v.astype(np.float64) + 0.1 * rng.standard_normal(v.shape))
                   for k, v in transformer.init_params(spec, seed=0, styles=styles).items()}
         keys = sorted(params)
-        state = None if train else {name: {k: dev(v.astype(np.float64) + (k == "var")) for k, v in stats.items()}
-                                    for name, stats in transformer.init_state(params, norm_kind).items()}
+        state = None if train else {
+            name: {k: dev(v.astype(np.float64) + (k == "var")) for k, v in stats.items()}
+            for name, stats in transformer.init_state(params, norm_kind).items()}
 
         def forward(x, vals):
-            with engine_mode(reference):           # the network is built, layer by layer, at each call
-                return transformer.transformer_forward(dict(zip(keys, vals)), x, spec, norm_kind, train=train,
-                                                       state=state, mix=None if mix is None else dev(np.array(mix)))
+            with engine_mode(reference):  # the network is built, layer by layer, at each call
+                return transformer.transformer_forward(
+                    dict(zip(keys, vals)), x, spec, norm_kind, train=train, state=state,
+                    mix=None if mix is None else dev(np.array(mix)))
 
         def f(x, *vals):
             return forward(x, vals)[0]
@@ -222,19 +236,26 @@ def _transformer(spec, norm_kind, shape, reference, train=True, styles=0, mix=No
     return make
 
 
-# -- the table ---------------------------------------------------------------------------------------
+# -- the table ------------------------------------------------------------------------------------
 
 LAYER_CASES = [
     # (name, reference class, parameter shapes, input shape, tolerance, constructor keywords)
-    ("conv stride1 pad1", layers.Conv2d, {"w": (4, 3, 3, 3), "b": (4,)}, (2, 3, 7, 6), SMOOTH, dict(stride=1, pad=1)),
-    ("conv stride2 pad1", layers.Conv2d, {"w": (4, 3, 3, 3), "b": (4,)}, (2, 3, 7, 6), SMOOTH, dict(stride=2, pad=1)),
-    ("conv stride1 pad0 5x5", layers.Conv2d, {"w": (4, 2, 5, 5), "b": (4,)}, (1, 2, 8, 9), SMOOTH, dict(pad=0)),
-    ("conv stride2 pad0", layers.Conv2d, {"w": (4, 3, 3, 3), "b": (4,)}, (2, 3, 7, 6), SMOOTH, dict(stride=2)),
-    ("conv 9x9 few outputs", layers.Conv2d, {"w": (4, 9, 9, 9), "b": (4,)}, (2, 9, 6, 7), SMOOTH, dict(pad=4)),
-    ("conv 3x3 even size", layers.Conv2d, {"w": (3, 3, 3, 3), "b": (3,)}, (2, 3, 6, 8), SMOOTH, dict(pad=1)),
-    ("conv 3x3 odd size", layers.Conv2d, {"w": (3, 2, 3, 3), "b": (3,)}, (1, 2, 5, 7), SMOOTH, dict(pad=1)),
-    ("conv 3x3 valid (pad 0) odd size", layers.Conv2d, {"w": (3, 3, 3, 3), "b": (3,)}, (2, 3, 7, 8), SMOOTH,
+    ("conv stride1 pad1", layers.Conv2d, {"w": (4, 3, 3, 3), "b": (4,)}, (2, 3, 7, 6), SMOOTH,
+     dict(stride=1, pad=1)),
+    ("conv stride2 pad1", layers.Conv2d, {"w": (4, 3, 3, 3), "b": (4,)}, (2, 3, 7, 6), SMOOTH,
+     dict(stride=2, pad=1)),
+    ("conv stride1 pad0 5x5", layers.Conv2d, {"w": (4, 2, 5, 5), "b": (4,)}, (1, 2, 8, 9), SMOOTH,
      dict(pad=0)),
+    ("conv stride2 pad0", layers.Conv2d, {"w": (4, 3, 3, 3), "b": (4,)}, (2, 3, 7, 6), SMOOTH,
+     dict(stride=2)),
+    ("conv 9x9 few outputs", layers.Conv2d, {"w": (4, 9, 9, 9), "b": (4,)}, (2, 9, 6, 7), SMOOTH,
+     dict(pad=4)),
+    ("conv 3x3 even size", layers.Conv2d, {"w": (3, 3, 3, 3), "b": (3,)}, (2, 3, 6, 8), SMOOTH,
+     dict(pad=1)),
+    ("conv 3x3 odd size", layers.Conv2d, {"w": (3, 2, 3, 3), "b": (3,)}, (1, 2, 5, 7), SMOOTH,
+     dict(pad=1)),
+    ("conv 3x3 valid (pad 0) odd size", layers.Conv2d, {"w": (3, 3, 3, 3), "b": (3,)}, (2, 3, 7, 8),
+     SMOOTH, dict(pad=0)),
     ("relu", layers.ReLU, {}, (2, 3, 7, 5), KINKED, {}),
     ("avg pool 2x2 (odd size)", layers.AvgPool2d, {}, (2, 3, 7, 5), SMOOTH, {}),
     ("max pool 2x2 (odd size)", layers.MaxPool2d, {}, (2, 3, 7, 5), KINKED, {}),
@@ -246,13 +267,15 @@ LAYER_CASES = [
     ("reflection pad 4", tl.ReflectionPad2d, {}, (1, 2, 6, 5), SMOOTH, dict(p=4)),
     ("nearest up-sampling x2", tl.Upsample, {}, (2, 3, 7, 5), SMOOTH, {}),
     ("nearest up-sampling x3", tl.Upsample, {}, (1, 2, 3, 4), SMOOTH, dict(s=3)),
-    ("resize-convolution (U1), (RP1), (CV1)", tl.UpsampleConv, {"w": (3, 3, 3, 3)}, (2, 3, 4, 5), SMOOTH, {}),
+    ("resize-convolution (U1), (RP1), (CV1)", tl.UpsampleConv, {"w": (3, 3, 3, 3)}, (2, 3, 4, 5),
+     SMOOTH, {}),
     ("resize-convolution, one row", tl.UpsampleConv, {"w": (3, 2, 3, 3)}, (1, 2, 1, 3), SMOOTH, {}),
     ("scaled tanh (J1)", tl.ScaledTanh, {}, (2, 3, 7, 5), SMOOTH, {}),
     ("crop", tl.Crop, {}, (2, 3, 7, 5), SMOOTH, dict(H=5, W=4)),
 ]
 CONSTANT_WEIGHTS = [   # as VGG's: no weight gradient, so the fast paths for constant kernels apply
-    ("conv 3x3 constant weights", layers.Conv2d, {"w": (3, 4, 3, 3), "b": (3,)}, (1, 4, 7, 6), SMOOTH, dict(pad=1)),
+    ("conv 3x3 constant weights", layers.Conv2d, {"w": (3, 4, 3, 3), "b": (3,)}, (1, 4, 7, 6),
+     SMOOTH, dict(pad=1)),
 ]
 NORM_CASES = [("instance norm", "instance", True), ("batch norm (batch statistics)", "batch", True),
               ("batch norm (running averages)", "batch", False)]
@@ -265,11 +288,13 @@ LOSS_CASES = [
     ("phase penalty, period 2", "phase_loss", (1, 2, 4, 6), [], dict(period=2)),
     ("phase penalty, ragged sides", "phase_loss", (1, 2, 9, 6), [], {}),
     ("block means (LR1), (LR2)", "block_mean_loss", (2, 3, 8, 4), [(2, 3, 8, 4)], {}),
-    ("block means, size 2, ragged sides", "block_mean_loss", (1, 2, 5, 7), [(1, 2, 5, 7)], dict(size=2)),
+    ("block means, size 2, ragged sides", "block_mean_loss", (1, 2, 5, 7), [(1, 2, 5, 7)],
+     dict(size=2)),
     ("johnson feature loss", "feature_loss", (2, 3, 4, 5), [(2, 3, 4, 5)], dict(weight=0.7)),
     ("johnson style loss", "style_loss_johnson", (2, 3, 4, 5), [(1, 3, 3)], dict(weight=3.0)),
 ]
-LOSS_MODULES = {"reference": losses, "fast": fast_losses, "loops": naive}   # the loops: tests/test_naive.py
+# the loops: tests/test_naive.py
+LOSS_MODULES = {"reference": losses, "fast": fast_losses, "loops": naive}
 
 
 def _name(impl):
@@ -287,10 +312,11 @@ CASES = []   # (name, make, tolerance): test_gpu.py runs the same table on CuPy,
 NUMPY_ONLY = {impl.__name__ for impls in engine.FAST.values() for impl in impls  # compiled paths
               if getattr(impl, "numpy_only", False)}
 for name, cls, params, shape, tol, kw in LAYER_CASES + CONSTANT_WEIGHTS:
-    for impl in engine.implementations(cls):          # the reference and every fast path that computes it
+    for impl in engine.implementations(cls):  # the reference and every fast path that computes it
         if _computes(impl, cls, params, kw):
             trainable = (name, cls, params, shape, tol, kw) not in CONSTANT_WEIGHTS
-            CASES.append((f"{name} [{_name(impl)}]", _layer(cls, impl, params, shape, trainable, **kw), tol))
+            CASES.append((f"{name} [{_name(impl)}]",
+                          _layer(cls, impl, params, shape, trainable, **kw), tol))
 for name, kind, train in NORM_CASES:
     for impl in engine.implementations(tl.Norm):
         CASES.append((f"{name} [{_name(impl)}]", _norm(impl, kind, train), SMOOTH))
@@ -298,7 +324,8 @@ for name, mix in [("conditional instance norm, one style", [0.0, 1.0, 0.0]),
                   ("conditional instance norm, a blend", [0.3, 0.0, 0.7])]:
     for impl in engine.implementations(tl.ConditionalNorm):
         CASES.append((f"{name} [{_name(impl)}]", _conditional_norm(impl, mix), SMOOTH))
-CASES.append(("winograd F(4x4) conv ragged size [fast.winograd]", _winograd_m4((1, 2, 6, 9)), SMOOTH))
+CASES.append(("winograd F(4x4) conv ragged size [fast.winograd]", _winograd_m4((1, 2, 6, 9)),
+              SMOOTH))
 for label in ("reference", "fast"):
     module = LOSS_MODULES[label]
     CASES.append((f"gram matrix [{label}]", _gram(module), SMOOTH))
@@ -309,36 +336,40 @@ for label in ("reference", "fast"):
 def _networks(reference):
     label = "reference" if reference else "fast"
     return [
-        (f"vgg16 features avg [{label}]", _tiny_vgg("vgg16", "avg", ["relu1_2", "conv3_1", "pool3", "conv5_1"],
-                                                    reference), NETWORK),
-        (f"vgg19 features max [{label}]", _tiny_vgg("vgg19", "max", ["conv1_1", "relu2_2", "relu4_4", "conv5_1"],
-                                                    reference), NETWORK),
+        (f"vgg16 features avg [{label}]",
+         _tiny_vgg("vgg16", "avg", ["relu1_2", "conv3_1", "pool3", "conv5_1"], reference), NETWORK),
+        (f"vgg19 features max [{label}]",
+         _tiny_vgg("vgg19", "max", ["conv1_1", "relu2_2", "relu4_4", "conv5_1"], reference),
+         NETWORK),
         (f"gatys objective avg [{label}]", _gatys_objective("avg", 1e-2, reference), NETWORK),
         (f"gatys objective max [{label}]", _gatys_objective("max", 0.0, reference), NETWORK),
         (f"style transformer (instance norm, odd size) [{label}]",
-         _transformer(transformer.style_spec((2, 3, 4), 2), "instance", (2, 3, 11, 9), reference), NETWORK),
+         _transformer(transformer.style_spec((2, 3, 4), 2), "instance", (2, 3, 11, 9), reference),
+         NETWORK),
         (f"style transformer (batch norm) [{label}]",
-         _transformer(transformer.style_spec((2, 3, 4), 1), "batch", (2, 3, 8, 8), reference), NETWORK),
-        # Nearest up-sampling with a norm in training mode after it would give the last residual block's beta
-        # a gradient of exactly 0 (a per-channel constant stays constant through (U1) and the reflection-
-        # padded conv, and the norm subtracts it), which centred differences only see as round-off:
-        # rel_error ~1. Running averages make every parameter count.
+         _transformer(transformer.style_spec((2, 3, 4), 1), "batch", (2, 3, 8, 8), reference),
+         NETWORK),
+        # Nearest up-sampling with a norm in training mode after it would give the last residual
+        # block's beta a gradient of exactly 0 (a per-channel constant stays constant through (U1)
+        # and the reflection-padded conv, and the norm subtracts it), which centred differences
+        # only see as round-off: rel_error ~1. Running averages make every parameter count.
         (f"style transformer, nearest up-sampling (odd size) [{label}]",
-         _transformer(transformer.style_spec((2, 3, 4), 1, "nearest"), "batch", (2, 3, 9, 10), reference,
-                      train=False), NETWORK),
+         _transformer(transformer.style_spec((2, 3, 4), 1, "nearest"), "batch", (2, 3, 9, 10),
+                      reference, train=False), NETWORK),
         (f"conditional style transformer, 2 styles blended (odd size) [{label}]",
          _transformer(transformer.style_spec((2, 3, 4), 1), "instance", (2, 3, 11, 9), reference,
                       styles=2, mix=[0.25, 0.75]), NETWORK),
         (f"super-resolution x4 network [{label}]",
          _transformer(transformer.sr_spec(4, 3, 1), "instance", (2, 3, 6, 5), reference), NETWORK),
         (f"super-resolution x2 network, nearest up-sampling [{label}]",
-         _transformer(transformer.sr_spec(2, 3, 1, "nearest"), "batch", (2, 3, 5, 6), reference, train=False),
+         _transformer(transformer.sr_spec(2, 3, 1, "nearest"), "batch", (2, 3, 5, 6), reference,
+                      train=False),
          NETWORK),
     ]
 
 
-# Whole networks: finite differences on the reference engine (the book); the fast engine is held to it
-# by test_fast_networks_equal_the_reference (one evaluation each, to round-off).
+# Whole networks: finite differences on the reference engine (the book); the fast engine is held to
+# it by test_fast_networks_equal_the_reference (one evaluation each, to round-off).
 REFERENCE_NETWORKS, FAST_NETWORKS = _networks(True), _networks(False)
 GRADIENT_CASES = CASES + REFERENCE_NETWORKS
 CASES = GRADIENT_CASES + FAST_NETWORKS
@@ -346,7 +377,8 @@ CASES = GRADIENT_CASES + FAST_NETWORKS
 
 @pytest.mark.parametrize("name,make,tol", GRADIENT_CASES, ids=[c[0] for c in GRADIENT_CASES])
 def test_gradient(name, make, tol):
-    rng = np.random.default_rng(zlib.crc32(name.rpartition(" [")[0].encode()))   # the same data for every implementation
+    # the same data for every implementation
+    rng = np.random.default_rng(zlib.crc32(name.rpartition(" [")[0].encode()))
     f, vjp, inputs = make(rng)
     errors = check_vjp(f, vjp, inputs, seed=1)
     for k, err in enumerate(errors):
@@ -360,7 +392,8 @@ def test_every_registered_fast_path_is_in_the_table():
     checked = {c[0].rpartition("[")[2].rstrip("]") for c in CASES}
     for reference, fast_paths in engine.FAST.items():
         for impl in fast_paths:
-            assert impl.__name__ in checked, f"{impl.__name__} (for {reference.__name__}) has no case"
+            assert impl.__name__ in checked, \
+                f"{impl.__name__} (for {reference.__name__}) has no case"
         assert reference.__name__ in checked, f"{reference.__name__} has no case"
 
 
@@ -382,6 +415,8 @@ def test_fast_networks_equal_the_reference(reference, fast):
     gradients (float64: the same math, summed in another order -- Winograd's transforms, bands)."""
     seed = zlib.crc32(fast[0].encode())
     (y_ref, g_ref), (y_fast, g_fast) = outputs(reference[1], seed), outputs(fast[1], seed)
-    assert rel_error(y_fast, y_ref, floor=1e-6) < 1e-9, f"{fast[0]}: forward differs from the reference"
+    assert rel_error(y_fast, y_ref, floor=1e-6) < 1e-9, \
+        f"{fast[0]}: forward differs from the reference"
     for k, (a, b) in enumerate(zip(g_fast, g_ref)):
-        assert rel_error(a, b, floor=1e-6) < 1e-9, f"{fast[0]}: gradient {k} differs from the reference"
+        assert rel_error(a, b, floor=1e-6) < 1e-9, \
+            f"{fast[0]}: gradient {k} differs from the reference"

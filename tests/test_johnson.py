@@ -32,8 +32,8 @@ def test_transposed_conv_matches_naive(stride, p, op, rng):
     want = naive.ConvTranspose2dLoops(w, stride, p, op).forward(x)[0] + b.reshape(1, 2, 1, 1)
     np.testing.assert_allclose(conv.conv_transpose2d_forward(x, w, b, stride, p, op)[0], want,
                                rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(tl.ConvTranspose2d(w, stride, p, op).forward(x)[0], want - b.reshape(1, 2, 1, 1),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(tl.ConvTranspose2d(w, stride, p, op).forward(x)[0],
+                               want - b.reshape(1, 2, 1, 1), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("kind", ["batch", "instance"])
@@ -41,7 +41,8 @@ def test_norm_matches_naive_and_normalises(kind, rng):
     x = rng.standard_normal((3, 4, 5, 6)) * 3 + 2
     g, b = np.ones(4), np.zeros(4)
     out = norm.norm_forward(x, g, b, kind)[0]
-    np.testing.assert_allclose(out, naive.NormLoops(g, b, kind).forward(x)[0], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out, naive.NormLoops(g, b, kind).forward(x)[0], rtol=1e-10,
+                               atol=1e-10)
     axes = norm.AXES[kind]
     np.testing.assert_allclose(out.mean(axis=axes), 0, atol=1e-10)
     np.testing.assert_allclose(out.var(axis=axes), 1, atol=1e-3)
@@ -50,17 +51,20 @@ def test_norm_matches_naive_and_normalises(kind, rng):
 def test_batch_norm_running_averages_are_used_at_inference(rng):
     running = {"mean": np.zeros(2), "var": np.ones(2)}
     for _ in range(200):
-        norm.norm_forward(rng.standard_normal((8, 2, 4, 4)) * 2 + 5, np.ones(2), np.zeros(2), "batch", running=running)
+        norm.norm_forward(rng.standard_normal((8, 2, 4, 4)) * 2 + 5, np.ones(2), np.zeros(2),
+                          "batch", running=running)
     np.testing.assert_allclose(running["mean"], 5, atol=0.1)
     np.testing.assert_allclose(running["var"], 4, atol=0.3)
     x = np.full((1, 2, 3, 3), 5.0)
     out = norm.norm_forward(x, np.ones(2), np.zeros(2), "batch", running=running, train=False)[0]
-    np.testing.assert_allclose(out, 0, atol=0.1)   # a single image is normalised by the averages, not by itself
+    # a single image is normalised by the averages, not by itself
+    np.testing.assert_allclose(out, 0, atol=0.1)
 
 
 @pytest.mark.parametrize("kind", ["batch", "instance"])
 def test_inference_norm_equals_norm_forward(kind, rng):
-    """The fused in-place inference path (one multiply-add) gives norm_forward's train=False result."""
+    """The fused in-place inference path (one multiply-add) gives norm_forward's
+    train=False result."""
     x = rng.standard_normal((2, 4, 5, 6)) * 3 + 7
     g, b = rng.standard_normal(4), rng.standard_normal(4)
     running = {"mean": rng.standard_normal(4), "var": rng.uniform(0.5, 2, 4)}
@@ -80,38 +84,44 @@ def test_inference_forward_equals_training_forward(norm_kind, rng):
     params = transformer.init_params(spec, seed=1)
     state = transformer.init_state(params, norm_kind)
     x = rng.uniform(-1, 1, (1, 3, 37, 29)).astype(np.float32)
-    kept, caches = transformer.transformer_forward(params, x, spec, norm_kind, train=False, state=state)
-    lean, none = transformer.transformer_forward(params, x, spec, norm_kind, train=False, state=state,
-                                                 keep_caches=False)
+    kept, caches = transformer.transformer_forward(params, x, spec, norm_kind, train=False,
+                                                   state=state)
+    lean, none = transformer.transformer_forward(params, x, spec, norm_kind, train=False,
+                                                 state=state, keep_caches=False)
     assert caches and none == []
     np.testing.assert_allclose(lean, kept, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("spec", [transformer.style_spec((4, 6, 8), 2), transformer.sr_spec(4, 6, 2),
+@pytest.mark.parametrize("spec", [transformer.style_spec((4, 6, 8), 2),
+                                  transformer.sr_spec(4, 6, 2),
                                   transformer.style_spec((4, 6, 8), 1, "nearest")])
 def test_inference_runs_residual_convs_by_winograd_and_matches(spec, rng, monkeypatch):
     # for inference (no caches kept: no weight gradient) the engine gives the residual blocks' 3x3
-    # convolutions Winograd's (W2) kernels (not those after nearest up-sampling); a forward that keeps
-    # caches (training) stays on (CV1); outputs agree to float32 round-off
-    monkeypatch.setattr(winograd, "WINOGRAD_MIN_CHANNELS", 1)          # the tiny widths count as wide here
+    # convolutions Winograd's (W2) kernels (not those after nearest up-sampling); a forward that
+    # keeps caches (training) stays on (CV1); outputs agree to float32 round-off
+    monkeypatch.setattr(winograd, "WINOGRAD_MIN_CHANNELS", 1)  # the tiny widths count as wide here
     params = transformer.init_params(spec, seed=3)
     convs = [c for kind, name, *_ in spec if kind == "res" for c in (f"{name}.1", f"{name}.2")]
     calls = []
     real = winograd.WinogradConv2d.forward
-    monkeypatch.setattr(winograd.WinogradConv2d, "forward", lambda self, x: calls.append(self.name) or real(self, x))
+    monkeypatch.setattr(winograd.WinogradConv2d, "forward",
+                        lambda self, x: calls.append(self.name) or real(self, x))
     x = rng.uniform(-1, 1, (1, 3, 23, 18)).astype(np.float32)
-    fast, _ = transformer.transformer_forward(params, x, spec, "instance", train=False, keep_caches=False)
+    fast, _ = transformer.transformer_forward(params, x, spec, "instance", train=False,
+                                              keep_caches=False)
     assert sorted(calls) == sorted(convs), "every residual conv (and no other) through Winograd"
     kept, caches = transformer.transformer_forward(params, x, spec, "instance", train=False)
     assert sorted(calls) == sorted(convs), "a forward with caches stays on (CV1)"
     monkeypatch.setattr(winograd, "WINOGRAD_MIN_CHANNELS", 10 ** 9)
-    plain, _ = transformer.transformer_forward(params, x, spec, "instance", train=False, keep_caches=False)
+    plain, _ = transformer.transformer_forward(params, x, spec, "instance", train=False,
+                                               keep_caches=False)
     assert sorted(calls) == sorted(convs)
     np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(kept, plain, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("p,shape", [(1, (2, 3, 5, 6)), (4, (1, 2, 9, 7)), (2, (1, 1, 3, 3)), (1, (1, 2, 2, 5)), (3, (2, 3, 6, 4)), (0, (1, 1, 2, 2))])
+@pytest.mark.parametrize("p,shape", [(1, (2, 3, 5, 6)), (4, (1, 2, 9, 7)), (2, (1, 1, 3, 3)),
+                                     (1, (1, 2, 2, 5)), (3, (2, 3, 6, 4)), (0, (1, 1, 2, 2))])
 def test_reflect_pad_matches_naive(p, shape, rng):
     x = rng.standard_normal(shape)
     want = naive.ReflectionPad2dLoops(p).forward(x)[0]
@@ -123,7 +133,8 @@ def test_reflect_pad_matches_naive(p, shape, rng):
 def test_style_network_keeps_any_size(shape, rng):
     spec = transformer.style_spec((4, 6, 8), 1)
     params = transformer.init_params(spec)
-    y, _ = transformer.transformer_forward(params, rng.uniform(-1, 1, shape).astype(np.float32), spec)
+    y, _ = transformer.transformer_forward(params, rng.uniform(-1, 1, shape).astype(np.float32),
+                                           spec)
     assert y.shape == shape and y.dtype == np.float32
     assert 0 <= y.min() and y.max() <= 255
 
@@ -131,9 +142,11 @@ def test_style_network_keeps_any_size(shape, rng):
 def _photos(folder, rng, n=6):
     os.makedirs(folder, exist_ok=True)
     for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (40 + 3 * i, 50, 3), dtype=np.uint8)).save(os.path.join(folder, f"p{i}.jpg"))
+        Image.fromarray(rng.integers(0, 256, (40 + 3 * i, 50, 3), dtype=np.uint8)).save(
+            os.path.join(folder, f"p{i}.jpg"))
     os.makedirs(os.path.join(folder, "sub"), exist_ok=True)
-    Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(os.path.join(folder, "sub", "grey.png"))
+    Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(
+        os.path.join(folder, "sub", "grey.png"))
     with open(os.path.join(folder, "sub", "broken.jpg"), "wb") as f:
         f.write(b"not a jpeg")
 
@@ -142,7 +155,8 @@ def test_batches_are_deterministic_and_skip_unreadable_files(tmp_path, rng):
     _photos(str(tmp_path / "data"), rng)
     warnings = []
     b = Batches(str(tmp_path / "data"), 32, 3, seed=5, warn=warnings.append)
-    assert len(b.paths) == 8                           # recursive, by extension (the broken one included)
+    # recursive, by extension (the broken one included)
+    assert len(b.paths) == 8
     first = [b[i] for i in range(4)]                   # through the background thread
     again = [b.make(i) for i in range(4)]              # directly
     for x, y in zip(first, again):
@@ -156,8 +170,9 @@ def test_batches_are_deterministic_and_skip_unreadable_files(tmp_path, rng):
 
 def _train_args(tmp_path, weights_path, style, *extra):
     return ["train", "--style", style, "--data", str(tmp_path / "data"), "--weights", weights_path,
-            "--size", "32", "--batch-size", "2", "--width", "4,6,8", "--n-res", "1", "--no-progress",
-            "--style-layers", "relu1_2,relu2_2", "--content-layer", "relu2_2"] + list(extra)
+            "--size", "32", "--batch-size", "2", "--width", "4,6,8", "--n-res", "1",
+            "--no-progress", "--style-layers", "relu1_2,relu2_2",
+            "--content-layer", "relu2_2"] + list(extra)
 
 
 @pytest.fixture
@@ -165,7 +180,8 @@ def style_and_data(tmp_path, rng):
     _photos(str(tmp_path / "data"), rng)
     style = str(tmp_path / "style.png")
     yy, xx = np.mgrid[0:48, 0:48]
-    Image.fromarray(np.stack([(xx * 5) % 256, (yy * 9) % 256, ((xx + yy) * 3) % 256], -1).astype(np.uint8)).save(style)
+    Image.fromarray(np.stack([(xx * 5) % 256, (yy * 9) % 256, ((xx + yy) * 3) % 256], -1)
+                    .astype(np.uint8)).save(style)
     return style
 
 
@@ -196,8 +212,8 @@ def test_the_phase_penalty_adds_its_term_and_gradient(synthetic_vgg, rng):
     y = rng.uniform(0, 255, (2, 3, 16, 20)).astype(np.float32)
     plain = train.PerceptualLoss(vgg, style, "relu2_2", ["relu1_2", "relu2_2"], 1.0, 1e-3, 1e-6,
                                  phase_weight=0.0)
-    with_phase = train.PerceptualLoss(vgg, style, "relu2_2", ["relu1_2", "relu2_2"], 1.0, 1e-3, 1e-6,
-                                      phase_weight=50.0)
+    with_phase = train.PerceptualLoss(vgg, style, "relu2_2", ["relu1_2", "relu2_2"], 1.0, 1e-3,
+                                      1e-6, phase_weight=50.0)
     (parts0, dy0), (parts1, dy1) = plain(y_hat, y), with_phase(y_hat, y)
     want, dwant = losses.phase_loss(y_hat.astype(np.float64))
     assert parts0["phase"] == 0.0 and np.isclose(parts1["phase"], 50.0 * want, rtol=1e-5)
@@ -217,7 +233,8 @@ def test_the_phase_penalty_removes_a_grid():
     assert metrics.checkerboard(rgb(x)) > 3.0
     for _ in range(20):
         _, dx = losses.phase_loss(x)
-        x = x - 0.25 * 64 * 64 * 3 * dx   # a step of 1/2 the deviation (PH2): (m - m̄) halves each time
+        # a step of 1/2 the deviation (PH2): (m - m̄) halves each time
+        x = x - 0.25 * 64 * 64 * 3 * dx
     assert metrics.checkerboard(rgb(x)) < 1e-3 * metrics.checkerboard(rgb(photo + grid))
     change = (x - photo - grid).reshape(1, 3, 16, 4, 16, 4)   # (N, C, H/4, 4, W/4, 4)
     assert change.std(axis=(2, 4)).max() < 1e-9    # one shift per phase: nothing else moved
@@ -228,10 +245,11 @@ def test_resume_gives_identical_parameters(tmp_path, synthetic_vgg, style_and_da
     straight = str(tmp_path / "straight.h5")
     assert main(_train_args(tmp_path, path, style_and_data, "--iters", "4", "--out", straight)) == 0
     halves = str(tmp_path / "halves.h5")
-    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--checkpoint-every", "2",
-                            "--out", halves)) == 0
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2",
+                            "--checkpoint-every", "2", "--out", halves)) == 0
     ckpt = str(tmp_path / "halves.ckpt.h5")
-    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "4", "--resume", ckpt, "--out", halves)) == 0
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "4", "--resume", ckpt,
+                            "--out", halves)) == 0
     a, config, _ = models.load_model(straight)
     b, _, _ = models.load_model(halves)
     assert config["kind"] == "style" and config["width"] == [4, 6, 8]
@@ -239,10 +257,12 @@ def test_resume_gives_identical_parameters(tmp_path, synthetic_vgg, style_and_da
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def test_stylize_odd_sizes_gifs_and_bad_model_files(tmp_path, synthetic_vgg, style_and_data, capsys, rng):
+def test_stylize_odd_sizes_gifs_and_bad_model_files(tmp_path, synthetic_vgg, style_and_data, capsys,
+                                                    rng):
     path, _ = synthetic_vgg("vgg16")
     model = str(tmp_path / "m.h5")
-    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "1", "--out", model, "--half")) == 0
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "1", "--out", model,
+                            "--half")) == 0
     photo = str(tmp_path / "odd.png")
     Image.fromarray(rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)).save(photo)
     gif = str(tmp_path / "anim.gif")
@@ -259,7 +279,8 @@ def test_stylize_odd_sizes_gifs_and_bad_model_files(tmp_path, synthetic_vgg, sty
     with open(model, "rb") as f, open(truncated, "wb") as g:
         g.write(f.read(2000))
     assert os.path.exists(tmp_path / "m.ckpt.h5")
-    for bad, needle in [(truncated, "cannot read model file"), (str(tmp_path / "nope.h5"), "model not found"),
+    for bad, needle in [(truncated, "cannot read model file"),
+                        (str(tmp_path / "nope.h5"), "model not found"),
                         (str(tmp_path / "m.ckpt.h5"), "is a training checkpoint")]:
         assert main(["stylize", "--model", bad, photo, "--out", str(out)]) == 1
         err = capsys.readouterr().err.strip().splitlines()
@@ -297,12 +318,12 @@ def test_resume_with_other_settings_is_refused(tmp_path, synthetic_vgg, style_an
     assert main(_train_args(tmp_path, path, style_and_data, "--iters", "1", "--out", out)) == 0
     capsys.readouterr()
     ckpt = str(tmp_path / "m.ckpt.h5")
-    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt, "--seed", "9",
-                            "--out", out)) == 1
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
+                            "--seed", "9", "--out", out)) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--seed 0, not 9" in err[0], err
-    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt, "--upsample", "nearest",
-                            "--out", out)) == 1
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
+                            "--upsample", "nearest", "--out", out)) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has upsample transposed, not nearest" in err[0], err
     assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
@@ -311,13 +332,15 @@ def test_resume_with_other_settings_is_refused(tmp_path, synthetic_vgg, style_an
     assert len(err) == 1 and "--phase-weight 10000.0, not 10.0" in err[0], err
 
 
-def test_nearest_upsampling_trains_saves_and_stylizes(tmp_path, synthetic_vgg, style_and_data, capsys, rng):
+def test_nearest_upsampling_trains_saves_and_stylizes(tmp_path, synthetic_vgg, style_and_data,
+                                                      capsys, rng):
     path, _ = synthetic_vgg("vgg16")
     model = str(tmp_path / "nearest.h5")
     assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--upsample", "nearest",
                             "--out", model)) == 0
     params, config, _ = models.load_model(model)
-    assert config["upsample"] == "nearest" and params["u1.w"].shape == (6, 8, 3, 3)   # a plain conv: (out, in)
+    # a plain conv: (out, in)
+    assert config["upsample"] == "nearest" and params["u1.w"].shape == (6, 8, 3, 3)
     photo = str(tmp_path / "p.png")
     Image.fromarray(rng.integers(0, 256, (37, 50, 3), dtype=np.uint8)).save(photo)
     out = str(tmp_path / "p_out.png")

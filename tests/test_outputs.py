@@ -30,7 +30,8 @@ def save(path, rng, shape=(18, 22, 3)):
 def gifs(tmp_path, rng):
     """An animated GIF (3 frames) and a still one."""
     frames = [Image.fromarray(rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)) for _ in range(3)]
-    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=80,
+                   loop=0)
     frames[0].save(tmp_path / "still.gif")
     return str(tmp_path / "anim.gif"), str(tmp_path / "still.gif")
 
@@ -38,7 +39,7 @@ def gifs(tmp_path, rng):
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if stylize reads (so stylises) any input: its errors must come first."""
-    build_parser()                       # the commands' modules imported first: none keeps the stand-in after the test
+    build_parser()  # the commands' modules imported first: none keeps the stand-in after the test
 
     def read_media(*args, **kwargs):
         raise AssertionError("an input was read before the output names were checked")
@@ -47,38 +48,45 @@ def no_work(monkeypatch):
 
 # --- stylize: output names (audit7 item 7) ------------------------------------------------------
 
-def test_animated_gif_to_a_png_name_is_refused_up_front(tmp_path, gifs, style_model, no_work, capsys):
+def test_animated_gif_to_a_png_name_is_refused_up_front(tmp_path, gifs, style_model, no_work,
+                                                        capsys):
     out = tmp_path / "a.png"
-    assert main(["stylize", "--model", style_model, gifs[0], "--out", str(out), "--no-progress"]) == 1
+    assert main(["stylize", "--model", style_model, gifs[0], "--out", str(out),
+                 "--no-progress"]) == 1
     assert_one_line_error(1, capsys.readouterr().err, "animated GIF", ".gif")
     assert not out.exists()
 
 
 def test_still_gif_to_a_png_name_writes_a_png(tmp_path, gifs, style_model, capsys):
     out = tmp_path / "s.png"
-    assert main(["stylize", "--model", style_model, gifs[1], "--out", str(out), "--no-progress"]) == 0
+    assert main(["stylize", "--model", style_model, gifs[1], "--out", str(out),
+                 "--no-progress"]) == 0
     with Image.open(out) as im:
         assert im.format == "PNG" and im.size == (20, 16)
 
 
 def test_animated_gif_to_a_gif_name_keeps_its_frames(tmp_path, gifs, style_model, capsys):
     out = tmp_path / "a.gif"
-    assert main(["stylize", "--model", style_model, gifs[0], "--out", str(out), "--no-progress"]) == 0
+    assert main(["stylize", "--model", style_model, gifs[0], "--out", str(out),
+                 "--no-progress"]) == 0
     with Image.open(out) as im:
         assert im.format == "GIF" and im.n_frames == 3
 
 
-def test_frames_folder_to_a_file_name_is_refused_up_front(tmp_path, rng, style_model, no_work, capsys):
+def test_frames_folder_to_a_file_name_is_refused_up_front(tmp_path, rng, style_model, no_work,
+                                                          capsys):
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(2):
         save(folder / f"f{i}.png", rng)
-    assert main(["stylize", "--model", style_model, str(folder), "--out", str(tmp_path / "b.png")]) == 1
+    assert main(["stylize", "--model", style_model, str(folder),
+                 "--out", str(tmp_path / "b.png")]) == 1
     assert_one_line_error(1, capsys.readouterr().err, "folder of frames needs a folder")
     assert not (tmp_path / "b.png").exists()
 
 
-def test_several_inputs_to_one_file_name_are_refused_up_front(tmp_path, rng, style_model, no_work, capsys):
+def test_several_inputs_to_one_file_name_are_refused_up_front(tmp_path, rng, style_model, no_work,
+                                                              capsys):
     a, b = save(tmp_path / "a.png", rng), save(tmp_path / "b.png", rng)
     assert main(["stylize", "--model", style_model, a, b, "--out", str(tmp_path / "one.png")]) == 1
     assert_one_line_error(1, capsys.readouterr().err, "several inputs need a folder for --out")
@@ -94,7 +102,8 @@ def test_unknown_extension_error_reads_well(tmp_path, rng, style_model, no_work,
 def test_inputs_with_the_same_name_get_distinct_outputs(tmp_path, rng):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    srcs = [save(tmp_path / "a" / "x.jpg", rng), save(tmp_path / "b" / "x.jpg", rng), save(tmp_path / "x.png", rng)]
+    srcs = [save(tmp_path / "a" / "x.jpg", rng), save(tmp_path / "b" / "x.jpg", rng),
+            save(tmp_path / "x.png", rng)]
     d = str(tmp_path / "d")
     assert media.output_paths(srcs, d, "stylized") == [os.path.join(d, "x_stylized.png"),
                                                         os.path.join(d, "x_stylized_2.png"),
@@ -124,7 +133,8 @@ def sr_model(tmp_path):
     return path
 
 
-def test_sr_eval_finds_a_bare_set_name_under_numstyle_data(tmp_path, rng, sr_model, monkeypatch, capsys):
+def test_sr_eval_finds_a_bare_set_name_under_numstyle_data(tmp_path, rng, sr_model, monkeypatch,
+                                                           capsys):
     folder = tmp_path / "data" / "datasets" / "sr" / "Tiny"
     folder.mkdir(parents=True)
     for i in range(2):
@@ -164,8 +174,9 @@ def test_sr_train_bad_flag_values_are_one_line_errors(flag, value, tmp_path, cap
 
 
 def test_sr_train_size_must_be_a_multiple_of_the_scale(tmp_path, capsys):
-    argv = ["sr-train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.h5"), "--scale", "4"]
-    assert main(argv + ["--size", "30"]) == 1                   # before the data folder is even looked at
+    argv = ["sr-train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.h5"),
+            "--scale", "4"]
+    assert main(argv + ["--size", "30"]) == 1  # before the data folder is even looked at
     assert_one_line_error(1, capsys.readouterr().err, "not a multiple of --scale 4", "28 or 32")
     assert not (tmp_path / "m.h5").exists()
     assert main(argv + ["--phase-weight", "10"]) == 1            # a term of the feature loss only
@@ -180,8 +191,8 @@ def test_examples_without_data_end_in_one_line(name, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMSTYLE_DATA"}
     env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"), NUMSTYLE_NO_DOWNLOAD="1",
                PYTHONPATH=ROOT + os.pathsep + env.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, os.path.join(EXAMPLES, f"{name}.py"), "--size", "32"], cwd=tmp_path,
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, os.path.join(EXAMPLES, f"{name}.py"), "--size", "32"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert_one_line_error(1, r.stderr, f"examples/{name}.py: error:", "not found")
 
@@ -200,8 +211,8 @@ def test_train_johnson_model_name_follows_style_size_and_out(tmp_path, rng, trai
     assert out == "x.h5" and "--out" not in argv and "--style" not in argv
 
 
-def test_train_johnson_stylises_with_the_model_it_wrote(tmp_path, rng, synthetic_vgg, train_johnson, monkeypatch,
-                                                        capsys):
+def test_train_johnson_stylises_with_the_model_it_wrote(tmp_path, rng, synthetic_vgg, train_johnson,
+                                                        monkeypatch, capsys):
     weights, _ = synthetic_vgg("vgg16")
     data = tmp_path / "photos"
     data.mkdir()
@@ -211,8 +222,9 @@ def test_train_johnson_stylises_with_the_model_it_wrote(tmp_path, rng, synthetic
     save(tmp_path / "images" / "content" / "tubingen.jpg", rng, (24, 32, 3))
     monkeypatch.setenv("NUMSTYLE_DATA", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    argv = ["--style", save(tmp_path / "wave.jpg", rng), "--data", str(data), "--size", "32", "--iters", "1",
-            "--batch-size", "1", "--weights", weights, "--no-progress", "--width", "4,6,8", "--n-res", "1"]
+    argv = ["--style", save(tmp_path / "wave.jpg", rng), "--data", str(data), "--size", "32",
+            "--iters", "1", "--batch-size", "1", "--weights", weights, "--no-progress",
+            "--width", "4,6,8", "--n-res", "1"]
     assert train_johnson.train_then_stylize(argv + ["--out=m.h5"]) == 0
     assert os.path.isfile("m.h5") and os.path.isfile("m_tubingen.png")
     assert train_johnson.train_then_stylize(argv) == 0

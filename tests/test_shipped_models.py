@@ -1,4 +1,5 @@
-"""The models shipped in weights/: each loads, matches the sha256 weights/README.md gives, and runs."""
+"""The models shipped in weights/: each loads, matches the sha256
+weights/README.md gives, and runs."""
 import hashlib
 import os
 import re
@@ -27,7 +28,8 @@ def test_shipped_model_matches_its_readme_hash_and_runs(name, rng):
         digest = hashlib.sha256(f.read()).hexdigest()
     row = next((line for line in README.splitlines() if line.startswith(f"| `{name}` |")), "")
     assert digest in row, f"{name}.h5 has sha256 {digest}, not the one in weights/README.md"
-    params, config, state = models.load_model(name)                   # by name, as `--model NAME` does
+    # by name, as `--model NAME` does
+    params, config, state = models.load_model(name)
     rgb = rng.uniform(0, 255, (37, 50, 3)).astype(np.float32)         # odd sizes
     if config["kind"] == "style":
         params, config = styles.plain_network(params, config)          # several styles: the first
@@ -40,8 +42,9 @@ def test_shipped_model_matches_its_readme_hash_and_runs(name, rng):
 
 
 def test_shipped_models_are_found_after_a_plain_pip_install(tmp_path, monkeypatch):
-    """From a source tree (checkout, ``pip install -e``) weights/ is beside the package; ``pip install .``
-    puts the models in <prefix>/share/numstyle/weights (setup.cfg's data_files), found there instead."""
+    """From a source tree (checkout, ``pip install -e``) weights/ is beside the package;
+    ``pip install .`` puts the models in <prefix>/share/numstyle/weights (setup.cfg's data_files),
+    found there instead."""
     import sys
 
     assert models._shipped_dir() == WEIGHTS

@@ -1,4 +1,5 @@
-"""Super-resolution: metrics against hand computations, the degradation, training, upscaling, errors."""
+"""Super-resolution: metrics against hand computations, the degradation, training,
+upscaling, errors."""
 import json
 import os
 
@@ -20,7 +21,8 @@ def test_psnr_by_hand():
 
 def test_luma_by_hand():
     assert metrics.rgb_to_y(np.array([[[0, 0, 0]]]))[0, 0] == pytest.approx(16.0)
-    assert metrics.rgb_to_y(np.array([[[255, 255, 255]]]))[0, 0] == pytest.approx(16 + 65.481 + 128.553 + 24.966)
+    assert metrics.rgb_to_y(np.array([[[255, 255, 255]]]))[0, 0] == \
+        pytest.approx(16 + 65.481 + 128.553 + 24.966)
 
 
 def test_ssim_by_hand(rng):
@@ -34,37 +36,44 @@ def test_ssim_by_hand(rng):
     g = np.outer(metrics.gaussian_window(), metrics.gaussian_window())
     p, q = rng.uniform(0, 255, (11, 11)), rng.uniform(0, 255, (11, 11))
     mp, mq = (g * p).sum(), (g * q).sum()
-    vp, vq, cov = (g * p * p).sum() - mp ** 2, (g * q * q).sum() - mq ** 2, (g * p * q).sum() - mp * mq
+    vp, vq, cov = ((g * p * p).sum() - mp ** 2, (g * q * q).sum() - mq ** 2,
+                   (g * p * q).sum() - mp * mq)
     c2 = (0.03 * 255) ** 2
     expected = (2 * mp * mq + c1) * (2 * cov + c2) / ((mp ** 2 + mq ** 2 + c1) * (vp + vq + c2))
     assert metrics.ssim(p, q) == pytest.approx(expected)
 
 
 def test_checkerboard_measures_the_period_4_part_in_luma_levels(rng):
-    """(Q4): a smooth random image scores near 0; adding a +-4 pattern of period 2 or 4 scores its RMS."""
+    """(Q4): a smooth random image scores near 0; adding a +-4 pattern of
+    period 2 or 4 scores its RMS."""
     from scipy.ndimage import gaussian_filter
-    smooth = gaussian_filter(rng.uniform(0, 255, (90, 130, 3)), (3, 3, 0))      # odd sizes: cropped to x4
+    # odd sizes: cropped to x4
+    smooth = gaussian_filter(rng.uniform(0, 255, (90, 130, 3)), (3, 3, 0))
     yy, xx = np.mgrid[:90, :130]
-    patterns = {"period 2": ((-1.0) ** (yy + xx), 4.0), "period 4 rows": (np.where(yy % 4 < 2, 1.0, -1.0), 4.0),
-                "period 4 columns": (np.cos(np.pi * xx / 2), 4.0 / np.sqrt(2))}  # RMS of 4 cos: 4 / sqrt(2)
+    patterns = {"period 2": ((-1.0) ** (yy + xx), 4.0),
+                "period 4 rows": (np.where(yy % 4 < 2, 1.0, -1.0), 4.0),
+                # RMS of 4 cos: 4 / sqrt(2)
+                "period 4 columns": (np.cos(np.pi * xx / 2), 4.0 / np.sqrt(2))}
     assert metrics.checkerboard(smooth) < 0.5
     for name, (pattern, rms) in patterns.items():
-        marked = smooth + 4.0 * pattern[..., None]                              # +-4 of 255 in R, G and B
+        marked = smooth + 4.0 * pattern[..., None]  # +-4 of 255 in R, G and B
         # the luma (Q1) of a grey step of 4 is 4 * (65.481 + 128.553 + 24.966) / 255 = 3.43 levels
         expected = rms * (65.481 + 128.553 + 24.966) / 255
-        assert abs(metrics.checkerboard(marked) - expected) < 0.5, (name, metrics.checkerboard(marked), expected)
+        assert abs(metrics.checkerboard(marked) - expected) < 0.5, \
+            (name, metrics.checkerboard(marked), expected)
     with pytest.raises(ValueError, match="at least 32x32"):
         metrics.checkerboard(smooth[:20])
 
 
 def test_degradation_pipeline_on_a_known_image():
     flat = np.full((16, 24, 3), 77.0)
-    np.testing.assert_allclose(sr.degrade(flat, 4), 77.0, atol=1e-3)   # blur and bicubic keep a constant image
+    # blur and bicubic keep a constant image
+    np.testing.assert_allclose(sr.degrade(flat, 4), 77.0, atol=1e-3)
     stripes = np.zeros((16, 16, 3))
-    stripes[:, ::2] = 255.0                                             # 2-px period: above LR Nyquist at x4
+    stripes[:, ::2] = 255.0  # 2-px period: above LR Nyquist at x4
     lr = sr.degrade(stripes, 4, sigma=1.0)
     assert lr.shape == (4, 4, 3)
-    assert np.ptp(lr) < 40 and abs(lr.mean() - 127.5) < 10             # 255 contrast blurred to near grey
+    assert np.ptp(lr) < 40 and abs(lr.mean() - 127.5) < 10  # 255 contrast blurred to near grey
     with pytest.raises(Exception, match="multiple of the scale"):
         sr.degrade(np.zeros((10, 16, 3)), 4)
     assert sr.modcrop(np.zeros((10, 17, 3)), 4).shape == (8, 16, 3)
@@ -77,7 +86,7 @@ def test_histogram_matching_takes_the_reference_distribution(rng):
     for c in range(3):
         assert abs(matched[..., c].mean() - ref[..., c].mean()) < 3
         order = np.argsort(out[..., c].ravel())
-        assert np.all(np.diff(matched[..., c].ravel()[order]) >= 0)          # the pixels' order is kept
+        assert np.all(np.diff(matched[..., c].ravel()[order]) >= 0)  # the pixels' order is kept
 
 
 @pytest.fixture
@@ -86,17 +95,20 @@ def sr_data(tmp_path, rng):
     folder.mkdir()
     yy, xx = np.mgrid[0:60, 0:70]
     for i in range(4):
-        img = np.stack([(xx * (3 + i)) % 256, (yy * 5) % 256, ((xx + yy) * 2) % 256], -1).astype(np.uint8)
+        img = np.stack([(xx * (3 + i)) % 256, (yy * 5) % 256, ((xx + yy) * 2) % 256],
+                       -1).astype(np.uint8)
         Image.fromarray(img).save(folder / f"p{i}.png")
     return str(folder)
 
 
 @pytest.mark.parametrize("upsample", ["transposed", "nearest"])
-def test_pixel_training_lowers_the_loss_and_upscale_keeps_scale(upsample, tmp_path, sr_data, capsys, rng):
+def test_pixel_training_lowers_the_loss_and_upscale_keeps_scale(upsample, tmp_path, sr_data, capsys,
+                                                                rng):
     from numstyle import models, train, transformer
     from numstyle.dataset import Batches
 
-    config = {"kind": "sr", "norm": "batch", "width": 8, "n_res": 1, "scale": 2, "skip": True, "upsample": upsample}
+    config = {"kind": "sr", "norm": "batch", "width": 8, "n_res": 1, "scale": 2, "skip": True,
+              "upsample": upsample}
     spec = models.spec_from_config(config)
     params = transformer.init_params(spec, seed=0)
     state = transformer.init_state(params, "batch")
@@ -108,15 +120,17 @@ def test_pixel_training_lowers_the_loss_and_upscale_keeps_scale(upsample, tmp_pa
     assert np.mean([h["total"] for h in history[-5:]]) < 0.8 * first["total"]
 
     model = str(tmp_path / "sr.h5")
-    assert main(["sr-train", "--data", sr_data, "--out", model, "--scale", "2", "--size", "16", "--batch-size", "2",
-                 "--iters", "2", "--width", "8", "--n-res", "1", "--upsample", upsample, "--no-progress"]) == 0
+    assert main(["sr-train", "--data", sr_data, "--out", model, "--scale", "2", "--size", "16",
+                 "--batch-size", "2", "--iters", "2", "--width", "8", "--n-res", "1",
+                 "--upsample", upsample, "--no-progress"]) == 0
     assert models.load_model(model)[1]["upsample"] == upsample
     grey = str(tmp_path / "grey.png")
     Image.fromarray(rng.integers(0, 256, (13, 17), dtype=np.uint8)).save(grey)
     rgba = str(tmp_path / "rgba.png")
     Image.fromarray(rng.integers(0, 256, (9, 11, 4), dtype=np.uint8)).save(rgba)
     out = tmp_path / "up"
-    assert main(["upscale", "--model", model, grey, rgba, "--out", str(out), "--match-histogram"]) == 0
+    assert main(["upscale", "--model", model, grey, rgba, "--out", str(out),
+                 "--match-histogram"]) == 0
     with Image.open(out / "grey_x2.png") as im:
         assert im.size == (34, 26)
     with Image.open(out / "rgba_x2.png") as im:

@@ -27,11 +27,13 @@ def test_grid_cores_partition_the_image(seed):
         y0, y1, x0, x1 = t.core
         by0, by1, bx0, bx1 = t.box
         count[y0:y1, x0:x1] += 1
-        assert by0 <= y0 and bx0 <= x0 and y1 <= by1 and x1 <= bx1, f"box {t.box} does not hold core {t.core}"
+        assert by0 <= y0 and bx0 <= x0 and y1 <= by1 and x1 <= bx1, \
+            f"box {t.box} does not hold core {t.core}"
         assert y0 % align == 0 and x0 % align == 0 and by0 % align == 0 and bx0 % align == 0, \
             f"tile {t} not aligned to {align}"
-    assert (count == 1).all(), f"cores of a {H}x{W} grid (core {core}, align {align}) cover pixels " \
-                               f"{count.min()}..{count.max()} times, not once"
+    assert (count == 1).all(), \
+        f"cores of a {H}x{W} grid (core {core}, align {align}) cover pixels " \
+        f"{count.min()}..{count.max()} times, not once"
 
 
 @pytest.mark.parametrize("size,core,band", [(100, 30, 16), (64, 64, 8), (257, 40, 32), (90, 17, 5)])
@@ -40,25 +42,30 @@ def test_blend_weights_sum_to_one(size, core, band):
     for lo in range(0, size, core):
         start, w = blend_weights(1, lo, min(lo + core, size), size, band)
         total[start:start + len(w)] += w
-    np.testing.assert_allclose(total, 1.0, atol=1e-6, err_msg="the blend weights (TL2) must sum to one")
+    np.testing.assert_allclose(total, 1.0, atol=1e-6,
+                               err_msg="the blend weights (TL2) must sum to one")
 
 
 @pytest.mark.parametrize("upsample", ["transposed", "nearest"])
 def test_transformer_radius_is_the_reach_of_one_pixel(upsample):
     """(TL1): changing one input pixel changes outputs within the radius, and some at its edge."""
-    config = dict(STYLE_CONFIG, norm="batch", upsample=upsample)  # fixed statistics: a local function
+    # fixed statistics: a local function
+    config = dict(STYLE_CONFIG, norm="batch", upsample=upsample)
     spec = spec_from_config(config)
     params = init_params(spec, seed=3)
     state = init_state(params, "batch")
     radius, _ = transformer_radius(spec)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 160, 160)).astype(np.float32)
-    y0, _ = transformer_forward(params, x, spec, "batch", train=False, state=state, keep_caches=False)
+    y0, _ = transformer_forward(params, x, spec, "batch", train=False, state=state,
+                                keep_caches=False)
     x[0, :, 80, 80] += 1.0
-    y1, _ = transformer_forward(params, x, spec, "batch", train=False, state=state, keep_caches=False)
+    y1, _ = transformer_forward(params, x, spec, "batch", train=False, state=state,
+                                keep_caches=False)
     rows, cols = np.nonzero(np.abs(y1 - y0)[0].max(0) > 0)
     reach = max(np.abs(rows - 80).max(), np.abs(cols - 80).max())
     # dead ReLUs can stop a change short of the radius, never carry it beyond
-    assert radius - 4 <= reach <= radius, f"one pixel reaches {reach} px; the radius (TL1) says {radius}"
+    assert radius - 4 <= reach <= radius, \
+        f"one pixel reaches {reach} px; the radius (TL1) says {radius}"
 
 
 def test_vgg_radius_is_the_reach_of_one_pixel():
@@ -72,7 +79,8 @@ def test_vgg_radius_is_the_reach_of_one_pixel():
     f1 = net.forward(x, layers)[0]["relu3_1"]
     rows, cols = np.nonzero(np.abs(f1 - f0)[0].max(0) > 0)
     step = 2 ** pools_before("relu3_1")
-    reach = max(max(48 - r * step, (r + 1) * step - 1 - 48) for r in np.r_[rows, cols])   # in input pixels
+    # in input pixels
+    reach = max(max(48 - r * step, (r + 1) * step - 1 - 48) for r in np.r_[rows, cols])
     assert reach <= radius, f"one pixel reaches {reach} px at relu3_1, beyond the radius {radius}"
 
 
@@ -87,19 +95,20 @@ def test_tiled_objective_equals_whole_image(model, style_layers, content_layer, 
     rng = np.random.default_rng(0)
     content, x = (rng.uniform(-100, 100, (1, 3) + size).astype(np.float32) for _ in range(2))
     style = rng.uniform(-100, 100, (1, 3, 110, 130)).astype(np.float32)
-    kw = dict(content=content, styles=[style], content_layer=content_layer, style_layers=style_layers,
-              tv_weight=1e-3)
+    kw = dict(content=content, styles=[style], content_layer=content_layer,
+              style_layers=style_layers, tv_weight=1e-3)
     whole = gatys.make_objective(params, model, **kw)
     tiled = gatys_tiled.make_objective(params, model, tile=tile, **kw)
     assert isinstance(tiled, gatys_tiled.TiledObjective) and len(tiled.grid) > 4
     for name in style_layers:   # float32 sums in another order: ~1e-6 relative
-        np.testing.assert_allclose(tiled.style_targets[name], whole.style_targets[name], rtol=1e-4, atol=1e-3,
-                                   err_msg=f"tiled Gram target at {name}")
+        np.testing.assert_allclose(tiled.style_targets[name], whole.style_targets[name], rtol=1e-4,
+                                   atol=1e-3, err_msg=f"tiled Gram target at {name}")
     f_whole, g_whole = whole(x)
     f_tiled, g_tiled = tiled(x)
     assert abs(f_tiled - f_whole) <= 1e-5 * abs(f_whole), f"loss {f_tiled} tiled vs {f_whole} whole"
     err = np.abs(g_tiled - g_whole).max() / np.abs(g_whole).max()
-    assert err < 1e-4, f"tiled gradient differs from the whole image's by {err:.2e} (float32 sums: ~1e-6)"
+    assert err < 1e-4, \
+        f"tiled gradient differs from the whole image's by {err:.2e} (float32 sums: ~1e-6)"
 
 
 def test_tiles_need_their_margin(monkeypatch):
@@ -108,10 +117,12 @@ def test_tiles_need_their_margin(monkeypatch):
     params = random_params(model, TINY_VGG, seed=0)
     rng = np.random.default_rng(0)
     content, x = (rng.uniform(-100, 100, (1, 3) + size).astype(np.float32) for _ in range(2))
-    kw = dict(content=content, styles=[content], content_layer=content_layer, style_layers=style_layers)
+    kw = dict(content=content, styles=[content], content_layer=content_layer,
+              style_layers=style_layers)
     g_whole = gatys.make_objective(params, model, **kw)(x)[1]
     radius = gatys_tiled.vgg_radius
-    monkeypatch.setattr(gatys_tiled, "vgg_radius", lambda m, l: (radius(m, l)[0] // 3, radius(m, l)[1]))
+    monkeypatch.setattr(gatys_tiled, "vgg_radius",
+                        lambda m, l: (radius(m, l)[0] // 3, radius(m, l)[1]))
     g_short = gatys_tiled.make_objective(params, model, tile=tile, **kw)(x)[1]
     assert np.abs(g_short - g_whole).max() / np.abs(g_whole).max() > 1e-3
 
@@ -120,7 +131,7 @@ def _style_net(seed=1, config=STYLE_CONFIG):
     spec = spec_from_config(config)
     params = init_params(spec, seed=seed)
     rng = np.random.default_rng(seed)
-    for k in params:                         # non-trivial norms, so that wrong statistics would show
+    for k in params:  # non-trivial norms, so that wrong statistics would show
         if k.endswith(".beta"):
             params[k] += rng.normal(0, 0.5, params[k].shape).astype(np.float32)
     return params
@@ -128,23 +139,26 @@ def _style_net(seed=1, config=STYLE_CONFIG):
 
 @pytest.mark.parametrize("upsample", ["transposed", "nearest"])
 def test_tiled_stylize_equals_untiled(upsample):
-    """Statistics of the whole image, tiles with exact margins: equal everywhere, blend zones included."""
+    """Statistics of the whole image, tiles with exact margins: equal everywhere,
+    blend zones included."""
     config = dict(STYLE_CONFIG, upsample=upsample)
     params = _style_net(config=config)
     rgb = np.random.default_rng(0).uniform(0, 255, (150, 203, 3)).astype(np.float32)   # odd sizes
     whole = stylize_array(params, config, {}, rgb)
     tiled = tiled_transform(stylize_array, (None, 40))(params, config, {}, rgb, "cpu")
     assert tiled.shape == whole.shape
-    assert np.abs(tiled - whole).max() < 1e-2, f"max difference {np.abs(tiled - whole).max()} (0..255 scale)"
+    assert np.abs(tiled - whole).max() < 1e-2, \
+        f"max difference {np.abs(tiled - whole).max()} (0..255 scale)"
 
 
 def test_tiled_stylize_blends_where_tiles_differ():
-    """Short margins: tiles differ near their edges; away from the blend zones they equal the untiled run."""
+    """Short margins: tiles differ near their edges; away from the blend zones they
+    equal the untiled run."""
     params = _style_net()
     spec = spec_from_config(STYLE_CONFIG)
     rgb = np.random.default_rng(2).uniform(0, 255, (120, 160, 3)).astype(np.float32)
     stats = init_state(params, "batch")
-    stylize_array(params, STYLE_CONFIG, stats, rgb)                                   # records (N1) statistics
+    stylize_array(params, STYLE_CONFIG, stats, rgb)  # records (N1) statistics
     fixed = dict(STYLE_CONFIG, norm="batch")
     whole = stylize_array(params, fixed, stats, rgb)
     radius, align = transformer_radius(spec)
@@ -152,7 +166,7 @@ def test_tiled_stylize_blends_where_tiles_differ():
     fn = lambda t: stylize_array(params, fixed, stats, t)                             # noqa: E731
     short = apply_tiled(fn, rgb, core, margin=band // 2 + radius // 2, align=align, band=band)
     diff = np.abs(short - whole).max(-1)
-    far = np.ones_like(diff, bool)                        # farther than the radius' half from any core edge
+    far = np.ones_like(diff, bool)  # farther than the radius' half from any core edge
     for edge in range(core, 160, core):
         far[:, max(0, edge - radius // 2):edge + radius // 2] = False
     for edge in range(core, 120, core):
@@ -170,33 +184,41 @@ def test_tiled_upscale_keeps_scale_times_the_size():
     state = init_state(params, "batch")
     rgb = np.random.default_rng(0).uniform(0, 255, (37, 51, 3)).astype(np.float32)
     whole = upscale_array(params, config, state, rgb)
-    tiled = tiled_transform(upscale_array, (None, 12))(params, config, state, rgb, "cpu")   # 12: raised to the margin
+    # 12: raised to the margin
+    tiled = tiled_transform(upscale_array, (None, 12))(params, config, state, rgb, "cpu")
     assert tiled.shape == (148, 204, 3)
     assert np.abs(tiled - whole).max() < 1e-2, f"max difference {np.abs(tiled - whole).max()}"
 
 
 def test_memory_plans(monkeypatch):
-    # the plans count this process's resident memory as taken; pytest's own (hundreds of MB after the
-    # other tests, more or less by test order) made this test flaky: plan as from a fresh 200 MB process
+    # the plans count this process's resident memory as taken; pytest's own (hundreds of MB after
+    # the other tests, more or less by test order) made this test flaky:
+    # plan as from a fresh 200 MB process
     import numstyle.tiles
     monkeypatch.setattr(numstyle.tiles, "current_rss", lambda: 200 << 20)
     spec = spec_from_config(STYLE_CONFIG)
     assert plan_network_tiles(parse_memory("20GB"), 300, 400, spec) is None            # fits whole
     plan = plan_network_tiles(parse_memory("1GB"), 4096, 4096, spec)
-    assert plan["core"] % plan["align"] == 0 and 64 <= plan["core"] < 4096 and plan["preview"] < 4096
+    assert (plan["core"] % plan["align"] == 0 and 64 <= plan["core"] < 4096
+            and plan["preview"] < 4096)
     with pytest.raises(NumstyleError, match="too small"):
         plan_network_tiles(parse_memory("100MB"), 4096, 4096, spec)
     core, maxcor = gatys_tiled.plan_gatys(parse_memory("1GB"), (1, 3, 1024, 1024), "vgg16",
                                           list(GATYS.style_layers), "relu4_2", "adam")
     assert core is not None and core % 16 == 0
-    with pytest.raises(NumstyleError, match="adam needs about 1.3 GB"):             # L-BFGS ~2.6 GB, Adam ~1.3 GB
-        gatys_tiled.plan_gatys(parse_memory("1.5GB"), (1, 3, 2048, 2048), "vgg16", ["relu5_1"], "relu4_2", "lbfgs")
-    with pytest.raises(NumstyleError, match=r"need about [\d.]+ GB$"):             # no hint: Adam would not fit either
-        gatys_tiled.plan_gatys(parse_memory("1GB"), (1, 3, 2048, 2048), "vgg16", ["relu5_1"], "relu4_2", "lbfgs")
+    with pytest.raises(NumstyleError, match="adam needs about 1.3 GB"):
+        # L-BFGS ~2.6 GB, Adam ~1.3 GB
+        gatys_tiled.plan_gatys(parse_memory("1.5GB"), (1, 3, 2048, 2048), "vgg16", ["relu5_1"],
+                               "relu4_2", "lbfgs")
+    with pytest.raises(NumstyleError, match=r"need about [\d.]+ GB$"):
+        # no hint: Adam would not fit either
+        gatys_tiled.plan_gatys(parse_memory("1GB"), (1, 3, 2048, 2048), "vgg16", ["relu5_1"],
+                               "relu4_2", "lbfgs")
     assert gatys_tiled.plan_gatys(None, (1, 3, 64, 64), "vgg16", ["relu1_1"], None) == (None, 10)
 
 
-@pytest.mark.parametrize("text,value", [("2GB", 2 << 30), ("1.5g", 3 << 29), ("800MB", 800 << 20), ("4096", 4096)])
+@pytest.mark.parametrize("text,value", [("2GB", 2 << 30), ("1.5g", 3 << 29), ("800MB", 800 << 20),
+                                        ("4096", 4096)])
 def test_parse_memory(text, value):
     assert parse_memory(text) == value
 
@@ -208,7 +230,8 @@ def test_parse_memory_rejects(text):
 
 
 def test_layer_order_has_every_pool():
-    assert [n for n in layer_names("vgg19") if n.startswith("pool")] == [f"pool{b}" for b in range(1, 6)]
+    assert [n for n in layer_names("vgg19") if n.startswith("pool")] == \
+        [f"pool{b}" for b in range(1, 6)]
 
 
 def test_cli_stylize_with_tiles_matches_untiled(tmp_path, capsys):
@@ -220,13 +243,16 @@ def test_cli_stylize_with_tiles_matches_untiled(tmp_path, capsys):
     model = str(tmp_path / "m.h5")
     models.save_model(model, _style_net(), STYLE_CONFIG)
     photo = str(tmp_path / "odd.png")
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (97, 131, 3), dtype=np.uint8)).save(photo)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (97, 131, 3),
+                                                      dtype=np.uint8)).save(photo)
     outs = {}
     for name, extra in [("whole", []), ("tiled", ["--tile", "32"])]:
         outs[name] = str(tmp_path / f"{name}.png")
-        assert main(["stylize", "--model", model, photo, "--out", outs[name], "--no-progress"] + extra) == 0
+        assert main(["stylize", "--model", model, photo, "--out", outs[name],
+                     "--no-progress"] + extra) == 0
     a, b = (np.asarray(Image.open(outs[k]), dtype=int) for k in ("whole", "tiled"))
-    assert a.shape == b.shape == (97, 131, 3) and np.abs(a - b).max() <= 1, "rounding is all that may differ"
+    assert a.shape == b.shape == (97, 131, 3) and np.abs(a - b).max() <= 1, \
+        "rounding is all that may differ"
     with pytest.raises(SystemExit):                                   # argparse's usage error
         main(["stylize", "--model", model, photo, "--out", outs["tiled"], "--max-memory", "lots"])
     assert "memory size" in capsys.readouterr().err

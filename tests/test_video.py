@@ -12,8 +12,10 @@ from numstyle.cli import main
 def test_video_round_trip_keeps_frame_count_and_size(tmp_path, style_model, rng, capsys):
     pytest.importorskip("imageio")
     src = str(tmp_path / "clip.mp4")
-    media.write_video(src, [rng.integers(0, 256, (24, 40, 3), dtype=np.uint8) for _ in range(3)], fps=5)
-    assert main(["stylize", "--model", style_model, src, "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    media.write_video(src, [rng.integers(0, 256, (24, 40, 3), dtype=np.uint8) for _ in range(3)],
+                      fps=5)
+    assert main(["stylize", "--model", style_model, src, "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
     frames, fps = media.read_video(str(tmp_path / "out" / "clip_stylized.mp4"))
     assert len(frames) == 3 and frames[0].shape == (24, 40, 3) and fps == pytest.approx(5)
 
@@ -22,8 +24,10 @@ def test_frame_folder_round_trip(tmp_path, style_model, rng, capsys):
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (18, 22, 3), dtype=np.uint8)).save(folder / f"f{i:03d}.png")
-    assert main(["stylize", "--model", style_model, str(folder), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+        Image.fromarray(rng.integers(0, 256, (18, 22, 3), dtype=np.uint8)).save(
+            folder / f"f{i:03d}.png")
+    assert main(["stylize", "--model", style_model, str(folder), "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
     out = tmp_path / "out" / "frames_stylized"
     assert sorted(os.listdir(out)) == ["f000.png", "f001.png", "f002.png"]
     with Image.open(out / "f001.png") as im:
@@ -33,14 +37,16 @@ def test_frame_folder_round_trip(tmp_path, style_model, rng, capsys):
 
 def test_deflicker_reduces_flicker_on_a_static_scene(rng):
     scene = rng.uniform(0, 255, (16, 16, 3))
-    inputs = [scene + rng.normal(0, 2, scene.shape) for _ in range(6)]      # a static scene, sensor noise
-    outputs = [rng.uniform(0, 255, scene.shape) for _ in range(6)]          # a network that flickers badly
+    # a static scene, sensor noise
+    inputs = [scene + rng.normal(0, 2, scene.shape) for _ in range(6)]
+    # a network that flickers badly
+    outputs = [rng.uniform(0, 255, scene.shape) for _ in range(6)]
     smoothed = [outputs[0]]
     for t in range(1, 6):
         smoothed.append(media.deflicker(inputs[t - 1], smoothed[-1], inputs[t], outputs[t], 0.8))
     assert media.flicker(smoothed) < 0.5 * media.flicker(outputs)
-    moving = [scene, 255 - scene]                                          # where the input changes: no blending
-    changed = np.abs(moving[1] - moving[0]).mean(axis=2) > 3 * 12         # > 3 tau: weight < 0.8 e^-9
+    moving = [scene, 255 - scene]  # where the input changes: no blending
+    changed = np.abs(moving[1] - moving[0]).mean(axis=2) > 3 * 12  # > 3 tau: weight < 0.8 e^-9
     blended = media.deflicker(moving[0], outputs[0], moving[1], outputs[1], 0.8)
     assert changed.sum() > 50
     np.testing.assert_allclose(blended[changed], outputs[1][changed], atol=0.1)
@@ -49,12 +55,14 @@ def test_deflicker_reduces_flicker_on_a_static_scene(rng):
 def test_bad_video_out_names(tmp_path, style_model, rng, capsys):
     pytest.importorskip("imageio")
     src = str(tmp_path / "clip.mp4")
-    media.write_video(src, [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(2)], fps=5)
+    media.write_video(src, [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(2)],
+                      fps=5)
     assert main(["stylize", "--model", style_model, src, "--out", str(tmp_path / "x.png")]) == 1
     assert "needs a video file name" in capsys.readouterr().err
 
 
-def test_gatys_on_a_frame_folder_starts_each_frame_from_the_last(tmp_path, synthetic_vgg, rng, capsys):
+def test_gatys_on_a_frame_folder_starts_each_frame_from_the_last(tmp_path, synthetic_vgg, rng,
+                                                                 capsys):
     path, _ = synthetic_vgg("vgg16")
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -63,8 +71,8 @@ def test_gatys_on_a_frame_folder_starts_each_frame_from_the_last(tmp_path, synth
         Image.fromarray(base).save(folder / f"f{i}.png")
     style = str(tmp_path / "style.png")
     Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(style)
-    assert main(["gatys", "--content", str(folder), "--style", style, "--weights", path, "--iters", "2",
-                 "--no-progress", "--out", str(tmp_path / "out")]) == 0
+    assert main(["gatys", "--content", str(folder), "--style", style, "--weights", path,
+                 "--iters", "2", "--no-progress", "--out", str(tmp_path / "out")]) == 0
     out = tmp_path / "out" / "frames_gatys"
     assert sorted(os.listdir(out)) == ["f0.png", "f1.png"]
     assert "frame 2/2" in capsys.readouterr().out

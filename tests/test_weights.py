@@ -101,7 +101,8 @@ def test_no_weights_anywhere_says_where_it_looked(tmp_path, monkeypatch):
     assert "\n" not in msg and str(tmp_path / "data" / "weights") in msg and "--weights" in msg
 
 
-@pytest.mark.skipif(real_vgg16_path() is None, reason="real VGG16 weights not found (set NUMSTYLE_DATA=../shared)")
+@pytest.mark.skipif(real_vgg16_path() is None,
+                    reason="real VGG16 weights not found (set NUMSTYLE_DATA=../shared)")
 def test_real_vgg16_file_loads():
     path = real_vgg16_path()
     assert weights.infer_model(path) == "vgg16"
