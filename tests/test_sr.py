@@ -156,3 +156,25 @@ def test_style_model_where_sr_model_expected_and_back(tmp_path, capsys, rng):
     assert len(err) == 1 and "a super-resolution model is needed" in err[0]
     assert main(["sr-eval", "--model", str(tmp_path / "missing.h5"), "--set", str(tmp_path)]) == 1
     assert "model not found" in capsys.readouterr().err
+
+
+def test_resume_takes_the_unset_flags_from_the_checkpoint(tmp_path, sr_data, synthetic_vgg,
+                                                          capsys):
+    """A feature-loss training begun under other defaults (transposed up-sampling, no penalty
+    terms, lr 1e-3) resumes without repeating them; a flag given against it is still refused."""
+    from numstyle import models
+    model = str(tmp_path / "sr.h5")
+    common = ["sr-train", "--data", sr_data, "--out", model, "--scale", "2", "--size", "16",
+              "--batch-size", "2", "--width", "8", "--n-res", "1", "--loss", "feature",
+              "--no-progress", "--checkpoint-every", "1", "--weights", synthetic_vgg()[0]]
+    old = ["--upsample", "transposed", "--phase-weight", "0", "--block-weight", "0", "--lr", "1e-3"]
+    assert main(common + ["--iters", "1"] + old) == 0
+    ckpt = model.replace(".h5", ".ckpt.h5")
+    assert main(common + ["--iters", "2", "--resume", ckpt]) == 0
+    config = models.load_model(model)[1]
+    assert config["upsample"] == "transposed"
+    assert {k: config["settings"][k] for k in ("lr", "phase_weight", "block_weight")} == \
+        {"lr": 1e-3, "phase_weight": 0.0, "block_weight": 0.0}
+    capsys.readouterr()
+    assert main(common + ["--iters", "3", "--resume", ckpt, "--upsample", "nearest"]) == 1
+    assert "pass the same flags" in capsys.readouterr().err

@@ -68,7 +68,9 @@ def add_parsers(sub):
     p.add_argument("--checkpoint-every", type=non_negative_int, default=d.checkpoint_every,
                    metavar="N",
                    help="write <out>.ckpt.h5 every N iterations (0: only when interrupted)")
-    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a training from its checkpoint")
+    p.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue a training from its checkpoint (--lr, --upsample and the "
+                   "feature loss's weights, left unset, are the checkpoint's)")
     p.add_argument("--weights", metavar="PATH",
                    help="VGG16 weights for the feature loss (default: searched)")
     p.add_argument("--half", action="store_true", help="store the model's parameters as float16")
@@ -119,6 +121,21 @@ def add_parsers(sub):
     e.set_defaults(run=run_sr_eval)
 
 
+def resumed_defaults(args):
+    """With ``--resume``, the flags left unset take the checkpoint's values: a training goes on as
+    it began, also where a default changed since (the learning rate, the up-sampling, the feature
+    loss's terms). Flags given must still match it
+    (:func:`~numstyle.commands.johnson.check_resume`)."""
+    if not args.resume:
+        return
+    saved = models.load_checkpoint(args.resume)["config"]
+    if args.upsample is None:
+        args.upsample = saved.get("upsample", models.CONFIG_DEFAULTS["upsample"])
+    for key in ("lr", "phase_weight", "block_weight"):
+        if getattr(args, key) is None:
+            setattr(args, key, models.setting(saved.get("settings", {}), key))
+
+
 def feature_defaults(args):
     """The loss terms, up-sampling and learning rate the user left unset: the feature loss's
     recipe (no grid, issue 20) or the pixel loss's, which has neither term; set with the pixel
@@ -138,6 +155,7 @@ def feature_defaults(args):
 
 @reported
 def run_sr_train(args):
+    resumed_defaults(args)
     feature_defaults(args)
     config = {
         "kind": "sr",
