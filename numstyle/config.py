@@ -60,9 +60,9 @@ class SRConfig:
     size: int = 96                        # high-resolution crop, px
     batch_size: int = 16
     iters: int = 4000
-    lr: float = 2e-4                      # Adam's, with the pixel loss: at 1e-3 x8 stayed
-    #                                       at bicubic; 2e-4 gains more (docs/benchmarks.md)
-    feature_lr: float = 1e-3              # with the feature loss (the shipped sr_x4_feature's)
+    lr: float = 2e-4                      # Adam's: at 1e-3 the pixel loss's x8 stayed at
+    #                                       bicubic, and 2e-4 gains more with either loss
+    #                                       (the shipped networks', docs/benchmarks.md)
     blur: float = 1.0                     # Gaussian sigma before downsampling
     tv_weight: float = 1e-5               # with the feature loss
     phase_weight: float = 1e3             # lambda_P of (PH3), with the feature loss (pixel: 0)

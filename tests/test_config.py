@@ -39,13 +39,13 @@ def test_every_flag_default_is_the_configs(command, config, skip):
 
 
 @pytest.mark.parametrize("loss,phase,block,upsample,lr", [
-    ("feature", SR.phase_weight, SR.block_weight, SR.feature_upsample, SR.feature_lr),
+    ("feature", SR.phase_weight, SR.block_weight, SR.feature_upsample, SR.lr),
     ("pixel", 0.0, 0.0, SR.upsample, SR.lr),
 ])
 def test_sr_train_takes_its_loss_terms_and_upsampling_from_the_loss(loss, phase, block, upsample,
                                                                    lr):
     """sr-train: the feature loss's recipe (issue 20) unless given; the pixel loss has neither
-    term, and asking for one with it is an error. Each loss has its own learning rate."""
+    term, and asking for one with it is an error. Both train at the same learning rate."""
     args = build_parser().parse_args(["sr-train", "--data", "d", "--out", "o.h5", "--loss", loss])
     feature_defaults(args)
     assert (args.phase_weight, args.block_weight, args.upsample, args.lr) == (phase, block,

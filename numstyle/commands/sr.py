@@ -39,8 +39,7 @@ def add_parsers(sub):
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
                    help="crops per iteration")
     p.add_argument("--iters", type=positive_int, default=d.iters, help="training iterations")
-    p.add_argument("--lr", type=positive_float, help="Adam learning rate (default: "
-                   f"{d.lr:g} with --loss pixel, {d.feature_lr:g} with --loss feature)")
+    p.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default: {d.lr:g})")
     p.add_argument("--blur", type=non_negative, default=d.blur,
                    help="Gaussian blur sigma before downsampling")
     p.add_argument("--tv-weight", type=non_negative, default=d.tv_weight,
@@ -150,7 +149,7 @@ def feature_defaults(args):
     if args.upsample is None:
         args.upsample = SR.feature_upsample if feature else SR.upsample
     if args.lr is None:
-        args.lr = SR.feature_lr if feature else SR.lr
+        args.lr = SR.lr
 
 
 @reported
