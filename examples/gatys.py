@@ -1,12 +1,13 @@
 """Gatys et al. style transfer through the library, start to end.
 
-    python examples/gatys.py                          # Tubingen in the style of The Starry Night
-    python examples/gatys.py me.jpg wave.jpg 512      # your photo and painting, longer side 512 px
+    python examples/gatys.py                             # Tubingen in the style of The Starry Night
+    python examples/gatys.py me.jpg wave.jpg --size 512  # your photo and painting, longer side 512
 
 Every flag (scales, colour, tiles, the GPU) is on ``numstyle gatys``. Read on downward:
 numstyle/gatys.py (the objective, L-BFGS-B), numstyle/vgg.py, numstyle/layers.py (the
 convolution's backward), numstyle/losses.py; docs/reading-order.md is the map.
 """
+import argparse
 import os
 import sys
 
@@ -37,5 +38,9 @@ def main(content_path=None, style_path=None, size=GATYS.size):
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    sys.exit(run(lambda: main(*args[:2], *[int(a) for a in args[2:3]]), "examples/gatys.py"))
+    ap = argparse.ArgumentParser(prog="examples/gatys.py", description=__doc__.splitlines()[0])
+    ap.add_argument("content", nargs="?", help="photo (default: Tubingen)")
+    ap.add_argument("style", nargs="?", help="painting (default: The Starry Night)")
+    ap.add_argument("--size", type=int, default=GATYS.size, help="longer side, px")
+    a = ap.parse_args()
+    sys.exit(run(lambda: main(a.content, a.style, a.size), "examples/gatys.py"))
