@@ -71,6 +71,7 @@ def main():
     if len(scales) != 1:
         raise SystemExit("give models of one scale")
     scale = scales.pop()
+    blurs = {m: config.get("blur", 1.0) for m, (_, config, _) in loaded.items()}
     results = {}
     for name in args.sets:
         files = sorted(glob.glob(os.path.join(find_test_set(name), "*")))
@@ -78,12 +79,10 @@ def main():
         for path in files:
             hr = sr.modcrop(load_image(path, what="test image"), scale)
             ref = detail(hr, scale, scale)
-            outs = {}
-            for m, (params, config, state) in loaded.items():
-                lr = sr.degrade(hr, scale, config.get("blur", 1.0))
-                outs[m] = sr.upscale_array(params, config, state, lr)
-            lr = sr.degrade(hr, scale, next(iter(loaded.values()))[1].get("blur", 1.0))
-            outs["bicubic"] = sr.bicubic(lr, hr.shape[:2])
+            lrs = {b: sr.degrade(hr, scale, b) for b in blurs.values()}   # (SR1), once per blur
+            outs = {m: sr.upscale_array(params, config, state, lrs[blurs[m]])
+                    for m, (params, config, state) in loaded.items()}
+            outs["bicubic"] = sr.bicubic(lrs[blurs[args.model[0]]], hr.shape[:2])
             for m, out in outs.items():
                 out = np.clip(out, 0, 255).round()                  # the saved 8-bit image
                 got = detail(out, scale, scale)

@@ -303,7 +303,7 @@ def chosen_settings(args, keys):
 
 
 def run_training(args, config, out, make_loss, make_step, transform, inputs=(), style_hw=None,
-                 wrap=None, initial=None):
+                 wrap=None, initial=None, resumed=None):
     """The shared body of ``numstyle train`` and ``numstyle sr-train``: resume, loop, checkpoints,
     model file.
 
@@ -312,7 +312,7 @@ def run_training(args, config, out, make_loss, make_step, transform, inputs=(), 
     check made before it is loaded; ``wrap``: applied to the batches (a conditional network's
     :class:`~numstyle.train.StyleCycle`); ``initial``: where to start instead of a new network
     or ``--resume`` (``params``, ``adam``, ``iteration``, ``state``, ``config``: a style added
-    to a trained network).
+    to a trained network); ``resumed``: the ``--resume`` checkpoint, if the caller has read it.
     """
     start_time = time.perf_counter()
     check_device(args.device)
@@ -333,7 +333,7 @@ def run_training(args, config, out, make_loss, make_step, transform, inputs=(), 
         state = transformer.init_state(params, config["norm"])
         adam_state, start = {}, 0
         if args.resume:
-            ckpt = models.load_checkpoint(args.resume)
+            ckpt = resumed or models.load_checkpoint(args.resume)
             check_resume(args.resume, ckpt["config"], config)
             params, adam_state, start, state = ckpt["params"], ckpt["adam"], ckpt[
                 "iteration"], ckpt["state"] or state

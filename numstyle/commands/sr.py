@@ -124,21 +124,24 @@ def resumed_defaults(args):
     """With ``--resume``, the flags left unset take the checkpoint's values: a training goes on as
     it began, also where a default changed since (the learning rate, the up-sampling, the feature
     loss's terms). Flags given must still match it
-    (:func:`~numstyle.commands.johnson.check_resume`)."""
+    (:func:`~numstyle.commands.johnson.check_resume`). Returns the checkpoint (None without
+    ``--resume``), read once for the training too."""
     if not args.resume:
-        return
-    saved = models.load_checkpoint(args.resume)["config"]
+        return None
+    ckpt = models.load_checkpoint(args.resume)
+    saved = ckpt["config"]
     if args.upsample is None:
         args.upsample = saved.get("upsample", models.CONFIG_DEFAULTS["upsample"])
     for key in ("lr", "phase_weight", "block_weight"):
         if getattr(args, key) is None:
             setattr(args, key, models.setting(saved.get("settings", {}), key))
+    return ckpt
 
 
 def feature_defaults(args):
-    """The loss terms, up-sampling and learning rate the user left unset: the feature loss's
-    recipe (no grid, issue 20) or the pixel loss's, which has neither term; set with the pixel
-    loss: an error."""
+    """The loss terms and up-sampling the user left unset: the feature loss's recipe (no grid,
+    issue 20) or the pixel loss's, which has neither term (set with the pixel loss: an error);
+    and the learning rate, the same for both."""
     feature = args.loss == "feature"
     for flag in ("phase_weight", "block_weight"):
         if getattr(args, flag) is None:
@@ -154,7 +157,7 @@ def feature_defaults(args):
 
 @reported
 def run_sr_train(args):
-    resumed_defaults(args)
+    resumed = resumed_defaults(args)
     feature_defaults(args)
     config = {
         "kind": "sr",
@@ -197,7 +200,7 @@ def run_sr_train(args):
         return lambda p, batch: sr.sr_step(p, spec, config, state, batch, loss)
 
     return run_training(args, config, args.out, make_loss, make_step,
-                        sr.training_pair(args.scale, args.size, args.blur))
+                        sr.training_pair(args.scale, args.size, args.blur), resumed=resumed)
 
 
 def run_upscale(args):
