@@ -126,9 +126,10 @@ def test_a_killed_client_loses_nothing_finished(tmp_path, style_model, rng):
     env = dict(os.environ, PYTHONPATH=ROOT, NUMSTYLE_THREADS="1")
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
+    # a finished output, not the hidden temporary file it is written through (same suffix)
     while time.time() < deadline and not any(
-            f.endswith(".png") for f in os.listdir(tmp_path) if os.path.isdir(tmp_path / "out")
-            for f in os.listdir(tmp_path / "out")):
+            f.endswith(".png") and not f.startswith(".") for f in os.listdir(tmp_path)
+            if os.path.isdir(tmp_path / "out") for f in os.listdir(tmp_path / "out")):
         time.sleep(0.05)
     proc.kill()
     proc.wait()
