@@ -67,7 +67,9 @@ class SRConfig:
     tv_weight: float = 1e-5               # with the feature loss
     phase_weight: float = 1e3             # lambda_P of (PH3), with the feature loss (pixel: 0)
     block_weight: float = 100.0           # lambda_B of (LR1), with the feature loss (pixel: 0)
+    pixel_weight: float = 0.0             # lambda_X of (SR4): the per-pixel loss beside it
     content_layer: str = "relu2_2"        # the feature loss's VGG16 layer
+    pool: str = "max"                     # the feature loss's VGG16 pooling: the paper's
     norm: str = "batch"                   # the paper's
     width: int = 64
     n_res: int = 4

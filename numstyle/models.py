@@ -30,7 +30,7 @@ from .transformer import init_params, init_state, sr_spec, style_spec
 FORMAT, CHECKPOINT_FORMAT, VERSION = "numstyle-model", "numstyle-checkpoint", 1
 CONFIG_DEFAULTS = {"upsample": "transposed"}  # what files written before a config key existed used
 # ... and what runs used before a training setting existed
-SETTING_DEFAULTS = {"phase_weight": 0.0, "block_weight": 0.0}
+SETTING_DEFAULTS = {"phase_weight": 0.0, "block_weight": 0.0, "pixel_weight": 0.0, "pool": "max"}
 
 
 def setting(settings, key):

@@ -22,7 +22,10 @@ variation, the phase penalty of the error (PH3) and the block means (LR1)
 at the scale: what the low-resolution input fixes of the output,
 
 .. math::  \ell_{\mathrm{feat}} + \lambda_{TV} \ell_{TV} + \lambda_P L_{\mathrm{phase}}(\hat y - y)
-           + \lambda_B L_{\mathrm{block}}(\hat y, y)                                    \tag{SR4}
+           + \lambda_B L_{\mathrm{block}}(\hat y, y)
+           + \lambda_X \ell_{\mathrm{pixel}}                                           \tag{SR4}
+
+(:math:`\lambda_X`, ``--pixel-weight``, 0 unless given).
 
 Bicubic resampling happens outside the network (no gradient flows into the
 input), so the skip adds nothing to the backward pass.
@@ -88,6 +91,24 @@ class PixelLoss:
         diff = y_hat - y
         loss = scalar(diff.ravel() @ diff.ravel()) / n                               # (SR3)
         return {"total": loss, "content": loss, "style": 0.0, "tv": 0.0}, diff * (2.0 / n)
+
+
+class PlusPixels:
+    """(SR4)'s last term: a loss ``(parts, dy)`` of the output and the photo, plus ``weight``
+    times the per-pixel loss (SR3)."""
+
+    def __init__(self, loss, weight):
+        self.loss, self.weight, self.pixel = loss, weight, PixelLoss()
+
+    def __call__(self, y_hat, y):
+        parts, dy = self.loss(y_hat, y)
+        parts["pixel"] = 0.0
+        if self.weight:
+            pixel, dpixel = self.pixel(y_hat, y)                                     # (SR3)
+            parts["pixel"] = self.weight * pixel["total"]
+            parts["total"] = parts["total"] + parts["pixel"]                         # (SR4)
+            dy = dy + self.weight * dpixel
+        return parts, dy
 
 
 class BlockMeans:

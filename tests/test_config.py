@@ -24,7 +24,7 @@ def _same(a, b):
     # resolved from the weights / device
     ("gatys", GATYS, {"model", "optimizer", "maxcor", "iters"}),
     ("train", TRAIN, set()),
-    ("sr-train", SR, {"phase_weight", "block_weight", "upsample", "lr"}),   # resolved from the loss
+    ("sr-train", SR, {"phase_weight", "block_weight", "pixel_weight", "upsample", "lr", "pool"}),
 ])
 def test_every_flag_default_is_the_configs(command, config, skip):
     flags = _defaults(command)
@@ -59,6 +59,15 @@ def test_sr_train_takes_its_loss_terms_and_upsampling_from_the_loss(loss, phase,
     else:
         feature_defaults(args)
         assert (args.phase_weight, args.upsample, args.lr) == (5.0, "transposed", 3e-4)
+    other = "avg" if SR.pool == "max" else "max"
+    args = build_parser().parse_args(["sr-train", "--data", "d", "--out", "o.h5", "--loss", loss,
+                                      "--pool", other])
+    if loss == "pixel":
+        with pytest.raises(NumstyleError, match="--pool is the feature loss's"):
+            feature_defaults(args)
+    else:
+        feature_defaults(args)
+        assert args.pool == other
 
 
 def test_the_api_takes_the_same_defaults():

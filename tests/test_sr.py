@@ -9,6 +9,7 @@ from PIL import Image
 
 from numstyle import metrics, sr
 from numstyle.cli import main
+from numstyle.config import SR
 
 
 def test_psnr_by_hand():
@@ -161,20 +162,39 @@ def test_style_model_where_sr_model_expected_and_back(tmp_path, capsys, rng):
 def test_resume_takes_the_unset_flags_from_the_checkpoint(tmp_path, sr_data, synthetic_vgg,
                                                           capsys):
     """A feature-loss training begun under other defaults (transposed up-sampling, no penalty
-    terms, lr 1e-3) resumes without repeating them; a flag given against it is still refused."""
+    terms, lr 1e-3, the other pooling) resumes without repeating them; a flag given against it is
+    still refused."""
     from numstyle import models
     model = str(tmp_path / "sr.h5")
     common = ["sr-train", "--data", sr_data, "--out", model, "--scale", "2", "--size", "16",
               "--batch-size", "2", "--width", "8", "--n-res", "1", "--loss", "feature",
               "--no-progress", "--checkpoint-every", "1", "--weights", synthetic_vgg()[0]]
-    old = ["--upsample", "transposed", "--phase-weight", "0", "--block-weight", "0", "--lr", "1e-3"]
+    old = ["--upsample", "transposed", "--phase-weight", "0", "--block-weight", "0", "--lr", "1e-3",
+           "--pool", "avg" if SR.pool == "max" else "max"]
     assert main(common + ["--iters", "1"] + old) == 0
     ckpt = model.replace(".h5", ".ckpt.h5")
     assert main(common + ["--iters", "2", "--resume", ckpt]) == 0
     config = models.load_model(model)[1]
     assert config["upsample"] == "transposed"
-    assert {k: config["settings"][k] for k in ("lr", "phase_weight", "block_weight")} == \
-        {"lr": 1e-3, "phase_weight": 0.0, "block_weight": 0.0}
+    assert {k: config["settings"][k] for k in ("lr", "phase_weight", "block_weight", "pool")} == \
+        {"lr": 1e-3, "phase_weight": 0.0, "block_weight": 0.0, "pool": old[-1]}
     capsys.readouterr()
     assert main(common + ["--iters", "3", "--resume", ckpt, "--upsample", "nearest"]) == 1
     assert "pass the same flags" in capsys.readouterr().err
+
+
+def test_the_pixel_and_block_terms_add_their_weighted_losses_and_gradients(rng):
+    """(SR4): PlusPixels and BlockMeans add lambda_X (SR3) and lambda_B (LR1) to a loss, value and
+    gradient, under their own names; at weight 0 they add nothing."""
+    from numstyle import losses
+    y_hat, y = rng.uniform(0, 255, (2, 3, 8, 8)), rng.uniform(0, 255, (2, 3, 8, 8))
+    zero = lambda a, b: ({"total": 0.0}, np.zeros_like(a))  # noqa: E731  a loss of nothing
+    pixel, dpixel = sr.PixelLoss()(y_hat, y)
+    block, dblock = losses.block_mean_loss(y_hat, y, 4)
+    parts, dy = sr.BlockMeans(sr.PlusPixels(zero, 3.0), 5.0, 4)(y_hat, y)
+    assert parts["pixel"] == pytest.approx(3.0 * pixel["total"])
+    assert parts["block"] == pytest.approx(5.0 * block)
+    assert parts["total"] == pytest.approx(3.0 * pixel["total"] + 5.0 * block)
+    np.testing.assert_allclose(dy, 3.0 * dpixel + 5.0 * dblock, rtol=1e-12)
+    parts, dy = sr.BlockMeans(sr.PlusPixels(zero, 0.0), 0.0, 4)(y_hat, y)
+    assert parts["total"] == 0.0 and not dy.any()

@@ -52,8 +52,14 @@ def add_parsers(sub):
                    help="weight of the block means (LR1) (feature loss): the output's mean over "
                    "each --scale x --scale block against the photo's (its colours and brightness) "
                    f"(default: {d.block_weight:g} with --loss feature)")
+    p.add_argument("--pixel-weight", type=non_negative,
+                   help="weight of the per-pixel loss (SR3) added to the feature loss (SR4) "
+                   f"(default: {d.pixel_weight:g} with --loss feature)")
     p.add_argument("--content-layer", default=d.content_layer, metavar="NAME",
                    help="VGG16 layer of the feature loss")
+    p.add_argument("--pool", choices=["max", "avg"],
+                   help="VGG16's pooling in the feature loss: max (the classification network's, "
+                   f"the paper's) or average (default: {d.pool})")
     p.add_argument("--norm", choices=["batch", "instance"], default=d.norm,
                    help="normalisation (paper: batch)")
     p.add_argument("--width", type=positive_int, default=d.width, help="channels")
@@ -132,7 +138,7 @@ def resumed_defaults(args):
     saved = ckpt["config"]
     if args.upsample is None:
         args.upsample = saved.get("upsample", models.CONFIG_DEFAULTS["upsample"])
-    for key in ("lr", "phase_weight", "block_weight"):
+    for key in ("lr", "phase_weight", "block_weight", "pixel_weight", "pool"):
         if getattr(args, key) is None:
             setattr(args, key, models.setting(saved.get("settings", {}), key))
     return ckpt
@@ -143,12 +149,16 @@ def feature_defaults(args):
     issue 20) or the pixel loss's, which has neither term (set with the pixel loss: an error);
     and the learning rate, the same for both."""
     feature = args.loss == "feature"
-    for flag in ("phase_weight", "block_weight"):
+    for flag in ("phase_weight", "block_weight", "pixel_weight"):
         if getattr(args, flag) is None:
             setattr(args, flag, getattr(SR, flag) if feature else 0.0)
         elif getattr(args, flag) and not feature:
             raise NumstyleError(f"--{flag.replace('_', '-')} is a term of the feature loss: add "
                                 "--loss feature")
+    if args.pool is None:
+        args.pool = SR.pool
+    elif args.pool != SR.pool and not feature:
+        raise NumstyleError("--pool is the feature loss's VGG: add --loss feature")
     if args.upsample is None:
         args.upsample = SR.feature_upsample if feature else SR.upsample
     if args.lr is None:
@@ -170,9 +180,9 @@ def run_sr_train(args):
         "loss": args.loss,
         "blur": args.blur,
         "settings": chosen_settings(args, ("size", "batch_size", "iters", "lr", "tv_weight",
-                                           "phase_weight", "block_weight", "content_layer", "seed",
-                                           "scale",
-                                           "loss", "blur"))
+                                           "phase_weight", "block_weight", "pixel_weight",
+                                           "content_layer", "pool", "seed", "scale", "loss",
+                                           "blur"))
     }
     if args.size < 4 * args.scale:
         raise NumstyleError(
@@ -192,9 +202,11 @@ def run_sr_train(args):
             for k, (w, b) in weights.load_vgg(path, model).items()
         }
         feature = train.PerceptualLoss(vgg, None, args.content_layer, (), 1.0, 0.0, args.tv_weight,
-                                       phase_weight=args.phase_weight, phase_period=args.scale,
+                                       pool=args.pool, phase_weight=args.phase_weight,
+                                       phase_period=args.scale,
                                        phase_of_error=True)  # (PH3)
-        return sr.BlockMeans(feature, args.block_weight, args.scale)  # (SR4)
+        return sr.BlockMeans(sr.PlusPixels(feature, args.pixel_weight), args.block_weight,
+                             args.scale)  # (SR4)
 
     def make_step(spec, state, loss):
         return lambda p, batch: sr.sr_step(p, spec, config, state, batch, loss)
