@@ -51,20 +51,15 @@ def rms(a):
     return float(np.sqrt(np.mean(a * a)))
 
 
-def laplacian(rgb, period, border):
-    """The luma's Laplacian, grid removed, border shaved: (H - 2 border, W - 2 border)."""
-    y = rgb_to_y(np.asarray(rgb, np.float64))                                  # (H, W)
-    return shave(without_phases(laplace(y, mode="reflect"), period), border)
-
-
 def detail(rgb, period, border):
-    """(fine detail, edges) of ``rgb``: the RMS of the luma's Laplacian and gradient, grid removed,
-    border shaved."""
+    """(Laplacian, edges) of ``rgb``'s luma, grid removed, border shaved: the Laplacian's map
+    (H - 2 border, W - 2 border), whose RMS is the fine detail, and the gradient's RMS."""
     y = rgb_to_y(np.asarray(rgb, np.float64))                                  # (H, W)
     gy, gx = np.gradient(y)                                                    # (H, W) each
+    lap = shave(without_phases(laplace(y, mode="reflect"), period), border)
     grad = np.hypot(shave(without_phases(gx, period), border),
                     shave(without_phases(gy, period), border))
-    return rms(laplacian(rgb, period, border)), rms(grad)
+    return lap, rms(grad)
 
 
 def main():
@@ -86,21 +81,21 @@ def main():
         ratios = {m: [] for m in ["photo", "bicubic"] + args.model}
         for path in files:
             hr = sr.modcrop(load_image(path, what="test image"), scale)
-            ref = detail(hr, scale, scale)
-            lap_ref = laplacian(hr, scale, scale)
+            lap_ref, edges_ref = detail(hr, scale, scale)
             lrs = {b: sr.degrade(hr, scale, b) for b in blurs.values()}   # (SR1), once per blur
             outs = {m: sr.upscale_array(params, config, state, lrs[blurs[m]])
                     for m, (params, config, state) in loaded.items()}
             outs["bicubic"] = sr.bicubic(lrs[blurs[args.model[0]]], hr.shape[:2])
             outs["photo"] = hr                                        # the reference row: 1, 1
-            errors = {}
+            rows = {}
             for m, out in outs.items():
                 out = np.clip(out, 0, 255).round()                  # the saved 8-bit image
-                got = detail(out, scale, scale)
-                errors[m] = rms(laplacian(out, scale, scale) - lap_ref)   # the Laplacian is linear
-                ratios[m].append([g / r for g, r in zip(got, ref)] + [checkerboard(out, scale)])
-            for m in outs:
-                ratios[m][-1].append(errors[m] / errors["bicubic"])
+                lap, edges = detail(out, scale, scale)
+                rows[m] = [rms(lap) / rms(lap_ref), edges / edges_ref, checkerboard(out, scale),
+                           rms(lap - lap_ref)]                  # the Laplacian of the error
+            for m, row in rows.items():
+                row[3] /= rows["bicubic"][3]                                     # over bicubic's
+                ratios[m].append(row)
         results[os.path.basename(os.path.normpath(name))] = {
             m: dict(zip(("fine_detail", "edges", "grid", "fine_error"),
                         np.mean(r, axis=0).round(3).tolist()),

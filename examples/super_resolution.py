@@ -55,14 +55,15 @@ def main():
 
     path = args.image or default_image()
     hr = image.load_image(path)[:args.size, :args.size]
-    networks = [(name, models.load_model(model, expect="sr"))
-                for name, model in (("pixel loss", pixel), ("feature loss", feature))]
-    scale = networks[0][1][1]["scale"]
-    if networks[1][1][1]["scale"] != scale:
+    networks = {"pixel loss": models.load_model(pixel, expect="sr"),
+                "feature loss": models.load_model(feature, expect="sr")}
+    scales = {config["scale"] for _, config, _ in networks.values()}
+    if len(scales) != 1:
         ap.error(f"{pixel} and {feature} enlarge by different scales")
+    scale = scales.pop()
     hr = sr.modcrop(hr, scale)
     panels, labels = [], []
-    for name, (params, config, state) in networks:
+    for name, (params, config, state) in networks.items():
         lr = sr.degrade(hr, scale, config.get("blur", 1.0))
         if not panels:
             bic = np.clip(sr.bicubic(lr, hr.shape[:2]), 0, 255)

@@ -93,41 +93,52 @@ class PixelLoss:
         return {"total": loss, "content": loss, "style": 0.0, "tv": 0.0}, diff * (2.0 / n)
 
 
-class PlusPixels:
-    """(SR4)'s last term: a loss ``(parts, dy)`` of the output and the photo, plus ``weight``
-    times the per-pixel loss (SR3)."""
+class AddedTerm:
+    """(SR4), one term at a time: a loss ``(parts, dy)`` of the output and the photo, plus
+    ``weight`` times :meth:`term`, reported as ``parts[name]`` (0 and not computed at weight 0)."""
+
+    name = None
 
     def __init__(self, loss, weight):
-        self.loss, self.weight, self.pixel = loss, weight, PixelLoss()
+        self.loss, self.weight = loss, weight
+
+    def term(self, y_hat, y):
+        """``(value, d value / d y_hat)`` of the added term."""
+        raise NotImplementedError
 
     def __call__(self, y_hat, y):
         parts, dy = self.loss(y_hat, y)
-        parts["pixel"] = 0.0
+        parts[self.name] = 0.0
         if self.weight:
-            pixel, dpixel = self.pixel(y_hat, y)                                     # (SR3)
-            parts["pixel"] = self.weight * pixel["total"]
-            parts["total"] = parts["total"] + parts["pixel"]                         # (SR4)
-            dy = dy + self.weight * dpixel
+            value, grad = self.term(y_hat, y)
+            parts[self.name] = self.weight * value
+            parts["total"] = parts["total"] + parts[self.name]                       # (SR4)
+            dy = dy + self.weight * grad
         return parts, dy
 
 
-class BlockMeans:
-    """(SR4): a loss ``(parts, dy)`` of the output and the photo, plus ``weight`` times the
-    squared difference of their ``scale`` x ``scale`` block means (LR1), gradient (LR2)."""
+class PlusPixels(AddedTerm):
+    r"""(SR4)'s :math:`\lambda_X` term: the per-pixel loss (SR3)."""
+
+    name = "pixel"
+
+    def term(self, y_hat, y):
+        parts, grad = PixelLoss()(y_hat, y)                                          # (SR3)
+        return parts["total"], grad
+
+
+class BlockMeans(AddedTerm):
+    r"""(SR4)'s :math:`\lambda_B` term: the squared difference of the ``scale`` x ``scale`` block
+    means (LR1), gradient (LR2)."""
+
+    name = "block"
 
     def __init__(self, loss, weight, scale):
-        self.loss, self.weight, self.scale = loss, weight, scale
+        super().__init__(loss, weight)
+        self.scale = scale
 
-    def __call__(self, y_hat, y):
-        parts, dy = self.loss(y_hat, y)
-        parts["block"] = 0.0
-        if self.weight:
-            loss, dblock = engine.losses(get_xp(y_hat)).block_mean_loss(y_hat, y,
-                                                                        self.scale)  # (LR1)
-            parts["block"] = self.weight * loss
-            parts["total"] = parts["total"] + parts["block"]                         # (SR4)
-            dy = dy + self.weight * dblock                                           # (LR2)
-        return parts, dy
+    def term(self, y_hat, y):
+        return engine.losses(get_xp(y_hat)).block_mean_loss(y_hat, y, self.scale)  # (LR1), (LR2)
 
 
 def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=None,

@@ -421,7 +421,7 @@ def check_training_memory(args, style_hw=None):
 
 RESUME_MUST_MATCH = ("size", "style_size", "batch_size", "lr", "content_weight", "style_weight",
                      "tv_weight", "phase_weight", "content_layer", "style_layers", "seed", "scale",
-                     "loss", "blur", "pool", "pixel_weight")
+                     "loss", "blur", "pool", "pixel_weight", "block_weight")
 
 
 def check_resume(path, saved, now):
