@@ -155,21 +155,24 @@ def _f2_input(x, pad, i0, i1, tw, c0, c1, V):
                 r1 = x[n, c, y0 + 1] if 0 <= y0 + 1 < H else zero
                 r2 = x[n, c, y0 + 2] if 0 <= y0 + 2 < H else zero
                 r3 = x[n, c, y0 + 3] if 0 <= y0 + 3 < H else zero
+                q0, q1, q2, q3 = rows[0, pad:], rows[1, pad:], rows[2, pad:], rows[3, pad:]
                 for u in range(min(W, 2 * tw + 2 - pad)):        # B^T down the tile's rows
                     d0, d1, d2, d3 = r0[u], r1[u], r2[u], r3[u]
-                    rows[0, u + pad] = d0 - d2
-                    rows[1, u + pad] = d1 + d2
-                    rows[2, u + pad] = d2 - d1
-                    rows[3, u + pad] = d1 - d3
-                t0 = (i - i0) * tw
+                    q0[u] = d0 - d2
+                    q1[u] = d1 + d2
+                    q2[u] = d2 - d1
+                    q3[u] = d1 - d3
+                t = (i - i0) * tw
                 for r in range(4):                               # B along the tile's columns
                     row = rows[r]
+                    v0, v1 = V[4 * r, n, c, t:t + tw], V[4 * r + 1, n, c, t:t + tw]
+                    v2, v3 = V[4 * r + 2, n, c, t:t + tw], V[4 * r + 3, n, c, t:t + tw]
                     for j in range(tw):
                         d0, d1, d2, d3 = row[2 * j], row[2 * j + 1], row[2 * j + 2], row[2 * j + 3]
-                        V[4 * r, n, c, t0 + j] = d0 - d2
-                        V[4 * r + 1, n, c, t0 + j] = d1 + d2
-                        V[4 * r + 2, n, c, t0 + j] = d2 - d1
-                        V[4 * r + 3, n, c, t0 + j] = d1 - d3
+                        v0[j] = d0 - d2
+                        v1[j] = d1 + d2
+                        v2[j] = d2 - d1
+                        v3[j] = d1 - d3
 
 
 def _f4_input(x, pad, i0, i1, tw, c0, c1, V):
@@ -188,26 +191,31 @@ def _f4_input(x, pad, i0, i1, tw, c0, c1, V):
                 r3 = x[n, c, y0 + 3] if 0 <= y0 + 3 < H else zero
                 r4 = x[n, c, y0 + 4] if 0 <= y0 + 4 < H else zero
                 r5 = x[n, c, y0 + 5] if 0 <= y0 + 5 < H else zero
+                q0, q1, q2 = rows[0, pad:], rows[1, pad:], rows[2, pad:]
+                q3, q4, q5 = rows[3, pad:], rows[4, pad:], rows[5, pad:]
                 for u in range(min(W, 4 * tw + 2 - pad)):        # B^T down the tile's rows
                     d0, d1, d2, d3, d4, d5 = r0[u], r1[u], r2[u], r3[u], r4[u], r5[u]
-                    rows[0, u + pad] = 4 * d0 - 5 * d2 + d4
-                    rows[1, u + pad] = d3 + d4 - 4 * (d1 + d2)
-                    rows[2, u + pad] = 4 * (d1 - d2) - d3 + d4
-                    rows[3, u + pad] = 2 * (d3 - d1) - d2 + d4
-                    rows[4, u + pad] = 2 * (d1 - d3) - d2 + d4
-                    rows[5, u + pad] = 4 * d1 - 5 * d3 + d5
-                t0 = (i - i0) * tw
+                    q0[u] = 4 * d0 - 5 * d2 + d4
+                    q1[u] = d3 + d4 - 4 * (d1 + d2)
+                    q2[u] = 4 * (d1 - d2) - d3 + d4
+                    q3[u] = 2 * (d3 - d1) - d2 + d4
+                    q4[u] = 2 * (d1 - d3) - d2 + d4
+                    q5[u] = 4 * d1 - 5 * d3 + d5
+                t = (i - i0) * tw
                 for r in range(6):                               # B along the tile's columns
                     row = rows[r]
+                    v0, v1 = V[6 * r, n, c, t:t + tw], V[6 * r + 1, n, c, t:t + tw]
+                    v2, v3 = V[6 * r + 2, n, c, t:t + tw], V[6 * r + 3, n, c, t:t + tw]
+                    v4, v5 = V[6 * r + 4, n, c, t:t + tw], V[6 * r + 5, n, c, t:t + tw]
                     for j in range(tw):
                         d0, d1, d2 = row[4 * j], row[4 * j + 1], row[4 * j + 2]
                         d3, d4, d5 = row[4 * j + 3], row[4 * j + 4], row[4 * j + 5]
-                        V[6 * r, n, c, t0 + j] = 4 * d0 - 5 * d2 + d4
-                        V[6 * r + 1, n, c, t0 + j] = d3 + d4 - 4 * (d1 + d2)
-                        V[6 * r + 2, n, c, t0 + j] = 4 * (d1 - d2) - d3 + d4
-                        V[6 * r + 3, n, c, t0 + j] = 2 * (d3 - d1) - d2 + d4
-                        V[6 * r + 4, n, c, t0 + j] = 2 * (d1 - d3) - d2 + d4
-                        V[6 * r + 5, n, c, t0 + j] = 4 * d1 - 5 * d3 + d5
+                        v0[j] = 4 * d0 - 5 * d2 + d4
+                        v1[j] = d3 + d4 - 4 * (d1 + d2)
+                        v2[j] = 4 * (d1 - d2) - d3 + d4
+                        v3[j] = 2 * (d3 - d1) - d2 + d4
+                        v4[j] = 2 * (d1 - d3) - d2 + d4
+                        v5[j] = 4 * d1 - 5 * d3 + d5
 
 
 def _f2_output(M, bias, i0, i1, tw, f0, f1, y):
@@ -218,12 +226,13 @@ def _f2_output(M, bias, i0, i1, tw, f0, f1, y):
     for n in range(N):
         for f in range(f0, f1):
             for i in range(i0, i1):
-                t0 = (i - i0) * tw
+                t = (i - i0) * tw
                 for r in range(4):                               # A^T along the tile's columns
                     col = cols[r]
+                    p0, p1 = M[4 * r, n, f, t:t + tw], M[4 * r + 1, n, f, t:t + tw]
+                    p2, p3 = M[4 * r + 2, n, f, t:t + tw], M[4 * r + 3, n, f, t:t + tw]
                     for j in range(tw):
-                        m0, m1 = M[4 * r, n, f, t0 + j], M[4 * r + 1, n, f, t0 + j]
-                        m2, m3 = M[4 * r + 2, n, f, t0 + j], M[4 * r + 3, n, f, t0 + j]
+                        m0, m1, m2, m3 = p0[j], p1[j], p2[j], p3[j]
                         col[2 * j] = m0 + m1 + m2
                         col[2 * j + 1] = m1 - m2 - m3
                 c0, c1, c2, c3 = cols[0], cols[1], cols[2], cols[3]
@@ -245,13 +254,14 @@ def _f4_output(M, bias, i0, i1, tw, f0, f1, y):
     for n in range(N):
         for f in range(f0, f1):
             for i in range(i0, i1):
-                t0 = (i - i0) * tw
+                t = (i - i0) * tw
                 for r in range(6):                               # A^T along the tile's columns
                     col = cols[r]
+                    p0, p1 = M[6 * r, n, f, t:t + tw], M[6 * r + 1, n, f, t:t + tw]
+                    p2, p3 = M[6 * r + 2, n, f, t:t + tw], M[6 * r + 3, n, f, t:t + tw]
+                    p4, p5 = M[6 * r + 4, n, f, t:t + tw], M[6 * r + 5, n, f, t:t + tw]
                     for j in range(tw):
-                        m0, m1 = M[6 * r, n, f, t0 + j], M[6 * r + 1, n, f, t0 + j]
-                        m2, m3 = M[6 * r + 2, n, f, t0 + j], M[6 * r + 3, n, f, t0 + j]
-                        m4, m5 = M[6 * r + 4, n, f, t0 + j], M[6 * r + 5, n, f, t0 + j]
+                        m0, m1, m2, m3, m4, m5 = p0[j], p1[j], p2[j], p3[j], p4[j], p5[j]
                         col[4 * j] = m0 + m1 + m2 + m3 + m4
                         col[4 * j + 1] = m1 - m2 + 2 * (m3 - m4)
                         col[4 * j + 2] = m1 + m2 + 4 * (m3 + m4)
