@@ -13,14 +13,16 @@ import numpy as np
 
 from . import layers, losses as reference_losses, settings, transformer_layers as tl
 from .fast import activations, conv, kernel_check, losses as fast_losses, norm, pad, pool, upsample
-from .fast import winograd, winograd_numba
+from .fast import pool_numba, winograd, winograd_numba
 
 FAST = {   # reference layer -> fast paths, tried in order
     layers.Conv2d: ([winograd_numba.CompiledWinogradConv2d] if winograd_numba.INSTALLED else [])
     + [winograd.WinogradConv2d, conv.BandedConv2d],
     layers.ReLU: [activations.ChunkedReLU],
-    layers.AvgPool2d: [pool.StridedAvgPool2d],
-    layers.MaxPool2d: [pool.TwoStepMaxPool2d],
+    layers.AvgPool2d: ([pool_numba.CompiledAvgPool2d] if pool_numba.INSTALLED else [])
+    + [pool.StridedAvgPool2d],
+    layers.MaxPool2d: ([pool_numba.CompiledMaxPool2d] if pool_numba.INSTALLED else [])
+    + [pool.TwoStepMaxPool2d],
     tl.ConvTranspose2d: [conv.BandedConvTranspose2d],
     tl.Norm: [norm.OnePassNorm],
     tl.ConditionalNorm: [norm.OnePassConditionalNorm],

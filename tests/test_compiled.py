@@ -1,13 +1,14 @@
 """The compiled Winograd transforms (numstyle/fast/winograd_numba.py) against their twin, the array
-code of numstyle/fast/winograd.py, and the engine's choice of them. Skipped without Numba (the
-optional extra numstyle[fast]); the gradient-check table covers the layer itself."""
+code of numstyle/fast/winograd.py, the compiled pooling (numstyle/fast/pool_numba.py) against the
+reference layers, and the engine's choice of them. Skipped without Numba (the optional extra
+numstyle[fast]); the gradient-check table covers the layers themselves."""
 import time
 
 import numpy as np
 import pytest
 
 from numstyle import engine, layers, settings
-from numstyle.fast import parallel, winograd, winograd_numba
+from numstyle.fast import parallel, pool_numba, winograd, winograd_numba
 
 pytestmark = pytest.mark.skipif(not winograd_numba.INSTALLED, reason="needs Numba (numstyle[fast])")
 
@@ -103,3 +104,41 @@ def test_a_slow_first_use_says_it_is_compiling(monkeypatch, capsys):
     assert len({id(k) for k in calls}) == 4     # (W3) and (W5) of F(2x2) and F(4x4): all compiled
     winograd_numba.convolve(x, w_hat)           # the second use: quiet
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 8, 6), (1, 5, 7, 9), (3, 2, 1, 3), (1, 70, 16, 16)])
+@pytest.mark.parametrize("kind", ["avg", "max"])
+def test_compiled_pooling_matches_the_reference(kind, shape, dtype, monkeypatch):
+    """Every size, odd or even, in bands of a few planes: the reference layer's output and
+    gradient; for max pooling with ties everywhere (small integers), the first maximum's, as
+    ``argmax``."""
+    monkeypatch.setattr(pool_numba, "BAND_BYTES", 1024)
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(-2, 3, shape).astype(dtype) if kind == "max" else \
+        rng.standard_normal(shape).astype(dtype)
+    reference = {"avg": layers.AvgPool2d, "max": layers.MaxPool2d}[kind](2)
+    compiled = {"avg": pool_numba.CompiledAvgPool2d,
+                "max": pool_numba.CompiledMaxPool2d}[kind].replacing(reference)
+    (want, want_cache), (got, got_cache) = reference.forward(x), compiled.forward(x)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    dy = rng.standard_normal(want.shape).astype(dtype)
+    want_dx, got_dx = reference.backward(dy, want_cache)[0], compiled.backward(dy, got_cache)[0]
+    assert got_dx.shape == x.shape
+    np.testing.assert_allclose(got_dx, want_dx, rtol=1e-6)
+
+
+def test_the_engine_picks_the_compiled_pooling_unless_turned_off(monkeypatch):
+    """2x2 pooling goes to the compiled layers; larger windows and NUMSTYLE_COMPILED=0 to the
+    array code."""
+    assert type(engine.select(layers.AvgPool2d(2))) is pool_numba.CompiledAvgPool2d
+    assert type(engine.select(layers.MaxPool2d(2))) is pool_numba.CompiledMaxPool2d
+    assert type(engine.select(layers.MaxPool2d(3))) is not pool_numba.CompiledMaxPool2d
+    monkeypatch.setenv("NUMSTYLE_COMPILED", "0")
+    settings.reload()
+    try:
+        assert type(engine.select(layers.AvgPool2d(2))) is not pool_numba.CompiledAvgPool2d
+    finally:
+        monkeypatch.delenv("NUMSTYLE_COMPILED")
+        settings.reload()

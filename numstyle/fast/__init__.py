@@ -17,6 +17,7 @@ module                 what it speeds up
                        pays (the optional extra ``numstyle[fast]``)
 ``activations``        ReLU against a block of zeros; in place at inference
 ``pool``               pooling by strided slices and an int8 winner
+``pool_numba``         2x2 pooling compiled, one pass each way (``numstyle[fast]``)
 ``norm``, ``pad``,     one-pass statistics, in-place inference, reflection padding
 ``upsample``           by slices; the resize-convolution at the small size (U3)-(U5)
 ``losses``             banded Gram products; fused loss tails on a GPU

@@ -139,7 +139,9 @@ def _per_core(total, xp):
 # --- the loop nests ----------------------------------------------------------------------------
 # Stage one of (W3) runs along whole input rows (contiguous: vectorised) into ``rows`` (a, padded
 # width); stage two reads each tile's a columns from it. (W5) mirrors it: stage one per tile
-# into ``cols`` (a, m tw), laid out as the output row, stage two along whole output rows.
+# into ``cols`` (a, m tw), laid out as the output row, stage two along whole output rows. Every
+# inner loop reads and writes 1-d row views: indexing the 4-d ``V`` and ``M`` per element kept
+# LLVM from vectorising them (twice the time, docs/benchmarks.md).
 
 
 def _f2_input(x, pad, i0, i1, tw, c0, c1, V):
