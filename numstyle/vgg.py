@@ -58,6 +58,7 @@ class VGG:
             layer.name = name
             self.layers.append(engine.select(layer, get_xp(
                 params["conv1_1"][0])))  # a fast path may stand in
+        engine.rectify_in_place(self.layers, taps)  # fast: a convolution may do its ReLU too
 
     def forward(self, x, taps, keep_cache=True):
         r"""Run the layers up to the deepest of ``taps``; return their activations.

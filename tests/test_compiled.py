@@ -7,8 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from numstyle import engine, layers, settings
-from numstyle.fast import parallel, pool_numba, winograd, winograd_numba
+from numstyle import engine, layers, settings, vgg
+from numstyle.fast import activations, parallel, pool_numba, winograd, winograd_numba
+from numstyle.gradcheck import check_vjp, rel_error
 
 pytestmark = pytest.mark.skipif(not winograd_numba.INSTALLED, reason="needs Numba (numstyle[fast])")
 
@@ -142,3 +143,47 @@ def test_the_engine_picks_the_compiled_pooling_unless_turned_off(monkeypatch):
     finally:
         monkeypatch.delenv("NUMSTYLE_COMPILED")
         settings.reload()
+
+
+def test_a_convolution_applies_its_relu_unless_tapped():
+    """In VGG's chain each compiled convolution whose own output is not tapped applies the ReLU
+    after it (forward and backward), and that ReLU passes values through; the tapped features
+    and the image gradient are the reference engine's (float64, to round-off)."""
+    params = vgg.random_params("vgg16", dtype=np.float64)      # full widths: the compiled layers
+    x = np.random.default_rng(5).standard_normal((1, 3, 20, 18)) * 50
+    taps = ["relu1_2", "conv3_1", "relu3_1", "relu4_2", "relu5_1"]
+    results = {}
+    for reference in (True, False):
+        settings.update(reference=reference)
+        try:
+            net = vgg.VGG(params, "vgg16", "avg", taps)
+            feats, cache = net.forward(x, taps)
+            feats = {name: f.copy() for name, f in feats.items()}
+            dfeats = {name: np.random.default_rng(6).standard_normal(f.shape)
+                      for name, f in feats.items()}
+            results[reference] = feats, net.backward(dfeats, cache), net
+        finally:
+            settings.reload()
+    fast = dict(zip(results[False][2].names, results[False][2].layers))
+    assert fast["conv1_2"].rectify and type(fast["relu1_2"]) is activations.Rectified
+    assert not fast["conv3_1"].rectify and type(fast["relu3_1"]) is activations.ChunkedReLU
+    assert type(fast["relu1_1"]) is activations.ChunkedReLU    # conv1_1: 3 channels, im2col
+    for name in taps:
+        assert rel_error(results[False][0][name], results[True][0][name], floor=1e-6) < 1e-9, name
+    assert rel_error(results[False][1], results[True][1], floor=1e-6) < 1e-9
+
+
+def test_a_rectifying_convolution_passes_the_gradient_check():
+    """(R1) after (W3)-(W5), and (R1)'s backward inside the adjoint's (W3), against centred
+    differences: F(4x4) (64 channels: the flipped kernel's forward) and F(2x2) (the (W8)
+    adjoint)."""
+    for C in (64, 160):
+        rng = np.random.default_rng(C)
+        conv = layers.Conv2d(rng.standard_normal((3, C, 3, 3)) * 0.1, rng.standard_normal(3))
+        conv.trainable = False
+        layer = winograd_numba.CompiledWinogradConv2d.replacing(conv)
+        layer.rectify = True
+        x = rng.standard_normal((1, C, 5, 6))
+        errors = check_vjp(lambda x: layer.forward(x)[0],
+                           lambda dy, x: [layer.backward(dy, layer.forward(x)[1])[0]], [x])
+        assert errors[0] < 1e-5, (C, errors)   # KINKED: no output within h of 0 here

@@ -5,7 +5,8 @@ loop for ``maximum`` runs only for two arrays, not for an array and the
 scalar 0: 3x faster). Inference, and a layer marked ``inplace`` (VGG's,
 where nothing else holds the array), overwrite their input instead of
 allocating. On a GPU with the fused kernels the backward is one launch
-instead of a comparison and a multiply.
+instead of a comparison and a multiply. :class:`Rectified` is a ReLU that the convolution
+before it has already applied.
 """
 import numpy as np
 
@@ -65,3 +66,21 @@ class ChunkedReLU(StandIn, ReLU):
 
     def __call__(self, x):
         return relu_forward(x, inplace=True)[0]  # inference: x is not needed again
+
+
+class Rectified(StandIn, ReLU):
+    """:class:`numstyle.layers.ReLU` done by the layer before it: a pass-through both ways.
+
+    Put in place by :func:`numstyle.engine.rectify_in_place` after a convolution that applies
+    (R1) as it writes its output and (R1)'s backward in its own backward; the ReLU keeps its
+    place and name in the chain (VGG's taps), and its input is already rectified.
+    """
+
+    def forward(self, x):
+        return x, None
+
+    def backward(self, dy, cache):
+        return dy, {}
+
+    def __call__(self, x):
+        return x

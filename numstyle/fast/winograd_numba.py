@@ -55,7 +55,7 @@ def available():
     return INSTALLED and settings.get().compiled and settings.get().winograd
 
 
-def convolve(x, w_hat, pad=1, b=None, flip=False):
+def convolve(x, w_hat, pad=1, b=None, flip=False, rectify=False, mask=None):
     r"""(W3)-(W5), plus bias ``b``: ``x`` (N, C, H, W) against ``w_hat`` (alpha^2, F, C).
 
     The same contract as :func:`numstyle.fast.winograd.convolve` (``pad`` 1: zero "same" padding;
@@ -66,6 +66,10 @@ def convolve(x, w_hat, pad=1, b=None, flip=False):
     (W8), :math:`A^\top P M' P A = A^\top M'' A` with :math:`M''_k = U_{P(k)}^\top V_k`, so the
     transforms are the forward's and only the GEMMs pair each :math:`V_k` with another
     :math:`U`, transposed. Returns (N, C, ...).
+
+    ``rectify``: the ReLU (R1) after the convolution, applied as (W5) writes each output row.
+    ``mask`` (shaped as ``x``): (R1)'s backward before it -- ``x`` times ``mask > 0``, applied
+    as (W3) reads each input row (``x`` an upstream gradient, ``mask`` the ReLU's output).
     """
     xp = get_xp(x)
     assert xp is np, "the compiled transforms are for NumPy arrays"
@@ -83,6 +87,10 @@ def convolve(x, w_hat, pad=1, b=None, flip=False):
     bias = np.zeros(F, x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     input_transform, output_transform = KERNELS[m]
+    floor = 0.0 if rectify else None      # None: Numba compiles the kernel without the ReLU
+    if mask is not None:
+        mask = np.ascontiguousarray(mask)
+        assert mask.shape == x.shape
 
     def products(V, M, k0, k1):                                   # (W4) for positions k0..k1
         if not flip:
@@ -95,10 +103,10 @@ def convolve(x, w_hat, pad=1, b=None, flip=False):
     if N * th * tw <= WHOLE_TILES:  # small and deep: each step whole, split across the cores
         V = np.empty((a * a, N, C, th * tw), dtype=x.dtype)      # (a^2, N, C, T)
         M = np.empty((a * a, N, F, th * tw), dtype=x.dtype)      # (a^2, N, F, T)
-        for_each_band(lambda cs: input_transform(x, pad, 0, th, tw, cs[0], cs[1], V),
+        for_each_band(lambda cs: input_transform(x, mask, pad, 0, th, tw, cs[0], cs[1], V),
                       _per_core(C, xp), xp)                                             # (W3)
         for_each_band(lambda ks: products(V, M, *ks), _per_core(a * a, xp), xp)          # (W4)
-        for_each_band(lambda fs: output_transform(M, bias, 0, th, tw, fs[0], fs[1], y),
+        for_each_band(lambda fs: output_transform(M, bias, floor, 0, th, tw, fs[0], fs[1], y),
                       _per_core(F, xp), xp)                                             # (W5)
         return y
 
@@ -106,9 +114,9 @@ def convolve(x, w_hat, pad=1, b=None, flip=False):
         i0, i1 = rows
         V = np.empty((a * a, N, C, (i1 - i0) * tw), dtype=x.dtype)  # (a^2, N, C, t)
         M = np.empty((a * a, N, F, (i1 - i0) * tw), dtype=x.dtype)  # (a^2, N, F, t)
-        input_transform(x, pad, i0, i1, tw, 0, C, V)              # (W3)
+        input_transform(x, mask, pad, i0, i1, tw, 0, C, V)        # (W3), (R1)
         products(V, M, 0, a * a)                                  # (W4)
-        output_transform(M, bias, i0, i1, tw, 0, F, y)            # (W5), + b
+        output_transform(M, bias, floor, i0, i1, tw, 0, F, y)     # (W5), + b, (R1)
 
     for_each_band(band, split_rows(th, N * tw, BAND_TILES, xp), xp)  # ~BAND_TILES tiles each
     return y
@@ -125,8 +133,9 @@ def _first_use(dtype):
     timer.start()
     try:
         x = np.zeros((1, 1, 6, 6), dtype)
-        for alpha2 in M_OF:                                      # F(2x2, 3x3) and F(4x4, 3x3)
-            convolve(x, np.zeros((alpha2, 1, 1), dtype))
+        for alpha2 in M_OF:                                      # F(2x2, 3x3) and F(4x4, 3x3),
+            for rectify, mask in ((False, None), (True, x)):    # with and without the ReLU
+                convolve(x, np.zeros((alpha2, 1, 1), dtype), rectify=rectify, mask=mask)
     finally:
         timer.cancel()
 
@@ -144,19 +153,40 @@ def _per_core(total, xp):
 # LLVM from vectorising them (twice the time, docs/benchmarks.md).
 
 
-def _f2_input(x, pad, i0, i1, tw, c0, c1, V):
+def _row(x, mask, n, c, y, zero, out):
+    """Input row ``y`` of plane (n, c): ``zero`` outside the image (the padding); with a ``mask``
+    (a ReLU's output), the row times ``mask > 0`` -- (R1)'s backward -- written to ``out``."""
+    if y < 0 or y >= x.shape[2]:
+        return zero
+    if mask is None:
+        return x[n, c, y]
+    row, keep = x[n, c, y], mask[n, c, y]
+    for u in range(row.shape[0]):
+        out[u] = row[u] * (keep[u] > 0)                                     # (R1)
+    return out
+
+
+def _rectify(out, rectify):
+    """(R1) on one output row, in place, when ``rectify`` is not None (NaN stays NaN)."""
+    if rectify is not None:
+        for u in range(out.shape[0]):
+            if out[u] < 0:
+                out[u] = 0
+
+
+def _f2_input(x, mask, pad, i0, i1, tw, c0, c1, V):
     """(W3) of F(2x2, 3x3) for tile rows i0..i1, channels c0..c1: ``V`` (16, N, C, (i1 - i0) tw)."""
     N, C, H, W = x.shape
     rows = np.zeros((4, 2 * tw + 2), x.dtype)       # padded columns; never-written ones stay 0
-    zero = np.zeros(W, x.dtype)
+    zero, masked = np.zeros(W, x.dtype), np.empty((4, W), x.dtype)
     for n in range(N):
         for c in range(c0, c1):
             for i in range(i0, i1):
                 y0 = 2 * i - pad
-                r0 = x[n, c, y0] if 0 <= y0 < H else zero
-                r1 = x[n, c, y0 + 1] if 0 <= y0 + 1 < H else zero
-                r2 = x[n, c, y0 + 2] if 0 <= y0 + 2 < H else zero
-                r3 = x[n, c, y0 + 3] if 0 <= y0 + 3 < H else zero
+                r0 = _row(x, mask, n, c, y0, zero, masked[0])
+                r1 = _row(x, mask, n, c, y0 + 1, zero, masked[1])
+                r2 = _row(x, mask, n, c, y0 + 2, zero, masked[2])
+                r3 = _row(x, mask, n, c, y0 + 3, zero, masked[3])
                 q0, q1, q2, q3 = rows[0, pad:], rows[1, pad:], rows[2, pad:], rows[3, pad:]
                 for u in range(min(W, 2 * tw + 2 - pad)):        # B^T down the tile's rows
                     d0, d1, d2, d3 = r0[u], r1[u], r2[u], r3[u]
@@ -177,22 +207,22 @@ def _f2_input(x, pad, i0, i1, tw, c0, c1, V):
                         v3[j] = d1 - d3
 
 
-def _f4_input(x, pad, i0, i1, tw, c0, c1, V):
+def _f4_input(x, mask, pad, i0, i1, tw, c0, c1, V):
     """(W3) of F(4x4, 3x3) (``BT4``) for tile rows i0..i1, channels c0..c1: ``V`` (36, N, C,
     (i1 - i0) tw)."""
     N, C, H, W = x.shape
     rows = np.zeros((6, 4 * tw + 2), x.dtype)
-    zero = np.zeros(W, x.dtype)
+    zero, masked = np.zeros(W, x.dtype), np.empty((6, W), x.dtype)
     for n in range(N):
         for c in range(c0, c1):
             for i in range(i0, i1):
                 y0 = 4 * i - pad
-                r0 = x[n, c, y0] if 0 <= y0 < H else zero
-                r1 = x[n, c, y0 + 1] if 0 <= y0 + 1 < H else zero
-                r2 = x[n, c, y0 + 2] if 0 <= y0 + 2 < H else zero
-                r3 = x[n, c, y0 + 3] if 0 <= y0 + 3 < H else zero
-                r4 = x[n, c, y0 + 4] if 0 <= y0 + 4 < H else zero
-                r5 = x[n, c, y0 + 5] if 0 <= y0 + 5 < H else zero
+                r0 = _row(x, mask, n, c, y0, zero, masked[0])
+                r1 = _row(x, mask, n, c, y0 + 1, zero, masked[1])
+                r2 = _row(x, mask, n, c, y0 + 2, zero, masked[2])
+                r3 = _row(x, mask, n, c, y0 + 3, zero, masked[3])
+                r4 = _row(x, mask, n, c, y0 + 4, zero, masked[4])
+                r5 = _row(x, mask, n, c, y0 + 5, zero, masked[5])
                 q0, q1, q2 = rows[0, pad:], rows[1, pad:], rows[2, pad:]
                 q3, q4, q5 = rows[3, pad:], rows[4, pad:], rows[5, pad:]
                 for u in range(min(W, 4 * tw + 2 - pad)):        # B^T down the tile's rows
@@ -220,7 +250,7 @@ def _f4_input(x, pad, i0, i1, tw, c0, c1, V):
                         v5[j] = 4 * d1 - 5 * d3 + d5
 
 
-def _f2_output(M, bias, i0, i1, tw, f0, f1, y):
+def _f2_output(M, bias, rectify, i0, i1, tw, f0, f1, y):
     """(W5) of F(2x2, 3x3): ``M`` (16, N, F, (i1 - i0) tw) -> y's rows 2 i0 .. 2 i1, channels
     f0..f1, + bias."""
     N, F, Ho, Wo = y.shape
@@ -242,13 +272,15 @@ def _f2_output(M, bias, i0, i1, tw, f0, f1, y):
                 out = y[n, f, y0]                                # ... and along its rows
                 for u in range(Wo):
                     out[u] = c0[u] + c1[u] + c2[u] + b
+                _rectify(out, rectify)
                 if y0 + 1 < Ho:                                  # the last tile row may be cut
                     out = y[n, f, y0 + 1]
                     for u in range(Wo):
                         out[u] = c1[u] - c2[u] - c3[u] + b
+                    _rectify(out, rectify)
 
 
-def _f4_output(M, bias, i0, i1, tw, f0, f1, y):
+def _f4_output(M, bias, rectify, i0, i1, tw, f0, f1, y):
     """(W5) of F(4x4, 3x3) (``AT4``): ``M`` (36, N, F, (i1 - i0) tw) -> y's rows 4 i0 .. 4 i1,
     channels f0..f1, + bias."""
     N, F, Ho, Wo = y.shape
@@ -274,22 +306,27 @@ def _f4_output(M, bias, i0, i1, tw, f0, f1, y):
                 out = y[n, f, y0]                                # ... and along its rows
                 for u in range(Wo):
                     out[u] = c0[u] + c1[u] + c2[u] + c3[u] + c4[u] + b
+                _rectify(out, rectify)
                 if inside > 1:
                     out = y[n, f, y0 + 1]
                     for u in range(Wo):
                         out[u] = c1[u] - c2[u] + 2 * (c3[u] - c4[u]) + b
+                    _rectify(out, rectify)
                 if inside > 2:
                     out = y[n, f, y0 + 2]
                     for u in range(Wo):
                         out[u] = c1[u] + c2[u] + 4 * (c3[u] + c4[u]) + b
+                    _rectify(out, rectify)
                 if inside > 3:
                     out = y[n, f, y0 + 3]
                     for u in range(Wo):
                         out[u] = c1[u] - c2[u] + 8 * (c3[u] - c4[u]) + c5[u] + b
+                    _rectify(out, rectify)
 
 
 if INSTALLED:
     _jit = numba.njit(nogil=True, cache=True, error_model="numpy")
+    _row, _rectify = _jit(_row), _jit(_rectify)   # called by the kernels: compiled first
     KERNELS = {2: (_jit(_f2_input), _jit(_f2_output)), 4: (_jit(_f4_input), _jit(_f4_output))}
 else:
     KERNELS = {}
@@ -308,9 +345,15 @@ class CompiledWinogradConv2d(WinogradConv2d):
 
     The same layers as :class:`numstyle.fast.winograd.WinogradConv2d` (3x3, stride 1, constant
     weights), on NumPy, where Numba is installed (``NUMSTYLE_COMPILED=0`` turns it off).
+
+    ``rectify`` (set by :func:`numstyle.engine.rectify_in_place`): the layer also applies the
+    ReLU after it (R1) as it writes its output, and (R1)'s backward as its own backward reads the
+    gradient; the ReLU in the chain then passes values through
+    (:class:`numstyle.fast.activations.Rectified`).
     """
 
     numpy_only = True   # Numba compiles for the CPU: never offered CuPy arrays
+    rectify = False
 
     @classmethod
     def applies(cls, layer, xp):
@@ -328,18 +371,20 @@ class CompiledWinogradConv2d(WinogradConv2d):
             self.w_hat_flip = transformed(self.w, m, flip=True) if m == 4 else None
 
     def forward(self, x):
-        y = convolve(x, self.w_hat, self.pad, self.b)                            # (W3)-(W5)
-        return y, (x, self.w, self.w_hat, self.pad)
+        y = convolve(x, self.w_hat, self.pad, self.b, rectify=self.rectify)      # (W3)-(W5), (R1)
+        return y, (x, self.w, self.w_hat, self.pad, y if self.rectify else None)
 
     def backward(self, dy, cache):
         if not self.input_grad and not self.trainable:
             return None, {}
-        x, _, _, pad = cache
+        x, _, _, pad, y = cache                   # y: the ReLU's output, when it is done here
+        if y is not None and self.trainable:      # gradient checks: dy masked once, for dw too
+            dy, y = dy * (y > 0), None                                           # (R1)
         dx = None
         if self.input_grad and self.w_hat_flip is None:
-            dx = convolve(dy, self.w_hat, 2 - pad, flip=True)                    # (W8)
+            dx = convolve(dy, self.w_hat, 2 - pad, flip=True, mask=y)            # (R1), (W8)
         elif self.input_grad:
-            dx = convolve(dy, self.w_hat_flip, 2 - pad)                          # (CV5)
+            dx = convolve(dy, self.w_hat_flip, 2 - pad, mask=y)                  # (R1), (CV5)
         if not self.trainable:
             return dx, {}
         dw = conv2d_weight_grad(dy, x, self.w.shape, 1, pad)  # (CV3): gradient checks only,
