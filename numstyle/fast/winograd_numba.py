@@ -372,7 +372,9 @@ class CompiledWinogradConv2d(WinogradConv2d):
 
     def forward(self, x):
         y = convolve(x, self.w_hat, self.pad, self.b, rectify=self.rectify)      # (W3)-(W5), (R1)
-        return y, (x, self.w, self.w_hat, self.pad, y if self.rectify else None)
+        # x only for (CV3): constant weights let the input go once the next layer has read it
+        return y, (x if self.trainable else None, self.w, self.w_hat, self.pad,
+                   y if self.rectify else None)
 
     def backward(self, dy, cache):
         if not self.input_grad and not self.trainable:
