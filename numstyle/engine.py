@@ -13,7 +13,7 @@ import numpy as np
 
 from . import layers, losses as reference_losses, settings, transformer_layers as tl
 from .fast import activations, conv, kernel_check, losses as fast_losses, norm, pad, pool, upsample
-from .fast import pool_numba, winograd, winograd_numba
+from .fast import norm_numba, pool_numba, winograd, winograd_numba
 
 FAST = {   # reference layer -> fast paths, tried in order
     layers.Conv2d: ([winograd_numba.CompiledWinogradConv2d] if winograd_numba.INSTALLED else [])
@@ -24,7 +24,7 @@ FAST = {   # reference layer -> fast paths, tried in order
     layers.MaxPool2d: ([pool_numba.CompiledMaxPool2d] if pool_numba.INSTALLED else [])
     + [pool.TwoStepMaxPool2d],
     tl.ConvTranspose2d: [conv.BandedConvTranspose2d],
-    tl.Norm: [norm.OnePassNorm],
+    tl.Norm: ([norm_numba.CompiledNorm] if norm_numba.INSTALLED else []) + [norm.OnePassNorm],
     tl.ConditionalNorm: [norm.OnePassConditionalNorm],
     tl.ReflectionPad2d: [pad.SlicedReflectionPad2d],
     tl.Upsample: [upsample.SlicedUpsample],
@@ -34,6 +34,7 @@ FAST = {   # reference layer -> fast paths, tried in order
 
 FUSED = {   # two neighbouring fast layers -> one fast layer that does both
     (norm.OnePassNorm, activations.ChunkedReLU): norm.NormReLU,
+    (norm_numba.CompiledNorm, activations.ChunkedReLU): norm_numba.CompiledNormReLU,
 }
 
 RECTIFYING = {   # (fast layer, the fast ReLU after it): the layer applies the ReLU itself

@@ -1,14 +1,16 @@
 """The compiled Winograd transforms (numstyle/fast/winograd_numba.py) against their twin, the array
 code of numstyle/fast/winograd.py, the compiled pooling (numstyle/fast/pool_numba.py) against the
-reference layers, and the engine's choice of them. Skipped without Numba (the optional extra
+reference layers, the compiled inference normalisation (numstyle/fast/norm_numba.py) against the
+array code, and the engine's choice of them. Skipped without Numba (the optional extra
 numstyle[fast]); the gradient-check table covers the layers themselves."""
 import time
 
 import numpy as np
 import pytest
 
-from numstyle import engine, layers, settings, vgg
-from numstyle.fast import activations, parallel, pool_numba, winograd, winograd_numba
+from numstyle import engine, layers, settings, transformer, vgg
+from numstyle.fast import (activations, norm, norm_numba, parallel, pool_numba, winograd,
+                           winograd_numba)
 from numstyle.gradcheck import check_vjp, rel_error
 
 pytestmark = pytest.mark.skipif(not winograd_numba.INSTALLED, reason="needs Numba (numstyle[fast])")
@@ -187,3 +189,50 @@ def test_a_rectifying_convolution_passes_the_gradient_check():
         errors = check_vjp(lambda x: layer.forward(x)[0],
                            lambda dy, x: [layer.backward(dy, layer.forward(x)[1])[0]], [x])
         assert errors[0] < 1e-5, (C, errors)   # KINKED: no output within h of 0 here
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("kind", ["instance", "batch"])
+def test_compiled_norm_inference_matches_the_array_code(kind, relu, dtype, monkeypatch):
+    """(N1) and (R1) in place, the image's own statistics (recorded, for one image) or the running
+    averages, in bands of a few planes: the array code's result (float64 sums: to float32
+    round-off)."""
+    monkeypatch.setattr(norm_numba, "BAND_BYTES", 512)
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((2 if kind == "batch" else 1, 5, 7, 9)) * 3 + 2).astype(dtype)
+    gamma, beta = rng.standard_normal(5).astype(dtype), rng.standard_normal(5).astype(dtype)
+    stats = {"mean": rng.standard_normal(5).astype(dtype), "var": rng.random(5).astype(dtype)}
+    want_running, got_running = dict(stats), dict(stats)
+    want = norm.norm_inference(x.copy(), gamma, beta, kind, running=want_running, relu=relu)
+    y = x.copy()
+    got = norm_numba.norm_inference(y, gamma, beta, kind, running=got_running, relu=relu)
+    assert got is y and got.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    for key in stats:
+        np.testing.assert_allclose(got_running[key], want_running[key], rtol=tol, atol=tol)
+    if relu:
+        assert (got >= 0).all() and (got == 0).any()
+
+
+def test_the_engine_picks_the_compiled_norm_and_joins_its_relu():
+    """Norms go to CompiledNorm, a norm and its ReLU to CompiledNormReLU; stylising with them
+    gives the array code's image."""
+    spec = transformer.style_spec((4, 6, 8), 1)
+    params = transformer.init_params(spec, seed=3)
+    state = transformer.init_state(params, "instance")
+    x = np.random.default_rng(8).uniform(-1, 1, (1, 3, 12, 10)).astype(np.float32)
+    net = transformer.build(params, spec, "instance", train=False, state=state, trainable=False)
+    kinds = {type(layer) for layer in net.layers}
+    assert norm_numba.CompiledNormReLU in kinds
+    outputs = []
+    for compiled in ("1", "0"):
+        settings.update(compiled=compiled == "1")
+        try:
+            outputs.append(transformer.transformer_forward(params, x, spec, "instance",
+                                                           train=False, state=state,
+                                                           keep_caches=False)[0])
+        finally:
+            settings.reload()
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)

@@ -20,6 +20,7 @@ module                 what it speeds up
 ``pool_numba``         2x2 pooling compiled, one pass each way (``numstyle[fast]``)
 ``norm``, ``pad``,     one-pass statistics, in-place inference, reflection padding
 ``upsample``           by slices; the resize-convolution at the small size (U3)-(U5)
+``norm_numba``         inference normalisation compiled, its ReLU joined (``numstyle[fast]``)
 ``losses``             banded Gram products; fused loss tails on a GPU
 ``gpu_kernels``,       fused CUDA kernels (one launch where array code takes many),
 ``gpu_winograd``,      Winograd's transforms as kernels, and their self-test

@@ -54,7 +54,7 @@ def norm_forward(x, gamma, beta, kind="instance", eps=1e-5, running=None, moment
             running["var"] = (1 - momentum) * running["var"] + momentum * var.reshape(C) * (
                 m / max(m - 1, 1))
         elif kind == "instance":
-            _record(running, mu, var, x.shape[0], C)
+            record_instance_statistics(running, mu, var, x.shape[0], C)
     inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
     frozen = kind == "batch" and not train
     if gpu_kernels.enabled(xp):  # (N1) in one GPU kernel
@@ -101,7 +101,7 @@ def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu
         mu = x.mean(axis=(2, 3))                                            # (N, C)          (N1)
         x -= mu[:, :, None, None]                                           # x - mu, in place
         var = xp.einsum("nchw,nchw->nc", x, x) / m  # (N, C): one pass, no temporary
-        _record(running, mu, var, N, C)
+        record_instance_statistics(running, mu, var, N, C)
     if gpu_kernels.enabled(xp):  # (N1) and (R1) in one GPU kernel
         as_x = lambda a: a[:, :, None, None].astype(x.dtype, copy=False)  # noqa: E731  (N, C, 1, 1)
         return gpu_kernels.normalize(x,
@@ -117,7 +117,7 @@ def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu
     return x
 
 
-def _record(running, mu, var, N, C):
+def record_instance_statistics(running, mu, var, N, C):
     """Instance norm of one image: keep its statistics in ``running``, for tiled inference."""
     if running is not None and N == 1:
         running["mean"], running["var"] = mu.reshape(C), var.reshape(C)     # recorded, not blended
