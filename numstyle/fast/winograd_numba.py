@@ -47,7 +47,7 @@ BAND_TILES = 256    # tiles per band: (W4)'s GEMMs long enough, V and M near the
 WHOLE_TILES = 512   # up to this many tiles, each step on the whole image, split by channel or k
 #                     (both measured on 64-512 channels, docs/benchmarks.md)
 NOTICE_AFTER_S = 1.0   # a first use slower than this is Numba compiling (its cache loads in ~0.1 s)
-NOTICE = "numstyle: compiling the fast convolutions (Numba, first run only, ~5 s)"
+NOTICE = "numstyle: compiling the fast convolutions (Numba, first run only, ~10 s)"
 
 
 def available():
@@ -127,7 +127,8 @@ _ready = set()   # the dtypes whose kernels this process has compiled or loaded
 
 def _first_use(dtype):
     """Compile every kernel for ``dtype`` (or load it from Numba's cache) on a tiny input; if that
-    takes over ``NOTICE_AFTER_S``, say so on stderr meanwhile: the first run waits ~5 s."""
+    takes over ``NOTICE_AFTER_S``, say so on stderr meanwhile: the first run waits ~10 s."""
+    dtype = np.dtype(dtype)   # np.float32 and np.dtype('float32') hash apart
     _ready.add(dtype)
     timer = threading.Timer(NOTICE_AFTER_S, lambda: print(NOTICE, file=sys.stderr, flush=True))
     timer.start()
