@@ -1,27 +1,18 @@
 """Time each step of one compiled Winograd convolution (numstyle/fast/winograd_numba.py): the
 input transform (W3), the GEMMs (W4) and the output transform (W5) over the image's bands, then
-the whole ``convolve``; medians, in ms.
+the whole ``convolve``; medians of 5, in ms.
 
     NUMSTYLE_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/winograd_steps.py 64 256 4
 
 Arguments: channels (in = out), image side, m of F(m x m, 3x3). Needs Numba (numstyle[fast]).
 """
 import sys
-import time
 
 import numpy as np
 
 from numstyle.fast import winograd_numba
 from numstyle.fast.winograd import transform_kernel
-
-
-def median_ms(f, runs=7):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
+from winograd_layers import median_ms   # benchmarks/: run as a script, this folder is on the path
 
 
 def main(argv=None):
