@@ -14,8 +14,9 @@ module                 what it speeds up
 ``im2col``, ``conv``   banded im2col and GEMM, and the (CV5)/(CV6) shortcuts
 ``winograd``           Winograd F(2x2, 3x3) (W1)-(W8) for constant 3x3 kernels
 ``winograd_numba``     its transforms compiled by Numba, one pass each; F(4x4, 3x3) where it
-                       pays (the optional extra ``numstyle[fast]``)
-``activations``        ReLU against a block of zeros; in place at inference
+                       pays; in VGG the ReLU after it too (the optional extra ``numstyle[fast]``)
+``activations``        ReLU against a block of zeros; in place at inference; ``Rectified``: a
+                       ReLU that the convolution before it has applied
 ``pool``               pooling by strided slices and an int8 winner
 ``pool_numba``         2x2 pooling compiled, one pass each way (``numstyle[fast]``)
 ``norm``, ``pad``,     one-pass statistics, in-place inference, reflection padding
