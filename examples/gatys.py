@@ -21,7 +21,8 @@ def main(content_path=None, style_path=None, size=GATYS.size):
     content_path = content_path or sample_image("tubingen.jpg")
     style_path = style_path or sample_image("starry_night.jpg")
     model, path = weights.resolve_vgg()                       # VGG19, else VGG16 (said in one line)
-    params = weights.load_vgg(path, model)                    # {'conv1_1': (w, b), ...}
+    deepest = GATYS.style_layers[-1]                          # relu5_1: the loss reads no deeper
+    params = weights.load_vgg(path, model, upto=deepest)      # {'conv1_1': (w, b), ...}
     content = image.preprocess(image.load_image(content_path, size=size))  # (1, 3, H, W) BGR - mean
     style = image.preprocess(image.load_image(style_path, size=size))
 
