@@ -138,22 +138,27 @@ def layer_names(model):
     return names
 
 
-def conv_shapes(model, width=None, in_channels=3):
-    """``{conv name: (F, C, 3, 3)}``; ``width`` overrides CHANNELS (tiny test nets)."""
+def conv_shapes(model, width=None, in_channels=3, upto=None):
+    """``{conv name: (F, C, 3, 3)}``; ``width`` overrides CHANNELS (tiny test nets); ``upto``: only
+    the convolutions up to that layer (the deepest a run taps, e.g. ``'relu5_1'``)."""
     width = CHANNELS if width is None else width
     shapes, c = {}, in_channels
     for b, n in enumerate(_blocks(model)):
         for i in range(n):
             shapes[f"conv{b + 1}_{i + 1}"] = (width[b], c, 3, 3)
             c = width[b]
+    if upto is not None:
+        order = layer_names(model)
+        shapes = {name: s for name, s in shapes.items() if order.index(name) <= order.index(upto)}
     return shapes
 
 
-def random_params(model, width=None, seed=0, dtype=np.float32):
-    """He-initialised weights with VGG's layer table, for tests and timing."""
+def random_params(model, width=None, seed=0, dtype=np.float32, upto=None):
+    """He-initialised weights with VGG's layer table, for tests and timing (``upto``: as
+    :func:`conv_shapes`; the layers kept are the same arrays either way)."""
     rng = np.random.default_rng(seed)
     params = {}
-    for name, (F, C, kh, kw) in conv_shapes(model, width).items():
+    for name, (F, C, kh, kw) in conv_shapes(model, width, upto=upto).items():
         w = rng.standard_normal((F, C, kh, kw)) * np.sqrt(2.0 / (C * kh * kw))
         params[name] = (w.astype(dtype), (0.01 * rng.standard_normal(F)).astype(dtype))
     return params

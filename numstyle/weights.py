@@ -19,7 +19,7 @@ import numpy as np
 from .data import cache_dir, fetch, find_local, search_dirs
 from .errors import NumstyleError, WeightsError
 from .files import atomic_path, check_input
-from .vgg import BLOCKS, conv_shapes, layer_names
+from .vgg import BLOCKS, conv_shapes
 
 _KERAS = "https://github.com/fchollet/deep-learning-models/releases/download/v0.1/"
 VGG_FILES = {
@@ -101,11 +101,7 @@ def load_vgg(path, model, dtype=np.float32, upto=None):
         ``{'conv1_1': (w (64, 3, 3, 3), b (64,)), ...}`` as ``dtype``.
     """
     check_input(path, "weight file", WeightsError)  # a FIFO would block HDF5's reads
-    shapes = conv_shapes(model)
-    if upto is not None:
-        order = layer_names(model)
-        shapes = {name: shape for name, shape in shapes.items()
-                  if order.index(name) <= order.index(upto)}
+    shapes = conv_shapes(model, upto=upto)
     params = {}
     try:
         with h5py.File(path, "r") as f:

@@ -203,12 +203,8 @@ def bench_gatys(model, size, runs, pool="avg", weights_path=None, device="cpu", 
     """Time one Gatys objective evaluation; return a dict of figures."""
     path = weights_path or weights.find_vgg(model)
     deepest = max([BENCH_CONTENT] + list(BENCH_STYLE), key=layer_names(model).index)
-    if path:
-        params = weights.load_vgg(path, model, upto=deepest)
-    else:   # the same layers as the weight file would give (and PyTorch's script builds)
-        order = layer_names(model)
-        params = {name: wb for name, wb in random_params(model, seed=0).items()
-                  if order.index(name) <= order.index(deepest)}
+    params = (weights.load_vgg(path, model, upto=deepest) if path    # as PyTorch's script: no
+              else random_params(model, seed=0, upto=deepest))       # layer past the deepest tap
     params = {k: (to_device(w, device), to_device(b, device)) for k, (w, b) in params.items()}
     rng = np.random.default_rng(1)
     img = lambda: to_device(rng.uniform(-120, 120, (1, 3, size, size)).astype(np.float32), device
