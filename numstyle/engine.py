@@ -34,7 +34,7 @@ FAST = {   # reference layer -> fast paths, tried in order
 
 FUSED = {   # two neighbouring fast layers -> one fast layer that does both
     (norm.OnePassNorm, activations.ChunkedReLU): norm.NormReLU,
-    (norm_numba.CompiledNorm, activations.ChunkedReLU): norm_numba.CompiledNormReLU,
+    (norm_numba.CompiledNorm, activations.ChunkedReLU): norm.NormReLU,
 }
 
 RECTIFYING = {   # (fast layer, the fast ReLU after it): the layer applies the ReLU itself

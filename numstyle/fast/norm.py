@@ -161,8 +161,11 @@ class OnePassNorm(StandIn, Norm):
     def __call__(self, x):
         if self.train:
             return self.forward(x)[0]
-        return norm_inference(x, self.gamma, self.beta, self.kind, self.eps,
-                              self.running)  # (N1), in place
+        return self.inference(x)                                            # (N1), in place
+
+    def inference(self, x, relu=False):
+        """(N1) for inference, in place on ``x``; then (R1) with ``relu`` (:class:`NormReLU`)."""
+        return norm_inference(x, self.gamma, self.beta, self.kind, self.eps, self.running, relu)
 
 
 class OnePassConditionalNorm(StandIn, ConditionalNorm):
@@ -174,8 +177,9 @@ class OnePassConditionalNorm(StandIn, ConditionalNorm):
 
 
 class NormReLU(Layer):
-    """A :class:`OnePassNorm` and the ReLU after it, as one layer: inference in one pass, in place
-    (one launch on a GPU instead of two); training runs the two layers' own forward and backward."""
+    """A :class:`OnePassNorm` (or a subclass) and the ReLU after it, as one layer: inference in
+    one pass, in place (one launch on a GPU instead of two); training runs the two layers' own
+    forward and backward."""
 
     def __init__(self, norm, relu):
         self.norm, self.relu, self.name = norm, relu, norm.name
@@ -191,7 +195,6 @@ class NormReLU(Layer):
         return self.norm.backward(d, norm_cache)                            # (N2), (N3)
 
     def __call__(self, x):
-        n = self.norm
-        if n.train:
-            return self.relu(n(x))
-        return norm_inference(x, n.gamma, n.beta, n.kind, n.eps, n.running, relu=True)  # (N1), (R1)
+        if self.norm.train:
+            return self.relu(self.norm(x))
+        return self.norm.inference(x, relu=True)                            # (N1), (R1)

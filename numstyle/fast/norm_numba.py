@@ -16,7 +16,7 @@ backward. The planes are split across the cores.
 import numpy as np
 
 from .. import settings
-from .norm import NormReLU, OnePassNorm, record_instance_statistics
+from .norm import OnePassNorm, record_instance_statistics
 from .parallel import for_each_band, split_rows
 
 try:
@@ -35,9 +35,9 @@ def available():
 
 def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu=False):
     """(N1) for inference, in place on ``x`` (N, C, H, W), then (R1) if ``relu``: the contract of
-    :func:`numstyle.fast.norm.norm_inference`. Returns ``x``."""
+    :func:`numstyle.fast.norm.norm_inference`. Returns ``x`` (a contiguous copy if it was not)."""
+    x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
-    assert x.flags.c_contiguous, "overwritten in place: a contiguous array"
     bands = split_rows(N * C, H * W * x.itemsize, BAND_BYTES)
     if kind == "batch":
         mu = np.broadcast_to(running["mean"].reshape(1, C), (N, C)).astype(np.float64)
@@ -104,8 +104,9 @@ else:
 
 class CompiledNorm(OnePassNorm):
     """:class:`numstyle.transformer_layers.Norm`: inference by the compiled :func:`norm_inference`
-    (in place), training by :class:`~numstyle.fast.norm.OnePassNorm`'s forward and backward; on
-    NumPy where Numba is installed (``NUMSTYLE_COMPILED=0`` turns it off)."""
+    (in place; with the ReLU after it inside :class:`~numstyle.fast.norm.NormReLU`), training by
+    :class:`~numstyle.fast.norm.OnePassNorm`'s forward and backward; on NumPy where Numba is
+    installed (``NUMSTYLE_COMPILED=0`` turns it off)."""
 
     numpy_only = True   # Numba compiles for the CPU: never offered CuPy arrays
 
@@ -113,19 +114,6 @@ class CompiledNorm(OnePassNorm):
     def applies(cls, layer, xp):
         return xp is np and available()
 
-    def __call__(self, x):
-        if self.train:
-            return self.forward(x)[0]
-        return norm_inference(np.ascontiguousarray(x), self.gamma, self.beta, self.kind,
-                              self.eps, self.running)                       # (N1), in place
-
-
-class CompiledNormReLU(NormReLU):
-    """A :class:`CompiledNorm` and the ReLU after it: inference in one written pass."""
-
-    def __call__(self, x):
-        n = self.norm
-        if n.train:
-            return self.relu(n(x))
-        return norm_inference(np.ascontiguousarray(x), n.gamma, n.beta, n.kind, n.eps,
-                              n.running, relu=True)                         # (N1), (R1)
+    def inference(self, x, relu=False):
+        return norm_inference(x, self.gamma, self.beta, self.kind, self.eps, self.running,
+                              relu)                                         # (N1), (R1)
