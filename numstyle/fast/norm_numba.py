@@ -48,7 +48,7 @@ def norm_inference(x, gamma, beta, kind="instance", eps=1e-5, running=None, relu
         record_instance_statistics(running, mu.astype(x.dtype), var.astype(x.dtype), N, C)
     s = gamma.reshape(1, C) / np.sqrt(var + eps)                           # (N, C)
     t = beta.reshape(1, C) - mu * s                                        # (N, C)
-    floor = 0.0 if relu else None       # None: Numba compiles the kernel without the ReLU
+    floor = x.dtype.type(0) if relu else None   # None: the kernel compiled without (R1)
     for_each_band(lambda band: KERNELS["scale_shift"](x, s, t, floor, *band), bands)  # (N1), (R1)
     return x
 
@@ -87,8 +87,8 @@ def _scale_shift(x, s, t, floor, p0, p1):
             row = x[n, c, i]
             for j in range(W):
                 v = row[j] * a + b                                          # (N1)
-                if floor is not None and v < 0:
-                    v = 0                                                   # (R1)
+                if floor is not None and v < floor:
+                    v = floor                                               # (R1)
                 row[j] = v
 
 

@@ -87,7 +87,7 @@ def convolve(x, w_hat, pad=1, b=None, flip=False, rectify=False, mask=None):
     bias = np.zeros(F, x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     input_transform, output_transform = KERNELS[m]
-    floor = 0.0 if rectify else None      # None: Numba compiles the kernel without the ReLU
+    floor = x.dtype.type(0) if rectify else None   # None: the kernel compiled without (R1)
     if mask is not None:
         mask = np.ascontiguousarray(mask)
         assert mask.shape == x.shape
@@ -167,12 +167,12 @@ def _row(x, mask, n, c, y, zero, out):
     return out
 
 
-def _rectify(out, rectify):
-    """(R1) on one output row, in place, when ``rectify`` is not None (NaN stays NaN)."""
-    if rectify is not None:
+def _rectify(out, floor):
+    """(R1) on one output row, in place, when ``floor`` (0) is not None (NaN stays NaN)."""
+    if floor is not None:
         for u in range(out.shape[0]):
-            if out[u] < 0:
-                out[u] = 0
+            if out[u] < floor:
+                out[u] = floor
 
 
 def _f2_input(x, mask, pad, i0, i1, tw, c0, c1, V):
@@ -251,7 +251,7 @@ def _f4_input(x, mask, pad, i0, i1, tw, c0, c1, V):
                         v5[j] = 4 * d1 - 5 * d3 + d5
 
 
-def _f2_output(M, bias, rectify, i0, i1, tw, f0, f1, y):
+def _f2_output(M, bias, floor, i0, i1, tw, f0, f1, y):
     """(W5) of F(2x2, 3x3): ``M`` (16, N, F, (i1 - i0) tw) -> y's rows 2 i0 .. 2 i1, channels
     f0..f1, + bias."""
     N, F, Ho, Wo = y.shape
@@ -273,15 +273,15 @@ def _f2_output(M, bias, rectify, i0, i1, tw, f0, f1, y):
                 out = y[n, f, y0]                                # ... and along its rows
                 for u in range(Wo):
                     out[u] = c0[u] + c1[u] + c2[u] + b
-                _rectify(out, rectify)
+                _rectify(out, floor)
                 if y0 + 1 < Ho:                                  # the last tile row may be cut
                     out = y[n, f, y0 + 1]
                     for u in range(Wo):
                         out[u] = c1[u] - c2[u] - c3[u] + b
-                    _rectify(out, rectify)
+                    _rectify(out, floor)
 
 
-def _f4_output(M, bias, rectify, i0, i1, tw, f0, f1, y):
+def _f4_output(M, bias, floor, i0, i1, tw, f0, f1, y):
     """(W5) of F(4x4, 3x3) (``AT4``): ``M`` (36, N, F, (i1 - i0) tw) -> y's rows 4 i0 .. 4 i1,
     channels f0..f1, + bias."""
     N, F, Ho, Wo = y.shape
@@ -307,22 +307,22 @@ def _f4_output(M, bias, rectify, i0, i1, tw, f0, f1, y):
                 out = y[n, f, y0]                                # ... and along its rows
                 for u in range(Wo):
                     out[u] = c0[u] + c1[u] + c2[u] + c3[u] + c4[u] + b
-                _rectify(out, rectify)
+                _rectify(out, floor)
                 if inside > 1:
                     out = y[n, f, y0 + 1]
                     for u in range(Wo):
                         out[u] = c1[u] - c2[u] + 2 * (c3[u] - c4[u]) + b
-                    _rectify(out, rectify)
+                    _rectify(out, floor)
                 if inside > 2:
                     out = y[n, f, y0 + 2]
                     for u in range(Wo):
                         out[u] = c1[u] + c2[u] + 4 * (c3[u] + c4[u]) + b
-                    _rectify(out, rectify)
+                    _rectify(out, floor)
                 if inside > 3:
                     out = y[n, f, y0 + 3]
                     for u in range(Wo):
                         out[u] = c1[u] - c2[u] + 8 * (c3[u] - c4[u]) + c5[u] + b
-                    _rectify(out, rectify)
+                    _rectify(out, floor)
 
 
 if INSTALLED:
@@ -373,14 +373,15 @@ class CompiledWinogradConv2d(WinogradConv2d):
 
     def forward(self, x):
         y = convolve(x, self.w_hat, self.pad, self.b, rectify=self.rectify)      # (W3)-(W5), (R1)
-        # x only for (CV3): constant weights let the input go once the next layer has read it
-        return y, (x if self.trainable else None, self.w, self.w_hat, self.pad,
-                   y if self.rectify else None)
+        # x only for (CV3): constant weights let the input go once the next layer has read it;
+        # y (the ReLU's output) only when the ReLU is done here: its sign is (R1)'s mask
+        return y, (x if self.trainable else None, y if self.rectify else None)
 
     def backward(self, dy, cache):
         if not self.input_grad and not self.trainable:
             return None, {}
-        x, _, _, pad, y = cache                   # y: the ReLU's output, when it is done here
+        x, y = cache
+        pad = self.pad
         if y is not None and self.trainable:      # gradient checks: dy masked once, for dw too
             dy, y = dy * (y > 0), None                                           # (R1)
         dx = None
