@@ -34,9 +34,17 @@ def available():
     return INSTALLED and settings.get().compiled
 
 
-def _each_plane_band(kernel, planes, plane_bytes):
-    """``kernel(p0, p1)`` for bands of the ``planes`` (image, channel) planes, on every core."""
-    for_each_band(lambda band: kernel(*band), split_rows(planes, plane_bytes, BAND_BYTES))
+def _each_plane_band(kernel, shape, itemsize):
+    """``kernel(p0, p1)`` for bands of the planes (image, channel) of the full-size ``shape``
+    (N, C, H, W), on every core."""
+    N, C, H, W = shape
+    for_each_band(lambda band: kernel(*band), split_rows(N * C, H * W * itemsize, BAND_BYTES))
+
+
+def _input_gradient(x_shape, dtype):
+    """The buffer the backward fills: odd trailing rows or columns are in no window (gradient 0)."""
+    odd = x_shape[2] % 2 or x_shape[3] % 2
+    return (np.zeros if odd else np.empty)(x_shape, dtype=dtype)
 
 
 def avg_pool_forward(x):
@@ -44,18 +52,15 @@ def avg_pool_forward(x):
     N, C, H, W = x.shape
     x = np.ascontiguousarray(x)
     y = np.empty((N, C, H // 2, W // 2), dtype=x.dtype)
-    _each_plane_band(lambda p0, p1: KERNELS["avg"](x, p0, p1, y), N * C, H * W * x.itemsize)
+    _each_plane_band(lambda p0, p1: KERNELS["avg"](x, p0, p1, y), x.shape, x.itemsize)
     return y, x.shape
 
 
 def avg_pool_backward(dy, x_shape):
     """Backward of (P1): ``dy / 4`` to each window's four pixels; odd trailing ones get 0."""
-    N, C, H, W = x_shape
     dy = np.ascontiguousarray(dy)
-    odd = H % 2 or W % 2
-    dx = (np.zeros if odd else np.empty)(x_shape, dtype=dy.dtype)
-    _each_plane_band(lambda p0, p1: KERNELS["avg_back"](dy, p0, p1, dx), N * C,
-                     H * W * dy.itemsize)
+    dx = _input_gradient(x_shape, dy.dtype)
+    _each_plane_band(lambda p0, p1: KERNELS["avg_back"](dy, p0, p1, dx), x_shape, dy.itemsize)
     return dx
 
 
@@ -66,8 +71,7 @@ def max_pool_forward(x):
     x = np.ascontiguousarray(x)
     y = np.empty((N, C, H // 2, W // 2), dtype=x.dtype)
     winner = np.empty(y.shape, dtype=np.int8)
-    _each_plane_band(lambda p0, p1: KERNELS["max"](x, p0, p1, y, winner), N * C,
-                     H * W * x.itemsize)
+    _each_plane_band(lambda p0, p1: KERNELS["max"](x, p0, p1, y, winner), x.shape, x.itemsize)
     return y, (x.shape, winner)
 
 
@@ -75,12 +79,10 @@ def max_pool_backward(dy, cache):
     """Backward of (P2): ``dy`` to each window's winner, 0 to the rest (and to odd trailing
     pixels)."""
     x_shape, winner = cache
-    N, C, H, W = x_shape
     dy = np.ascontiguousarray(dy)
-    odd = H % 2 or W % 2
-    dx = (np.zeros if odd else np.empty)(x_shape, dtype=dy.dtype)
-    _each_plane_band(lambda p0, p1: KERNELS["max_back"](dy, winner, p0, p1, dx), N * C,
-                     H * W * dy.itemsize)
+    dx = _input_gradient(x_shape, dy.dtype)
+    _each_plane_band(lambda p0, p1: KERNELS["max_back"](dy, winner, p0, p1, dx), x_shape,
+                     dy.itemsize)
     return dx
 
 
