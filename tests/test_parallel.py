@@ -142,12 +142,15 @@ def test_keep_freed_memory_is_applied_on_glibc():
         f"applied={applied}, libc={platform.libc_ver()}"
 
 
-@pytest.mark.parametrize("shape_a,shape_b", [((2, 37, 300), (2, 300, 37)),
-                                             ((1, 64, 4096), (1, 4096, 64)),
-                                             ((3, 5, 7), (3, 7, 2))])
+@pytest.mark.parametrize("shape_a,shape_b", [((2, 37, 300), (2, 300, 37)),      # bands of k
+                                             ((1, 64, 4096), (1, 4096, 64)),    # (a Gram)
+                                             ((1, 64, 64), (1, 64, 4096)),      # of columns
+                                             ((2, 50, 60), (1, 60, 70)),        # of rows,
+                                             ((1, 1, 20), (1, 20, 30)),         # one row
+                                             ((3, 5, 7), (3, 7, 2))])           # one call
 def test_banded_matmul_equals_matmul(shape_a, shape_b, rng, monkeypatch):
-    # rows split across the pool (or, for the small case, one plain call) give a @ b
-    # to float32 round-off
+    # bands of k (partial products summed), of columns or of rows across the pool (or, for the
+    # small case, one plain call) give a @ b to float32 round-off
     monkeypatch.setenv("NUMSTYLE_THREADS", "2")
     settings.reload()
     monkeypatch.setattr(parallel, "MATMUL_MIN_FLOPS", 1000)

@@ -2,7 +2,7 @@
 
 What changes is where the work runs:
 
-- on the CPU, the Gram products (S1), (S2) run their rows in bands on every
+- on the CPU, the Gram products (S1), (S2) run in bands of pixels on every
   core (:func:`numstyle.fast.parallel.matmul`): with BLAS kept on one thread
   they would use one core;
 - on a GPU with the fused kernels, the style losses' tail (S3)-(S4) / (J5) and
@@ -21,7 +21,7 @@ from .parallel import matmul
 
 
 def gram_forward(F):
-    """(S1) as :func:`numstyle.losses.gram_forward`, the product's rows in bands on every core."""
+    """(S1) as :func:`numstyle.losses.gram_forward`, in bands of pixels on every core."""
     N, C = F.shape[:2]
     Fm = F.reshape(N, C, -1)                                                   # (N, C, M)
     return matmul(Fm, Fm.transpose(0, 2, 1), get_xp(F)), Fm                    # (N, C, C)   (S1)

@@ -117,30 +117,53 @@ def bands_take_the_cores():
 
 
 MATMUL_MIN_FLOPS = 1 << 24   # smaller products run as one call: a thread hand-off would cost more
+LONG = 4                     # a dimension this many times the others' is the one split (measured)
 
 
 def matmul(a, b, xp=np):
     """``a @ b`` for stacked matrices ``(..., n, k) @ (..., k, m)``, on every core.
 
-    The result's rows are split into bands. For the products outside the
-    convolutions (Gram matrices and their gradients): with BLAS on one thread
-    (:func:`bands_take_the_cores`) they would otherwise use one core. Small
-    products, CuPy and one thread: plain ``a @ b``.
+    For the products outside the convolutions (Gram matrices and their gradients): with BLAS on
+    one thread (:func:`bands_take_the_cores`) they would otherwise use one core. Each core takes
+    a band of the longest dimension, so that it reads only its share of the larger operand:
+
+    - ``k`` (a Gram matrix (S1): ``k`` is the pixels) -- each core multiplies its columns of
+      ``a`` by its rows of ``b``, and the partial products are summed;
+    - ``m`` (a Gram gradient (S2): ``m`` is the pixels) -- each core writes its columns;
+    - else the result's rows.
+
+    A band of rows would make every core pack the whole of ``b``. Small products, CuPy and one
+    thread: plain ``a @ b``.
     """
     n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), dtype=np.int64))
-    threads = min(cpu_threads(), n)
+    threads = cpu_threads()
     if xp is not np or threads < 2 or 2 * batch * n * k * m < MATMUL_MIN_FLOPS:
         return a @ b
-    out = xp.empty(
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (n, m), dtype=np.result_type(a, b))
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (n, m)
+    dtype = np.result_type(a, b)
+    if k >= LONG * max(n, m):                              # bands of k: partial products, summed
+        parts = xp.empty((threads,) + shape, dtype=dtype)                     # (T, ..., n, m)
 
-    def band(rows):
-        r0, r1 = rows
-        xp.matmul(a[..., r0:r1, :], b, out=out[..., r0:r1, :])  # (..., rows, k) @ (..., k, m)
+        def band(i):
+            s = slice(k * i // threads, k * (i + 1) // threads)
+            xp.matmul(a[..., s], b[..., s, :], out=parts[i])  # (..., n, k/T) @ (..., k/T, m)
 
-    edges = [n * i // threads for i in range(threads + 1)]
-    for_each_band(band, list(zip(edges[:-1], edges[1:])), xp)
+        for_each_band(band, list(range(threads)), xp)
+        return parts.sum(axis=0)                                                 # (..., n, m)
+    columns = m >= LONG * max(n, k)
+    out = xp.empty(shape, dtype=dtype)
+
+    def band(cut):
+        s = slice(*cut)
+        if columns:
+            xp.matmul(a, b[..., s], out=out[..., s])       # (..., n, k) @ (..., k, cols)
+        else:
+            xp.matmul(a[..., s, :], b, out=out[..., s, :])  # (..., rows, k) @ (..., k, m)
+
+    total = m if columns else n
+    edges = [total * i // threads for i in range(threads + 1)]
+    for_each_band(band, [e for e in zip(edges[:-1], edges[1:]) if e[0] < e[1]], xp)
     return out
 
 
