@@ -44,7 +44,7 @@ class VGG:
     def __init__(self, params, model="vgg16", pool="avg", taps=()):
         check_layers(model, taps)
         order = layer_names(model)
-        self.model, self.names = model, order[:max(order.index(t) for t in taps) + 1]
+        self.model, self.names = model, order[:order.index(deepest(model, taps)) + 1]
         self.layers = []
         for name in self.names:
             if name.startswith("conv"):
@@ -138,6 +138,14 @@ def layer_names(model):
     return names
 
 
+def deepest(model, layers):
+    """The deepest of ``layers`` in forward order: what ``upto`` below and in
+    :func:`numstyle.weights.load_vgg` takes, so that no convolution past it is built or read
+    (LayerError for a name that is not a layer of ``model``)."""
+    check_layers(model, layers)
+    return max(layers, key=layer_names(model).index)
+
+
 def conv_shapes(model, width=None, in_channels=3, upto=None):
     """``{conv name: (F, C, 3, 3)}``; ``width`` overrides CHANNELS (tiny test nets); ``upto``: only
     the convolutions up to that layer (the deepest a run taps, e.g. ``'relu5_1'``)."""
@@ -148,6 +156,7 @@ def conv_shapes(model, width=None, in_channels=3, upto=None):
             shapes[f"conv{b + 1}_{i + 1}"] = (width[b], c, 3, 3)
             c = width[b]
     if upto is not None:
+        check_layers(model, [upto])
         order = layer_names(model)
         shapes = {name: s for name, s in shapes.items() if order.index(name) <= order.index(upto)}
     return shapes

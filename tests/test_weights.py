@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from numstyle import vgg, weights
-from numstyle.errors import WeightsError
+from numstyle.errors import LayerError, WeightsError
 
 from conftest import real_vgg16_path
 
@@ -31,6 +31,18 @@ def test_loader_reads_only_up_to_the_deepest_layer(synthetic_vgg, upto, last):
     assert list(loaded) == names[:names.index(last) + 1]
     for name, (w, b) in loaded.items():
         np.testing.assert_array_equal(w, params[name][0], err_msg=name)
+
+
+def test_the_deepest_of_a_runs_layers_is_what_it_loads(synthetic_vgg):
+    # the trainings' losses (relu2_2 content, relu4_3 style) need nothing past conv4_3; a name
+    # that is no layer is a one-line LayerError, not a ValueError from list.index
+    assert vgg.deepest("vgg16", ["relu2_2", "relu4_3", "relu1_2"]) == "relu4_3"
+    assert vgg.deepest("vgg19", ["pool5", "conv5_4"]) == "pool5"
+    path, _ = synthetic_vgg("vgg16")
+    with pytest.raises(LayerError, match="relu4_4"):
+        vgg.deepest("vgg16", ["relu2_2", "relu4_4"])
+    with pytest.raises(LayerError, match="relu9_1"):
+        weights.load_vgg(path, "vgg16", upto="relu9_1")
 
 
 def test_kernel_layout_matches_keras_convolution(synthetic_vgg, rng):

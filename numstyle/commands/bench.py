@@ -26,7 +26,7 @@ from ..config import TRAIN, WIDTHS
 from ..backend import check_device, gpu_name, synchronize, to_device
 from ..fast import winograd_numba
 from ..optim import adam
-from ..vgg import BLOCKS, conv_shapes, layer_names, pools_before, random_params
+from ..vgg import BLOCKS, conv_shapes, deepest, layer_names, pools_before, random_params
 from .args import HelpFormatter, add_common_arguments, positive_int, three_widths
 
 BENCH_CONTENT = "conv4_2"
@@ -144,7 +144,9 @@ def summary(times, **fields):
 def bench_train(args):
     """One Johnson training iteration: transformer + VGG16 perceptual loss + backward + Adam."""
     path = args.weights or weights.find_vgg("vgg16")
-    vgg = weights.load_vgg(path, "vgg16") if path else random_params("vgg16", seed=0)
+    upto = deepest("vgg16", [TRAIN.content_layer, *TRAIN.style_layers])
+    vgg = (weights.load_vgg(path, "vgg16", upto=upto) if path
+           else random_params("vgg16", seed=0, upto=upto))
     vgg = {k: (to_device(w, args.device), to_device(b, args.device)) for k, (w, b) in vgg.items()}
     rng = np.random.default_rng(0)
     img = lambda n: to_device(
@@ -202,9 +204,9 @@ def gatys_flops(model, size):
 def bench_gatys(model, size, runs, pool="avg", weights_path=None, device="cpu", per_layer=False):
     """Time one Gatys objective evaluation; return a dict of figures."""
     path = weights_path or weights.find_vgg(model)
-    deepest = max([BENCH_CONTENT] + list(BENCH_STYLE), key=layer_names(model).index)
-    params = (weights.load_vgg(path, model, upto=deepest) if path    # as PyTorch's script: no
-              else random_params(model, seed=0, upto=deepest))       # layer past the deepest tap
+    upto = deepest(model, [BENCH_CONTENT, *BENCH_STYLE])
+    params = (weights.load_vgg(path, model, upto=upto) if path    # as PyTorch's script: no
+              else random_params(model, seed=0, upto=upto))       # layer past the deepest tap
     params = {k: (to_device(w, device), to_device(b, device)) for k, (w, b) in params.items()}
     rng = np.random.default_rng(1)
     img = lambda: to_device(rng.uniform(-120, 120, (1, 3, size, size)).astype(np.float32), device

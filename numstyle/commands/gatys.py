@@ -22,7 +22,7 @@ from ..interrupt import StopOnSignal, stopped_word
 from ..preview import Preview
 from ..schedule import content_balance, default_schedule, start_of_scale
 from ..tiles import current_rss, format_bytes, largest_fitting, memory_limit
-from ..vgg import FORWARD_BYTES_PER_PIXEL, check_layers, conv_shapes, layer_names
+from ..vgg import FORWARD_BYTES_PER_PIXEL, check_layers, conv_shapes, deepest
 from ..weights import load_vgg, resolve_vgg
 from .args import (HelpFormatter, add_bit_depth_argument, add_common_arguments,
                    add_tiling_arguments, default_out, int_list, layer_list, non_negative,
@@ -197,10 +197,10 @@ def run_record(args, start, vgg=None, preview=None):
     check_outputs(outputs, inputs, folders)
     model, path = resolve_vgg(args.model, args.weights) if vgg is None else vgg[:2]
     check_memory(args, model, sizes[-1], frames)
-    deepest = max([args.content_layer] + list(args.style_layers), key=layer_names(model).index)
+    upto = deepest(model, [args.content_layer, *args.style_layers])
     params = {
         k: (to_device(w, args.device), to_device(b, args.device))
-        for k, (w, b) in (load_vgg(path, model, upto=deepest) if vgg is None else vgg[2]).items()
+        for k, (w, b) in (load_vgg(path, model, upto=upto) if vgg is None else vgg[2]).items()
     }
     if frames:
         return run_video(args, params, model, out, start, preview)

@@ -16,7 +16,7 @@ from ..models import CONFIG_DEFAULTS, setting, shipped_models
 from ..stylize import stylize_array
 from ..tiles import (format_bytes, largest_fitting, memory_limit, network_bytes,
                      plan_network_tiles)
-from ..vgg import FORWARD_BYTES_PER_PIXEL
+from ..vgg import FORWARD_BYTES_PER_PIXEL, deepest
 from .args import (HelpFormatter, Parser, add_bit_depth_argument, add_common_arguments,
                    add_tiling_arguments, default_out, layer_list, non_negative, non_negative_int,
                    positive_float, positive_int, three_widths)
@@ -218,7 +218,8 @@ def style_loss(args, paths, style_weight):
         model, path = weights.resolve_vgg("vgg16", args.weights)
         vgg = {
             k: (to_device(w, args.device), to_device(b, args.device))
-            for k, (w, b) in weights.load_vgg(path, model).items()
+            for k, (w, b) in weights.load_vgg(
+                path, model, upto=deepest(model, [args.content_layer, *args.style_layers])).items()
         }
         images = [to_device(rgb.transpose(2, 0, 1)[None].copy(), args.device) for rgb in rgbs]
         return train.PerceptualLoss(vgg, images if len(images) > 1 else images[0],

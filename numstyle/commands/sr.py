@@ -199,7 +199,7 @@ def run_sr_train(args):
         model, path = weights.resolve_vgg("vgg16", args.weights)
         vgg = {
             k: (to_device(w, args.device), to_device(b, args.device))
-            for k, (w, b) in weights.load_vgg(path, model).items()
+            for k, (w, b) in weights.load_vgg(path, model, upto=args.content_layer).items()
         }
         feature = train.PerceptualLoss(vgg, None, args.content_layer, (), 1.0, 0.0, args.tv_weight,
                                        pool=args.pool, phase_weight=args.phase_weight,
