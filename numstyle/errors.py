@@ -1,5 +1,11 @@
-"""User-facing errors: the CLI prints their message as one line and exits non-zero."""
+"""User-facing errors: the CLI prints their message as one line and exits non-zero; warnings."""
 import os
+import sys
+
+
+def warn(line):
+    """A one-line warning on stderr, never stdout (which ``--json`` keeps for its object)."""
+    print(f"numstyle: warning: {line}", file=sys.stderr)
 
 
 class NumstyleError(Exception):

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from .data import cache_dir, fetch, find_local, search_dirs
-from .errors import NumstyleError, WeightsError
+from .errors import NumstyleError, WeightsError, warn
 from .files import atomic_path, check_input
 from .vgg import BLOCKS, conv_shapes
 
@@ -39,11 +39,11 @@ def find_vgg(model):
     return find_local("weights", VGG_FILES[model]["names"])
 
 
-def resolve_vgg(model=None, path=None, log=print):
+def resolve_vgg(model=None, path=None, log=warn):
     """Decide which model and file to use.
 
     ``model=None`` means "VGG19 as in the paper, else VGG16 when only VGG16 is
-    found locally" (said in one line). Returns ``(model, path)``.
+    found locally" (said in one line, to ``log``). Returns ``(model, path)``.
     """
     if path is not None:
         check_input(path, "weight file", WeightsError)
@@ -54,7 +54,7 @@ def resolve_vgg(model=None, path=None, log=print):
         return found_model, path
     if model is None:
         if find_vgg("vgg19") is None and find_vgg("vgg16") is not None:
-            log("numstyle: VGG19 weights not found, using VGG16 (found locally); "
+            log("VGG19 weights not found, using VGG16 (found locally); "
                 "pass --weights or put the VGG19 notop file in $NUMSTYLE_DATA/weights for the "
                 "paper's network"
                 )

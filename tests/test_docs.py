@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from conftest import real_vgg16_path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAG = re.compile(r"\((?:GC|CC|CF|K|CV|W|RP|R|P|C|SR|S|TV|TL|T|VD|V|G|I|A|J|L|N|Q|U)\d+\)")
 
@@ -30,7 +32,8 @@ def test_every_code_tag_is_derived_in_docs_and_back():
 
 
 def _snippets():
-    for path in sorted(glob.glob(os.path.join(ROOT, "docs", "*.md"))):
+    for path in [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs",
+                                                                                   "*.md"))):
         text = open(path, encoding="utf-8").read()
         for i, block in enumerate(re.findall(r"```python\n(.*?)```", text, flags=re.S)):
             yield pytest.param(block, id=f"{os.path.basename(path)}-{i}")
@@ -38,8 +41,14 @@ def _snippets():
 
 @pytest.mark.parametrize("code", list(_snippets()))
 def test_doc_snippet_runs(code, tmp_path):
+    env = dict(os.environ)
+    if "resolve_vgg" in code:  # the README's API: the real weights and the bundled images
+        vgg = real_vgg16_path()
+        if vgg is None:
+            pytest.skip("needs the VGG16 weights (NUMSTYLE_DATA)")
+        env["NUMSTYLE_DATA"] = os.path.dirname(os.path.dirname(vgg))
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=120)
+                       timeout=300, env=env)
     assert r.returncode == 0, f"snippet failed:\n{code}\n--- stderr ---\n{r.stderr[-2000:]}"
 
 

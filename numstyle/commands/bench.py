@@ -293,13 +293,10 @@ def torch_reference(args):
         return {"error": f"{script} not found (it ships with the source checkout)"}
     model = args.model if args.what == "gatys" else "vgg16"
     path = args.weights or weights.find_vgg(model)
-    cmd = [
-        sys.executable, script, "--size",
-        str(args.size), "--runs",
-        str(args.runs), "--threads",
-        str(os.cpu_count()), "--device", "cuda" if args.device == "gpu" else "cpu", "--tf32",
-        "on" if os.environ.get("CUPY_TF32", "0") == "1" else "off"
-    ]  # the same arithmetic as ours
+    cmd = [sys.executable, script, "--size", str(args.size), "--runs", str(args.runs),
+           "--threads", str(settings.get().threads),           # as many as ours: NUMSTYLE_THREADS
+           "--device", "cuda" if args.device == "gpu" else "cpu",
+           "--tf32", "on" if os.environ.get("CUPY_TF32", "0") == "1" else "off"]  # our arithmetic
     if args.what == "gatys":
         cmd += ["--model", model, "--pool", args.pool]
     else:

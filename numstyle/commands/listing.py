@@ -1,10 +1,9 @@
 """``numstyle models``: every network ``--model NAME`` can find, shipped and the user's."""
 import json
 import os
-import sys
 
 from .. import models, styles
-from ..errors import ModelError
+from ..errors import ModelError, warn
 from .args import HelpFormatter
 
 
@@ -52,9 +51,6 @@ def find_models(warn=None):
 
 
 def run_models(args):
-    def warn(line):
-        print(f"numstyle: warning: {line}", file=sys.stderr)
-
     found = find_models(warn)
     if args.json:
         print(json.dumps(found))
