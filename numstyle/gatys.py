@@ -172,8 +172,8 @@ def check_inputs(model, content, styles, style_blend, content_layer, style_layer
     if styles and (len(style_blend) != len(styles) or sum(style_blend) <= 0
                    or min(style_blend) < 0):
         raise NumstyleError(
-            f"--style-blend needs one non-negative weight per style image ({len(styles)}), "
-            "not all zero")
+            f"--style-blend {' '.join(f'{w:g}' for w in style_blend)}: needs one non-negative "
+            f"weight per style image ({len(styles)}), not all zero")
     shape = tuple(shape or (content if content is not None else styles[0]).shape)
     need = min_input_size(model, layers)
     for what, s in [("output image", shape)] + [("style image", st.shape) for st in styles]:

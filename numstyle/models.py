@@ -77,7 +77,7 @@ def load_model(path, expect=None):
     One-line :class:`ModelError` otherwise. ``expect`` ('style' or 'sr') rejects a model of the
     other kind.
     """
-    path = resolve_model_path(path)
+    path = resolve_model_path(path, expect)
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") == CHECKPOINT_FORMAT:
@@ -104,7 +104,7 @@ def load_model(path, expect=None):
 def load_any(path, expect=None):
     """A model file or a checkpoint, as ``{'params', 'config', 'state', 'adam', 'iteration'}``
     (``adam`` None and ``iteration`` 0 for a model file): what ``--add-style`` starts from."""
-    path = resolve_model_path(path)
+    path = resolve_model_path(path, expect)
     try:
         with h5py.File(path, "r") as f:
             checkpoint = f.attrs.get("format") == CHECKPOINT_FORMAT
@@ -125,8 +125,9 @@ def model_dirs():
     return [BUILTIN_DIR] + search_dirs("models")
 
 
-def resolve_model_path(name):
-    """A path, or the name of a model in :func:`model_dirs` (``candy`` -> weights/candy.h5)."""
+def resolve_model_path(name, kind=None):
+    """A path, or the name of a model in :func:`model_dirs` (``candy`` -> weights/candy.h5);
+    ``kind`` ('style' or 'sr'): which shipped models a "not found" names."""
     if os.path.exists(name) and not os.path.isdir(name):
         check_input(name, "model file", ModelError)  # a FIFO, a device, no read permission
         return name
@@ -134,7 +135,7 @@ def resolve_model_path(name):
         for candidate in (os.path.join(folder, name), os.path.join(folder, name + ".h5")):
             if os.path.isfile(candidate):
                 return candidate
-    shipped = shipped_models()
+    shipped = shipped_models(kind)
     raise ModelError(f"model not found: {name}" +
                      (f" (shipped models: {', '.join(shipped)})" if shipped else ""))
 

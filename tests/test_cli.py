@@ -87,7 +87,7 @@ def test_content_reconstruction_texture_synthesis_and_options(imgs, synthetic_vg
     ("layer", ["unknown layer 'relu9_1'"]),
     ("small", ["too small"]),
     ("nothing", ["give --content, --style, or both"]),
-    ("blend", ["--style-blend"]),
+    ("blend", ["--style-blend 1 2:", "per style image (1)"]),
     ("gpu", ["--device gpu"]),
 ])
 def test_bad_input_gives_one_line_error(case, needles, imgs, synthetic_vgg, tmp_path, capsys):
@@ -418,3 +418,29 @@ def test_a_cpu_command_never_imports_cupy(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=ROOT))
     assert done.returncode == 0, done.stderr
+
+
+def test_a_training_writes_h5_models_and_resumes_only_its_own_kind(imgs, synthetic_vgg, tmp_path,
+                                                                   capsys):
+    # a style checkpoint given to sr-train (and an sr one to train) names the command that wrote
+    # it, instead of a message about a flag the user never passed; a model named t.png is refused
+    path, _ = synthetic_vgg("vgg16")
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.open(imgs["rgb"]).resize((32, 32)).save(data / "a.png")
+    style = ["train", "--style", imgs["rgb"], "--data", str(data), "--weights", path, "--size",
+             "16", "--batch-size", "1", "--width", "4,6,8", "--n-res", "1", "--iters", "1",
+             "--no-progress"]
+    sr_train = ["sr-train", "--data", str(data), "--scale", "2", "--size", "16", "--batch-size",
+                "1", "--iters", "1", "--no-progress"]
+    code, _, err = run(style + ["--out", str(tmp_path / "t.png")], capsys)
+    assert_one_line_error(code, err, "ending in .h5")
+    assert not os.path.exists(tmp_path / "t.png") and not os.path.exists(tmp_path / "t.ckpt.h5")
+    assert run(style + ["--out", str(tmp_path / "s.h5")], capsys)[0] == 0
+    assert run(sr_train + ["--out", str(tmp_path / "r.h5")], capsys)[0] == 0
+    code, _, err = run(sr_train + ["--out", str(tmp_path / "r2.h5"), "--resume",
+                                   str(tmp_path / "s.ckpt.h5")], capsys)
+    assert_one_line_error(code, err, "checkpoint of numstyle train", "not of numstyle sr-train")
+    code, _, err = run(style + ["--out", str(tmp_path / "s2.h5"), "--resume",
+                                str(tmp_path / "r.ckpt.h5")], capsys)
+    assert_one_line_error(code, err, "checkpoint of numstyle sr-train", "not of numstyle train")

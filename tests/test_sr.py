@@ -157,6 +157,13 @@ def test_style_model_where_sr_model_expected_and_back(tmp_path, capsys, rng):
     assert len(err) == 1 and "a super-resolution model is needed" in err[0]
     assert main(["sr-eval", "--model", str(tmp_path / "missing.h5"), "--set", str(tmp_path)]) == 1
     assert "model not found" in capsys.readouterr().err
+    # a mistyped name: each command suggests the shipped models of its own kind
+    assert main(["upscale", "--model", "sr_x3", photo]) == 1
+    err = capsys.readouterr().err
+    assert "sr_x4_pixel" in err and "starry_night" not in err, err
+    assert main(["stylize", "--model", "starry_nite", photo]) == 1
+    err = capsys.readouterr().err
+    assert "starry_night" in err and "sr_x4" not in err, err
 
 
 def test_resume_takes_the_unset_flags_from_the_checkpoint(tmp_path, sr_data, synthetic_vgg,

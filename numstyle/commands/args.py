@@ -140,8 +140,8 @@ def add_tiling_arguments(p):
         "--max-memory", type=memory_size, metavar="SIZE",
         help="keep the process under SIZE (e.g. 2GB): large images run in overlapping tiles")
     p.add_argument("--tile", type=positive_int, metavar="N",
-                   help="run in tiles of about N px (core side; at least the network's margin, "
-                        "below which a tile would compute mostly margin)")
+                   help="run in tiles of about N px (core side; raised to the network's margin "
+                        "when below it, since a smaller tile would compute mostly margin)")
 
 
 def default_out(content, styles, folder="out"):

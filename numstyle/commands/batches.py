@@ -57,7 +57,7 @@ def stylize_batch(args, report, expect, transform, post, check):
     where = where_from_args(args)
     many = len(args.inputs) > 1
     check_device(args.device)
-    model_path = models.resolve_model_path(args.model)
+    model_path = models.resolve_model_path(args.model, expect)
     params, config, state = models.load_model(model_path, expect=expect)
     params, config = pick_style(args, params, config)
     suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))

@@ -94,8 +94,9 @@ def add_arguments(p):
                    help="save the image every N iterations (0: off)")
     p.add_argument(
         "--preserve-colors", choices=["none", "luminance", "histogram"], default="none",
-        help="keep the photo's colours: transfer on luminance only, or match the style's colour "
-        "histogram to the photo first")
+        help="keep the photo's colours: transfer on luminance only, or match the style image's "
+        "colour mean and covariance to the photo's first (Gatys et al.'s 'colour histogram "
+        "matching')")
     p.add_argument("--scales", type=int_list, metavar="S1,S2,...",
                    help="coarse to fine: optimise at each size, starting each from the last, "
                         "enlarged with the photo's detail, the content weight scaled to each size "

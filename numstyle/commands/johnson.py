@@ -322,6 +322,8 @@ def run_training(args, config, out, make_loss, make_step, transform, inputs=(), 
     inputs = list(inputs) + [p for p in (args.weights,) if p] + images
     # before the training, not after it; the checkpoint may replace the one resumed from
     check_outputs([out], inputs + [p for p in (args.resume,) if p])
+    if os.path.splitext(out)[1].lower() != ".h5":   # a model is HDF5: t.png would be one too
+        raise NumstyleError(f"--out {out}: give a model file name ending in .h5")
     check_outputs([ckpt_path], inputs)
     check_training_memory(args, style_hw)
     spec = models.spec_from_config(config)
@@ -425,9 +427,22 @@ RESUME_MUST_MATCH = ("size", "style_size", "batch_size", "lr", "content_weight",
                      "loss", "blur", "pool", "pixel_weight", "block_weight")
 
 
+TRAINED_BY = {"style": "numstyle train", "sr": "numstyle sr-train"}   # a config's kind -> command
+
+
+def check_kind(path, saved, kind):
+    """A checkpoint resumes only the kind of training that wrote it (a style network, or a
+    super-resolution one)."""
+    old = saved.get("kind")
+    if old != kind:
+        raise NumstyleError(f"{path} is a checkpoint of {TRAINED_BY.get(old, old)}, not of "
+                            f"{TRAINED_BY[kind]}: resume it with that command")
+
+
 def check_resume(path, saved, now):
     """A resumed run must use the checkpoint's style, network and settings (all but --iters):
     the batches and the loss are functions of them, and resuming is exact only if they match."""
+    check_kind(path, saved, now["kind"])
     if style_hashes(saved) != style_hashes(now):
         raise NumstyleError(f"{path} was trained with other style images "
                             f"({', '.join(styles.names(saved)) or 'none'}); pass the same --style "

@@ -57,7 +57,7 @@ def run_sheet(args):
     out = args.out or os.path.join("out", f"{stem}_sheet.png")
     image_format(out)
     image_size(args.photo, "photo")                        # a readable image, before the work
-    paths = [models.resolve_model_path(name) for name in names]
+    paths = [models.resolve_model_path(name, "style") for name in names]
     check_outputs([out], [args.photo] + paths)
     photo = load_image(args.photo, args.size, "photo")     # upright (EXIF), RGB
     tiles, labels = [to_bit_depth(photo)], [stem]

@@ -18,7 +18,8 @@ from .args import (HelpFormatter, add_bit_depth_argument, add_common_arguments,
                    add_tiling_arguments, non_negative, non_negative_int, positive_float,
                    positive_int)
 from .batches import add_batch_arguments, check_finite_output
-from .johnson import add_upsample_argument, chosen_settings, run_stylize, run_training
+from .johnson import (add_upsample_argument, check_kind, chosen_settings, run_stylize,
+                      run_training)
 from .report import add_json_argument, reported
 
 
@@ -136,6 +137,7 @@ def resumed_defaults(args):
         return None
     ckpt = models.load_checkpoint(args.resume)
     saved = ckpt["config"]
+    check_kind(args.resume, saved, "sr")   # before its settings are taken as this run's
     if args.upsample is None:
         args.upsample = saved.get("upsample", models.CONFIG_DEFAULTS["upsample"])
     for key in ("lr", "phase_weight", "block_weight", "pixel_weight", "pool"):
