@@ -145,11 +145,11 @@ def matmul(a, b, xp=np):
     if k >= LONG * max(n, m):                              # bands of k: partial products, summed
         parts = xp.empty((threads,) + shape, dtype=dtype)                     # (T, ..., n, m)
 
-        def band(i):
+        def partial(i):
             s = slice(k * i // threads, k * (i + 1) // threads)
             xp.matmul(a[..., s], b[..., s, :], out=parts[i])  # (..., n, k/T) @ (..., k/T, m)
 
-        for_each_band(band, list(range(threads)), xp)
+        for_each_band(partial, list(range(threads)), xp)
         return parts.sum(axis=0)                                                 # (..., n, m)
     columns = m >= LONG * max(n, k)
     out = xp.empty(shape, dtype=dtype)
