@@ -4,7 +4,10 @@ the whole ``convolve``; medians of 5, in ms.
 
     NUMSTYLE_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/winograd_steps.py 64 256 4
 
-Arguments: channels (in = out), image side, m of F(m x m, 3x3). Needs Numba (numstyle[fast]).
+    python benchmarks/winograd_steps.py 64 256 4 128   # bands of 128 tiles instead of BAND_TILES
+
+Arguments: channels (in = out), image side, m of F(m x m, 3x3), optionally the tiles per band
+(``winograd_numba.BAND_TILES``: the cache a band's buffers fill). Needs Numba (numstyle[fast]).
 """
 import sys
 
@@ -16,7 +19,10 @@ from winograd_layers import median_ms   # benchmarks/: run as a script, this fol
 
 
 def main(argv=None):
-    C, S, m = (int(a) for a in (argv or sys.argv[1:4]))
+    argv = [int(a) for a in (argv or sys.argv[1:])]
+    C, S, m = argv[:3]
+    if len(argv) > 3:
+        winograd_numba.BAND_TILES = argv[3]                     # the whole convolution's too
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, C, S, S)).astype(np.float32)
     w_hat = transform_kernel(rng.standard_normal((C, C, 3, 3)).astype(np.float32), m)
