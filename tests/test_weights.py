@@ -90,7 +90,7 @@ def test_not_a_keras_file_and_not_hdf5(tmp_path):
         weights.resolve_vgg(None, str(text))
 
 
-def test_search_falls_back_to_vgg16_in_one_line(tmp_path, monkeypatch, synthetic_vgg):
+def test_search_falls_back_to_vgg16_in_one_line(tmp_path, monkeypatch, synthetic_vgg, capsys):
     path, _ = synthetic_vgg("vgg16")
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "vgg16_imagenet_notop.h5").symlink_to(path)
@@ -101,6 +101,9 @@ def test_search_falls_back_to_vgg16_in_one_line(tmp_path, monkeypatch, synthetic
     model, found = weights.resolve_vgg(None, None, log=said.append)
     assert model == "vgg16" and found.endswith("vgg16_imagenet_notop.h5")
     assert len(said) == 1 and "using VGG16" in said[0]
+    weights.resolve_vgg()                      # by default a warning on stderr; stdout untouched
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("numstyle: warning: VGG19 weights not found"), (out, err)
 
 
 def test_no_weights_anywhere_says_where_it_looked(tmp_path, monkeypatch):
