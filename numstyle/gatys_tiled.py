@@ -178,7 +178,9 @@ def _on_core(F, cy, cx, dcore):
 
 # Peak bytes per pixel of one tile's evaluation (forward with caches, then the
 # input-gradient backward), measured with tracemalloc at 128² and 256² (the
-# slope between them; docs/benchmarks.md): 2340 B/px for VGG16, 2430 for VGG19.
+# slope between them; docs/large-images.md): 2340 B/px for VGG16, 2430 for VGG19 (1830 for VGG16
+# on 2026-12-07: the estimate stays on the safe side). The fast engine's: the reference engine
+# needs ~3600 for VGG16.
 TILE_BYTES_PER_PIXEL = {"vgg16": 2400, "vgg19": 2500}
 SAFETY = 1.25                       # allocator and BLAS overhead above what NumPy asks for
 FIXED_BYTES = 64 << 20              # bands, Winograd scratch, Gram matrices

@@ -100,3 +100,17 @@ def test_reading_order_names_only_what_exists():
                 parts = parts[1:]
             missing += [token] if any(p not in names and p != "py" for p in parts) else []
     assert not missing, f"reading-order.md names what the code does not have: {missing}"
+
+
+def test_every_relative_link_in_the_docs_names_a_file_that_exists():
+    # a renamed module leaves links like [numstyle/gatys_cli.py](../numstyle/gatys_cli.py) behind
+    broken = []
+    for path in [os.path.join(ROOT, "README.md")] + glob.glob(os.path.join(ROOT, "docs", "*.md")):
+        text = open(path, encoding="utf-8").read()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            target = target.split("#")[0]
+            if not re.fullmatch(r"[\w./-]+\.\w+", target) or re.match(r"[a-z]+:", target):
+                continue                # an anchor, http:, or LaTeX such as ](g_0+g_2)
+            if not os.path.exists(os.path.join(os.path.dirname(path), target)):
+                broken.append(f"{os.path.relpath(path, ROOT)}: {target}")
+    assert not broken, broken
