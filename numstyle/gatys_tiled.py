@@ -25,7 +25,7 @@ receptive radius (TL1). So one evaluation is two passes over the tiles:
 The cost is one extra forward pass per evaluation plus the margins; the
 memory is one tile's activations.
 """
-from . import engine, gatys, tiles
+from . import engine, gatys, settings, tiles
 from .backend import get_xp
 from .config import GATYS
 from .errors import NumstyleError
@@ -178,10 +178,17 @@ def _on_core(F, cy, cx, dcore):
 
 # Peak bytes per pixel of one tile's evaluation (forward with caches, then the
 # input-gradient backward), measured with tracemalloc at 128² and 256² (the
-# slope between them; docs/large-images.md): 2340 B/px for VGG16, 2430 for VGG19 (1830 for VGG16
-# on 2026-12-07: the estimate stays on the safe side). The fast engine's: the reference engine
-# needs ~3600 for VGG16.
+# slope between them; docs/large-images.md): 2340 B/px for VGG16, 2430 for VGG19 (1830 and 1940
+# on 2026-12-07: the estimate stays on the safe side). The reference engine's whole-image im2col
+# (conv1_2's: 64 x 9 floats a pixel) makes it 3610 for both (2026-12-07).
 TILE_BYTES_PER_PIXEL = {"vgg16": 2400, "vgg19": 2500}
+REFERENCE_TILE_BYTES_PER_PIXEL = {"vgg16": 3700, "vgg19": 3700}
+
+
+def tile_bytes_per_pixel(model):
+    """:data:`TILE_BYTES_PER_PIXEL`, or the reference engine's under ``NUMSTYLE_REFERENCE``."""
+    return (REFERENCE_TILE_BYTES_PER_PIXEL if settings.get().reference
+            else TILE_BYTES_PER_PIXEL)[model]
 SAFETY = 1.25                       # allocator and BLAS overhead above what NumPy asks for
 FIXED_BYTES = 64 << 20              # bands, Winograd scratch, Gram matrices
 
@@ -213,7 +220,7 @@ def whole_bytes(shape, model, content_layer=None, optimizer="lbfgs", weight_byte
     memory included: what :func:`plan_gatys` compares with a budget."""
     n = 3 * shape[2] * shape[3]
     return (_fixed_bytes(shape, content_layer, weight_bytes) + optimizer_bytes(n, optimizer)
-            + TILE_BYTES_PER_PIXEL[model] * SAFETY * shape[2] * shape[3])
+            + tile_bytes_per_pixel(model) * SAFETY * shape[2] * shape[3])
 
 
 def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfgs", tile=None,
@@ -236,7 +243,7 @@ def plan_gatys(budget, shape, model, layers, content_layer=None, optimizer="lbfg
     margin = -(-radius // align) * align
     if tile is not None:
         tile = max(tile, tiles.tile_floor(margin, align))
-    per_px = TILE_BYTES_PER_PIXEL[model] * SAFETY
+    per_px = tile_bytes_per_pixel(model) * SAFETY
     fixed = _fixed_bytes(shape, content_layer, weight_bytes)
     if budget is None:
         return tile, 10

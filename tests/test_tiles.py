@@ -277,3 +277,51 @@ def test_cli_gatys_with_tiles_and_per_scale_iterations(synthetic_vgg, tmp_path, 
         assert im.size == (96, 72)
     assert main(base + ["--scales", "48,96", "--iters", "2,1,3", "--out", out]) == 1
     assert "one per scale" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_the_memory_estimates_cover_each_engine(reference, monkeypatch):
+    # what --max-memory plans with (bytes per pixel x SAFETY) is at least what NumPy allocates at
+    # the peak of a pass (tracemalloc), for the fast engine and for the reference engine, whose
+    # whole-image im2col is several times larger (the shipped networks' widths, 128 px; the
+    # fixed part of each plan covers the bands and kernels)
+    import tracemalloc
+
+    from numstyle import settings, tiles, vgg
+    from numstyle.transformer import style_spec
+
+    monkeypatch.setenv("NUMSTYLE_REFERENCE", "1" if reference else "0")
+    settings.reload()
+    try:
+        side, rng = 128, np.random.default_rng(0)
+        config = {"kind": "style", "norm": "instance", "width": [16, 32, 64], "n_res": 5,
+                  "upsample": "nearest"}
+        spec = style_spec((16, 32, 64), 5, "nearest")
+        params = init_params(spec)
+        state = init_state(params, "instance")
+        rgb = rng.uniform(0, 255, (side, side, 3)).astype(np.float32)
+        stylize_array(params, config, state, rgb)                  # compiled kernels, buffers
+        tracemalloc.start()
+        stylize_array(params, config, state, rgb)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        planned = tiles.transformer_bytes_per_pixel(spec) * tiles.SAFETY * side ** 2
+        assert peak <= planned + tiles.FIXED_BYTES, (peak, planned)  # + bands, kernels
+        if reference:                                  # the fast engine's estimate would not do
+            fast = tiles.COPIES_PER_ACTIVATION * 4 * 64 / 4 * tiles.SAFETY * side ** 2
+            assert peak > fast + tiles.FIXED_BYTES, (peak, fast)
+
+        vgg_params = vgg.random_params("vgg16", upto="relu5_1")
+        img = lambda: rng.normal(0, 50, (1, 3, side, side)).astype(np.float32)  # noqa: E731
+        obj = gatys.make_objective(vgg_params, "vgg16", content=img(), styles=[img()])
+        x = img()
+        obj(x)
+        tracemalloc.start()
+        obj(x)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        planned = gatys_tiled.tile_bytes_per_pixel("vgg16") * gatys_tiled.SAFETY * side ** 2
+        assert peak <= planned + gatys_tiled.FIXED_BYTES, (peak, planned)
+    finally:
+        monkeypatch.delenv("NUMSTYLE_REFERENCE")
+        settings.reload()
