@@ -94,6 +94,13 @@ def _identity(path):
     return st.st_dev, st.st_ino
 
 
+def check_extension(path, flag, ext):
+    """Refuse an output name that does not end in ``ext`` ('.h5', '.onnx'): a model written as
+    ``t.png`` would be HDF5 all the same."""
+    if os.path.splitext(path)[1].lower() != ext:
+        raise NumstyleError(f"{flag} {path}: give a file name ending in {ext}")
+
+
 def check_outputs(outputs, inputs=(), folders=()):
     """The guard every command runs on its outputs before any work.
 

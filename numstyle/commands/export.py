@@ -6,11 +6,10 @@ The graph builder is :mod:`numstyle.onnx_export`, which imports the ``onnx`` pac
 other command starts without it and works without it installed.
 """
 import importlib
-import os
 
 from .. import models, styles
 from ..errors import NumstyleError
-from ..files import check_outputs
+from ..files import check_extension, check_outputs
 from ..models import shipped_models
 from .args import HelpFormatter
 from .report import add_json_argument, reported
@@ -59,8 +58,7 @@ def run_export(args):
         return run_export_h5(args)
     if args.half:
         raise NumstyleError("--half is for --h5: an ONNX file holds float32")
-    if os.path.splitext(args.onnx)[1].lower() != ".onnx":
-        raise NumstyleError(f"--onnx {args.onnx}: give a file name ending in .onnx")
+    check_extension(args.onnx, "--onnx", ".onnx")
     build = builder()
     path = models.resolve_model_path(args.model)
     check_outputs([args.onnx], [path])
@@ -77,8 +75,7 @@ def run_export(args):
 
 def run_export_h5(args):
     """``--h5``: the plain network of one style or blend (N4), as a model file."""
-    if os.path.splitext(args.h5)[1].lower() != ".h5":
-        raise NumstyleError(f"--h5 {args.h5}: give a file name ending in .h5")
+    check_extension(args.h5, "--h5", ".h5")
     path = models.resolve_model_path(args.model)
     check_outputs([args.h5], [path])
     params, config, state = models.load_model(path, expect="style")

@@ -9,7 +9,7 @@ from ..color import match_color, restore_chroma
 from ..config import TRAIN, WIDTHS
 from ..dataset import Batches, list_images
 from ..errors import NumstyleError
-from ..files import check_input, check_outputs
+from ..files import check_extension, check_input, check_outputs
 from ..image import image_size, load_image, resized_shape
 from ..interrupt import stopped_word
 from ..models import CONFIG_DEFAULTS, setting, shipped_models
@@ -322,8 +322,7 @@ def run_training(args, config, out, make_loss, make_step, transform, inputs=(), 
     inputs = list(inputs) + [p for p in (args.weights,) if p] + images
     # before the training, not after it; the checkpoint may replace the one resumed from
     check_outputs([out], inputs + [p for p in (args.resume,) if p])
-    if os.path.splitext(out)[1].lower() != ".h5":   # a model is HDF5: t.png would be one too
-        raise NumstyleError(f"--out {out}: give a model file name ending in .h5")
+    check_extension(out, "--out", ".h5")
     check_outputs([ckpt_path], inputs)
     check_training_memory(args, style_hw)
     spec = models.spec_from_config(config)
