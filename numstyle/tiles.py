@@ -300,44 +300,33 @@ SAFETY = 1.25                    # what the allocator and BLAS add on top of wha
 
 
 def transformer_bytes_per_pixel(spec):
-    """Estimated peak bytes per *input* pixel of an inference pass (see COPIES_PER_ACTIVATION);
-    under the reference engine, plus its largest whole-image im2col buffer
-    (:func:`reference_columns`)."""
-    widest, density = 3.0, 1.0                                     # floats per input pixel
-    for layer in spec:
-        kind = layer[0]
-        if kind == "conv":
-            density /= layer[5] ** 2
-            widest = max(widest, layer[3] * density)
-        elif kind in ("up", "resize"):  # resize: no up-sampled copy of its input
-            density *= 4                                           # ((U4) works on the small image)
-            widest = max(widest, layer[3] * density)
-    columns = reference_columns(spec) if settings.get().reference else 0.0
-    return COPIES_PER_ACTIVATION * 4 * widest + 4 * columns
+    """Estimated peak bytes per *input* pixel of an inference pass (see COPIES_PER_ACTIVATION).
 
-
-def reference_columns(spec):
-    """Floats per input pixel of the reference engine's largest column buffer: its convolutions
-    build the whole image's im2col (K1), (C k^2, pixels), or the adjoint's (CV2) -- the fast
-    engine's bands never hold more than a few MB. With the last 9x9 convolution's 16-32 input
-    channels it is 1,296-2,592 floats a pixel, far more than the activations."""
-    most, density = 0.0, 1.0                    # density: the layer's pixels per input pixel
+    Under the reference engine, plus its largest column buffer: its convolutions build the whole
+    image's im2col (K1), (C k^2, pixels), or the adjoint's (CV2) -- the fast engine's bands never
+    hold more than a few MB. With the last 9x9 convolution's 16-32 input channels that is
+    1,296-2,592 floats a pixel, far more than the activations.
+    """
+    widest, columns, density = 3.0, 0.0, 1.0   # floats per input pixel; the layer's pixels per one
     for layer in spec:
         kind = layer[0]
         if kind == "conv":                                  # ("conv", name, cin, cout, k, stride)
             density /= layer[5] ** 2
-            most = max(most, layer[2] * layer[4] ** 2 * density)
+            widest = max(widest, layer[3] * density)
+            columns = max(columns, layer[2] * layer[4] ** 2 * density)
         elif kind == "res":                                 # ("res", name, c): two 3x3
-            most = max(most, layer[2] * 9 * density)
+            columns = max(columns, layer[2] * 9 * density)
         elif kind == "up":                                  # ("up", name, cin, cout): (CV2)'s
-            most = max(most, layer[3] * 9 * density)        # columns are the small image's
+            columns = max(columns, layer[3] * 9 * density)  # columns are the small image's
             density *= 4
-        elif kind == "resize":                              # 3x3 at the up-sampled size
-            density *= 4
-            most = max(most, layer[2] * 9 * density)
+            widest = max(widest, layer[3] * density)
+        elif kind == "resize":  # no up-sampled copy ((U4) works on the small image); the
+            density *= 4        # reference's 3x3 runs at the up-sampled size
+            widest = max(widest, layer[3] * density)
+            columns = max(columns, layer[2] * 9 * density)
         elif kind == "out":                                 # ("out", name, cin, 3, k)
-            most = max(most, layer[2] * layer[4] ** 2 * density)
-    return most
+            columns = max(columns, layer[2] * layer[4] ** 2 * density)
+    return COPIES_PER_ACTIVATION * 4 * widest + (4 * columns if settings.get().reference else 0)
 
 
 def network_bytes(height, width, spec, scale=1):
