@@ -79,12 +79,14 @@ for ((sitting = 1; sitting <= what; sitting++)); do
     for command in "${commands[@]}"; do
         order=("${settings[@]}")
         if ((sitting % 2 == 0)); then       # every other sitting the other way round: drift cancels
-            order=(); for ((i = ${#settings[@]} - 1; i >= 0; i--)); do order+=("${settings[i]}"); done
+            order=()
+            for ((i = ${#settings[@]} - 1; i >= 0; i--)); do order+=("${settings[i]}"); done
         fi
         for setting in "${order[@]}"; do
             # shellcheck disable=SC2086  # the setting is words for env
             env $setting "$PY" -m numstyle bench $command --compare-torch --json --no-progress \
-                | "$PY" -c "import json, sys; r = json.loads(sys.stdin.read().strip().splitlines()[-1]);
+                | "$PY" -c "import json, sys
+r = json.loads(sys.stdin.read().strip().splitlines()[-1])
 r.update(command='bench ' + sys.argv[1], setting=sys.argv[2], sitting=int(sys.argv[3]))
 print(json.dumps(r))" "${command% --rounds*}" "$setting" "$sitting" | tee -a "$OUT/cpu.jsonl" \
                 | cut -c1-120

@@ -1,7 +1,8 @@
 """Each style of the shipped networks beside a Gatys result of the same photo and painting.
 
     python benchmarks/figure_styles_vs_gatys.py --photo tubingen.jpg --gatys DIR \
-        --out docs/figures/johnson_vs_gatys.jpg starry_night composition_vii shipwreck woman_with_hat
+        --out docs/figures/johnson_vs_gatys.jpg \
+        starry_night composition_vii shipwreck woman_with_hat
 
 One row per model name: the painting, ``numstyle gatys`` (``DIR/<photo>_<style>.png``, made
 beforehand with ``numstyle gatys --content PHOTO --style ... --each-style --out DIR/``), and the
@@ -24,9 +25,10 @@ def main():
     ap.add_argument("models", nargs="+", help="style model files or shipped names")
     ap.add_argument("--photo", required=True)
     ap.add_argument("--gatys", required=True, help="folder of the Gatys results")
-    ap.add_argument("--paintings", default=os.path.join(os.environ.get("NUMSTYLE_DATA", "."),
-                                                        "images", "style"),
-                    help="folder of the paintings, <style>.jpg (default: $NUMSTYLE_DATA/images/style)")
+    data = os.environ.get("NUMSTYLE_DATA", ".")
+    ap.add_argument("--paintings", default=os.path.join(data, "images", "style"),
+                    help="folder of the paintings, <style>.jpg "
+                         "(default: $NUMSTYLE_DATA/images/style)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     stem = os.path.splitext(os.path.basename(args.photo))[0]
@@ -34,7 +36,8 @@ def main():
     for name in args.models:
         params, config, state = models.load_model(name, expect="style")
         style = os.path.splitext(config["style"])[0]
-        gatys = np.asarray(Image.open(os.path.join(args.gatys, f"{stem}_{style}.png")).convert("RGB"))
+        gatys_path = os.path.join(args.gatys, f"{stem}_{style}.png")
+        gatys = np.asarray(Image.open(gatys_path).convert("RGB"))   # (h, w, 3)
         h, w = gatys.shape[:2]
         painting = load_image(os.path.join(args.paintings, f"{style}.jpg"), max(h, w))
         canvas = np.zeros_like(gatys)

@@ -114,3 +114,17 @@ def test_every_relative_link_in_the_docs_names_a_file_that_exists():
             if not os.path.exists(os.path.join(os.path.dirname(path), target)):
                 broken.append(f"{os.path.relpath(path, ROOT)}: {target}")
     assert not broken, broken
+
+
+def test_source_lines_are_at_most_100_characters():
+    # habit 11 of the project: lines <= 100 characters, in the library, its tests, examples,
+    # benchmarks and CI scripts alike
+    long = []
+    for folder in ("numstyle", "tests", "examples", "benchmarks", ".ci"):
+        for path in glob.glob(os.path.join(ROOT, folder, "**", "*"), recursive=True):
+            if not path.endswith((".py", ".sh")) and os.path.basename(path) != "run":
+                continue
+            for n, line in enumerate(open(path, encoding="utf-8"), 1):
+                if len(line.rstrip("\n")) > 100:
+                    long.append(f"{os.path.relpath(path, ROOT)}:{n}")
+    assert not long, f"lines over 100 characters: {long}"
