@@ -69,7 +69,7 @@ class Objective:
                                           self.style_weight * w_l)     # beta w_l (S3), (S5)
             parts["style"] += loss                                     # (S6)
             dfeats[name] = dfeats[name] + dF if name in dfeats else dF
-        feats.clear()  # free the copies before the backward
+        feats.clear()  # drop our references before the backward (copied conv taps go)
         grad = self.net.backward(dfeats, cache)                        # (V1)
         return self.finish(x, grad, parts)
 
@@ -78,7 +78,7 @@ class Objective:
         if self.tv_weight:
             loss, dx = self.losses.tv_loss(x)
             parts["tv"] = self.tv_weight * loss
-            grad += self.tv_weight * dx
+            grad += self.tv_weight * dx                                  # lambda (TV2)
         parts["total"] = parts["content"] + parts["style"] + parts["tv"]       # (G1)
         parts = to_floats(parts)  # the one read (GPU: one copy)
         self.evaluations += 1
@@ -92,10 +92,9 @@ class Objective:
 
     def scipy_fun(self, x_flat):
         """For SciPy's ``jac=True``: float64 host vector in, ``(float, float64 vector)`` out."""
-        # (1, 3, H, W), host -> device
-        x = self.xp.asarray(x_flat.reshape(self.shape), dtype=np.float32)
-        f, g = self(x)
-        return float(f), to_host(g).astype(np.float64).ravel()
+        x = self.xp.asarray(x_flat.reshape(self.shape), dtype=np.float32)  # (3HW,) -> (1, 3, H, W)
+        f, g = self(x)                                                   # g: (1, 3, H, W)
+        return float(f), to_host(g).astype(np.float64).ravel()          # (3HW,) float64
 
 
 def make_objective(params, model=GATYS.model, content=None, styles=(), style_blend=None,
@@ -116,6 +115,14 @@ def make_objective(params, model=GATYS.model, content=None, styles=(), style_ble
         Preprocessed style images (any sizes); empty for content reconstruction.
     style_blend : list of float, optional
         Blend weights of the style images' Gram targets (S7); normalised to sum 1.
+    pool : {'avg', 'max'}
+        VGG's pooling (the paper prefers average).
+    content_layer : str
+        The layer whose features (C1) compares, e.g. ``'relu4_2'`` (``'conv4_2'``: before its
+        ReLU); content reconstruction from lower layers keeps more of the photo.
+    style_layers : sequence of str
+        The layers whose Gram matrices (S3) compares, ``relu1_1`` ... ``relu5_1`` by default;
+        texture synthesis from fewer, lower layers keeps smaller structures.
     style_layer_weights : list of float, optional
         ``w_l`` per style layer; default ``1 / len(style_layers)`` each.
     content_weight, style_weight, tv_weight : float
@@ -280,17 +287,13 @@ def scipy_lbfgs(objective, x0, iters, lo, hi, after_iteration, maxcor=GATYS.maxc
     device = "cpu" if get_xp(x0) is np else "gpu"
     shape = objective.shape
 
-    def cb(xk):  # host -> device only if a callback asks
+    def cb(xk):  # xk (3HW,): host -> device (1, 3, H, W) only if a callback asks
         after_iteration(lambda: to_device(xk.reshape(shape).astype(np.float32), device))
 
-    res = minimize(
-        objective.scipy_fun,
-        to_host(x0).astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
-        bounds=Bounds(lo.ravel(), hi.ravel()), callback=cb, options={
-            "maxiter": iters,
-            "maxfun": 2 * iters + 20,
-            "ftol": 0.0,
-            "gtol": 0.0,
-            "maxcor": maxcor
-        })
-    return to_device(res.x.reshape(shape).astype(np.float32), device)
+    x0_flat = to_host(x0).astype(np.float64).ravel()                # (1, 3, H, W) -> (3HW,)
+    bounds = Bounds(lo.ravel(), hi.ravel())                         # (3HW,) each, (I1)
+    options = {"maxiter": iters, "maxfun": 2 * iters + 20, "ftol": 0.0, "gtol": 0.0,
+               "maxcor": maxcor}   # run the iterations asked for: no early stop
+    res = minimize(objective.scipy_fun, x0_flat, jac=True, method="L-BFGS-B", bounds=bounds,
+                   callback=cb, options=options)
+    return to_device(res.x.reshape(shape).astype(np.float32), device)  # (3HW,) -> (1, 3, H, W)

@@ -5,8 +5,9 @@ The contract every layer keeps (CS231n's ``*_forward`` / ``*_backward``, as obje
 - ``forward(x) -> (y, cache)``: the output, and what the backward needs.
 - ``backward(dy, cache) -> (dx, grads)``: the gradient of the input, and of
   each parameter as ``{'w': dw, 'b': db}`` (empty for a layer without
-  parameters, or one whose ``trainable`` is False). ``dx`` is None when the
-  layer's ``input_grad`` is False: nothing below it needs one.
+  parameters, or one whose ``trainable`` is False). A convolution's ``dx`` is
+  None when its ``input_grad`` is False: nothing below it needs one (the first
+  layer of a network whose input is data; the other layers always return one).
 - ``layer(x) -> y``: inference, the forward with nothing kept.
 
 This file is the reference engine's: NumPy or CuPy through ``xp``, nothing
@@ -28,8 +29,9 @@ and col2im, its adjoint, adds each column entry back where it came from
 .. math::  dx_{\mathrm{pad}}[n, c, y, x] = \sum_{s h + i = y,\ s w + j = x}
            dX_{\mathrm{col}}[n, (c, i, j), (h, w)]                                      \tag{K2}
 
-With the kernel as a matrix :math:`W_{\mathrm{row}}` (F, C kh kw), the convolution
-is one matrix product per image, and its backward three more:
+With the kernel as a matrix :math:`W_{\mathrm{row}}` (F, C kh kw) -- ``Ckk`` in the
+shape comments -- and ``L = Ho Wo`` output pixels, the convolution is one matrix
+product per image, and its backward three more:
 
 .. math::  y[n] = W_{\mathrm{row}} X_{\mathrm{col}}[n] + b \mathbf{1}^\top              \tag{CV1}
 .. math::  dx = \mathrm{col2im}\big(W_{\mathrm{row}}^\top\, dy[n]\big)                  \tag{CV2}
@@ -89,7 +91,7 @@ def output_size(size, k, stride, pad):
 
 
 def im2col(x, kh, kw, stride=1, pad=0):
-    """(K1): every window of ``x`` (N, C, H, W) as a column: (N, C kh kw, Ho Wo)."""
+    """(K1): every window of ``x`` (N, C, H, W) as a column: (N, Ckk, L)."""
     xp = get_xp(x)
     N, C, H, W = x.shape
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
@@ -98,12 +100,11 @@ def im2col(x, kh, kw, stride=1, pad=0):
     for i in range(kh):
         for j in range(kw):  # tap (i, j) of every window
             cols[:, :, i, j] = xpad[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride]
-    return cols.reshape(N, C * kh * kw, Ho * Wo)                            # (N, C kh kw, Ho Wo)
+    return cols.reshape(N, C * kh * kw, Ho * Wo)                            # (N, Ckk, L)
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
-    """(K2), the adjoint of :func:`im2col`: columns (N, C kh kw, Ho Wo) summed back into (N, C, H,
-    W)."""
+    """(K2), the adjoint of :func:`im2col`: columns (N, Ckk, L) summed back into (N, C, H, W)."""
     xp = get_xp(cols)
     N, C, H, W = x_shape
     Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
@@ -120,8 +121,8 @@ def conv2d_input_grad(dy, w, x_shape, stride, pad):
     adjoint."""
     N, F, Ho, Wo = dy.shape
     _, C, kh, kw = w.shape
-    w_row = w.reshape(F, C * kh * kw)                                       # (F, C kh kw)
-    dcols = w_row.T @ dy.reshape(N, F, Ho * Wo)  # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)
+    w_row = w.reshape(F, C * kh * kw)                                       # (F, Ckk)
+    dcols = w_row.T @ dy.reshape(N, F, Ho * Wo)  # (Ckk, F) @ (N, F, L) -> (N, Ckk, L)  (CV2)
     return col2im(dcols, x_shape, kh, kw, stride, pad)  # (N, C, H, W)        (K2)
 
 
@@ -130,9 +131,9 @@ def conv2d_weight_grad(dy, x, w_shape, stride, pad):
     them)."""
     N, F, Ho, Wo = dy.shape
     cols = im2col(x, w_shape[2], w_shape[3], stride, pad)  # (N, Ckk, L)         (K1)
-    dw = dy.reshape(N, F, Ho * Wo) @ cols.transpose(0, 2,
-                                                    1)  # (N, F, L) @ (N, L, Ckk) -> (N, F, Ckk)
-    return dw.sum(axis=0).reshape(w_shape)                                  # (F, C, kh, kw)
+    cols_t = cols.transpose(0, 2, 1)                                        # (N, L, Ckk)
+    dw = dy.reshape(N, F, Ho * Wo) @ cols_t  # (N, F, L) @ (N, L, Ckk) -> (N, F, Ckk)   (CV3)
+    return dw.sum(axis=0).reshape(w_shape)  # sum over n: (F, Ckk) -> (F, C, kh, kw)   (CV3)
 
 
 class Conv2d(Layer):
@@ -155,18 +156,19 @@ class Conv2d(Layer):
     def forward(self, x):
         N, C, H, W = x.shape
         F, _, kh, kw = self.w.shape
-        Ho, Wo = output_size(H, kh, self.stride,
-                             self.pad), output_size(W, kw, self.stride, self.pad)
+        Ho = output_size(H, kh, self.stride, self.pad)
+        Wo = output_size(W, kw, self.stride, self.pad)
         cols = im2col(x, kh, kw, self.stride, self.pad)  # (N, Ckk, L)         (K1)
         y = self.w.reshape(F, -1) @ cols  # (F, Ckk) @ (N, Ckk, L) -> (N, F, L)  (CV1)
         if self.b is not None:
-            y += self.b.reshape(1, F, 1)                                    # (CV1): + b 1^T
-        return y.reshape(N, F, Ho, Wo), x
+            y += self.b.reshape(1, F, 1)  # (1, F, 1) broadcast over n, l      (CV1): + b 1^T
+        return y.reshape(N, F, Ho, Wo), x                                   # (N, F, Ho, Wo)
 
     def backward(self, dy, cache):
         x = cache
-        dx = conv2d_input_grad(dy, self.w, x.shape, self.stride,
-                               self.pad) if self.input_grad else None  # (CV2)
+        dx = None
+        if self.input_grad:
+            dx = conv2d_input_grad(dy, self.w, x.shape, self.stride, self.pad)     # (CV2)
         if not self.trainable:
             return dx, {}
         grads = {"w": conv2d_weight_grad(dy, x, self.w.shape, self.stride, self.pad)}   # (CV3)
@@ -204,8 +206,8 @@ def unpool_windows(d, x_shape, k):
     N, C, Ho, Wo, _ = d.shape
     d = d.reshape(N, C, Ho, Wo, k, k).transpose(0, 1, 2, 4, 3, 5)           # (N, C, Ho, k, Wo, k)
     dx = xp.zeros(x_shape, dtype=d.dtype)
-    dx[:, :, :Ho * k, :Wo * k] = d.reshape(N, C, Ho * k, Wo * k)
-    return dx
+    dx[:, :, :Ho * k, :Wo * k] = d.reshape(N, C, Ho * k, Wo * k)            # (N, C, Ho k, Wo k)
+    return dx                                                               # (N, C, H, W)
 
 
 class AvgPool2d(Layer):

@@ -1,5 +1,9 @@
 r"""Perceptual losses. Each returns ``(loss, grad)`` -- SciPy's ``jac=True`` contract.
 
+``loss`` is a float on NumPy; on CuPy it is the 0-d device array, read once per step
+(:func:`numstyle.backend.scalar`). The Gram helpers (:func:`gram_forward`, :func:`gram_backward`)
+return their value and its cache, or the gradient, as the layers do.
+
 Notation (Gatys et al.): a layer :math:`l` has :math:`N_l` feature maps of
 :math:`M_l = H_l W_l` pixels; :math:`F^l \in \mathbb{R}^{N_l \times M_l}` holds
 the generated image's responses, :math:`P^l` the content image's.
@@ -23,7 +27,8 @@ Style loss of one layer (Gatys' normalisation) and its gradient:
 .. math::  \frac{\partial E_l}{\partial F} = \frac{1}{N_l^2 M_l^2} (G - A) F
            \;=\; \frac{1}{N_l^2 M_l^2} \big(F^\top (G - A)\big)^\top                       \tag{S5}
 
-(S5) is (S2) applied to the symmetric (S4); the seeds write it transposed.
+(S5) is (S2) applied to the symmetric (S4); the seeds (the project's founding notes,
+docs/experiments.md) write it transposed.
 Several layers: :math:`L_{\mathrm{style}} = \sum_l w_l E_l`                           (S6).
 Style targets :math:`A` from a style image of a different size are rescaled to
 the generated image's :math:`M_l`: :math:`A = (M_l / M^s_l)\, F^s F^{s\top}`, and
@@ -148,8 +153,8 @@ def style_layer_loss(F, A, weight=1.0):
     _, N_l, H, W = F.shape
     G, Fm = gram_forward(F)                                     # (1, N_l, N_l)       (S1)
     loss, dG = style_loss_from_gram(G, A, H * W, weight)        # (S3), (S4)
-    dF = gram_backward(dG, Fm)                                  # (S2) -> (S5)
-    return loss, dF.reshape(F.shape)
+    dF = gram_backward(dG, Fm)                                  # (1, N_l, M_l)  (S2) -> (S5)
+    return loss, dF.reshape(F.shape)                            # (1, N_l, H, W)
 
 
 def style_loss_from_gram(G, A, M_l, weight=1.0):
@@ -253,7 +258,8 @@ def phase_loss(x, period=4):
 def _whole_periods(x, p):
     """The top-left whole ``p`` x ``p`` periods of ``x`` (N, C, H, W): (N, C, H/p, p, W/p, p)."""
     N, C, H, W = x.shape
-    return x[:, :, :H // p * p, :W // p * p].reshape(N, C, H // p, p, W // p, p)
+    whole = x[:, :, :H // p * p, :W // p * p]                   # (N, C, H/p p, W/p p)
+    return whole.reshape(N, C, H // p, p, W // p, p)            # (N, C, H/p, p, W/p, p)
 
 
 def block_mean_loss(x, y, size=4):
@@ -310,9 +316,8 @@ def feature_loss(F, P, weight=1.0):
     """
     N, C, H, W = F.shape
     diff = F - P
-    loss = weight * scalar(diff.ravel() @ diff.ravel()) / (N * C * H * W
-                                                           )  # (J3), mean over the batch
-    diff *= diff.dtype.type(2.0 * weight / (N * C * H * W))
+    loss = weight * scalar(diff.ravel() @ diff.ravel()) / (N * C * H * W)  # (J3), batch mean
+    diff *= diff.dtype.type(2.0 * weight / (N * C * H * W))   # d(J3)/dF = 2 w (F - P) / NCHW
     return loss, diff
 
 
@@ -343,4 +348,5 @@ def style_loss_johnson(F, Gs, weight=1.0):
     diff = G - Gs                                                              # (N, C, C)
     loss = weight * scalar((diff * diff).sum()) / N  # (J5), mean over the batch
     dG = diff * (2.0 * weight / (N * C * H * W))  # d(J5)/dG, through the 1/(CHW) of (J4)
-    return loss, gram_backward(dG, Fm).reshape(F.shape)                        # (S2)
+    dF = gram_backward(dG, Fm)                                  # (N, C, H W)          (S2)
+    return loss, dF.reshape(F.shape)                            # (N, C, H, W)

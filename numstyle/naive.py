@@ -12,7 +12,6 @@ import numpy as np
 from .backend import get_xp
 from .fast.winograd import TRANSFORMS
 from .layers import AvgPool2d, Conv2d, MaxPool2d, ReLU, output_size
-from .losses import content_loss, feature_loss, style_target  # noqa: F401  (already one sum each)
 from .transformer_layers import ConvTranspose2d, Norm, ReflectionPad2d, Upsample
 
 
@@ -306,6 +305,35 @@ LAYERS = {
 }  # reference layer -> its twin
 
 # --- the losses, with the signatures of numstyle.losses -------------------------------------------
+
+def content_loss(F, P, weight=1.0):
+    """(C1) as a sum of squares and (C2) entry by entry, both times ``weight``."""
+    loss, dF = 0.0, get_xp(F).zeros_like(F)
+    for index in np.ndindex(*F.shape):
+        d = F[index] - P[index]
+        loss += float(0.5 * weight * d * d)                                 # (C1)
+        dF[index] = weight * d                                              # (C2)
+    return loss, dF
+
+
+def style_target(G_style, M_style, M_target):
+    """(S7) entry by entry: each Gram entry per style pixel, times the generated image's pixels."""
+    A = get_xp(G_style).zeros_like(G_style)
+    for index in np.ndindex(*G_style.shape):
+        A[index] = G_style[index] / M_style * M_target                      # (S7)
+    return A
+
+
+def feature_loss(F, P, weight=1.0):
+    """(J3) entry by entry: the mean squared difference over the batch's ``N C H W`` values."""
+    size = F.size
+    loss, dF = 0.0, get_xp(F).zeros_like(F)
+    for index in np.ndindex(*F.shape):
+        d = F[index] - P[index]
+        loss += float(weight * d * d / size)                                # (J3)
+        dF[index] = 2.0 * weight * d / size
+    return loss, dF
+
 
 def gram_forward(F):
     """(S1) entry by entry, ``G_ij = sum_k F_ik F_jk``: (N, C, H, W) -> (N, C, C), and F as

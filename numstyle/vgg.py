@@ -52,7 +52,7 @@ class VGG:
                 layer.trainable = False  # constants: no (CV3), (CV4)
             elif name.startswith("relu"):
                 layer = ReLU()
-                layer.inplace = True     # its input and gradient are VGG's alone (taps are copied)
+                layer.inplace = True     # its input is VGG's alone: forward copies conv taps
             else:
                 layer = POOLS[pool](2)
             layer.name = name

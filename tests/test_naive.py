@@ -210,6 +210,9 @@ def test_style_target_rescales_to_the_generated_size(rng):
     gram = lambda F: losses.gram_forward(F)[0]  # noqa: E731
     np.testing.assert_allclose(losses.style_target(gram(F), 16, 16),
                                losses.style_target(gram(big), 64, 16), rtol=1e-12)
+    # and the loop twin, entry by entry, gives the reference's target
+    np.testing.assert_allclose(naive.style_target(gram(big), 64, 16),
+                               losses.style_target(gram(big), 64, 16), rtol=1e-12)
 
 
 @pytest.mark.parametrize("m", [2, 4])                    # F(2x2, 3x3) and F(4x4, 3x3)
