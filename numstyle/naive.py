@@ -5,7 +5,8 @@ constructor and the same ``forward(x) -> (y, cache)`` / ``backward(dy, cache)
 -> (dx, grads)`` contract, written one output value (or one window) at a
 time, straight from its equation. The loss functions have the signatures of
 :mod:`numstyle.losses`. Slow by design: for small float64 cases only
-(``tests/test_naive.py``, ``tests/test_gradcheck.py``).
+(``tests/test_naive.py`` holds each twin to the vectorised code;
+``tests/test_gradcheck.py`` also checks the loss twins by finite differences).
 """
 import numpy as np
 
@@ -133,10 +134,10 @@ class ConvTranspose2dLoops(ConvTranspose2d):
 
     def backward(self, dy, cache):
         x = cache
-        dx = correlate(dy, self.w, self.stride, self.pad)                   # (T2)
-        return dx, ({
-            "w": window_products(dy, x, self.w.shape, self.stride, self.pad)
-        } if self.trainable else {})
+        dx = correlate(dy, self.w, self.stride, self.pad) if self.input_grad else None  # (T2)
+        if not self.trainable:
+            return dx, {}
+        return dx, {"w": window_products(dy, x, self.w.shape, self.stride, self.pad)}  # (T2)
 
 
 class ReLULoops(ReLU):

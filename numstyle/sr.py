@@ -35,7 +35,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from . import engine
-from .backend import get_xp, scalar, to_device, to_host
+from .backend import get_xp, to_device, to_host
 from .dataset import random_crop
 from .errors import ImageError
 from .models import spec_from_config
@@ -84,13 +84,11 @@ def training_pair(scale, size, sigma):
 
 
 class PixelLoss:
-    """(SR3): mean squared error in RGB 0..255, with the ``(parts, dy)`` interface of
-    PerceptualLoss."""
+    """(SR3): mean squared error in RGB 0..255 -- Johnson's feature loss (J3) taken of the pixels
+    instead of VGG's features -- with the ``(parts, dy)`` interface of PerceptualLoss."""
     def __call__(self, y_hat, y):
-        n = y_hat.size
-        diff = y_hat - y
-        loss = scalar(diff.ravel() @ diff.ravel()) / n                               # (SR3)
-        return {"total": loss, "content": loss, "style": 0.0, "tv": 0.0}, diff * (2.0 / n)
+        loss, dy = engine.losses(get_xp(y_hat)).feature_loss(y_hat, y)      # (SR3) = (J3) of pixels
+        return {"total": loss, "content": loss, "style": 0.0, "tv": 0.0}, dy
 
 
 class AddedTerm:
@@ -113,7 +111,7 @@ class AddedTerm:
             value, grad = self.term(y_hat, y)
             parts[self.name] = self.weight * value
             parts["total"] = parts["total"] + parts[self.name]                       # (SR4)
-            dy = dy + self.weight * grad
+            dy = dy + self.weight * grad                                                 # (SR4)
         return parts, dy
 
 
@@ -154,12 +152,12 @@ def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=Non
 def upscale_array(params, config, state, rgb, device="cpu"):
     """One image (h, w, 3) RGB 0..255 -> (scale h, scale w, 3), one forward pass."""
     s = config["scale"]
-    lr = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)
-    up = to_device(
-        bicubic(rgb, (rgb.shape[0] * s, rgb.shape[1] * s)).transpose(2, 0, 1)[None].copy(), device)
+    lr = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)          # (1, 3, h, w)
+    up = bicubic(rgb, (rgb.shape[0] * s, rgb.shape[1] * s))                  # (s h, s w, 3)
+    up = to_device(up.transpose(2, 0, 1)[None].copy(), device)               # (1, 3, s h, s w)
     y, _ = sr_forward(params, spec_from_config(config), config, lr, up, train=False, state=state,
                       keep_caches=False)
-    return np.clip(to_host(y)[0].transpose(1, 2, 0), 0, 255)
+    return np.clip(to_host(y)[0].transpose(1, 2, 0), 0, 255)                 # (s h, s w, 3)
 
 
 def match_histograms(out_rgb, ref_rgb):
@@ -176,7 +174,7 @@ def match_histograms(out_rgb, ref_rgb):
         ref_q = (np.arange(ref_sorted.size) + 0.5) / ref_sorted.size
         matched = np.empty(src.size)
         matched[order] = np.interp(quantiles, ref_q, ref_sorted)
-        result[..., c] = matched.reshape(out_rgb.shape[:2])
+        result[..., c] = matched.reshape(out_rgb.shape[:2])                  # (H W,) -> (H, W)
     return result
 
 

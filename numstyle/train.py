@@ -1,11 +1,11 @@
 r"""Training Johnson et al.'s networks: the perceptual loss, the Adam loop, checkpoints.
 
-One iteration: a batch of photos :math:`y_c` goes through the transformer
-:math:`\hat y = f_W(y_c)`, then through VGG16; the loss
+One iteration: a batch of photos :math:`y_1 \dots y_N` goes through the transformer
+:math:`\hat y_n = f_W(y_n)`, then through VGG16; the loss, a mean over the batch,
 
-.. math::  \lambda_c\, \ell_{\mathrm{feat}}(\hat y, y_c)
-           + \lambda_s \sum_j \ell_{\mathrm{style}}^{(j)}(\hat y, y_s)
-           + \lambda_{TV}\, \ell_{TV}(\hat y)
+.. math::  \frac1N \sum_n \Big[\lambda_c\, \ell_{\mathrm{feat}}(\hat y_n, y_n)
+           + \lambda_s \sum_j \ell_{\mathrm{style}}^{(j)}(\hat y_n, y_s)
+           + \lambda_{TV}\, \ell_{TV}(\hat y_n)\Big]
            + \lambda_P\, L_{\mathrm{phase}}(\hat y)                                   \tag{J6}
 
 is pushed back through VGG to :math:`\hat y` (V1), then through the
@@ -96,14 +96,13 @@ class PerceptualLoss:
         layers = [self.content_layer] + [n for n in self.style_layers if n != self.content_layer]
         feats, cache = self.vgg.forward(rgb_to_vgg(y_hat), layers)
         parts, dfeats = {}, {}
-        parts["content"], dfeats[self.content_layer] = L.feature_loss(feats[self.content_layer],
-                                                                      target[self.content_layer],
-                                                                      wc)  # (J3)
+        parts["content"], dfeats[self.content_layer] = L.feature_loss(
+            feats[self.content_layer], target[self.content_layer], wc)              # (J3)
         parts["style"] = 0.0
         for name in self.style_layers:
             loss, dF = L.style_loss_johnson(feats[name], grams[name], ws)  # (J5)
             parts["style"] += loss
-            dfeats[name] = dfeats[name] + dF if name in dfeats else dF
+            dfeats[name] = dfeats[name] + dF if name in dfeats else dF  # a shared tap: (V1)
         del feats, target                       # copies the backward does not need: free them first
         dy = vgg_grad_to_rgb(self.vgg.backward(dfeats, cache))  # (V1), (I1)
         parts["tv"] = 0.0
@@ -229,20 +228,17 @@ def _to_device(batch, device):
 
 
 def params_to(params, device):
-    return {
-        k: to_device(np.asarray(to_host(v), dtype=np.float32), device)
-        for k, v in params.items()
-    }
+    """``{name: array}`` as float32 on ``device`` ('cpu' or 'gpu'): a model file's parameters to
+    where the training runs."""
+    return {k: to_device(np.asarray(to_host(v), dtype=np.float32), device)
+            for k, v in params.items()}
 
 
 def adam_to(adam_state, device):
-    return {
-        k: {
-            **st,
-            **{
-                m: to_device(st[m], device)
-                for m in ("m", "v") if m in st
-            }
-        }
-        for k, st in adam_state.items()
-    }
+    """Adam's state ``{name: {'t': int, 'm': array, 'v': array}}`` with its moment arrays
+    moved to ``device`` (a checkpoint's state to where the training resumes)."""
+    moved = {}
+    for k, st in adam_state.items():
+        moved[k] = dict(st)
+        moved[k].update({m: to_device(st[m], device) for m in ("m", "v") if m in st})
+    return moved

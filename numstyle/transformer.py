@@ -6,8 +6,8 @@ normalisation + ReLU after every non-residual convolution except the last,
 residual blocks, stride-2 convolutions down and stride-1/2 (transposed)
 convolutions up -- or, with ``upsample='nearest'``, nearest-neighbour
 up-sampling (U1) followed by a stride-1 convolution, which has no period-2
-checkerboard, computed as four 2x2 convolutions of the small image
-(:mod:`numstyle.fast.upsample`) -- and a scaled tanh output:
+checkerboard (the fast path computes it as four 2x2 convolutions of the small
+image, :mod:`numstyle.fast.upsample`) -- and a scaled tanh output:
 
 .. math::  \hat y = 127.5\, (\tanh(z) + 1) \in [0, 255]                        \tag{J1}
 
@@ -21,6 +21,15 @@ the two convolutions, and adds the two:  :math:`dx = dr + J_{\mathrm{branch}}^\t
 
 The network's input is the RGB photo scaled to [-1, 1]; its output is RGB in
 0..255 (J1), fully convolutional: any size in, the same size out.
+
+A network is described by a *spec*, a list of tuples, one per block, each
+``(kind, name, *args)``:
+
+- ``("conv", name, cin, cout, k, stride)``: reflection pad, convolution, norm, ReLU;
+- ``("res", name, c)``: a residual block (J2) of two 3x3 convolutions on ``c`` channels;
+- ``("up", name, cin, cout)``: a 3x3 transposed convolution of stride 2 (T1), norm, ReLU;
+- ``("resize", name, cin, cout)``: nearest up-sampling x2 and a 3x3 convolution (U1), norm, ReLU;
+- ``("out", name, cin, cout, k)``: reflection pad, convolution with a bias, scaled tanh (J1).
 """
 import numpy as np
 
@@ -71,11 +80,10 @@ def init_params(spec, seed=0, dtype=np.float32, styles=0):
     norm_shape = (lambda c: (styles, c)) if styles else (lambda c: (c,))
 
     def conv(name, cin, cout, k, transposed=False, norm=True):
-        shape = (cin, cout, k,
-                 k) if transposed else (cout, cin, k,
-                                        k)  # transposed: laid out as the conv it inverts
-        params[f"{name}.w"] = (rng.standard_normal(shape) * np.sqrt(2.0 /
-                                                                    (cin * k * k))).astype(dtype)
+        # a transposed convolution is laid out as the convolution it is the adjoint of
+        shape = (cin, cout, k, k) if transposed else (cout, cin, k, k)
+        he = np.sqrt(2.0 / (cin * k * k))
+        params[f"{name}.w"] = (rng.standard_normal(shape) * he).astype(dtype)
         # a bias before a normalisation is cancelled by its mean: only the last conv has one
         if not norm:
             params[f"{name}.b"] = np.zeros(cout, dtype)
@@ -83,26 +91,30 @@ def init_params(spec, seed=0, dtype=np.float32, styles=0):
             params[f"{name}.gamma"] = np.ones(norm_shape(cout), dtype)
             params[f"{name}.beta"] = np.zeros(norm_shape(cout), dtype)
 
-    for layer in spec:
-        kind, name = layer[:2]
+    for kind, name, *args in spec:        # the spec's formats: the module docstring
         if kind == "conv":
-            conv(name, *layer[2:5])
+            cin, cout, k, _ = args
+            conv(name, cin, cout, k)
         elif kind == "res":
-            conv(f"{name}.1", layer[2], layer[2], 3)
-            conv(f"{name}.2", layer[2], layer[2], 3)
+            c, = args
+            conv(f"{name}.1", c, c, 3)
+            conv(f"{name}.2", c, c, 3)
         elif kind == "up":
-            conv(name, layer[2], layer[3], 3, transposed=True)
+            cin, cout = args
+            conv(name, cin, cout, 3, transposed=True)
         elif kind == "resize":
-            conv(name, layer[2], layer[3], 3)
+            cin, cout = args
+            conv(name, cin, cout, 3)
         else:
-            conv(name, *layer[2:5], norm=False)
+            cin, cout, k = args
+            conv(name, cin, cout, k, norm=False)
             params[f"{name}.w"] *= 0.1  # start near mid-grey output
     return params
 
 
 def init_state(params, norm):
-    """Batch norm running statistics ``{'c1.mean': (C,), 'c1.var': (C,), ...}``; empty for instance
-    norm."""
+    """Batch norm running statistics ``{'c1': {'mean': (C,), 'var': (C,)}, ...}``, one entry per
+    normalised layer; empty for instance norm."""
     if norm != "batch":
         return {}
     state = {}
@@ -164,7 +176,7 @@ def build(params, spec, norm="instance", train=True, state=None, trainable=True,
             layer = Norm(gamma, beta, norm, running, train)                         # (N1)
         elif trainable:
             layer = ConditionalNorm(gamma, beta, mix, norm, running, train)         # (N4), (N1)
-        else:  # inference: the mixed pair is a constant                              (N4)
+        else:  # inference: the mixed pair is a constant: (S,) @ (S, C) -> (C,)     (N4)
             layer = Norm(mix @ gamma, mix @ beta, norm, running, train)
         layer = named(layer, name)
         return [layer, ReLU()] if relu else [layer]                                 # (N1), (R1)
@@ -174,25 +186,26 @@ def build(params, spec, norm="instance", train=True, state=None, trainable=True,
         return layer
 
     layers = []
-    for kind, name, *shape in spec:
+    for kind, name, *args in spec:        # the spec's formats: the module docstring
         if kind == "conv":
-            layers += conv(name, shape[2], shape[3]) + norm_relu(name)
+            _, _, k, stride = args
+            layers += conv(name, k, stride) + norm_relu(name)
         elif kind == "res":                                                         # (J2)
             a, b = f"{name}.1", f"{name}.2"
-            layers.append(
-                Residual(Sequential(conv(a, 3) + norm_relu(a) + conv(b, 3) + norm_relu(b, False))))
+            branch = conv(a, 3) + norm_relu(a) + conv(b, 3) + norm_relu(b, relu=False)
+            layers.append(Residual(Sequential(branch)))
         elif kind == "up":
-            layers += [named(ConvTranspose2d(params[f"{name}.w"], 2, 1, 1), name, conv=True)
-                       ] + norm_relu(name)  # (T1)
+            up = ConvTranspose2d(params[f"{name}.w"], 2, 1, 1)                        # (T1)
+            layers += [named(up, name, conv=True)] + norm_relu(name)
         elif kind == "resize":
-            layers += [named(UpsampleConv(params[f"{name}.w"]), name, conv=True)
-                       ] + norm_relu(name)  # (U1), (RP1), (CV1)
+            up = UpsampleConv(params[f"{name}.w"])                       # (U1), (RP1), (CV1)
+            layers += [named(up, name, conv=True)] + norm_relu(name)
         else:
-            layers += conv(name, shape[2], bias=True) + [ScaledTanh()]                # (J1)
+            _, _, k = args
+            layers += conv(name, k, bias=True) + [ScaledTanh()]                       # (J1)
     if size is not None and _out_size(spec, *size) != _grown_size(spec, *size):
         layers.append(Crop(*_out_size(spec, *size)))  # up-sampling overshot
-    return engine.select(Sequential(layers),
-                         xp)  # registered fast paths may stand in for each layer
+    return engine.select(Sequential(layers), xp)  # fast paths may stand in for each layer
 
 
 def transformer_forward(params, x, spec, norm="instance", train=True, state=None, keep_caches=True,

@@ -63,7 +63,8 @@ from .layers import Conv2d, Layer, Sequential, conv2d_input_grad, conv2d_weight_
 
 
 class ReflectionPad2d(Layer):
-    """Pad H and W by ``p`` mirrored pixels (RP1)-(RP2); needs p < H and p < W."""
+    """Pad H and W by ``p`` mirrored pixels (RP1)-(RP2): (N, C, H, W) -> (N, C, H + 2p, W + 2p);
+    needs p < H and p < W."""
 
     def __init__(self, p):
         self.p = p
@@ -95,13 +96,22 @@ class Norm(Layer):
 
     Parameters
     ----------
+    gamma, beta : ndarray, shape (C,)
+        Scale and shift after the normalisation (N1).
     kind : {'instance', 'batch'}
+        The statistics of each image's channel (instance) or of each channel over the batch.
     running : dict, optional
         Batch norm: ``{'mean': (C,), 'var': (C,)}``, updated in place when
         ``train``, used as constants otherwise. Instance norm of one image:
         receives this image's statistics (tiled stylising reuses them).
     train : bool
         Batch norm: the batch's statistics (True) or the running ones.
+    eps : float
+        Added to the variance under the square root (N1).
+    momentum : float
+        Batch norm's running averages: ``r <- (1 - momentum) r + momentum * batch's``.
+
+    ``forward``: (N, C, H, W) -> (N, C, H, W).
     """
 
     def __init__(self, gamma, beta, kind="instance", running=None, train=True, eps=1e-5,
@@ -117,15 +127,16 @@ class Norm(Layer):
     def forward(self, x):
         C = x.shape[1]
         if self.frozen():
-            mu = self.running["mean"].reshape(1, C, 1, 1)
-            var = self.running["var"].reshape(1, C, 1, 1)
+            mu = self.running["mean"].reshape(1, C, 1, 1)                   # (1, C, 1, 1)
+            var = self.running["var"].reshape(1, C, 1, 1)                   # (1, C, 1, 1)
         else:
             mu = x.mean(axis=self.axes, keepdims=True)  # (1|N, C, 1, 1)      (N1)
             var = ((x - mu)**2).mean(axis=self.axes, keepdims=True)  # biased: 1/m         (N1)
             self.record(mu, var, x.size // var.size)
         inv_std = 1.0 / get_xp(x).sqrt(var + self.eps)                      # (1|N, C, 1, 1)
         xhat = (x - mu) * inv_std                                           # (N1)
-        y = self.gamma.reshape(1, C, 1, 1) * xhat + self.beta.reshape(1, C, 1, 1)   # (N1)
+        gamma, beta = self.gamma.reshape(1, C, 1, 1), self.beta.reshape(1, C, 1, 1)  # (1, C, 1, 1)
+        y = gamma * xhat + beta                                             # (N1)
         return y, (xhat, inv_std)
 
     def record(self, mu, var, m):
@@ -143,8 +154,11 @@ class Norm(Layer):
     def backward(self, dy, cache):
         xhat, inv_std = cache
         C = dy.shape[1]
-        grads = {"gamma": (dy * xhat).sum(axis=(0, 2, 3)), "beta": dy.sum(axis=(0, 2, 3))}   # (N3)
-        dxhat = dy * self.gamma.reshape(1, C, 1, 1)                         # (N2)
+        grads = {}
+        if self.trainable:
+            grads = {"gamma": (dy * xhat).sum(axis=(0, 2, 3)),             # (N3): (C,)
+                     "beta": dy.sum(axis=(0, 2, 3))}                        # (N3): (C,)
+        dxhat = dy * self.gamma.reshape(1, C, 1, 1)  # gamma (1, C, 1, 1)    (N2)
         if self.frozen():                                                   # constant statistics
             return dxhat * inv_std, grads
         mean_d = dxhat.mean(axis=self.axes, keepdims=True)  # (N2): the two group means
@@ -179,6 +193,8 @@ class ConditionalNorm(Layer):
 
     def backward(self, dy, cache):
         dx, grads = self.norm.backward(dy, cache)                           # (N2), (N3)
+        if not self.trainable:
+            return dx, {}
         w = self.mix[:, None]                                               # (S, 1)
         return dx, {"gamma": w * grads["gamma"][None],                      # (N5): (S, C)
                     "beta": w * grads["beta"][None]}
@@ -207,23 +223,26 @@ class ConvTranspose2d(Layer):
         return N, C, (H - 1) * s - 2 * p + kh + o, (W - 1) * s - 2 * p + kw + o
 
     def forward(self, x):
-        y = conv2d_input_grad(x, self.w, self.output_shape(x.shape), self.stride,
-                              self.pad)  # K^T x (T1)
+        y_shape = self.output_shape(x.shape)                                # (N, C, Ho, Wo)
+        y = conv2d_input_grad(x, self.w, y_shape, self.stride, self.pad)     # K^T x  (T1), (CV2)
         return y, x
 
     def backward(self, dy, cache):
         x = cache
-        dx = Conv2d(self.w, None, self.stride,
-                    self.pad).forward(dy)[0] if self.input_grad else None  # K dy (T2)
+        dx = None
+        if self.input_grad:
+            conv = Conv2d(self.w, None, self.stride, self.pad)
+            dx = conv.forward(dy)[0]                                        # K dy  (T2), (CV1)
         if not self.trainable:
             return dx, {}
-        return dx, {
-            "w": conv2d_weight_grad(x, dy, self.w.shape, self.stride, self.pad)
-        }  # swapped (T2)
+        # (CV3) with the roles of input and output swapped: dy is the convolution's input here
+        dw = conv2d_weight_grad(x, dy, self.w.shape, self.stride, self.pad)   # (T2), (CV3)
+        return dx, {"w": dw}
 
 
 class Upsample(Layer):
-    """Nearest-neighbour up-sampling by an integer factor ``s`` (U1)-(U2)."""
+    """Nearest-neighbour up-sampling by an integer factor ``s`` (U1)-(U2): (N, C, H, W) ->
+    (N, C, s H, s W)."""
 
     def __init__(self, s=2):
         self.s = s
@@ -234,12 +253,13 @@ class Upsample(Layer):
 
     def backward(self, dy, cache):
         N, C, H, W = cache
-        return dy.reshape(N, C, H, self.s, W,
-                          self.s).sum(axis=(3, 5)), {}  # block sums          (U2)
+        blocks = dy.reshape(N, C, H, self.s, W, self.s)                     # (N, C, H, s, W, s)
+        return blocks.sum(axis=(3, 5)), {}  # (N, C, H, W): block sums       (U2)
 
 
 class UpsampleConv(Layer):
-    """The resize-convolution: up-sample x2 (U1), reflection-pad by 1 (RP1), 3x3 convolution (CV1).
+    """The resize-convolution: up-sample x2 (U1), reflection-pad by 1 (RP1), 3x3 convolution (CV1);
+    ``w`` (F, C, 3, 3) as :class:`~numstyle.layers.Conv2d`'s: (N, C, H, W) -> (N, F, 2H, 2W).
 
     What PyTorch's ``fast_neural_style`` example does instead of a transposed
     convolution (no period-2 checkerboard). Here it is the three layers
@@ -265,7 +285,7 @@ class UpsampleConv(Layer):
 
 
 class ScaledTanh(Layer):
-    """The network's output (J1), (R2): 127.5 (tanh(z) + 1), in 0..255."""
+    """The network's output (J1), (R2): 127.5 (tanh(z) + 1), in 0..255; any shape, kept."""
 
     def forward(self, x):
         t = get_xp(x).tanh(x)
@@ -277,7 +297,8 @@ class ScaledTanh(Layer):
 
 
 class Crop(Layer):
-    """Keep the top-left (H, W) of the image; the cropped pixels get a zero gradient."""
+    """Keep the top-left (H, W) of the image: (N, C, H', W') -> (N, C, H, W); the backward, its
+    adjoint, gives the cropped pixels a zero gradient."""
 
     def __init__(self, H, W):
         self.H, self.W = H, W
@@ -286,6 +307,6 @@ class Crop(Layer):
         return x[:, :, :self.H, :self.W], x.shape
 
     def backward(self, dy, cache):
-        dx = get_xp(dy).zeros(cache, dtype=dy.dtype)
-        dx[:, :, :self.H, :self.W] = dy
+        dx = get_xp(dy).zeros(cache, dtype=dy.dtype)                       # (N, C, H', W')
+        dx[:, :, :self.H, :self.W] = dy  # the adjoint of a crop: zeros around the kept part
         return dx, {}

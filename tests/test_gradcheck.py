@@ -1,11 +1,12 @@
 """One table of cases, run on every implementation of every op: one parametrised
 finite-difference test.
 
-Each layer case runs on the reference layer, each fast path registered for it
-(numstyle.engine.FAST) that computes it, and its loop twin (numstyle.naive);
-each loss case on numstyle.losses, its fast drop-in and the loops; each
-network case on the reference engine and the fast one. So every fast path is
-proven against the same math as the code it replaces.
+Each layer case runs on the reference layer and each fast path registered for it
+(numstyle.engine.FAST) that computes it (its loop twin in numstyle.naive is held
+to the reference layer, forward and backward, in tests/test_naive.py); each loss
+case on numstyle.losses, its fast drop-in and its loop twin; each network case
+on the reference engine and the fast one. So every fast path is proven against
+the same math as the code it replaces.
 
 Every case runs in float64 with a random, non-symmetric upstream gradient and
 states the relative error it should reach. With centred differences and
@@ -24,6 +25,7 @@ from numstyle import transformer_layers as tl
 from numstyle.backend import get_xp
 from numstyle.fast import StandIn, kernel_check, losses as fast_losses, winograd
 from numstyle.gradcheck import check_vjp, rel_error
+from numstyle.train import PerceptualLoss
 
 from conftest import TINY_WIDTH
 
@@ -189,6 +191,24 @@ def _tiny_vgg(model, pool_kind, taps, reference):
     return make
 
 
+def _perceptual(pool_kind, phase_of_error, reference):
+    """Johnson's training loss (J6) on a batch, RGB 0..255 in: VGG's preprocessing (I1), the
+    feature (J3) and style (J5) losses on shared taps, (TV1) and the phase penalty (PH1)/(PH3)."""
+    def make(rng, dev=_host):
+        params = {k: (dev(w.astype(np.float64)), dev(b.astype(np.float64)))
+                  for k, (w, b) in vgg.random_params("vgg16", width=TINY_WIDTH, seed=7).items()}
+        style = dev(rng.uniform(0, 255, (1, 3, 12, 12)))
+        photos = dev(rng.uniform(0, 255, (2, 3, 8, 8)))
+        with engine_mode(reference):
+            loss = PerceptualLoss(params, style, "relu2_2", ["relu1_2", "relu2_2", "relu3_3"],
+                                  content_weight=0.7, style_weight=3e-2, tv_weight=1e-2,
+                                  pool=pool_kind, phase_weight=5.0, phase_of_error=phase_of_error)
+        f = lambda y: loss(y, photos)[0]["total"]  # noqa: E731
+        vjp = lambda d, y: (d * loss(y, photos)[1],)  # noqa: E731
+        return f, vjp, [dev(rng.uniform(0, 255, (2, 3, 8, 8)))]
+    return make
+
+
 def _gatys_objective(pool_kind, tv, reference):
     def make(rng, dev=_host):
         params = {k: (dev(w.astype(np.float64)), dev(b.astype(np.float64)))
@@ -293,7 +313,6 @@ LOSS_CASES = [
     ("johnson feature loss", "feature_loss", (2, 3, 4, 5), [(2, 3, 4, 5)], dict(weight=0.7)),
     ("johnson style loss", "style_loss_johnson", (2, 3, 4, 5), [(1, 3, 3)], dict(weight=3.0)),
 ]
-# the loops: tests/test_naive.py
 LOSS_MODULES = {"reference": losses, "fast": fast_losses, "loops": naive}
 
 
@@ -326,8 +345,7 @@ for name, mix in [("conditional instance norm, one style", [0.0, 1.0, 0.0]),
         CASES.append((f"{name} [{_name(impl)}]", _conditional_norm(impl, mix), SMOOTH))
 CASES.append(("winograd F(4x4) conv ragged size [fast.winograd]", _winograd_m4((1, 2, 6, 9)),
               SMOOTH))
-for label in ("reference", "fast"):
-    module = LOSS_MODULES[label]
+for label, module in LOSS_MODULES.items():
     CASES.append((f"gram matrix [{label}]", _gram(module), SMOOTH))
     for name, fn, shape, extra, kw in LOSS_CASES:
         CASES.append((f"{name} [{label}]", _loss(module, fn, shape, extra, **kw), SMOOTH))
@@ -343,16 +361,21 @@ def _networks(reference):
          NETWORK),
         (f"gatys objective avg [{label}]", _gatys_objective("avg", 1e-2, reference), NETWORK),
         (f"gatys objective max [{label}]", _gatys_objective("max", 0.0, reference), NETWORK),
+        (f"johnson perceptual loss (J6), max pool [{label}]", _perceptual("max", False, reference),
+         NETWORK),
+        (f"johnson perceptual loss (J6), avg pool, phase of the error [{label}]",
+         _perceptual("avg", True, reference), NETWORK),
         (f"style transformer (instance norm, odd size) [{label}]",
          _transformer(transformer.style_spec((2, 3, 4), 2), "instance", (2, 3, 11, 9), reference),
          NETWORK),
         (f"style transformer (batch norm) [{label}]",
          _transformer(transformer.style_spec((2, 3, 4), 1), "batch", (2, 3, 8, 8), reference),
          NETWORK),
-        # Nearest up-sampling with a norm in training mode after it would give the last residual
-        # block's beta a gradient of exactly 0 (a per-channel constant stays constant through (U1)
-        # and the reflection-padded conv, and the norm subtracts it), which centred differences
-        # only see as round-off: rel_error ~1. Running averages make every parameter count.
+        # Nearest up-sampling with a norm in training mode after it would give every residual
+        # block's second beta a gradient of exactly 0 (a per-channel constant goes down the skips,
+        # stays constant through each later branch's reflection-padded conv, (U1) and u1's conv,
+        # and the norms after them subtract it), which centred differences only see as round-off:
+        # rel_error ~1. Running averages make every parameter count.
         (f"style transformer, nearest up-sampling (odd size) [{label}]",
          _transformer(transformer.style_spec((2, 3, 4), 1, "nearest"), "batch", (2, 3, 9, 10),
                       reference, train=False), NETWORK),

@@ -79,7 +79,7 @@ def test_inference_norm_equals_norm_forward(kind, rng):
 
 
 @pytest.mark.parametrize("norm_kind", ["batch", "instance"])
-def test_inference_forward_equals_training_forward(norm_kind, rng):
+def test_lean_inference_forward_equals_the_forward_that_keeps_caches(norm_kind, rng):
     spec = transformer.style_spec((4, 6, 8), 2)
     params = transformer.init_params(spec, seed=1)
     state = transformer.init_state(params, norm_kind)

@@ -156,7 +156,7 @@ class OnePassNorm(StandIn, Norm):
 
     def backward(self, dy, cache):
         dx, dgamma, dbeta = norm_backward(dy, cache)                        # (N2), (N3)
-        return dx, {"gamma": dgamma, "beta": dbeta}
+        return dx, ({"gamma": dgamma, "beta": dbeta} if self.trainable else {})
 
     def __call__(self, x):
         if self.train:
