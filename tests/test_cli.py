@@ -236,16 +236,16 @@ def test_bad_training_and_stylize_flags_are_one_line_errors(command, flag, value
 
 def test_unwritable_outputs_fail_before_the_work(imgs, synthetic_vgg, tmp_path, capsys,
                                                  monkeypatch):
-    """A folder named like the output, a file where a folder should be, an unknown extension,
-    --scales fine to coarse, an --init typo: one line at the start, never after the optimisation."""
+    """A file where a folder should be, an unknown extension, --scales fine to coarse, an --init
+    typo: one line at the start, never after the optimisation."""
     from numstyle import gatys
 
     monkeypatch.setattr(gatys, "optimize",
                         lambda *a, **k: pytest.fail("optimised before checking the output"))
     path, _ = synthetic_vgg("vgg16")
     (tmp_path / "afile").write_text("x")
-    for out, extra, needle in [(str(tmp_path), [], "is a folder"),
-                               (str(tmp_path / "afile" / "x.png"), [], "is a file"),
+    for out, extra, needle in [(str(tmp_path / "afile" / "x.png"), [], "is a file"),
+                               (str(tmp_path / "afile") + "/", [], "is a file"),
                                (str(tmp_path / "w.xyz"), [], "unknown image extension"),
                                (str(tmp_path / "o.png"), ["--scales", "32,24"], "coarse to fine"),
                                (str(tmp_path / "o.png"), ["--init", "nosie"],
@@ -254,6 +254,22 @@ def test_unwritable_outputs_fail_before_the_work(imgs, synthetic_vgg, tmp_path, 
         argv[argv.index("--out") + 1] = out
         code, _, err = run(argv, capsys)
         assert_one_line_error(code, err, needle)
+
+
+@pytest.mark.parametrize("folder", ["new/", "existing"])
+def test_out_a_folder_writes_the_default_name_into_it(folder, imgs, synthetic_vgg, tmp_path,
+                                                       capsys):
+    # --out results/ (a new folder, said by its slash) or an existing folder: the image goes in
+    # it under the default name -- it once ran the whole optimisation, then failed to write
+    path, _ = synthetic_vgg("vgg16")
+    (tmp_path / "existing").mkdir()
+    argv = gatys_args(path, tmp_path, content=imgs["rgb"], style=imgs["grey"])
+    argv[argv.index("--out") + 1] = os.path.join(str(tmp_path), folder)  # keeps the slash
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    stems = [os.path.splitext(os.path.basename(imgs[k]))[0] for k in ("rgb", "grey")]
+    written = tmp_path / folder.rstrip("/") / ("_".join(stems) + ".png")
+    assert written.is_file() and f"wrote {written}" in out
 
 
 def test_training_output_checked_before_training_and_ctrl_c_says_how_to_resume(imgs, synthetic_vgg,

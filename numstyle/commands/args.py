@@ -144,6 +144,17 @@ def add_tiling_arguments(p):
                         "when below it, since a smaller tile would compute mostly margin)")
 
 
+def file_out(out, default):
+    """The image a one-output command writes: ``out``; ``default`` without one; inside ``out``
+    under ``default``'s name when ``out`` names a folder (an existing one, or a new one given
+    with a trailing slash, ``--out results/``)."""
+    if not out:
+        return default
+    if out.endswith(("/", os.sep)) or os.path.isdir(out):
+        return os.path.join(out, os.path.basename(default))
+    return out
+
+
 def default_out(content, styles, folder="out"):
     """``out/<content>_<style>.png`` from the input file names."""
     stems = [

@@ -25,7 +25,7 @@ from ..tiles import current_rss, format_bytes, largest_fitting, memory_limit
 from ..vgg import FORWARD_BYTES_PER_PIXEL, check_layers, conv_shapes, deepest
 from ..weights import load_vgg, resolve_vgg
 from .args import (HelpFormatter, add_bit_depth_argument, add_common_arguments,
-                   add_tiling_arguments, default_out, int_list, layer_list, non_negative,
+                   add_tiling_arguments, default_out, file_out, int_list, layer_list, non_negative,
                    non_negative_int, port_number, positive_float, positive_int, weight_list)
 from .batches import add_batch_arguments
 from .gatys_batch import is_batch, run_batch_of_jobs
@@ -56,7 +56,9 @@ def add_arguments(p):
                    help="one job per style image (a batch) instead of one blend of them all")
     p.add_argument("--style-blend", metavar="W", nargs="+", type=non_negative,
                    help="blend weight per style image (default: equal)")
-    p.add_argument("--out", metavar="PATH", help="output PNG (default: out/<content>_<style>.png)")
+    p.add_argument("--out", metavar="PATH",
+                   help="output PNG, or a folder to write <content>_<style>.png into "
+                        "(default: out/<content>_<style>.png)")
     p.add_argument("--size", type=positive_int, default=d.size,
                    help="longer side of the output, px")
     p.add_argument("--iters", type=int_list, metavar="N|N1,N2,...",
@@ -190,7 +192,7 @@ def run_record(args, start, vgg=None, preview=None):
             raise NumstyleError(f"--bit-depth 16: {args.content} is a video, written with 8 bits; "
                                 "16 bits are for images and folders of frames")
     else:
-        out = args.out or default_out(args.content, args.style)
+        out = file_out(args.out, default_out(args.content, args.style))
         image_format(out)
         check_bit_depth(out, args.bit_depth)
         outputs, folders = [out] + saved_every(out, args.save_every, max(iters)), []

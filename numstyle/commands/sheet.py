@@ -11,7 +11,7 @@ from ..files import check_outputs
 from ..image import icc_profile, image_format, image_size, load_image, save_image, to_bit_depth
 from ..sheet import contact_sheet
 from ..stylize import stylize_array
-from .args import HelpFormatter, add_common_arguments, positive_int
+from .args import HelpFormatter, add_common_arguments, file_out, positive_int
 from .batches import check_finite_output
 from .report import add_json_argument, reported
 
@@ -25,7 +25,8 @@ def add_parser(sub):
         formatter_class=HelpFormatter)
     p.add_argument("photo", metavar="PHOTO", help="the photo")
     p.add_argument("--out", metavar="SHEET.png",
-                   help="the sheet (default: out/<photo>_sheet.png)")
+                   help="the sheet, or a folder to write <photo>_sheet.png into "
+                        "(default: out/<photo>_sheet.png)")
     p.add_argument("--size", type=positive_int, default=d.size,
                    help="longer side of each tile, px")
     p.add_argument("--columns", type=positive_int, default=d.columns, help="tiles per row")
@@ -54,7 +55,7 @@ def run_sheet(args):
     if not names:
         raise NumstyleError(f"no shipped style networks in {models.BUILTIN_DIR}")
     stem = os.path.splitext(os.path.basename(args.photo))[0]
-    out = args.out or os.path.join("out", f"{stem}_sheet.png")
+    out = file_out(args.out, os.path.join("out", f"{stem}_sheet.png"))
     image_format(out)
     image_size(args.photo, "photo")                        # a readable image, before the work
     paths = [models.resolve_model_path(name, "style") for name in names]
