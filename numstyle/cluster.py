@@ -44,6 +44,10 @@ def connect(workers=None, scheduler=None):
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
+        except ValueError as e:  # Dask's parse of the address: 'localhost' has no port
+            raise NumstyleError(f"--scheduler {scheduler}: {str(e).splitlines()[0][:160]}; give "
+                                "it as tcp://HOST:PORT (a scheduler listens on 8786 unless "
+                                "told otherwise)") from None
         except (OSError, TimeoutError) as e:
             raise NumstyleError(f"cannot reach the Dask scheduler at {scheduler}: "
                                 f"{str(e).splitlines()[0][:160]}") from None

@@ -188,6 +188,13 @@ def test_without_dask_workers_is_a_one_line_error(tmp_path, style_model, rng, ca
     assert_one_line_error(code, capsys.readouterr().err, "pip install -e '.[cluster]'")
 
 
+def test_a_scheduler_address_without_a_port_is_a_one_line_error(tmp_path, style_model, rng,
+                                                                 capsys):
+    code = main(["stylize", "--model", style_model, *photos(tmp_path, 1, rng), "--out",
+                 str(tmp_path / "out"), "--scheduler", "localhost"])
+    assert_one_line_error(code, capsys.readouterr().err, "tcp://HOST:PORT")
+
+
 def test_experiment_runs_as_tasks_on_the_cluster(tmp_path, synthetic_vgg, rng, capsys, cluster,
                                                   monkeypatch):
     """An experiment's runs are tasks: the same figure and losses on the cluster; --json lists

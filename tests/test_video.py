@@ -35,6 +35,22 @@ def test_frame_folder_round_trip(tmp_path, style_model, rng, capsys):
     assert "flicker" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("deflicker", ["0", "0.8"])
+def test_a_frame_folder_of_mixed_sizes_is_stylised_frame_by_frame(deflicker, tmp_path,
+                                                                  style_model, rng, capsys):
+    # a cut to another size: no (VD1) blend and no (VD2) comparison across it (a traceback once)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, hw in enumerate([(18, 22), (18, 22), (12, 16)]):
+        Image.fromarray(rng.integers(0, 256, hw + (3,), dtype=np.uint8)).save(
+            folder / f"f{i:03d}.png")
+    assert main(["stylize", "--model", style_model, str(folder), "--out", str(tmp_path / "out"),
+                 "--deflicker", deflicker, "--no-progress"]) == 0
+    with Image.open(tmp_path / "out" / "frames_stylized" / "f002.png") as im:
+        assert im.size == (16, 12)
+    assert "flicker" in capsys.readouterr().out
+
+
 def test_deflicker_reduces_flicker_on_a_static_scene(rng):
     scene = rng.uniform(0, 255, (16, 16, 3))
     # a static scene, sensor noise

@@ -240,14 +240,20 @@ def write_folder(folder, names, frames, text=None):
 
 def deflicker(prev_in, prev_out, cur_in, cur_out, strength, tau=12.0):
     """(VD1): blend ``cur_out`` towards ``prev_out`` where the input did not change."""
-    return deflicker_blend(input_change(prev_in, cur_in), prev_out, cur_out, strength, tau)
+    change = input_change(prev_in, cur_in)
+    if change is None:
+        return cur_out
+    return deflicker_blend(change, prev_out, cur_out, strength, tau)
 
 
 def input_change(prev_in, cur_in):
     """(VD1)'s :math:`\\Delta`: the per-pixel mean absolute change of the input, (H, W, 1).
 
     Computed where the frames are (a batch's worker), so that the chain of (VD1), which needs
-    the previous *output*, runs on the client in frame order across chunks of frames."""
+    the previous *output*, runs on the client in frame order across chunks of frames. None when
+    the two frames differ in size (a folder of frames may mix sizes): a cut, nothing blended."""
+    if np.shape(prev_in) != np.shape(cur_in):
+        return None
     return np.abs(np.asarray(cur_in, np.float32) - np.asarray(prev_in, np.float32)).mean(
         axis=2, keepdims=True)
 
@@ -259,9 +265,11 @@ def deflicker_blend(change, prev_out, cur_out, strength, tau=12.0):
 
 
 def flicker(frames):
-    """(VD2): mean absolute change between consecutive frames (0..255 scale, 16-bit frames too)."""
+    """(VD2): mean absolute change between consecutive frames (0..255 scale, 16-bit frames too);
+    consecutive frames of different sizes (a cut) are not compared."""
     frames = [np.asarray(f, np.float32) / (257.0 if np.asarray(f).dtype == np.uint16 else 1.0)
               for f in frames]
-    if len(frames) < 2:
+    pairs = [(a, b) for a, b in zip(frames, frames[1:]) if a.shape == b.shape]
+    if not pairs:
         return 0.0
-    return float(np.mean([np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]))   # (VD2)
+    return float(np.mean([np.abs(b - a).mean() for a, b in pairs]))                  # (VD2)
