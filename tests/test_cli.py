@@ -299,6 +299,12 @@ def test_training_output_checked_before_training_and_ctrl_c_says_how_to_resume(i
     ckpt = str(tmp_path / "m.ckpt.h5")
     assert code == 130 and os.path.isfile(ckpt)
     assert f"wrote {ckpt} at iteration 3" in out and f"--resume {ckpt}" in out, out
+    # the same command again without --resume would start over on top of that checkpoint:
+    # refused before any work, the checkpoint untouched
+    before = open(ckpt, "rb").read()
+    code, _, err = run(argv + ["--out", str(tmp_path / "m.h5")], capsys)
+    assert_one_line_error(code, err, f"--resume {ckpt}")
+    assert open(ckpt, "rb").read() == before
 
 
 def test_interrupted_gatys_on_frames_writes_the_finished_frames(imgs, synthetic_vgg, tmp_path,

@@ -324,6 +324,9 @@ def run_training(args, config, out, make_loss, make_step, transform, inputs=(), 
     check_outputs([out], inputs + [p for p in (args.resume,) if p])
     check_extension(out, "--out", ".h5")
     check_outputs([ckpt_path], inputs)
+    if not args.resume and unfinished(ckpt_path, out):  # an interrupted run's work: keep it
+        raise NumstyleError(f"{ckpt_path} holds an unfinished training: continue it with "
+                            f"--resume {ckpt_path}, or delete it to start again")
     check_training_memory(args, style_hw)
     spec = models.spec_from_config(config)
     if initial is not None:
@@ -387,6 +390,14 @@ def run_training(args, config, out, make_loss, make_step, transform, inputs=(), 
              "iterations": len(history) if history else 0, "start": start,
              "loss": history[-1] if history else None,
              "seconds": time.perf_counter() - start_time}]
+
+
+def unfinished(ckpt_path, out):
+    """Whether ``ckpt_path`` is an interrupted training's: a finished one writes its model ``out``
+    after its last checkpoint, an interrupted one writes no model."""
+    if not os.path.exists(ckpt_path):
+        return False
+    return not os.path.exists(out) or os.path.getmtime(ckpt_path) > os.path.getmtime(out)
 
 
 # peak RSS per pixel of a batch (256², batch 4: ~1.4 GB; docs/benchmarks.md)
