@@ -144,6 +144,16 @@ def test_pixel_training_lowers_the_loss_and_upscale_keeps_scale(upsample, tmp_pa
     assert 5 < result[name]["bicubic_psnr"] < 60
 
 
+def test_the_smallest_crop_sr_train_asks_for_trains(tmp_path, sr_data, capsys):
+    # x4: a 16 px crop is 4 px at low resolution, under the first 9x9 convolution's reflection
+    # padding; it was suggested as the least, then failed after loading the data. 20 trains.
+    argv = ["sr-train", "--data", sr_data, "--scale", "4", "--batch-size", "1", "--iters", "1",
+            "--width", "4", "--n-res", "1", "--no-progress", "--out", str(tmp_path / "s.h5")]
+    assert main(argv + ["--size", "16"]) == 1
+    assert "use at least 20" in capsys.readouterr().err
+    assert main(argv + ["--size", "20"]) == 0
+
+
 def test_style_model_where_sr_model_expected_and_back(tmp_path, capsys, rng):
     from numstyle import models, transformer
     style = str(tmp_path / "style.h5")

@@ -186,9 +186,10 @@ def run_sr_train(args):
                                            "content_layer", "pool", "seed", "scale", "loss",
                                            "blur"))
     }
-    if args.size < 4 * args.scale:
+    least = (9 // 2 + 1) * args.scale  # the low-resolution crop: more than the 9x9 conv's pad
+    if args.size < least:
         raise NumstyleError(
-            f"--size {args.size} is too small for x{args.scale}: use at least {4 * args.scale}")
+            f"--size {args.size} is too small for x{args.scale}: use at least {least}")
     if args.size % args.scale:
         lower = args.size - args.size % args.scale
         raise NumstyleError(
