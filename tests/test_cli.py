@@ -256,6 +256,16 @@ def test_unwritable_outputs_fail_before_the_work(imgs, synthetic_vgg, tmp_path, 
         assert_one_line_error(code, err, needle)
 
 
+def test_each_style_with_a_style_blend_is_refused_up_front(imgs, synthetic_vgg, tmp_path, capsys):
+    # each job of --each-style has one style: a blend of two was accepted, then every job failed
+    path, _ = synthetic_vgg("vgg16")
+    argv = gatys_args(path, tmp_path, "--each-style", "--style-blend", "1", "2",
+                      content=imgs["rgb"])
+    argv += ["--style", imgs["rgb"], imgs["grey"]]
+    code, _, err = run(argv, capsys)
+    assert_one_line_error(code, err, "--each-style")
+
+
 @pytest.mark.parametrize("folder", ["new/", "existing"])
 def test_out_a_folder_writes_the_default_name_into_it(folder, imgs, synthetic_vgg, tmp_path,
                                                        capsys):

@@ -123,6 +123,9 @@ def run(args):
     summary, and nothing else on stdout (every other line: stderr). ``--preview``: one job's."""
     report = Report(args)
     with report.messages_to_stderr():
+        if args.each_style and args.style_blend is not None:
+            raise NumstyleError("--style-blend blends the styles of one job; --each-style makes "
+                                "one job per style: give one or the other")
         if is_batch(args):
             if args.preview is not None:
                 raise NumstyleError("--preview watches one job: give one --content and styles "

@@ -16,7 +16,7 @@ from ..batch import (FINGERPRINT_KEY, Task, failures_message, file_digest, finge
                      skipped_message, where_from_args)
 from ..errors import NumstyleError
 from ..weights import load_vgg, resolve_vgg
-from .args import default_out
+from .args import default_out, file_out
 from .media import is_video
 
 # flags that do not change the picture: left out of its fingerprint
@@ -42,7 +42,7 @@ def job_outputs(args, jobs):
     """Each job's output: ``--out`` for one job, else ``<--out or out>/<content>_<style>.png``,
     made distinct (``_2``, ``_3``, ...)."""
     if len(jobs) == 1:
-        return [args.out or default_out(jobs[0][0], jobs[0][1])]
+        return [file_out(args.out, default_out(jobs[0][0], jobs[0][1]))]
     if args.out and os.path.splitext(args.out)[1] and not os.path.isdir(args.out):
         raise NumstyleError(f"--out {args.out}: several jobs need a folder for --out, "
                             "not a file name")
