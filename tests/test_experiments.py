@@ -62,6 +62,9 @@ def quick(name, inputs, weights, out):
 def test_list_prints_every_name_in_order(capsys):
     assert main(["experiments", "--list"]) == 0
     assert capsys.readouterr().out.split() == NAMES
+    assert main(["experiments", "--list", "--json"]) == 0   # one JSON list on stdout
+    listed = json.loads(capsys.readouterr().out)
+    assert [e["name"] for e in listed] == NAMES and all(e["description"] for e in listed)
 
 
 @pytest.mark.parametrize("argv, needle", [(["experiments", "no_such_experiment", "--out", "x"],

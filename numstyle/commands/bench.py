@@ -24,6 +24,7 @@ import numpy as np
 from .. import gatys, settings, train, transformer, weights
 from ..config import TRAIN, WIDTHS
 from ..backend import check_device, gpu_name, synchronize, to_device
+from ..errors import NumstyleError
 from ..fast import winograd_numba
 from ..optim import adam
 from ..vgg import BLOCKS, conv_shapes, deepest, layer_names, pools_before, random_params
@@ -58,7 +59,8 @@ def add_parser(sub):
         help="weight file (default: the real one if found, else random "
         "weights of the same shapes -- timing does not depend on values)")
     add_common_arguments(p)
-    p.add_argument("--layers", action="store_true", help="print a per-layer timing table")
+    p.add_argument("--layers", action="store_true",
+                   help="gatys: print a per-layer timing table (VGG's layers, both ways)")
     p.add_argument("--compare-torch", action="store_true",
                    help="time the same step in PyTorch, if installed")
     p.add_argument(
@@ -71,11 +73,13 @@ def add_parser(sub):
 
 def run(args):
     check_device(args.device)
+    if args.layers and args.what != "gatys":
+        raise NumstyleError(f"--layers times VGG's layers: it is for bench gatys, not {args.what}")
     if args.size is None:
         args.size = 512 if args.what == "stylize" else 256
     measure = {
-        "gatys": lambda: bench_gatys(args.model, args.size, args.runs, args.pool, args.weights, args
-                                     .device),
+        "gatys": lambda: bench_gatys(args.model, args.size, args.runs, args.pool, args.weights,
+                                     args.device),
         "train": lambda: bench_train(args),
         "stylize": lambda: bench_stylize(args)
     }[args.what]

@@ -52,7 +52,8 @@ def add_parser(sub):
         "(a labelled grid) and DIR/NAME.json (settings, losses, wall-clock times).",
         formatter_class=HelpFormatter)
     p.add_argument("name", nargs="?", metavar="NAME", help="experiment name (see --list)")
-    p.add_argument("--list", action="store_true", help="print the experiment names, one per line")
+    p.add_argument("--list", action="store_true",
+                   help="print the experiment names, one per line (--json: a JSON list)")
     p.add_argument("--out", metavar="DIR", default="out/experiments", help="output folder")
     p.add_argument("--quick", action="store_true", help="tiny images and 2 iterations (for CI)")
     p.add_argument(
@@ -85,11 +86,21 @@ def add_parser(sub):
     return p
 
 
-@reported
 def run(args):
-    if args.list:
+    """``--list``: the names, one per line (``--json``: one JSON list of names and descriptions);
+    else the experiment."""
+    if not args.list:
+        return run_experiment(args)
+    if args.json:
+        print(json.dumps([{"name": name, "description": description}
+                          for name, (_, description) in EXPERIMENTS.items()]))
+    else:
         print("\n".join(EXPERIMENTS))
-        return []
+    return 0
+
+
+@reported
+def run_experiment(args):
     if args.name is None:
         raise NumstyleError("give an experiment name (numstyle experiments --list shows them)")
     if args.name not in EXPERIMENTS:
