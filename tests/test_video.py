@@ -92,3 +92,17 @@ def test_gatys_on_a_frame_folder_starts_each_frame_from_the_last(tmp_path, synth
     out = tmp_path / "out" / "frames_gatys"
     assert sorted(os.listdir(out)) == ["f0.png", "f1.png"]
     assert "frame 2/2" in capsys.readouterr().out
+
+
+def test_gatys_on_an_animated_gif_gives_every_frame(tmp_path, synthetic_vgg, rng, capsys):
+    # an animated GIF is frames, as for stylize: its first frame alone was optimised, silently
+    path, _ = synthetic_vgg("vgg16")
+    src = str(tmp_path / "anim.gif")
+    media.write_gif(src, [rng.integers(0, 256, (20, 24, 3), dtype=np.uint8) for _ in range(3)])
+    style = str(tmp_path / "style.png")
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(style)
+    assert main(["gatys", "--content", src, "--style", style, "--weights", path, "--iters", "2",
+                 "--no-progress", "--out", str(tmp_path / "out.gif")]) == 0
+    with Image.open(tmp_path / "out.gif") as im:
+        assert im.n_frames == 3
+    assert "frame 3/3" in capsys.readouterr().out

@@ -29,8 +29,8 @@ from .args import (HelpFormatter, add_bit_depth_argument, add_common_arguments,
                    non_negative_int, port_number, positive_float, positive_int, weight_list)
 from .batches import add_batch_arguments
 from .gatys_batch import is_batch, run_batch_of_jobs
-from .media import (flicker, frame_names, is_video, output_path, read_media, write_media,
-                    written_files)
+from .media import (flicker, frame_names, input_kind, is_video, output_path, read_media,
+                    write_media, written_files)
 from .report import Report
 
 
@@ -184,7 +184,7 @@ def run_record(args, start, vgg=None, preview=None):
     check_device(args.device)
     if args.optimizer is None:  # SciPy's L-BFGS-B would copy every step to the host
         args.optimizer = "lbfgs-device" if args.device == "gpu" else "lbfgs"
-    frames = args.content and (os.path.isdir(args.content) or is_video(args.content))
+    frames = args.content and input_kind(args.content) in ("folder", "video", "gif")
     sizes, iters = plan_scales(args.size, args.scales, args.iters)
     if frames:  # where the result goes, checked before the work
         sizes = [args.size]  # each frame: one scale
@@ -192,8 +192,9 @@ def run_record(args, start, vgg=None, preview=None):
         folder = os.path.isdir(args.content)
         outputs, folders = (written_files(args.content, out), [out]) if folder else ([out], [])
         if args.bit_depth == 16 and not folder:
-            raise NumstyleError(f"--bit-depth 16: {args.content} is a video, written with 8 bits; "
-                                "16 bits are for images and folders of frames")
+            raise NumstyleError(f"--bit-depth 16: {args.content} is a {input_kind(args.content)}"
+                                ", written with 8 bits; 16 bits are for images and folders of "
+                                "frames")
     else:
         out = file_out(args.out, default_out(args.content, args.style))
         image_format(out)
@@ -463,7 +464,7 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
 
 def output_profile(args):
     """The ICC profile the output keeps: the content photo's (None without one, or for frames)."""
-    if args.content and os.path.isfile(args.content) and not is_video(args.content):
+    if args.content and input_kind(args.content) == "image":
         return icc_profile(args.content)
     return None
 
