@@ -136,7 +136,7 @@ def check_outputs(outputs, inputs=(), folders=()):
         if key in existing:
             raise NumstyleError(
                 f"{existing[key]} is also an input ({src}): writing it would destroy that input; "
-                "choose another output name (--out)")
+                "choose another output name")
 
 
 def check_writable(path, folder=False):

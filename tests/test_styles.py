@@ -3,6 +3,7 @@ adding a style; the slim width; ``numstyle models``."""
 import json
 import os
 
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
@@ -147,6 +148,11 @@ def test_export_h5_writes_one_style_as_a_plain_network(tmp_path, trained, two_st
     capsys.readouterr()
     assert main(["export", one, "--h5", str(tmp_path / "again.h5")]) == 1
     assert "already a network of one style" in capsys.readouterr().err
+    # --half on a network of one style: the same network, stored as float16
+    halved = str(tmp_path / "halved.h5")
+    assert main(["export", one, "--h5", halved, "--half"]) == 0
+    with h5py.File(halved) as f:
+        assert f["params"]["c1.w"].dtype == np.float16
     assert main(["export", model, "--onnx", str(tmp_path / "x.onnx"), "--half"]) == 1
     assert "--half is for --h5" in capsys.readouterr().err
 

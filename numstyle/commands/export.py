@@ -31,7 +31,9 @@ def add_parser(sub):
     out.add_argument("--h5", metavar="OUT.h5",
                      help="write the style (or blend) of --style as a numstyle model file of one "
                           "style instead (no onnx needed): what numstyle stylize --model takes")
-    p.add_argument("--half", action="store_true", help="--h5: store the parameters as float16")
+    p.add_argument("--half", action="store_true",
+                   help="--h5: store the parameters as float16 (any network: a model of one "
+                        "style or a super-resolution one is halved as it is)")
     p.add_argument("--style", metavar="I|NAME|I:w,J:w",
                    help="a network of several styles: the style (index or name) or blend to "
                         "export (default: its first); see numstyle models")
@@ -74,14 +76,23 @@ def run_export(args):
 
 
 def run_export_h5(args):
-    """``--h5``: the plain network of one style or blend (N4), as a model file."""
+    """``--h5``: the plain network of one style or blend (N4), as a model file; with ``--half``
+    also any network of one style, or a super-resolution one, as float16."""
     check_extension(args.h5, "--h5", ".h5")
     path = models.resolve_model_path(args.model)
     check_outputs([args.h5], [path])
-    params, config, state = models.load_model(path, expect="style")
-    if not styles.count(config):
-        raise NumstyleError(f"{path} is already a network of one style: copy the file instead")
-    params, config = styles.plain_network(params, config, args.style)
+    params, config, state = models.load_model(path)
+    if styles.count(config):
+        params, config = styles.plain_network(params, config, args.style)
+        what = f"the style {config['style']} of {path}"
+    elif args.style:
+        raise NumstyleError(f"--style {args.style}: {path} is a network of one style or a "
+                            "super-resolution network, with no styles to choose from")
+    elif args.half:
+        what = f"{path} as float16"
+    else:
+        raise NumstyleError(f"{path} is already a network of one style (or super-resolution): "
+                            "copy the file instead, or add --half to store it as float16")
     models.save_model(args.h5, params, config, state, half=args.half)
-    print(f"wrote {args.h5}: the style {config['style']} of {path}")
-    return [{"out": args.h5, "model": path, "style": config["style"]}]
+    print(f"wrote {args.h5}: {what}")
+    return [{"out": args.h5, "model": path, "style": config.get("style")}]
