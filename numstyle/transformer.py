@@ -275,3 +275,26 @@ def _grown_size(spec, H, W):
         elif layer[0] in UPSAMPLING.values():
             H, W = 2 * H, 2 * W
     return H, W
+
+
+def smallest_input(spec):
+    """The least side, px, an input needs for every reflection padding of ``spec`` to have more
+    pixels than it pads (RP1): the first 9x9 convolution's 4 at full size, the residual blocks'
+    1 at a quarter."""
+    def fits(side):
+        for kind, _, *args in spec:
+            if kind in ("conv", "out"):
+                k, stride = args[2], (args[3] if kind == "conv" else 1)
+                if side <= k // 2:
+                    return False
+                side = (side + 2 * (k // 2) - k) // stride + 1
+            elif kind == "res" and side <= 1:
+                return False
+            elif kind in UPSAMPLING.values():
+                side *= 2
+        return True
+
+    side = 1
+    while not fits(side):
+        side += 1
+    return side

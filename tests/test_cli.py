@@ -256,6 +256,19 @@ def test_unwritable_outputs_fail_before_the_work(imgs, synthetic_vgg, tmp_path, 
         assert_one_line_error(code, err, needle)
 
 
+@pytest.mark.parametrize("flags,needle", [
+    (["--size", "4"], "crops of at least 8 px"),
+    (["--size", "16", "--style-size", "4"], "8 px on the shorter side: give --style-size")])
+def test_training_sizes_too_small_for_the_loss_say_which_flag(flags, needle, imgs, tmp_path,
+                                                             capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.open(imgs["rgb"]).save(data / "a.png")
+    code, _, err = run(["train", "--style", imgs["rgb"], "--data", str(data), "--out",
+                        str(tmp_path / "m.h5"), *flags], capsys)
+    assert_one_line_error(code, err, needle)
+
+
 def test_each_style_with_a_style_blend_is_refused_up_front(imgs, synthetic_vgg, tmp_path, capsys):
     # each job of --each-style has one style: a blend of two was accepted, then every job failed
     path, _ = synthetic_vgg("vgg16")

@@ -16,7 +16,7 @@ from ..models import CONFIG_DEFAULTS, setting, shipped_models
 from ..stylize import stylize_array
 from ..tiles import (format_bytes, largest_fitting, memory_limit, network_bytes,
                      plan_network_tiles)
-from ..vgg import FORWARD_BYTES_PER_PIXEL, deepest
+from ..vgg import FORWARD_BYTES_PER_PIXEL, deepest, min_input_size
 from .args import (HelpFormatter, Parser, add_bit_depth_argument, add_common_arguments,
                    add_tiling_arguments, default_out, layer_list, non_negative, non_negative_int,
                    positive_float, positive_int, three_widths)
@@ -196,10 +196,28 @@ def run_train(args):
 
 
 def style_shape(args, paths):
-    """The largest style image's (H, W) at ``--style-size``, from the headers (no decoding)."""
+    """The largest style image's (H, W) at ``--style-size``, from the headers (no decoding).
+
+    One-line errors first for a crop (``--size``) or a style image too small for the layers of
+    the loss: VGG's deepest layer must keep a pixel after its poolings."""
+    least = min_input_size("vgg16", [args.content_layer, *args.style_layers])
+    if args.size < least:
+        raise NumstyleError(f"--size {args.size}: the loss's layers (down to "
+                            f"{deepest('vgg16', [args.content_layer, *args.style_layers])}) need "
+                            f"crops of at least {least} px")
     size = args.style_size or args.size
-    return max((resized_shape(image_size(p, "style image")[:2], size) for p in paths),
-               key=lambda hw: hw[0] * hw[1])
+    least = min_input_size("vgg16", args.style_layers)
+    shapes = []
+    for p in paths:
+        h0, w0 = image_size(p, "style image")[:2]
+        h, w = resized_shape((h0, w0), size)
+        if min(h, w) < least:
+            fits = -(-least * max(h0, w0) // min(h0, w0))    # ceil: the shorter side >= least
+            raise NumstyleError(f"the style image {p} at --style-size {size} is {w}x{h} px; its "
+                                f"style layers need at least {least} px on the shorter side: give "
+                                f"--style-size {fits} or more")
+        shapes.append((h, w))
+    return max(shapes, key=lambda hw: hw[0] * hw[1])
 
 
 def per_style(values, n, flag):
@@ -490,7 +508,14 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
         post = keep_colors(args.preserve_colors)
 
     def check(src, spec, scale):
-        check_stylize_memory(args, src, input_shapes(src, args.size), spec, scale)
+        shapes = input_shapes(src, args.size)
+        least = transformer.smallest_input(spec)
+        small = [hw for hw in shapes if min(hw) < least]
+        if small:
+            h, w = small[0]
+            raise NumstyleError(f"{src}: {w}x{h} px is too small for the network, which needs "
+                                f"at least {least} px on each side")
+        check_stylize_memory(args, src, shapes, spec, scale)
 
     report = Report(args)
     with report.messages_to_stderr():
