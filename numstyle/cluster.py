@@ -18,6 +18,8 @@ Imported only when ``--workers`` or ``--scheduler`` is given
 import contextlib
 import logging
 import os
+import signal
+import warnings
 
 import dask
 from dask.distributed import Client, LocalCluster, as_completed
@@ -29,7 +31,16 @@ PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Dask's statistical profiler samples every worker thread's stack every 10 ms, holding the GIL:
 # numstyle's many small array operations ran ~10-20 % slower under it (docs/benchmarks.md).
 # On a cluster of your own: DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False (docs/cluster.md).
-WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+# Each local worker runs this module's dask_setup as it starts (Dask's preload).
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False,
+                 "distributed.worker.preload": [__name__]}
+
+
+def dask_setup(worker):
+    """In each local worker process, as it starts: ignore Ctrl-C. A terminal (or ``timeout``)
+    signals the whole process group; this process handles it and stops the workers in order,
+    while a worker that took it too died mid-task printing Dask's tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def worker_threads(workers):
@@ -72,10 +83,12 @@ def run_tasks(client, tasks, shared, engine, done):
     """
     [shared_ref] = client.scatter([shared], broadcast=True, hash=False)
     futures = {}
-    for index, task in tasks:
-        future = client.submit(remote_call, task.func, shared_ref, task.args, engine,
-                               pure=False, key=f"numstyle-{index}-{os.urandom(4).hex()}")
-        futures[future] = index
+    with warnings.catch_warnings():  # a video's chunk of frames is a large task by design
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        for index, task in tasks:
+            future = client.submit(remote_call, task.func, shared_ref, task.args, engine,
+                                   pure=False, key=f"numstyle-{index}-{os.urandom(4).hex()}")
+            futures[future] = index
     for future in as_completed(futures):
         try:
             answer = future.result()

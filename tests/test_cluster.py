@@ -188,6 +188,15 @@ def test_without_dask_workers_is_a_one_line_error(tmp_path, style_model, rng, ca
     assert_one_line_error(code, capsys.readouterr().err, "pip install -e '.[cluster]'")
 
 
+def test_local_workers_leave_ctrl_c_to_this_process(cluster):
+    # a terminal's Ctrl-C reaches the whole process group: workers that took it died mid-task
+    # printing Dask's tracebacks, while this process stops them in order
+    import signal
+
+    ignored = cluster[1].run(lambda: signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+    assert len(ignored) == 2 and all(ignored.values())
+
+
 def test_a_scheduler_address_without_a_port_is_a_one_line_error(tmp_path, style_model, rng,
                                                                  capsys):
     code = main(["stylize", "--model", style_model, *photos(tmp_path, 1, rng), "--out",
