@@ -156,12 +156,13 @@ def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, che
 
     Returns
     -------
-    params, adam_state, history (list of loss dicts)
+    params, adam_state, history (list of loss dicts, each with its ``iteration`` and ``time``,
+    seconds since the call)
     """
     from tqdm import tqdm
 
     adam_state = adam_state if adam_state is not None else {}
-    history, running = [], None
+    history, running, t0 = [], None, time.perf_counter()
     bar = tqdm(total=iters, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
     stop = StopOnSignal()
     try:
@@ -178,14 +179,14 @@ def fit(params, step, batches, iters, lr=TRAIN.lr, start=0, adam_state=None, che
                 for key in grads:                                                # (A1)-(A4)
                     params[key], adam_state[key] = adam(params[key], grads[key],
                                                         adam_state.get(key, {}), lr=lr)
-                history.append(dict(parts, iteration=it + 1, time=time.perf_counter()))
+                history.append(dict(parts, iteration=it + 1, time=time.perf_counter() - t0))
                 running = parts if running is None else {
                     k: 0.9 * running[k] + 0.1 * parts[k]
                     for k in parts
                 }
-                bar.set_postfix_str(
-                    f"loss {running['total']:.4g} content {running['content']:.3g} "
-                    f"style {running['style']:.3g} tv {running['tv']:.3g}", refresh=False)
+                terms = "".join(f" {k} {running[k]:.3g}" for k in ("content", "style", "tv")
+                                if parts.get(k))   # the terms in use (a pixel loss: none)
+                bar.set_postfix_str(f"loss {running['total']:.4g}{terms}", refresh=False)
                 bar.update(1)
                 if checkpoint and (stop.requested or (checkpoint_every and
                                                       (it + 1) % checkpoint_every == 0)):

@@ -128,6 +128,8 @@ def test_plan_scales():
         gatys_cli.plan_scales(384, [192, 384], [1, 2, 3])
     with pytest.raises(NumstyleError, match="coarse to fine"):
         gatys_cli.plan_scales(384, [384, 192], None)
+    with pytest.raises(NumstyleError, match="each larger"):   # a scale twice: no enlargement
+        gatys_cli.plan_scales(384, [192, 192, 384], None)
 
 
 @pytest.mark.parametrize("flags",

@@ -159,9 +159,9 @@ def plan_scales(size, scales, iters):
         return default_schedule(size)
     sizes = scales or [size]
     iters = iters or [GATYS.iters]
-    if sorted(sizes) != sizes:
-        raise NumstyleError(
-            f"--scales {','.join(map(str, sizes))}: give them coarse to fine (smallest first)")
+    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+        raise NumstyleError(f"--scales {','.join(map(str, sizes))}: give them coarse to fine "
+                            "(smallest first, each larger than the one before)")
     if len(iters) not in (1, len(sizes)):
         raise NumstyleError(f"--iters gives {len(iters)} numbers for {len(sizes)} scale(s): give "
                             "one, or one per scale")
