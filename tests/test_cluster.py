@@ -92,7 +92,7 @@ def test_deflicker_chain_is_one_pass_across_chunks(tmp_path, style_model, rng, c
             y = media.deflicker(prev_in, prev_out, x, y, 0.9)
         prev_in, prev_out = x, y
         name = os.path.basename(path)
-        np.testing.assert_array_equal(read(tmp_path / "out" / "frames_stylized" / name),
+        np.testing.assert_array_equal(read(tmp_path / "out" / "frames_m_stylized" / name),
                                       np.rint(y).astype(np.uint8))
 
 
@@ -103,15 +103,15 @@ def test_rerun_skips_finished_outputs_and_overwrite_redoes_them(tmp_path, style_
             "--no-progress", "--json", "--scheduler", cluster[0]]
     assert main(argv) == 0
     capsys.readouterr()
-    os.remove(tmp_path / "out" / "p2_stylized.png")               # as if its task never ended
-    with Image.open(tmp_path / "out" / "p1_stylized.png") as im:  # made with other settings
-        im.save(tmp_path / "out" / "p1_stylized.png")
+    os.remove(tmp_path / "out" / "p2_m_stylized.png")               # as if its task never ended
+    with Image.open(tmp_path / "out" / "p1_m_stylized.png") as im:  # made with other settings
+        im.save(tmp_path / "out" / "p1_m_stylized.png")
     assert main(argv) == 0
     printed, err = capsys.readouterr()
     summary = json_lines(printed)[-1]
     assert summary["skipped"] == 2 and summary["outputs"] == 4 and "skipped 2 of 4" in err
     redone = {r["out"] for r in json_lines(printed) if not r.get("skipped")} - {None}
-    assert {os.path.basename(p) for p in redone} == {"p1_stylized.png", "p2_stylized.png"}
+    assert {os.path.basename(p) for p in redone} == {"p1_m_stylized.png", "p2_m_stylized.png"}
     assert main(argv + ["--overwrite"]) == 0
     assert json_lines(capsys.readouterr().out)[-1]["skipped"] == 0
     assert main(argv + ["--size", "16"]) == 0                     # other settings: all redone
@@ -152,8 +152,8 @@ def test_a_bad_input_is_named_at_the_end_and_the_others_are_written(tmp_path, st
                  "--scheduler", cluster[0]])
     out, err = capsys.readouterr()
     assert_one_line_error(code, err, "2 of 5 inputs failed", "garbage.jpg", "cut.png")
-    assert sorted(os.listdir(tmp_path / "out")) == ["p0_stylized.png", "p1_stylized.png",
-                                                    "p2_stylized.png"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["p0_m_stylized.png", "p1_m_stylized.png",
+                                                    "p2_m_stylized.png"]
 
 
 def test_gatys_jobs_on_the_cluster_equal_in_process(tmp_path, synthetic_vgg, rng, capsys,

@@ -87,7 +87,7 @@ def world(tmp_path, rng, synthetic_vgg):
     _png(at("s.png"), rng, (32, 32, 3))
     _png(at("ph oto é.png"), rng, (40, 48, 3))                   # spaces and unicode
     for folder, names in (("data", ["p0.png", "p1.png"]), ("a", ["f0.png", "f1.png"]),
-                          ("a_stylized", ["f0.png"])):
+                          ("a_m_stylized", ["f0.png"])):
         os.mkdir(at(folder))
         for n in names:
             _png(os.path.join(w[folder], n), rng, (40, 40, 3))
@@ -102,7 +102,7 @@ def world(tmp_path, rng, synthetic_vgg):
     open(at("empty ü.h5"), "wb").close()
     w["data/p0.png"] = os.path.join(w["data"], "p0.png")
     _png(at("x.png"), rng, (20, 24, 3))
-    _png(at("x_stylized.png"), rng, (20, 24, 3))
+    _png(at("x_m_stylized.png"), rng, (20, 24, 3))
     os.link(w["c.png"], at("hard.png"))
     os.symlink(w["s.png"], at("link_style.png"))
     with open(at("text.gif"), "w") as f:
@@ -315,9 +315,9 @@ ROWS = [
      "is also an input", BEFORE, None),
     ("stylize-out-is-input", STYLIZE + ["{x.png}", "--out", "{x.png}"], "is also an input",
      BEFORE, None),
-    ("stylize-result-is-next-input", STYLIZE + ["{x.png}", "{x_stylized.png}", "--out", "{root}"],
+    ("stylize-result-is-next-input", STYLIZE + ["{x.png}", "{x_m_stylized.png}", "--out", "{root}"],
      "is also an input", BEFORE, None),
-    ("stylize-folder-into-next-input", STYLIZE + ["{a}", "{a_stylized}", "--out", "{root}"],
+    ("stylize-folder-into-next-input", STYLIZE + ["{a}", "{a_m_stylized}", "--out", "{root}"],
      "is also an input", BEFORE, None),
     ("upscale-out-is-a-hard-link-of-input", UPSCALE + ["{c.png}", "--out", "{hard.png}"],
      "is also an input", BEFORE, None),
@@ -594,7 +594,7 @@ def test_a_batch_names_its_missing_input_and_writes_the_others(world, capsys):
     assert_one_line_error(code, err.splitlines()[-1], "gone.png")
     assert "not found" in err.splitlines()[-1]
     made = set(snapshot(world["root"])) - set(before)
-    assert made == {os.path.join(world["outs"], "x_stylized.png")}
+    assert made == {os.path.join(world["outs"], "x_m_stylized.png")}
 
 
 COMMANDS = ["gatys", "train", "stylize", "upscale", "sr-train", "sr-eval", "experiments", "bench"]

@@ -270,9 +270,9 @@ def test_stylize_odd_sizes_gifs_and_bad_model_files(tmp_path, synthetic_vgg, sty
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=50, loop=0)
     out = tmp_path / "styled"
     assert main(["stylize", "--model", model, photo, gif, "--out", str(out), "--no-progress"]) == 0
-    with Image.open(out / "odd_stylized.png") as im:
+    with Image.open(out / "odd_m_stylized.png") as im:
         assert im.size == (131, 97)
-    with Image.open(out / "anim_stylized.gif") as im:
+    with Image.open(out / "anim_m_stylized.gif") as im:
         assert im.n_frames == 3 and im.size == (30, 20)
     capsys.readouterr()
     truncated = str(tmp_path / "truncated.h5")

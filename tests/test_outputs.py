@@ -3,6 +3,7 @@ sr-train flags, and the examples' one-line errors when no data is found."""
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -119,7 +120,17 @@ def test_stylize_does_not_overwrite_a_result_with_another(tmp_path, rng, style_m
     srcs = [save(tmp_path / "a" / "x.jpg", rng), save(tmp_path / "b" / "x.jpg", rng)]
     d = tmp_path / "d"
     assert main(["stylize", "--model", style_model, *srcs, "--out", str(d), "--no-progress"]) == 0
-    assert sorted(os.listdir(d)) == ["x_stylized.png", "x_stylized_2.png"]
+    assert sorted(os.listdir(d)) == ["x_m_stylized.png", "x_m_stylized_2.png"]
+
+
+def test_two_models_on_one_photo_write_two_files(tmp_path, rng, style_model):
+    # the default name carries the model's: a second model once replaced the first's result
+    other = str(tmp_path / "other.h5")
+    shutil.copy(style_model, other)
+    src, d = save(tmp_path / "x.jpg", rng), str(tmp_path / "d")
+    for model in (style_model, other):
+        assert main(["stylize", "--model", model, src, "--out", d, "--no-progress"]) == 0
+    assert sorted(os.listdir(d)) == ["x_m_stylized.png", "x_other_stylized.png"]
 
 
 # --- sr-eval: test sets by name, missing sets, small images (audit7 item 10) ---------------------

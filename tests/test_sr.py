@@ -132,9 +132,9 @@ def test_pixel_training_lowers_the_loss_and_upscale_keeps_scale(upsample, tmp_pa
     out = tmp_path / "up"
     assert main(["upscale", "--model", model, grey, rgba, "--out", str(out),
                  "--match-histogram"]) == 0
-    with Image.open(out / "grey_x2.png") as im:
+    with Image.open(out / "grey_sr_x2.png") as im:
         assert im.size == (34, 26)
-    with Image.open(out / "rgba_x2.png") as im:
+    with Image.open(out / "rgba_sr_x2.png") as im:
         assert im.size == (22, 18)
     capsys.readouterr()
     assert main(["sr-eval", "--model", model, "--set", sr_data, "--json"]) == 0

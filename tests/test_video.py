@@ -16,7 +16,7 @@ def test_video_round_trip_keeps_frame_count_and_size(tmp_path, style_model, rng,
                       fps=5)
     assert main(["stylize", "--model", style_model, src, "--out", str(tmp_path / "out"),
                  "--no-progress"]) == 0
-    frames, fps = media.read_video(str(tmp_path / "out" / "clip_stylized.mp4"))
+    frames, fps = media.read_video(str(tmp_path / "out" / "clip_m_stylized.mp4"))
     assert len(frames) == 3 and frames[0].shape == (24, 40, 3) and fps == pytest.approx(5)
 
 
@@ -28,7 +28,7 @@ def test_frame_folder_round_trip(tmp_path, style_model, rng, capsys):
             folder / f"f{i:03d}.png")
     assert main(["stylize", "--model", style_model, str(folder), "--out", str(tmp_path / "out"),
                  "--no-progress"]) == 0
-    out = tmp_path / "out" / "frames_stylized"
+    out = tmp_path / "out" / "frames_m_stylized"
     assert sorted(os.listdir(out)) == ["f000.png", "f001.png", "f002.png"]
     with Image.open(out / "f001.png") as im:
         assert im.size == (22, 18)
@@ -46,7 +46,7 @@ def test_a_frame_folder_of_mixed_sizes_is_stylised_frame_by_frame(deflicker, tmp
             folder / f"f{i:03d}.png")
     assert main(["stylize", "--model", style_model, str(folder), "--out", str(tmp_path / "out"),
                  "--deflicker", deflicker, "--no-progress"]) == 0
-    with Image.open(tmp_path / "out" / "frames_stylized" / "f002.png") as im:
+    with Image.open(tmp_path / "out" / "frames_m_stylized" / "f002.png") as im:
         assert im.size == (16, 12)
     assert "flicker" in capsys.readouterr().out
 

@@ -8,6 +8,7 @@ last input), so the chain is the same across chunk boundaries as in one pass. Im
 written by the tasks; videos, GIFs and folders of frames here, once their chain is done.
 """
 import os
+import re
 import time
 
 import numpy as np
@@ -59,8 +60,8 @@ def stylize_batch(args, report, expect, transform, post, check):
     check_device(args.device)
     model_path = models.resolve_model_path(args.model, expect)
     params, config, state = models.load_model(model_path, expect=expect)
+    suffix = output_suffix(model_path, config, getattr(args, "style", None))
     params, config = pick_style(args, params, config)
-    suffix = "stylized" if expect == "style" else "x{}".format(config.get("scale"))
     dests = output_paths(args.inputs, args.out, suffix)  # distinct, checked
     depth = getattr(args, "bit_depth", 8)
     for src, dst in zip(args.inputs, dests):
@@ -208,6 +209,16 @@ def run_network(shared, frame, src):
         out = apply_strength(out, frame, shared["strength"])
     check_finite_output(out, shared["model"], src)
     return np.clip(out, 0, 255, out=out)  # in place: large images
+
+
+def output_suffix(model_path, config, style=None):
+    """What a default output name adds to the input's: the model's name (and the ``--style`` of
+    a network of several), then ``stylized`` or the scale -- ``photo_starry_night_stylized.png``,
+    ``photo_sr_x4_pixel_x4.png`` -- so that two models never write one file."""
+    name = os.path.splitext(os.path.basename(model_path))[0]
+    if styles.count(config) and style:
+        name += "_" + re.sub(r"[^\w.+-]+", "-", style)
+    return f"{name}_stylized" if config.get("kind") == "style" else f"{name}_x{config['scale']}"
 
 
 def pick_style(args, params, config):

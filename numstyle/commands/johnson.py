@@ -107,7 +107,8 @@ def add_stylize_parser(sub):
              "back "
         "in its own form")
     s.add_argument("--out", metavar="PATH|DIR",
-                   help="output file (one input) or folder (default: out/)")
+                   help="output file (one input) or folder (default: out/, the files named "
+                        "<input>_<model>_stylized)")
     s.add_argument("--style", metavar="I|I:W,J:W",
                    help="a network of several styles: the style (index or name; default: 0), or "
                    "a blend of their norm scales and shifts, e.g. 0:0.5,2:0.5 (`numstyle models` "

@@ -93,7 +93,8 @@ def add_parsers(sub):
         help=f"model file, or a shipped model's name ({', '.join(shipped_models('sr'))})")
     u.add_argument("inputs", nargs="+", metavar="INPUT", help="images")
     u.add_argument("--out", metavar="PATH|DIR",
-                   help="output file (one input) or folder (default: out/)")
+                   help="output file (one input) or folder (default: out/, the files named "
+                        "<input>_<model>_x<scale>)")
     u.add_argument(
         "--match-histogram", action="store_true",
         help="match each channel's histogram to the input's (the paper's post-processing for the "
