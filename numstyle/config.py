@@ -73,8 +73,7 @@ class SRConfig:
     norm: str = "batch"                   # the paper's
     width: int = 64
     n_res: int = 4
-    upsample: str = "transposed"          # with the pixel loss; the feature loss: ...
-    feature_upsample: str = "nearest"     # ... no grid, with (PH3) and (LR1) (issue 20)
+    upsample: str = "nearest"             # both losses: no grid (the pixel network's: 19th session)
     checkpoint_every: int = 500
     seed: int = 0
 

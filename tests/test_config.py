@@ -39,7 +39,7 @@ def test_every_flag_default_is_the_configs(command, config, skip):
 
 
 @pytest.mark.parametrize("loss,phase,block,upsample,lr", [
-    ("feature", SR.phase_weight, SR.block_weight, SR.feature_upsample, SR.lr),
+    ("feature", SR.phase_weight, SR.block_weight, SR.upsample, SR.lr),
     ("pixel", 0.0, 0.0, SR.upsample, SR.lr),
 ])
 def test_sr_train_takes_its_loss_terms_and_upsampling_from_the_loss(loss, phase, block, upsample,

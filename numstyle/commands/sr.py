@@ -65,7 +65,7 @@ def add_parsers(sub):
                    help="normalisation (paper: batch)")
     p.add_argument("--width", type=positive_int, default=d.width, help="channels")
     p.add_argument("--n-res", type=positive_int, default=d.n_res, help="residual blocks")
-    add_upsample_argument(p, None, f"{d.upsample}; {d.feature_upsample} with --loss feature")
+    add_upsample_argument(p, None, d.upsample)
     p.add_argument(
         "--no-skip", action="store_true", help="predict the image itself, as the paper (default: "
         "the difference from bicubic)")
@@ -163,7 +163,7 @@ def feature_defaults(args):
     elif args.pool != SR.pool and not feature:
         raise NumstyleError("--pool is the feature loss's VGG: add --loss feature")
     if args.upsample is None:
-        args.upsample = SR.feature_upsample if feature else SR.upsample
+        args.upsample = SR.upsample
     if args.lr is None:
         args.lr = SR.lr
 
