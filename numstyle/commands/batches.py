@@ -301,7 +301,7 @@ class Chain:
         while self.next in self.pending:
             chunk = self.pending.pop(self.next)
             for out, change in zip(chunk["outputs"], chunk["changes"]):
-                if self.strength and self.prev_out is not None and change is not None:
+                if self.strength and self.prev_out is not None:
                     out = deflicker_blend(change, self.prev_out, out, self.strength)   # (VD1)
                 self.prev_out = out
                 self.results.append(to_bit_depth(out, self.bit_depth))

@@ -29,8 +29,8 @@ from .args import (HelpFormatter, add_bit_depth_argument, add_common_arguments,
                    non_negative_int, port_number, positive_float, positive_int, weight_list)
 from .batches import add_batch_arguments
 from .gatys_batch import is_batch, run_batch_of_jobs
-from .media import (flicker, frame_names, input_kind, is_video, output_path, read_media,
-                    write_media, written_files)
+from .media import (flicker, frame_names, has_frames, input_kind, is_video, output_path,
+                    read_media, write_media, written_files)
 from .report import Report
 
 
@@ -184,7 +184,7 @@ def run_record(args, start, vgg=None, preview=None):
     check_device(args.device)
     if args.optimizer is None:  # SciPy's L-BFGS-B would copy every step to the host
         args.optimizer = "lbfgs-device" if args.device == "gpu" else "lbfgs"
-    frames = args.content and input_kind(args.content) in ("folder", "video", "gif")
+    frames = args.content and has_frames(args.content)
     sizes, iters = plan_scales(args.size, args.scales, args.iters)
     if frames:  # where the result goes, checked before the work
         sizes = [args.size]  # each frame: one scale

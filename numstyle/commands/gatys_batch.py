@@ -17,7 +17,7 @@ from ..batch import (FINGERPRINT_KEY, Task, failures_message, file_digest, finge
 from ..errors import NumstyleError
 from ..weights import load_vgg, resolve_vgg
 from .args import default_out, file_out
-from .media import input_kind
+from .media import has_frames
 
 # flags that do not change the picture: left out of its fingerprint
 NOT_IN_FINGERPRINT = {"content", "style", "out", "json", "no_progress", "workers", "scheduler",
@@ -69,7 +69,7 @@ def run_batch_of_jobs(args, report, run_record):
     """
     jobs = jobs_of(args)
     for content, _ in jobs:
-        if content and input_kind(content) in ("folder", "video", "gif") and len(jobs) > 1:
+        if content and has_frames(content) and len(jobs) > 1:
             raise NumstyleError(f"--content {content} is a folder, video or animated GIF (one "
                                 "job, its frames in order): give it alone, without other jobs")
     outs = job_outputs(args, jobs)
@@ -83,7 +83,7 @@ def run_batch_of_jobs(args, report, run_record):
                             [digest_or_none(s) for s in styles], digest_or_none(init))
         job = argparse.Namespace(**dict(vars(args), content=content, style=styles, out=out,
                                         no_progress=True, stamp={FINGERPRINT_KEY: stamp}))
-        frames = content and input_kind(content) in ("folder", "video", "gif")
+        frames = content and has_frames(content)
         name = " with ".join(p for p in (content, "+".join(styles)) if p)  # failures say which
         tasks.append(Task(name, gatys_job, (job,), () if frames else (out,), stamp))
     shared = {"vgg": (model, path, load_vgg(path, model)), "run": run_record}

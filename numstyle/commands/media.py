@@ -121,6 +121,12 @@ def output_paths(inputs, out, suffix):
     return paths
 
 
+def has_frames(path):
+    """Whether ``path`` is frames in order -- a folder, a video or an animated GIF -- not one
+    image."""
+    return input_kind(path) != "image"
+
+
 def input_kind(path):
     """'folder', 'video', 'gif' (an animated GIF) or 'image' (a still GIF too): the form of the
     result."""
@@ -240,10 +246,7 @@ def write_folder(folder, names, frames, text=None):
 
 def deflicker(prev_in, prev_out, cur_in, cur_out, strength, tau=12.0):
     """(VD1): blend ``cur_out`` towards ``prev_out`` where the input did not change."""
-    change = input_change(prev_in, cur_in)
-    if change is None:
-        return cur_out
-    return deflicker_blend(change, prev_out, cur_out, strength, tau)
+    return deflicker_blend(input_change(prev_in, cur_in), prev_out, cur_out, strength, tau)
 
 
 def input_change(prev_in, cur_in):
@@ -259,7 +262,9 @@ def input_change(prev_in, cur_in):
 
 
 def deflicker_blend(change, prev_out, cur_out, strength, tau=12.0):
-    """(VD1) given the input's change :func:`input_change`."""
+    """(VD1) given the input's change :func:`input_change` (None, a cut: ``cur_out`` as it is)."""
+    if change is None:
+        return cur_out
     w = strength * np.exp(-(change / tau) ** 2)                                       # (VD1)
     return w * prev_out + (1.0 - w) * cur_out
 
