@@ -140,23 +140,24 @@ class BlockMeans(AddedTerm):
 
 
 def sr_forward(params, spec, config, lr_rgb, up_rgb=None, train=False, state=None,
-               keep_caches=True):
+               keep_caches=True, progress=False):
     """(SR2): the network on LR (N, 3, h, w) RGB 0..255; ``up_rgb`` its bicubic enlargement."""
     y, caches = transformer_forward(params, to_input(lr_rgb), spec, config["norm"], train=train,
-                                    state=state, keep_caches=keep_caches)
+                                    state=state, keep_caches=keep_caches, progress=progress)
     if config.get("skip", True):
         y = y - 127.5 + up_rgb                                                          # (SR2)
     return y, caches
 
 
-def upscale_array(params, config, state, rgb, device="cpu"):
-    """One image (h, w, 3) RGB 0..255 -> (scale h, scale w, 3), one forward pass."""
+def upscale_array(params, config, state, rgb, device="cpu", progress=False):
+    """One image (h, w, 3) RGB 0..255 -> (scale h, scale w, 3), one forward pass (``progress``:
+    a bar over the layers once it has taken a second)."""
     s = config["scale"]
     lr = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)          # (1, 3, h, w)
     up = bicubic(rgb, (rgb.shape[0] * s, rgb.shape[1] * s))                  # (s h, s w, 3)
     up = to_device(up.transpose(2, 0, 1)[None].copy(), device)               # (1, 3, s h, s w)
     y, _ = sr_forward(params, spec_from_config(config), config, lr, up, train=False, state=state,
-                      keep_caches=False)
+                      keep_caches=False, progress=progress)
     return np.clip(to_host(y)[0].transpose(1, 2, 0), 0, 255)                 # (s h, s w, 3)
 
 

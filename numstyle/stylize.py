@@ -6,14 +6,15 @@ from .models import spec_from_config
 from .transformer import to_input, transformer_forward
 
 
-def stylize_array(params, config, state, rgb, device="cpu"):
+def stylize_array(params, config, state, rgb, device="cpu", progress=False):
     """One image (H, W, 3) RGB 0..255 -> stylised (H', W', 3) float, one forward pass (inference).
 
-    ``params, config, state`` as :func:`numstyle.models.load_model` returns them.
+    ``params, config, state`` as :func:`numstyle.models.load_model` returns them; ``progress``: a
+    bar over the layers once the pass has taken a second.
     """
     x = to_device(rgb.transpose(2, 0, 1)[None].astype(np.float32), device)           # (1, 3, H, W)
     y, _ = transformer_forward(params, to_input(x), spec_from_config(config), config["norm"],
-                               train=False, state=state, keep_caches=False)
+                               train=False, state=state, keep_caches=False, progress=progress)
     return to_host(y)[0].transpose(1, 2, 0)                                           # (H', W', 3)
 
 

@@ -405,8 +405,9 @@ def plan_network_tiles(budget, height, width, spec, scale=1, tile=None, band=32)
     }
 
 
-def tiled_transform(transform, plan_args, progress=False):
-    """Wrap ``transform(params, config, state, rgb, device)`` (stylise, upscale) to run in tiles.
+def tiled_transform(transform, plan_args):
+    """Wrap ``transform(params, config, state, rgb, device, progress)`` (stylise, upscale) to run
+    in tiles (``progress``: a bar over the tiles, or the layers of a pass over the whole image).
 
     Instance normalisation normalises each channel by the statistics of the
     whole image, which no tile sees: they are recorded first in one pass over
@@ -419,15 +420,15 @@ def tiled_transform(transform, plan_args, progress=False):
     """
     budget, tile = plan_args
 
-    def wrapped(params, config, state, rgb, device):
+    def wrapped(params, config, state, rgb, device, progress=False):
         spec, scale = spec_from_config(config), config.get("scale", 1)
         plan = plan_network_tiles(budget, rgb.shape[0], rgb.shape[1], spec, scale, tile)
         if plan is None:
-            return transform(params, config, state, rgb, device)
+            return transform(params, config, state, rgb, device, progress)   # fits whole
         if config["norm"] == "instance":
             stats = init_state(params, "batch")  # {layer: {'mean', 'var'}}
             preview = rgb if plan["preview"] is None else resize(rgb, longer_side=plan["preview"])
-            transform(params, config, stats, preview, device)  # records the statistics (N1)
+            transform(params, config, stats, preview, device, progress)  # records them (N1)
             config, state = dict(config, norm="batch"), stats  # ... used as constants
         return apply_tiled(lambda t: transform(params, config, state, t, device), rgb, plan["core"],
                            plan["margin"], plan["align"], scale, plan["band"], progress)

@@ -209,7 +209,7 @@ def build(params, spec, norm="instance", train=True, state=None, trainable=True,
 
 
 def transformer_forward(params, x, spec, norm="instance", train=True, state=None, keep_caches=True,
-                        mix=None, frozen_convs=False):
+                        mix=None, frozen_convs=False, progress=False):
     r"""Build the network (:func:`build`) and run it on ``x``.
 
     Parameters
@@ -221,6 +221,9 @@ def transformer_forward(params, x, spec, norm="instance", train=True, state=None
         parameter gradient will be asked for), so each layer's intermediates
         are freed as soon as the next layer has run.
     mix, frozen_convs : as :func:`build`'s.
+    progress : bool
+        Inference only: a bar over the layers, shown once a pass has taken a second (a large
+        image's pass takes minutes).
 
     Returns
     -------
@@ -232,7 +235,12 @@ def transformer_forward(params, x, spec, norm="instance", train=True, state=None
     net = build(params, spec, norm, train, state, trainable=keep_caches, size=x.shape[2:], mix=mix,
                 frozen_convs=frozen_convs)
     if not keep_caches:
-        return net(x), []
+        from tqdm import tqdm
+
+        for layer in tqdm(net.layers, desc="layers", unit="layer", leave=False, delay=1,
+                          disable=not progress):
+            x = layer(x)                        # net(x), one layer at a time
+        return x, []
     y, cache = net.forward(x)
     return y, (net, cache)
 

@@ -258,6 +258,37 @@ def test_cli_stylize_with_tiles_matches_untiled(tmp_path, capsys):
     assert "memory size" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, bars_shown", [([], ["layers"]),
+                                               (["--tile", "32"], ["layers", "tiles"])])
+def test_cli_stylize_one_image_shows_its_own_bar(extra, bars_shown, tmp_path, monkeypatch):
+    """One large image is one long pass: its bar is over the layers (tiled: the pass recording
+    the norms' statistics, then the tiles); several inputs and --no-progress show none."""
+    import tqdm
+    from PIL import Image
+
+    from numstyle import models
+    from numstyle.cli import main
+
+    bars, real = [], tqdm.tqdm
+    monkeypatch.setattr(tqdm, "tqdm", lambda *a, **k: bars.append(k) or real(*a, **k))
+    model = str(tmp_path / "m.h5")
+    models.save_model(model, _style_net(), STYLE_CONFIG)
+    photos = [str(tmp_path / f"p{i}.png") for i in range(2)]
+    for p in photos:
+        Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(p)
+
+    def shown(inputs, *more):
+        bars.clear()
+        assert main(["stylize", "--model", model, *inputs, "--out", str(tmp_path / "o"),
+                     "--overwrite", *extra, *more]) == 0
+        return [k["desc"] for k in bars if k.get("desc") in ("layers", "tiles")
+                and not k.get("disable")]
+
+    assert shown(photos[:1]) == bars_shown
+    assert shown(photos) == []
+    assert shown(photos[:1], "--no-progress") == []
+
+
 def test_cli_gatys_with_tiles_and_per_scale_iterations(synthetic_vgg, tmp_path, capsys):
     from PIL import Image
 

@@ -85,11 +85,11 @@ def stylize_batch(args, report, expect, transform, post, check):
         folders += [dst] if os.path.isdir(src) else []
     check_outputs(outputs, inputs, folders)
     if args.max_memory or args.tile:
-        transform = tiled_transform(transform, (args.max_memory, args.tile),
-                                    progress=not args.no_progress and where.in_process
-                                    and len(jobs) == 1)
+        transform = tiled_transform(transform, (args.max_memory, args.tile))
     shared = {"params": params, "config": config, "state": state, "model": model_path,
               "transform": transform, "post": post, "device": args.device,
+              # one input here: a bar of its own, over the layers or the tiles
+              "progress": not args.no_progress and where.in_process and len(jobs) == 1,
               "strength": getattr(args, "strength", 1.0), "bit_depth": depth}
     model_digest = file_digest(model_path)
     tasks, chains, skipped = [], {}, []
@@ -202,7 +202,8 @@ def run_network(shared, frame, src):
     """One frame through the network, colour option, ``--strength`` and checks: float
     (H', W', 3) in 0..255."""
     params, config, state = model_on(shared)
-    out = shared["transform"](params, config, state, frame, shared["device"])
+    out = shared["transform"](params, config, state, frame, shared["device"],
+                              progress=shared["progress"])
     if shared["post"] is not None:
         out = shared["post"](frame, out)
     if shared["strength"] != 1:  # stylize only (upscale's output is larger than its input)
