@@ -60,6 +60,20 @@ def test_odd_image_modes_are_converted_not_rejected(mode, imgs, synthetic_vgg, t
         assert im.mode == "RGB" and max(im.size) == 32
 
 
+def test_a_large_style_pass_is_announced(imgs, synthetic_vgg, tmp_path, capsys):
+    """--style-scale 25 spends minutes on the style targets before the first iteration: a line
+    says so (styles at most 4x the output's pixels pass quietly)."""
+    path, _ = synthetic_vgg("vgg16")
+    said = {}
+    for scale in ("2", "3"):
+        code, out, err = run(gatys_args(path, tmp_path, "--style-scale", scale, "--overwrite",
+                                        content=imgs["rgb"], style=imgs["rgb"]), capsys)
+        assert code == 0, err
+        said[scale] = [line for line in out.splitlines() if line.startswith("style targets")]
+    assert said["2"] == [] and said["3"] == ["style targets at 96x80 px (--style-scale 3): one "
+                                             "pass through vgg16"]
+
+
 def test_sixteen_bit_is_scaled_not_clipped(imgs):
     a = image.load_image(imgs["grey16"])
     b = image.load_image(imgs["grey"])

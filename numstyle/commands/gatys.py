@@ -418,6 +418,10 @@ def optimize_one_scale(args, params, model, content_rgb, styles_rgb, x0, out, it
     dev = lambda rgb: to_device(preprocess(rgb), args.device)  # noqa: E731
     tile, maxcor = plan_tiles(args, params, model, x0.shape, content_rgb is not None,
                               bool(styles_rgb))
+    for rgb in styles_rgb:     # a style image far larger than the output: a long silent pass
+        if rgb.shape[0] * rgb.shape[1] > 4 * x0.shape[0] * x0.shape[1]:
+            print(f"style targets at {rgb.shape[1]}x{rgb.shape[0]} px (--style-scale "
+                  f"{args.style_scale:g}): one pass through {model}", flush=True)
     objective = gatys_tiled.make_objective(
         params, model, content=dev(content_rgb) if content_rgb is not None else None,
         styles=[dev(s) for s in styles_rgb], style_blend=args.style_blend, pool=args.pool,
