@@ -46,7 +46,8 @@ class TrainConfig:
     width: tuple = (32, 64, 128)          # channels of the three down-sampling convolutions
     #                                       (WIDTHS below names this one and the slim network's)
     n_res: int = 5                        # residual blocks
-    upsample: str = "transposed"          # the paper's stride-1/2 convolutions; or 'nearest'
+    upsample: str = "nearest"             # the shipped networks' (issue 20); or 'transposed',
+    #                                       the paper's stride-1/2 convolutions
     checkpoint_every: int = 500
     seed: int = 0
 

@@ -315,7 +315,8 @@ def test_model_file_records_architecture_and_rejects_mismatch(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path, synthetic_vgg, style_and_data, capsys):
     path, _ = synthetic_vgg("vgg16")
     out = str(tmp_path / "m.h5")
-    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "1", "--out", out)) == 0
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "1", "--out", out,
+                            "--upsample", "transposed")) == 0       # not the default (nearest)
     capsys.readouterr()
     ckpt = str(tmp_path / "m.ckpt.h5")
     assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
@@ -330,6 +331,10 @@ def test_resume_with_other_settings_is_refused(tmp_path, synthetic_vgg, style_an
                             "--phase-weight", "10", "--out", out)) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--phase-weight 10000.0, not 10.0" in err[0], err
+    # --upsample left unset: the checkpoint's, so a run begun under older defaults goes on
+    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
+                            "--out", out)) == 0
+    assert models.load_model(out)[1]["upsample"] == "transposed"
 
 
 def test_nearest_upsampling_trains_saves_and_stylizes(tmp_path, synthetic_vgg, style_and_data,

@@ -40,10 +40,11 @@ def johnson_layers(lab):
     lab.extra.update(
         model="vgg16", weights=weights, data=data, train_size=preset["train_size"],
         batch_size=preset["batch_size"], train_iters=iters, models=folder,
-        network="width 4,6,8, 1 residual block"
-        if lab.quick else "width 32,64,128, 5 residual blocks", train_defaults={
+        network=("width 4,6,8, 1 residual block" if lab.quick
+                 else "width 32,64,128, 5 residual blocks") + f", {TRAIN.upsample} up-sampling",
+        train_defaults={
             k: getattr(TRAIN, k)
-            for k in ("lr", "content_weight", "style_weight", "tv_weight")
+            for k in ("lr", "content_weight", "style_weight", "tv_weight", "phase_weight")
         }, style_layers=list(TRAIN.style_layers),
         scoring="PerceptualLoss with unit weights, tv 0, max pooling")
     vgg = load_vgg(weights, "vgg16")
