@@ -23,7 +23,7 @@ def _same(a, b):
 @pytest.mark.parametrize("command,config,skip", [
     # resolved from the weights / device
     ("gatys", GATYS, {"model", "optimizer", "maxcor", "iters"}),
-    ("train", TRAIN, {"upsample"}),        # with --resume: the checkpoint's
+    ("train", TRAIN, set()),
     ("sr-train", SR, {"phase_weight", "block_weight", "pixel_weight", "upsample", "lr", "pool"}),
 ])
 def test_every_flag_default_is_the_configs(command, config, skip):

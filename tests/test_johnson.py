@@ -320,21 +320,18 @@ def test_resume_with_other_settings_is_refused(tmp_path, synthetic_vgg, style_an
     capsys.readouterr()
     ckpt = str(tmp_path / "m.ckpt.h5")
     assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
-                            "--seed", "9", "--out", out)) == 1
+                            "--seed", "9", "--out", out, "--upsample", "transposed")) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--seed 0, not 9" in err[0], err
     assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
-                            "--upsample", "nearest", "--out", out)) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "has upsample transposed, not nearest" in err[0], err
-    assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
-                            "--phase-weight", "10", "--out", out)) == 1
+                            "--phase-weight", "10", "--out", out, "--upsample", "transposed")) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--phase-weight 10000.0, not 10.0" in err[0], err
-    # --upsample left unset: the checkpoint's, so a run begun under older defaults goes on
+    # a run begun under the older default (transposed) is told the flag to add
     assert main(_train_args(tmp_path, path, style_and_data, "--iters", "2", "--resume", ckpt,
-                            "--out", out)) == 0
-    assert models.load_model(out)[1]["upsample"] == "transposed"
+                            "--out", out)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has upsample transposed, not nearest: pass the same flags" in err[0]
 
 
 def test_nearest_upsampling_trains_saves_and_stylizes(tmp_path, synthetic_vgg, style_and_data,

@@ -76,7 +76,7 @@ def add_train_parser(sub):
                    help="channels of the three down-sampling convolutions, or "
                    + " or ".join(f"{k} ({','.join(map(str, v))})" for k, v in WIDTHS.items()))
     p.add_argument("--n-res", type=positive_int, default=d.n_res, help="residual blocks")
-    add_upsample_argument(p, None, f"{d.upsample}; with --resume, the checkpoint's")
+    add_upsample_argument(p, d.upsample)
     p.add_argument("--seed", type=non_negative_int, default=d.seed,
                    help="seed of the initial weights and the batches")
     p.add_argument("--checkpoint-every", type=non_negative_int, default=d.checkpoint_every,
@@ -167,10 +167,6 @@ def run_train(args):
     for path in paths:      # readable images (a FIFO is never opened), before they are hashed
         image_size(path, "style image")
     out = args.out or default_out(None, paths).replace(".png", ".h5")
-    resumed = models.load_checkpoint(args.resume) if args.resume else None
-    if args.upsample is None:      # a training begun under older defaults goes on as it began
-        args.upsample = (resumed["config"].get("upsample", CONFIG_DEFAULTS["upsample"])
-                         if resumed else TRAIN.upsample)
     config = {
         "kind": "style",
         "norm": args.norm,
@@ -197,8 +193,7 @@ def run_train(args):
 
     return run_training(args, config, out, style_loss(args, paths, style_weight), make_step,
                         transform=None, inputs=paths, style_hw=style_shape(args, paths),
-                        wrap=(lambda b: train.StyleCycle(b, len(paths))) if several else None,
-                        resumed=resumed)
+                        wrap=(lambda b: train.StyleCycle(b, len(paths))) if several else None)
 
 
 def style_shape(args, paths):
