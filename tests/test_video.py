@@ -106,3 +106,44 @@ def test_gatys_on_an_animated_gif_gives_every_frame(tmp_path, synthetic_vgg, rng
     with Image.open(tmp_path / "out.gif") as im:
         assert im.n_frames == 3
     assert "frame 3/3" in capsys.readouterr().out
+
+
+def test_frame_folders_in_natural_order_without_hidden_files(tmp_path):
+    """``9.png`` before ``10.png`` (the chain of (VD1) and of Gatys' frames runs in this order);
+    dot-files (macOS's ``._x.png``) are not frames; other files and folders are skipped."""
+    for name in ["10.png", "2.png", "1.png", "01.png", ".hidden.png", "._1.png", "notes.txt"]:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub.png").mkdir()
+    assert media.frame_names(str(tmp_path)) == ["01.png", "1.png", "2.png", "10.png"]
+
+
+def test_frames_of_one_stem_get_distinct_outputs(tmp_path, style_model, rng, capsys):
+    # x.jpg, x.png and x.tif all became out/x.png, each over the last, and '3 frame(s)' was said
+    assert media.frame_files("o", ["x.jpg", "x.png", "y.tif"]) == [
+        os.path.join("o", n) for n in ("x_jpg.png", "x_png.png", "y.png")]
+    with pytest.raises(media.NumstyleError, match="both be written as x_png.png"):
+        media.frame_files("o", ["x.png", "x.jpg", "x_png.tif"])
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for ext in ("jpg", "png"):
+        Image.fromarray(rng.integers(0, 256, (18, 22, 3), dtype=np.uint8)).save(folder / f"x.{ext}")
+    assert main(["stylize", "--model", style_model, str(folder), "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    assert sorted(os.listdir(tmp_path / "out" / "frames_m_stylized")) == ["x_jpg.png", "x_png.png"]
+
+
+def test_gatys_on_a_frame_folder_of_mixed_sizes_starts_afresh_at_a_cut(tmp_path, synthetic_vgg,
+                                                                       rng, capsys):
+    # the previous frame's result cannot start a frame of another size (a SciPy traceback once)
+    path, _ = synthetic_vgg("vgg16")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, hw in enumerate([(20, 24), (20, 28)]):
+        Image.fromarray(rng.integers(0, 256, hw + (3,), dtype=np.uint8)).save(folder / f"f{i}.png")
+    style = str(tmp_path / "style.png")
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(style)
+    assert main(["gatys", "--content", str(folder), "--style", style, "--weights", path,
+                 "--iters", "2", "--size", "28", "--no-progress", "--out",
+                 str(tmp_path / "out")]) == 0
+    with Image.open(tmp_path / "out" / "frames_gatys" / "f1.png") as im:
+        assert im.size == (28, 20)

@@ -289,8 +289,8 @@ def check_memory(args, model, size, frames):
         names = frame_names(args.content) if os.path.isdir(args.content) else []
         if not names:
             return  # a video: its frames' size is known once it is read
-        first = os.path.join(args.content, names[0])
-        hw = resized_shape(image_size(first, "frame")[:2], size)
+        hw = max((resized_shape(image_size(os.path.join(args.content, n), "frame")[:2], size)
+                  for n in names), key=lambda s: s[0] * s[1])     # the largest frame
     else:
         source = args.content or args.style[0]
         hw = resized_shape(image_size(source)[:2], size)
@@ -362,7 +362,7 @@ def run_video(args, params, model, out, start, preview=None):
         for t, frame in enumerate(frames):
             content, styles_t = scaled_inputs(frame, styles, max(frame.shape[:2]), args.style_scale,
                                               args.preserve_colors)
-            if prev is None:
+            if prev is None or prev.shape[:2] != content.shape[:2]:   # the first, or a cut
                 x0 = initial_image(args.init, content, styles_t, content.shape[:2], args.seed,
                                    args.size)
             else:  # start from the last result: same strokes, less flicker

@@ -17,7 +17,9 @@ grey levels. Flicker is measured as the mean absolute change between consecutive
 .. math::  \mathrm{flicker}
            = \frac{1}{T - 1} \sum_t \mathrm{mean}\, |\hat y_t - \hat y_{t-1}|           \tag{VD2}
 """
+import collections
 import os
+import re
 
 import numpy as np
 from PIL import Image, ImageSequence
@@ -211,21 +213,40 @@ def write_video(path, frames, fps):
 
 
 def frame_names(folder):
-    """The frames of a folder: its regular files with an image extension, sorted by name."""
-    return sorted(f for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in IMAGE_EXTS
-                  and os.path.isfile(os.path.join(folder, f)))
+    """The frames of a folder: its regular files with an image extension, hidden ones (``.name``,
+    macOS's ``._name``) left out, in natural order (``9.png``, ``10.png``)."""
+    names = [f for f in os.listdir(folder) if not f.startswith(".")
+             and os.path.splitext(f)[1].lower() in IMAGE_EXTS
+             and os.path.isfile(os.path.join(folder, f))]
+    return sorted(names, key=natural_key)
 
 
-def frame_file(folder, name):
-    """Where the result of frame ``name`` goes in the output ``folder``: ``<stem>.png``."""
-    return os.path.join(folder, os.path.splitext(name)[0] + ".png")
+def natural_key(name):
+    """Sort key: the runs of digits compared as numbers (``frame9`` before ``frame10``), then the
+    name itself (``01.png`` before ``1.png``)."""
+    parts = re.split(r"(\d+)", name)        # text at even places, digit runs at odd ones
+    return [int(p) if i % 2 else p for i, p in enumerate(parts)], name
+
+
+def frame_files(folder, names):
+    """Where the result of each frame of ``names`` goes in the output ``folder``: ``<stem>.png``;
+    frames whose stems are the same (``x.jpg``, ``x.png``) keep their extension, ``x_jpg.png``.
+    Names that would still meet: NumstyleError."""
+    stems = [os.path.splitext(n)[0] for n in names]
+    shared = {s for s, k in collections.Counter(stems).items() if k > 1}
+    files = [s + "_" + n[len(s) + 1:] if s in shared else s for s, n in zip(stems, names)]
+    clash = [f for f, k in collections.Counter(files).items() if k > 1]
+    if clash:
+        raise NumstyleError(f"two frames would both be written as {clash[0]}.png in {folder}: "
+                            "rename one of them")
+    return [os.path.join(folder, f + ".png") for f in files]
 
 
 def written_files(src, dst):
     """The files that writing ``src``'s result to ``dst`` creates or replaces: ``dst``, or for a
     folder of frames, each frame's file in the folder ``dst`` (for the output guard)."""
     if os.path.isdir(src):
-        return [frame_file(dst, n) for n in frame_names(src)]
+        return frame_files(dst, frame_names(src))
     return [dst]
 
 
@@ -239,8 +260,8 @@ def read_folder(folder, size=None):
 
 def write_folder(folder, names, frames, text=None):
     os.makedirs(folder, exist_ok=True)
-    for name, frame in zip(names, frames):
-        save_image(frame_file(folder, name), frame, text=text)
+    for path, frame in zip(frame_files(folder, names), frames):
+        save_image(path, frame, text=text)
     return folder
 
 
