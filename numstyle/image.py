@@ -137,10 +137,11 @@ def image_format(path):
     ext = os.path.splitext(path)[1].lower() or ".png"
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
-        raise ImageError(f"cannot write {path}: unknown image extension {ext!r} (use .png or .jpg)")
+        raise ImageError(f"cannot write {path}: unknown image extension {ext!r} (use .png, .jpg, "
+                         ".tif, .webp, ...)")
     if not _writes_rgb(fmt):
         raise ImageError(f"cannot write {path}: Pillow reads {ext} images but cannot write them "
-                         "(use .png or .jpg)")
+                         "(use .png, .jpg, .tif, .webp, ...)")
     return fmt
 
 

@@ -293,11 +293,12 @@ def test_each_style_with_a_style_blend_is_refused_up_front(imgs, synthetic_vgg, 
     assert_one_line_error(code, err, "--each-style")
 
 
-@pytest.mark.parametrize("folder", ["new/", "existing"])
+@pytest.mark.parametrize("folder", ["new/", "existing", "noext"])
 def test_out_a_folder_writes_the_default_name_into_it(folder, imgs, synthetic_vgg, tmp_path,
                                                        capsys):
-    # --out results/ (a new folder, said by its slash) or an existing folder: the image goes in
-    # it under the default name -- it once ran the whole optimisation, then failed to write
+    # --out results/ (a new folder, said by its slash), an existing folder, or a name without an
+    # extension (a folder to stylize; gatys wrote a PNG named 'noext'): the image goes in it
+    # under the default name -- it once ran the whole optimisation, then failed to write
     path, _ = synthetic_vgg("vgg16")
     (tmp_path / "existing").mkdir()
     argv = gatys_args(path, tmp_path, content=imgs["rgb"], style=imgs["grey"])

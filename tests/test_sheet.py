@@ -65,6 +65,25 @@ def test_sheet_errors_are_one_line(tmp_path, capsys):
     Image.new("RGB", (8, 8)).save(tmp_path / "p.png")
     code = main(["sheet", str(tmp_path / "p.png"), "--out", str(tmp_path / "s.xyz")])
     assert_one_line_error(code, capsys.readouterr().err, "unknown image extension")
+    Image.new("RGB", (200, 7)).save(tmp_path / "thin.png")      # 64x2 at --size 64
+    code = main(["sheet", str(tmp_path / "thin.png"), "--size", "64", "--out",
+                 str(tmp_path / "s.png")])
+    assert_one_line_error(code, capsys.readouterr().err, "thin.png: 64x2 px is too small",
+                          "at least 5 px")
+
+
+def test_a_sheet_too_large_for_the_memory_is_refused_before_the_work(tmp_path, monkeypatch,
+                                                                     capsys):
+    # it grew to the machine's 24 GB and was killed, where stylize refuses at once
+    from numstyle.commands import johnson
+
+    monkeypatch.setattr(johnson, "memory_limit", lambda: 1 << 30)
+    Image.new("RGB", (40, 30)).save(tmp_path / "p.png")
+    code = main(["sheet", str(tmp_path / "p.png"), "--size", "20000", "--out",
+                 str(tmp_path / "s.png")])
+    err = capsys.readouterr().err
+    assert_one_line_error(code, err, "sheet of", "20000x15000", "give --size")
+    assert "--max-memory" not in err and not os.path.exists(tmp_path / "s.png")
 
 
 def test_a_network_of_several_styles_gives_a_tile_per_style(tmp_path, monkeypatch, capsys):

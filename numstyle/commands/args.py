@@ -146,11 +146,12 @@ def add_tiling_arguments(p):
 
 def file_out(out, default):
     """The image a one-output command writes: ``out``; ``default`` without one; inside ``out``
-    under ``default``'s name when ``out`` names a folder (an existing one, or a new one given
-    with a trailing slash, ``--out results/``)."""
+    under ``default``'s name when ``out`` names a folder: an existing one, or a new one given
+    without an extension (``--out results``, as ``stylize`` takes it) or with a trailing slash."""
     if not out:
         return default
-    if out.endswith(("/", os.sep)) or os.path.isdir(out):
+    if (out.endswith(("/", os.sep)) or os.path.isdir(out)
+            or not os.path.splitext(os.path.basename(out))[1]):
         return os.path.join(out, os.path.basename(default))
     return out
 

@@ -510,18 +510,24 @@ def run_stylize(args, expect="style", transform=stylize_array, post=None):
 
     def check(src, spec, scale):
         shapes = input_shapes(src, args.size)
-        least = transformer.smallest_input(spec)
-        small = [hw for hw in shapes if min(hw) < least]
-        if small:
-            h, w = small[0]
-            raise NumstyleError(f"{src}: {w}x{h} px is too small for the network, which needs "
-                                f"at least {least} px on each side")
+        check_input_size(src, shapes, spec)
         check_stylize_memory(args, src, shapes, spec, scale)
 
     report = Report(args)
     with report.messages_to_stderr():
         outcome, total, frames = stylize_batch(args, report, expect, transform, post, check)
     return finish(args, report, outcome, total, frames)
+
+
+def check_input_size(src, shapes, spec):
+    """NumstyleError naming ``src`` and the least size if a frame of ``shapes`` (``[(H, W)]``)
+    is too small for the network of ``spec`` (its reflection pads)."""
+    least = transformer.smallest_input(spec)
+    small = [hw for hw in shapes if min(hw) < least]
+    if small:
+        h, w = small[0]
+        raise NumstyleError(f"{src}: {w}x{h} px is too small for the network, which needs "
+                            f"at least {least} px on each side")
 
 
 def input_shapes(src, size):
@@ -542,13 +548,15 @@ def input_shapes(src, size):
     return [resized((h, w))] * (n if input_kind(src) == "gif" else 1)
 
 
-def check_stylize_memory(args, src, shapes, spec, scale):
+def check_stylize_memory(args, src, shapes, spec, scale, tiles=True):
     """Refuse an input whose frames and largest pass this machine's memory (or the
-    ``--max-memory`` budget) cannot hold, before it is read; say what would fit."""
+    ``--max-memory`` budget) cannot hold, before it is read; say what would fit.
+
+    ``tiles=False``: a command without ``--max-memory`` / ``--tile`` (``sheet``)."""
     if not shapes:
         return
     h, w = max(shapes, key=lambda hw: hw[0] * hw[1])
-    if args.max_memory:  # the budget's own check (one tile must fit), now rather than later
+    if tiles and args.max_memory:  # the budget's own check (one tile must fit), now, not later
         plan_network_tiles(args.max_memory, h, w, spec, scale, args.tile)
         return
     limit = memory_limit()
@@ -556,7 +564,7 @@ def check_stylize_memory(args, src, shapes, spec, scale):
             else 0)  # every frame of a GIF or folder is read, and kept as a result
     if limit is None or network_bytes(h, w, spec, scale) + kept <= limit:
         return
-    if args.tile:
+    if tiles and args.tile:
         try:
             if plan_network_tiles(limit - kept, h, w, spec, scale, args.tile) is not None:
                 return  # in tiles of --tile it fits
@@ -566,8 +574,9 @@ def check_stylize_memory(args, src, shapes, spec, scale):
                            + kept * (s / max(h, w)) ** 2, limit, max(h, w))
     advice = f"give --size {side} or less" if side else "give a smaller --size"
     try:
-        plan_network_tiles(limit - kept, h, w, spec, scale)
-        advice += f", or --max-memory {format_bytes(limit).replace(' ', '')} to run in tiles"
+        if tiles:
+            plan_network_tiles(limit - kept, h, w, spec, scale)
+            advice += f", or --max-memory {format_bytes(limit).replace(' ', '')} to run in tiles"
     except NumstyleError:
         pass
     need = network_bytes(h, w, spec, scale) + kept

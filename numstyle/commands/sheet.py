@@ -8,11 +8,13 @@ from ..backend import check_device, to_device
 from ..config import SHEET
 from ..errors import NumstyleError
 from ..files import check_outputs
-from ..image import icc_profile, image_format, image_size, load_image, save_image, to_bit_depth
+from ..image import (icc_profile, image_format, image_size, load_image, resized_shape, save_image,
+                     to_bit_depth)
 from ..sheet import contact_sheet
 from ..stylize import stylize_array
 from .args import HelpFormatter, add_common_arguments, file_out, positive_int
 from .batches import check_finite_output
+from .johnson import check_input_size, check_stylize_memory
 from .report import add_json_argument, reported
 
 
@@ -57,12 +59,17 @@ def run_sheet(args):
     stem = os.path.splitext(os.path.basename(args.photo))[0]
     out = file_out(args.out, os.path.join("out", f"{stem}_sheet.png"))
     image_format(out)
-    image_size(args.photo, "photo")                        # a readable image, before the work
+    h, w, _ = image_size(args.photo, "photo")              # a readable image, before the work
     paths = [models.resolve_model_path(name, "style") for name in names]
     check_outputs([out], [args.photo] + paths)
+    loaded = [models.load_model(path, expect="style") for path in paths]
+    hw = resized_shape((h, w), args.size)
+    for _, config, _ in loaded:      # each network takes the photo; the tiles are kept
+        spec = models.spec_from_config(config)
+        check_input_size(args.photo, [hw], spec)
+        check_stylize_memory(args, args.photo, [hw] * (len(loaded) + 1), spec, 1, tiles=False)
     photo = load_image(args.photo, args.size, "photo")     # upright (EXIF), RGB
     tiles, labels = [to_bit_depth(photo)], [stem]
-    loaded = [models.load_model(path, expect="style") for path in paths]
     shown = {config.get("style_sha256") for _, config, _ in loaded if not styles.count(config)}
     for name, path, (params, config, state) in tqdm(list(zip(names, paths, loaded)),
                                                    desc="sheet", unit="network",
