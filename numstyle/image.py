@@ -40,10 +40,19 @@ def load_image(path, size=None, what="image"):
     except Image.DecompressionBombError as e:                 # Pillow's guard: ~179 megapixels
         raise ImageError(f"{what} is too large to read: {path} ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{what} is not a readable image: {path} ({type(e).__name__})") from None
+        raise unreadable_image(what, path, e) from None
     if size is not None:
         rgb = resize(rgb, longer_side=size)
     return rgb
+
+
+def unreadable_image(what, path, e):
+    """The one-line ImageError for a file Pillow could not read: with Pillow's reason where it
+    says one without repeating the path (``image file is truncated``), else the error's kind."""
+    text = str(e).splitlines()[0][:100] if str(e) else ""
+    known = text and str(path) not in text and not isinstance(e, UnidentifiedImageError)
+    return ImageError(f"{what} is not a readable image: {path} "
+                      f"({text if known else type(e).__name__})")
 
 
 def image_size(path, what="image"):
@@ -62,7 +71,7 @@ def image_size(path, what="image"):
     except Image.DecompressionBombError as e:
         raise ImageError(f"{what} is too large to read: {path} ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{what} is not a readable image: {path} ({type(e).__name__})") from None
+        raise unreadable_image(what, path, e) from None
 
 
 def resized_shape(hw, longer_side):

@@ -504,3 +504,31 @@ def test_a_training_writes_h5_models_and_resumes_only_its_own_kind(imgs, synthet
     code, _, err = run(style + ["--out", str(tmp_path / "s2.h5"), "--resume",
                                 str(tmp_path / "r.ckpt.h5")], capsys)
     assert_one_line_error(code, err, "checkpoint of numstyle sr-train", "not of numstyle train")
+
+
+def test_a_value_starting_with_a_minus_gets_the_real_complaint(capsys):
+    # '--content-weight -inf' is argparse's "expected one argument": the way to say it is shown,
+    # and said that way, the value's own error
+    for argv, needle in ((["gatys", "--content-weight", "-inf"], "--FLAG=VALUE"),
+                         (["gatys", "--content-weight=-inf"], "must be finite")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert_one_line_error(e.value.code, capsys.readouterr().err, needle)
+
+
+def test_a_truncated_image_says_so_in_its_one_line(imgs, tmp_path, capsys):
+    # it said '(OSError)', and a lone failed input printed '0 frame(s) in 0.01 s' on stdout too
+    from numstyle import models
+    from numstyle.transformer import init_params, style_spec
+
+    cut = tmp_path / "cut.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+        cut, quality=95)
+    cut.write_bytes(cut.read_bytes()[:1500])                  # its header reads, its pixels not
+    model = str(tmp_path / "m.h5")
+    models.save_model(model, init_params(style_spec((4, 6, 8), 1)),
+                      {"kind": "style", "norm": "instance", "width": [4, 6, 8], "n_res": 1})
+    code, out, err = run(["stylize", "--model", model, str(cut), "--out", str(tmp_path / "o.png"),
+                          "--no-progress"], capsys)
+    assert_one_line_error(code, err, "cut.jpg", "image file is truncated")
+    assert out == ""

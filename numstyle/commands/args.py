@@ -16,6 +16,8 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump)."""
 
     def error(self, message):
+        if message.endswith("expected one argument"):   # also argparse's word for '--x -2GB'
+            message += " (a value that starts with '-' is given as --FLAG=VALUE)"
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         sys.exit(2)
 

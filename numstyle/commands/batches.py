@@ -153,7 +153,8 @@ def stylize_batch(args, report, expect, transform, post, check):
     for name, message in unreadable + outcome.failed:
         first_failure.setdefault(name, message)
     outcome.failed = sorted(first_failure.items())
-    print(f"{written[0]} frame(s) in {time.perf_counter() - start:.2f} s")
+    if written[0] or not outcome.failed:         # a lone failure: its error line alone
+        print(f"{written[0]} frame(s) in {time.perf_counter() - start:.2f} s")
     return outcome, len(args.inputs), written[0]
 
 

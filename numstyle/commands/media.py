@@ -26,7 +26,8 @@ from PIL import Image, ImageSequence
 
 from ..errors import NumstyleError
 from ..files import atomic_path
-from ..image import IMAGE_EXTS, icc_profile, load_image, resize, save_image, to_rgb_array
+from ..image import (IMAGE_EXTS, icc_profile, load_image, resize, save_image, to_rgb_array,
+                     unreadable_image)
 
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
@@ -157,8 +158,7 @@ def read_gif(path, size=None):
                 frames.append(resize(rgb, longer_side=size) if size else rgb)
                 durations.append(frame.info.get("duration", 100))
     except OSError as e:
-        raise NumstyleError(
-            f"input image is not a readable image: {path} ({type(e).__name__})") from None
+        raise unreadable_image("input image", path, e) from None
     return frames, durations
 
 
